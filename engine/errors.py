@@ -1,0 +1,93 @@
+"""Typed errors: every refusal the engine can give, each with a stable wire code.
+
+Inside the engine these are raised; at the socket they become
+``{"ok": false, "error": {"code": err.code, "message": str(err)}}`` and the bridge maps
+``code`` to an HTTP status (``HTTP_STATUS``). Add a code here, nowhere else.
+"""
+
+from __future__ import annotations
+
+
+class EngineError(Exception):
+    """Base of every error a client can be told about."""
+
+    code = "internal"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def to_wire(self) -> dict[str, str]:
+        return {"code": self.code, "message": self.message}
+
+
+class BadRequest(EngineError):
+    """A malformed message or a field of the wrong type, value or range."""
+
+    code = "bad_request"
+
+
+class UnknownCommand(BadRequest):
+    code = "unknown_command"
+
+
+class UnsupportedVersion(BadRequest):
+    code = "unsupported_version"
+
+
+class InvalidImage(EngineError):
+    """Bytes that are not a decodable JPEG, PNG or WebP image (or a truncated one)."""
+
+    code = "invalid_image"
+
+
+class ImageTooLarge(EngineError):
+    """An image over the byte or pixel limit; refused before it is decoded."""
+
+    code = "image_too_large"
+
+
+class NoFaceDetected(EngineError):
+    code = "no_face"
+
+
+class UnknownAvatar(EngineError):
+    code = "unknown_avatar"
+
+
+class ModelsMissing(EngineError):
+    """Model files are absent from the models folder (and could not be downloaded)."""
+
+    code = "models_missing"
+
+
+class WeightsInvalid(EngineError):
+    """A checkpoint that is truncated, has the wrong sha256, or wrong keys or shapes."""
+
+    code = "weights_invalid"
+
+
+class Busy(EngineError):
+    """The engine's render queue is full; retry later."""
+
+    code = "busy"
+
+
+class RenderFailed(EngineError):
+    code = "render_failed"
+
+
+# The bridge's mapping from wire code to HTTP status. Unlisted codes are 500.
+HTTP_STATUS: dict[str, int] = {
+    BadRequest.code: 400,
+    UnknownCommand.code: 400,
+    UnsupportedVersion.code: 400,
+    InvalidImage.code: 415,
+    ImageTooLarge.code: 413,
+    NoFaceDetected.code: 422,
+    UnknownAvatar.code: 404,
+    Busy.code: 503,
+    ModelsMissing.code: 503,
+    WeightsInvalid.code: 503,
+    RenderFailed.code: 500,
+}

@@ -1,0 +1,1 @@
+"""The face pipeline: bytes -> image (intake) -> faces (detect) -> FaceCrop (crop); paste-back."""

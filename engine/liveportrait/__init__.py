@@ -1,0 +1,1 @@
+"""LivePortrait in our own PyTorch: networks, keypoint maths, weights."""

@@ -1,0 +1,1 @@
+"""The models folder: layout, download from HuggingFace, verification. CLI: python -m engine.models."""
