@@ -9,7 +9,7 @@ $(BIN)/liveportrait-serve: pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	# Without a GPU, take the CPU build of torch first; the pyproject range then installs nothing more.
-	if ! command -v nvidia-smi >/dev/null 2>&1; then $(BIN)/pip install -q "torch==2.13.0" || $(BIN)/pip install -q torch --index-url https://download.pytorch.org/whl/cpu; fi
+	if ! command -v nvidia-smi >/dev/null 2>&1; then $(BIN)/pip install -q "torch==2.13.0"; fi
 	$(BIN)/pip install -q -e ".[offline,dev]"
 	touch $@
 
