@@ -1,0 +1,164 @@
+"""Settings for the engine: one table drives the flags, the LP_* environment variables, --help and the README.
+
+Precedence: command-line flag > environment variable > default. ``python -m engine.config --markdown`` prints the
+README's configuration table from the same rows, so the docs cannot drift from the code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any, TypeVar
+
+from engine.errors import BadRequest
+
+
+@dataclass(frozen=True)
+class Option:
+    """One setting: its dataclass field, flag, env var, type, default and help."""
+
+    field: str
+    flag: str
+    env: str
+    kind: Callable[[str], Any]
+    default: Any
+    help: str
+    choices: tuple[str, ...] | None = None
+
+
+def parse_bool(text: str) -> bool:
+    value = text.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"not a boolean: {text!r}")
+
+
+ENGINE_OPTIONS: tuple[Option, ...] = (
+    Option("command_addr", "--command-addr", "LP_COMMAND_ADDR", str, "tcp://127.0.0.1:5555",
+           "ZMQ address the command socket binds (REQ clients connect here; ipc:// works too)"),
+    Option("frame_addr", "--frame-addr", "LP_FRAME_ADDR", str, "tcp://127.0.0.1:5556",
+           "ZMQ address the PUB frame socket binds"),
+    Option("models_dir", "--models-dir", "LP_MODELS_DIR", Path, Path("models"),
+           "models folder in the HuggingFace repo layout (/app/models in the container)"),
+    Option("renderer", "--renderer", "LP_RENDERER", str, "auto",
+           "auto: LivePortrait when its weights load, else offline", ("auto", "liveportrait", "offline")),
+    Option("face_detector", "--face-detector", "LP_FACE_DETECTOR", str, "auto",
+           "auto: InsightFace ONNX when its files exist, else dlib", ("auto", "onnx", "dlib")),
+    Option("device", "--device", "LP_DEVICE", str, "auto", "torch device for LivePortrait", ("auto", "cpu", "cuda")),
+    Option("dtype", "--dtype", "LP_DTYPE", str, "auto",
+           "LivePortrait precision (auto: fp16 on CUDA, fp32 on CPU)", ("auto", "fp32", "fp16", "bf16")),
+    Option("default_fps", "--default-fps", "LP_DEFAULT_FPS", float, 10.0, "stream rate when `stream` gives none"),
+    Option("max_fps", "--max-fps", "LP_MAX_FPS", float, 60.0, "highest stream rate accepted"),
+    Option("max_image_bytes", "--max-image-bytes", "LP_MAX_IMAGE_BYTES", int, 20_000_000,
+           "largest source image accepted, in bytes"),
+    Option("max_image_pixels", "--max-image-pixels", "LP_MAX_IMAGE_PIXELS", int, 40_000_000,
+           "largest source image accepted, in pixels (checked before decoding)"),
+    Option("source_cache_mb", "--source-cache-mb", "LP_SOURCE_CACHE_MB", float, 2048.0,
+           "memory bound of resident avatars (source features), MiB"),
+    Option("frame_cache_mb", "--frame-cache-mb", "LP_FRAME_CACHE_MB", float, 256.0,
+           "memory bound of the rendered-JPEG cache, MiB"),
+    Option("max_avatars", "--max-avatars", "LP_MAX_AVATARS", int, 16,
+           "most avatars resident at once (least recently used, not streaming, evicted first)"),
+    Option("jpeg_quality", "--jpeg-quality", "LP_JPEG_QUALITY", int, 90, "JPEG quality of published frames (1-100)"),
+    Option("output", "--output", "LP_OUTPUT", str, "full",
+           "default frame: the full photo with the face pasted back, or the 512x512 crop", ("full", "crop")),
+    Option("warmup", "--warmup", "LP_WARMUP", parse_bool, True,
+           "render the bundled default portrait once before reporting ready"),
+    Option("log_level", "--log-level", "LP_LOG_LEVEL", str, "INFO", "logging level",
+           ("DEBUG", "INFO", "WARNING", "ERROR")),
+)
+
+
+@dataclass(frozen=True)
+class Settings:
+    command_addr: str = "tcp://127.0.0.1:5555"
+    frame_addr: str = "tcp://127.0.0.1:5556"
+    models_dir: Path = Path("models")
+    renderer: str = "auto"
+    face_detector: str = "auto"
+    device: str = "auto"
+    dtype: str = "auto"
+    default_fps: float = 10.0
+    max_fps: float = 60.0
+    max_image_bytes: int = 20_000_000
+    max_image_pixels: int = 40_000_000
+    source_cache_mb: float = 2048.0
+    frame_cache_mb: float = 256.0
+    max_avatars: int = 16
+    jpeg_quality: int = 90
+    output: str = "full"
+    warmup: bool = True
+    log_level: str = "INFO"
+
+
+T = TypeVar("T")
+
+
+def build_parser(options: Sequence[Option], prog: str, description: str) -> argparse.ArgumentParser:
+    """An argparse parser whose --help shows every flag with its env var and default."""
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    for opt in options:
+        extra: dict[str, Any] = {}
+        if opt.choices:
+            extra["choices"] = opt.choices
+        parser.add_argument(opt.flag, dest=opt.field, type=opt.kind, default=None, metavar=opt.field.upper(),
+                            help=f"{opt.help} [env {opt.env}, default {opt.default}]", **extra)
+    return parser
+
+
+def load(cls: type[T], options: Sequence[Option], argv: Sequence[str] | None, env: Mapping[str, str],
+         prog: str, description: str) -> T:
+    """Settings from flags, then env vars, then defaults. A bad env value exits like a bad flag."""
+    parser = build_parser(options, prog, description)
+    args = parser.parse_args(argv)
+    values: dict[str, Any] = {}
+    for opt in options:
+        value = getattr(args, opt.field)
+        if value is None and opt.env in env:
+            try:
+                value = opt.kind(env[opt.env])
+            except ValueError as exc:
+                parser.error(f"{opt.env}={env[opt.env]!r}: {exc}")
+            if opt.choices and value not in opt.choices:
+                parser.error(f"{opt.env}={env[opt.env]!r}: choose from {', '.join(opt.choices)}")
+        if value is not None:
+            values[opt.field] = value
+    known = {f.name for f in fields(cls)}  # type: ignore[arg-type]
+    return cls(**{k: v for k, v in values.items() if k in known})
+
+
+def engine_settings(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> Settings:
+    settings = load(Settings, ENGINE_OPTIONS, argv, os.environ if env is None else env,
+                    "liveportrait-engine", "LivePortrait avatar frame engine (ZeroMQ commands in, JPEG frames out)")
+    validate(settings)
+    return settings
+
+
+def validate(settings: Settings) -> None:
+    if not 1 <= settings.jpeg_quality <= 100:
+        raise BadRequest("jpeg_quality must be within 1..100")
+    if not 0 < settings.default_fps <= settings.max_fps:
+        raise BadRequest("default_fps must be > 0 and <= max_fps")
+    if settings.max_avatars < 1:
+        raise BadRequest("max_avatars must be at least 1")
+
+
+def markdown_table(options: Sequence[Option]) -> str:
+    rows = ["| flag | env | default | meaning |", "|---|---|---|---|"]
+    for opt in options:
+        choices = f" ({' / '.join(opt.choices)})" if opt.choices else ""
+        rows.append(f"| `{opt.flag}` | `{opt.env}` | `{opt.default}` | {opt.help}{choices} |")
+    return "\n".join(rows)
+
+
+if __name__ == "__main__":
+    if "--markdown" in sys.argv:
+        print(markdown_table(ENGINE_OPTIONS))
+    else:
+        print(engine_settings(sys.argv[1:]))
