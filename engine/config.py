@@ -65,6 +65,8 @@ ENGINE_OPTIONS: tuple[Option, ...] = (
            "memory bound of the rendered-JPEG cache, MiB"),
     Option("max_avatars", "--max-avatars", "LP_MAX_AVATARS", int, 16,
            "most avatars resident at once (least recently used, not streaming, evicted first)"),
+    Option("render_queue", "--render-queue", "LP_RENDER_QUEUE", int, 8,
+           "render jobs waiting at most; a render request beyond it is answered busy"),
     Option("jpeg_quality", "--jpeg-quality", "LP_JPEG_QUALITY", int, 90, "JPEG quality of published frames (1-100)"),
     Option("output", "--output", "LP_OUTPUT", str, "full",
            "default frame: the full photo with the face pasted back, or the 512x512 crop", ("full", "crop")),
@@ -91,6 +93,7 @@ class Settings:
     source_cache_mb: float = 2048.0
     frame_cache_mb: float = 256.0
     max_avatars: int = 16
+    render_queue: int = 8
     jpeg_quality: int = 90
     output: str = "full"
     warmup: bool = True
@@ -145,6 +148,8 @@ def validate(settings: Settings) -> None:
         raise BadRequest("jpeg_quality must be within 1..100")
     if not 0 < settings.default_fps <= settings.max_fps:
         raise BadRequest("default_fps must be > 0 and <= max_fps")
+    if settings.render_queue < 1:
+        raise BadRequest("render_queue must be at least 1")
     if settings.max_avatars < 1:
         raise BadRequest("max_avatars must be at least 1")
 

@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Prefetch the official weights into the models volume (a no-op when they are there and verified), then serve.
+# Without network the engine still starts: auto mode falls back to the offline renderer and says so in /health.
+set -euo pipefail
+if [ "${LP_PREFETCH:-1}" = "1" ]; then
+    python -m engine.models download --dir "${LP_MODELS_DIR:-/app/models}" \
+        || echo "entrypoint: model download failed; the engine will fall back where it can (see /health)" >&2
+fi
+exec "$@"

@@ -1,0 +1,35 @@
+"""liveportrait-engine: settings from flags and LP_* env vars, then the engine until SIGTERM/SIGINT."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+
+from engine.config import engine_settings
+from engine.errors import EngineError
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        settings = engine_settings(argv)
+    except EngineError as exc:
+        print(f"liveportrait-engine: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from engine.server import Engine  # torch and the models load after the flags are known good
+
+    engine = Engine(settings)
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: engine.stop())
+    try:
+        engine.run()
+    except OSError as exc:  # zmq.ZMQError is an OSError: address in use, bad address
+        logging.getLogger("engine").error("cannot bind: %s", exc)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,263 @@
+"""Wire protocol v1: msgpack maps in, msgpack maps out. Every check of client input lives here.
+
+A request is ``{"v": 1, "cmd": <name>, ...fields}``; a reply is ``{"ok": true, ...}`` or
+``{"ok": false, "error": {"code", "message"}}``. ``parse_request`` turns bytes into one of the dataclasses below or
+raises a typed ``EngineError``; nothing past this module sees unchecked input. docs/protocol.md has an example of
+every message.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgpack
+
+from engine.animation.controls import validate_controls
+from engine.animation.presets import EXPRESSIONS
+from engine.errors import BadRequest, EngineError, UnknownCommand, UnsupportedVersion
+
+VERSION = 1
+OUTPUTS = ("full", "crop")
+MAX_TRANSITION_MS = 10_000.0
+MAX_KEYFRAMES = 10_000
+FRAME_TOPIC = b"frame."  # PUB topic prefix: frame.<avatar id>
+
+
+@dataclass(frozen=True)
+class Health:
+    pass
+
+
+@dataclass(frozen=True)
+class Expressions:
+    pass
+
+
+@dataclass(frozen=True)
+class ListAvatars:
+    pass
+
+
+@dataclass(frozen=True)
+class SetSource:
+    image: bytes
+
+
+@dataclass(frozen=True)
+class DropSource:
+    avatar: str
+
+
+@dataclass(frozen=True)
+class SetExpression:
+    avatar: str
+    expression: str
+    intensity: float = 1.0
+    transition_ms: float = 250.0
+
+
+@dataclass(frozen=True)
+class Keyframe:
+    t: float  # engine seconds (the `now` of a health reply is the engine clock)
+    controls: dict[str, float]
+
+
+@dataclass(frozen=True)
+class SetControls:
+    avatar: str
+    controls: dict[str, float] = field(default_factory=dict)
+    transition_ms: float = 250.0
+    smooth: bool = False
+    keyframes: tuple[Keyframe, ...] = ()
+
+
+@dataclass(frozen=True)
+class Clear:
+    avatar: str
+
+
+@dataclass(frozen=True)
+class SetIdle:
+    avatar: str
+    enabled: bool
+    seed: int | None = None
+
+
+@dataclass(frozen=True)
+class Render:
+    avatar: str | None = None
+    image: bytes | None = None
+    expression: str | None = None  # with intensity/controls: a one-off static state; none: the avatar's animation
+    intensity: float = 1.0
+    controls: dict[str, float] = field(default_factory=dict)
+    output: str | None = None
+    quality: int | None = None
+
+
+@dataclass(frozen=True)
+class Stream:
+    avatar: str
+    fps: float | None = None  # None: the engine's default rate; 0 stops
+
+
+Request = (Health | Expressions | ListAvatars | SetSource | DropSource | SetExpression | SetControls | Clear | SetIdle
+           | Render | Stream)
+
+
+# --- field readers: each raises BadRequest naming the field --------------------------------------------------------
+
+def _get(msg: Mapping[str, Any], name: str, default: Any = ..., ) -> Any:
+    if name in msg:
+        return msg[name]
+    if default is ...:
+        raise BadRequest(f"missing field '{name}'")
+    return default
+
+
+def _number(msg: Mapping[str, Any], name: str, default: Any = ..., lo: float | None = None,
+            hi: float | None = None) -> float:
+    value = _get(msg, name, default)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise BadRequest(f"'{name}' must be a number, not {type(value).__name__}")
+    value = float(value)
+    if not math.isfinite(value):
+        raise BadRequest(f"'{name}' must be finite, not {value}")
+    if (lo is not None and value < lo) or (hi is not None and value > hi):
+        raise BadRequest(f"'{name}' must be within {lo}..{hi}, not {value}")
+    return value
+
+
+def _string(msg: Mapping[str, Any], name: str, default: Any = ..., choices: tuple[str, ...] | None = None) -> str:
+    value = _get(msg, name, default)
+    if not isinstance(value, str):
+        raise BadRequest(f"'{name}' must be a string, not {type(value).__name__}")
+    if choices is not None and value not in choices:
+        raise BadRequest(f"'{name}' must be one of {', '.join(choices)}, not {value!r}")
+    return value
+
+
+def _bytes(msg: Mapping[str, Any], name: str) -> bytes:
+    value = _get(msg, name)
+    if not isinstance(value, bytes):
+        raise BadRequest(f"'{name}' must be binary (msgpack bin), not {type(value).__name__}")
+    return value
+
+
+def _bool(msg: Mapping[str, Any], name: str, default: Any = ...) -> bool:
+    value = _get(msg, name, default)
+    if not isinstance(value, bool):
+        raise BadRequest(f"'{name}' must be true or false, not {type(value).__name__}")
+    return value
+
+
+def _avatar(msg: Mapping[str, Any]) -> str:
+    value = _string(msg, "avatar")
+    if not 0 < len(value) <= 64:
+        raise BadRequest("'avatar' must be a non-empty id of at most 64 characters")
+    return value
+
+
+def parse_controls(value: Any, name: str = "controls") -> dict[str, float]:
+    """A map of control name -> value, each known, finite and inside its range (no silent clamping)."""
+    if not isinstance(value, Mapping):
+        raise BadRequest(f"'{name}' must be a map of control name to number")
+    return validate_controls(value)
+
+
+def _transition(msg: Mapping[str, Any]) -> float:
+    return _number(msg, "transition_ms", 250.0, 0.0, MAX_TRANSITION_MS)
+
+
+def _keyframes(value: Any) -> tuple[Keyframe, ...]:
+    if not isinstance(value, list | tuple) or len(value) > MAX_KEYFRAMES:
+        raise BadRequest(f"'keyframes' must be a list of at most {MAX_KEYFRAMES} maps {{t, controls}}")
+    frames = []
+    for i, item in enumerate(value):
+        if not isinstance(item, Mapping):
+            raise BadRequest(f"keyframes[{i}] must be a map {{t, controls}}")
+        frames.append(Keyframe(_number(item, "t", lo=0.0), parse_controls(_get(item, "controls"), f"keyframes[{i}]")))
+    if any(b.t < a.t for a, b in zip(frames, frames[1:], strict=False)):
+        raise BadRequest("keyframes must be in time order")
+    return tuple(frames)
+
+
+def _set_controls(m: Mapping[str, Any]) -> SetControls:
+    if "controls" not in m and "keyframes" not in m:
+        raise BadRequest("set_controls needs 'controls' or 'keyframes'")
+    return SetControls(_avatar(m), parse_controls(m.get("controls", {})), _transition(m),
+                       _bool(m, "smooth", False), _keyframes(m.get("keyframes", [])))
+
+
+def _render(m: Mapping[str, Any]) -> Render:
+    if "avatar" in m and "image" in m:
+        raise BadRequest("render takes 'avatar' or 'image', not both")
+    quality = m.get("quality")
+    return Render(
+        avatar=_avatar(m) if "avatar" in m else None,
+        image=_bytes(m, "image") if "image" in m else None,
+        expression=_string(m, "expression", None, EXPRESSIONS) if m.get("expression") is not None else None,
+        intensity=_number(m, "intensity", 1.0, 0.0, 1.0),
+        controls=parse_controls(m.get("controls", {})),
+        output=_string(m, "output", None, OUTPUTS) if m.get("output") is not None else None,
+        quality=int(_number(m, "quality", 1, 1, 100)) if quality is not None else None,
+    )
+
+
+def _set_idle(m: Mapping[str, Any]) -> SetIdle:
+    seed = m.get("seed")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63):
+        raise BadRequest("'seed' must be a non-negative integer")
+    return SetIdle(_avatar(m), _bool(m, "enabled"), seed)
+
+
+_PARSERS = {
+    "health": lambda m: Health(),
+    "expressions": lambda m: Expressions(),
+    "list_avatars": lambda m: ListAvatars(),
+    "set_source": lambda m: SetSource(_bytes(m, "image")),
+    "drop_source": lambda m: DropSource(_avatar(m)),
+    "set_expression": lambda m: SetExpression(_avatar(m), _string(m, "expression", choices=EXPRESSIONS),
+                                              _number(m, "intensity", 1.0, 0.0, 1.0), _transition(m)),
+    "set_controls": _set_controls,
+    "clear": lambda m: Clear(_avatar(m)),
+    "set_idle": _set_idle,
+    "render": _render,
+    "stream": lambda m: Stream(_avatar(m), _number(m, "fps", lo=0.0) if m.get("fps") is not None else None),
+}
+COMMANDS: tuple[str, ...] = tuple(_PARSERS)
+
+
+def parse_request(raw: bytes, max_bytes: int) -> Request:
+    """Bytes off the socket -> a checked request dataclass, or a typed error."""
+    if len(raw) > max_bytes:
+        raise BadRequest(f"message is {len(raw)} bytes; the limit is {max_bytes}")
+    try:
+        msg = msgpack.unpackb(raw, raw=False, strict_map_key=False, max_bin_len=max_bytes, max_str_len=1 << 20,
+                              max_array_len=MAX_KEYFRAMES, max_map_len=4096)
+    except Exception as exc:  # msgpack raises several unrelated types for malformed input
+        raise BadRequest(f"message is not valid msgpack: {type(exc).__name__}") from exc
+    if not isinstance(msg, dict):
+        raise BadRequest(f"message must be a msgpack map, not {type(msg).__name__}")
+    version = msg.get("v")
+    if version != VERSION:
+        raise UnsupportedVersion(f"protocol version must be {VERSION}, not {version!r}")
+    cmd = msg.get("cmd")
+    parser = _PARSERS.get(cmd) if isinstance(cmd, str) else None
+    if parser is None:
+        raise UnknownCommand(f"unknown command {cmd!r}; known: {', '.join(COMMANDS)}")
+    return parser(msg)
+
+
+def pack(message: Mapping[str, Any]) -> bytes:
+    return msgpack.packb(message, use_bin_type=True)
+
+
+def ok(renderer: str, **fields: Any) -> dict[str, Any]:
+    return {"ok": True, "renderer": renderer, **fields}
+
+
+def error(err: EngineError, renderer: str) -> dict[str, Any]:
+    return {"ok": False, "renderer": renderer, "error": err.to_wire()}

@@ -1,0 +1,197 @@
+"""The engine over real ZMQ sockets: every command, the frame stream, and bad input that must not hurt it."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import time
+
+import msgpack
+import numpy as np
+import pytest
+import zmq
+from PIL import Image
+
+from engine.codec import decode_jpeg
+from tests.service.conftest import DATA, EngineProcess
+
+
+def png_bytes(array: np.ndarray) -> bytes:
+    out = io.BytesIO()
+    Image.fromarray(array).save(out, format="PNG")
+    return out.getvalue()
+
+
+def test_health_reports_renderer_and_detector(engine: EngineProcess) -> None:
+    reply = engine.request({"v": 1, "cmd": "health"})
+    assert reply["ok"] is True and reply["status"] == "ok"
+    assert reply["renderer"] == "offline"  # no weights here: auto falls back and says why
+    assert "LivePortrait unavailable" in reply["renderer_reason"]
+    assert reply["face_detector"] == "dlib"
+    assert reply["default_avatar"]
+    assert isinstance(reply["now"], float)
+
+
+def test_expressions(engine: EngineProcess) -> None:
+    reply = engine.request({"v": 1, "cmd": "expressions"})
+    assert reply["expressions"] == ["neutral", "happy", "sad", "surprised"]
+    assert reply["intensities"] == {"min": 0.0, "max": 1.0}
+    assert "jawOpen" in {c["name"] for c in reply["controls"]}
+
+
+def test_set_source_is_keyed_by_content_and_cached(engine: EngineProcess) -> None:
+    image = (DATA / "s1.jpg").read_bytes()
+    first = engine.request({"v": 1, "cmd": "set_source", "image": image})
+    assert first["ok"], first
+    assert first["avatar"] == hashlib.sha256(image).hexdigest()[:16]
+    assert first["faces"] == 1
+    again = engine.request({"v": 1, "cmd": "set_source", "image": image})
+    assert again["avatar"] == first["avatar"] and again["cached"] is True
+    assert first["avatar"] in engine.request({"v": 1, "cmd": "list_avatars"})["avatars"]
+
+
+def test_render_returns_jpeg_with_header_and_uses_the_frame_cache(engine: EngineProcess, portrait: bytes) -> None:
+    msg = {"v": 1, "cmd": "render", "image": portrait, "expression": "happy", "intensity": 0.7}
+    first = engine.request(msg)
+    assert first["ok"], first
+    frame = decode_jpeg(first["jpeg"])
+    header = first["header"]
+    assert (header["width"], header["height"]) == (frame.shape[1], frame.shape[0])
+    assert header["expression"] == "happy" and header["intensity"] == pytest.approx(0.7)
+    assert header["renderer"] == first["renderer"] == "offline"
+    second = engine.request(msg)
+    assert second["cached"] is True and second["jpeg"] == first["jpeg"]
+    crop = engine.request({**msg, "output": "crop"})
+    assert decode_jpeg(crop["jpeg"]).shape == (512, 512, 3)
+
+
+def test_animation_commands(engine: EngineProcess, portrait: bytes) -> None:
+    avatar = engine.request({"v": 1, "cmd": "set_source", "image": portrait})["avatar"]
+    for msg in (
+        {"cmd": "set_expression", "expression": "surprised", "intensity": 0.5, "transition_ms": 100},
+        {"cmd": "set_controls", "controls": {"jawOpen": 0.4, "headYaw": -5.0}, "transition_ms": 50},
+        {"cmd": "set_controls", "keyframes": [{"t": 1.0, "controls": {"jawOpen": 0.2}},
+                                              {"t": 1.1, "controls": {"jawOpen": 0.0}}]},
+        {"cmd": "clear"},
+        {"cmd": "set_idle", "enabled": False, "seed": 3},
+    ):
+        reply = engine.request({"v": 1, "avatar": avatar, **msg})
+        assert reply["ok"], (msg, reply)
+    rendered = engine.request({"v": 1, "cmd": "render", "avatar": avatar})
+    assert rendered["ok"] and rendered["jpeg"][:2] == b"\xff\xd8"
+
+
+BAD_INPUT = [
+    (b"\xc1\xc1 not msgpack", "bad_request"),
+    (msgpack.packb([1, 2, 3]), "bad_request"),
+    ({"cmd": "health"}, "unsupported_version"),
+    ({"v": 2, "cmd": "health"}, "unsupported_version"),
+    ({"v": 1, "cmd": "dance"}, "unknown_command"),
+    ({"v": 1, "cmd": 7}, "unknown_command"),
+    ({"v": 1, "cmd": "set_source", "image": "not bytes"}, "bad_request"),
+    ({"v": 1, "cmd": "set_source", "image": b"definitely not an image"}, "invalid_image"),
+    ({"v": 1, "cmd": "set_source", "image": (DATA / "s1.jpg").read_bytes()[:3000]}, "invalid_image"),
+    ({"v": 1, "cmd": "set_source", "image": png_bytes(np.full((300, 300, 3), 128, np.uint8))}, "no_face"),
+    ({"v": 1, "cmd": "set_source"}, "bad_request"),
+    ({"v": 1, "cmd": "render", "avatar": "0123456789abcdef"}, "unknown_avatar"),
+    ({"v": 1, "cmd": "render", "avatar": "default", "intensity": 1.5}, "bad_request"),
+    ({"v": 1, "cmd": "render", "avatar": "default", "intensity": float("nan")}, "bad_request"),
+    ({"v": 1, "cmd": "render", "avatar": "default", "intensity": float("inf")}, "bad_request"),
+    ({"v": 1, "cmd": "render", "avatar": "default", "intensity": "high"}, "bad_request"),
+    ({"v": 1, "cmd": "render", "avatar": "default", "expression": "angry"}, "bad_request"),
+    ({"v": 1, "cmd": "render", "avatar": "default", "controls": {"jawOpen": 2.0}}, "bad_request"),
+    ({"v": 1, "cmd": "render", "avatar": "default", "controls": {"wiggle": 0.5}}, "bad_request"),
+    ({"v": 1, "cmd": "render", "avatar": "default", "quality": 0}, "bad_request"),
+    ({"v": 1, "cmd": "set_expression", "avatar": "default", "expression": "happy", "transition_ms": -1},
+     "bad_request"),
+    ({"v": 1, "cmd": "set_controls", "avatar": "default", "keyframes": [{"t": 2.0}]}, "bad_request"),
+    ({"v": 1, "cmd": "stream", "avatar": "default", "fps": 1000}, "bad_request"),
+    ({"v": 1, "cmd": "stream", "avatar": "nobody", "fps": 10}, "unknown_avatar"),
+    ({"v": 1, "cmd": "drop_source", "avatar": "nobody"}, "unknown_avatar"),
+]
+
+
+@pytest.mark.parametrize(("message", "code"), BAD_INPUT, ids=[str(i) for i in range(len(BAD_INPUT))])
+def test_bad_input_gets_a_typed_error_and_the_engine_stays_up(engine: EngineProcess, message: object,
+                                                               code: str) -> None:
+    reply = engine.request(message)  # type: ignore[arg-type]
+    assert reply["ok"] is False, reply
+    assert reply["error"]["code"] == code, reply
+    assert reply["error"]["message"]
+    assert engine.request({"v": 1, "cmd": "health"})["ok"] and engine.alive()
+
+
+def test_intensity_out_of_range_says_so(engine: EngineProcess) -> None:
+    reply = engine.request({"v": 1, "cmd": "set_expression", "avatar": "default", "expression": "sad",
+                            "intensity": 1.2})
+    assert "intensity" in reply["error"]["message"] and "1.2" in reply["error"]["message"]
+
+
+def test_oversize_images_are_refused_before_decoding(tmp_path) -> None:
+    eng = EngineProcess(tmp_path, env={"LP_MAX_IMAGE_BYTES": "200000", "LP_MAX_IMAGE_PIXELS": "1000000",
+                                       "LP_WARMUP": "0"}).start()
+    try:
+        big = (DATA / "t1.jpg").read_bytes()
+        assert len(big) > 200_000
+        assert eng.request({"v": 1, "cmd": "set_source", "image": big})["error"]["code"] == "image_too_large"
+        bomb = png_bytes(np.zeros((2000, 2000, 3), np.uint8))  # 4 MP of zeros: a few KB compressed
+        assert len(bomb) < 200_000
+        assert eng.request({"v": 1, "cmd": "set_source", "image": bomb})["error"]["code"] == "image_too_large"
+        assert eng.request({"v": 1, "cmd": "health"})["ok"]
+    finally:
+        assert eng.stop() == 0  # SIGTERM: a clean exit
+
+
+def test_multipart_request_and_dealer_peer_get_answers(engine: EngineProcess) -> None:
+    ctx = zmq.Context.instance()
+    dealer = ctx.socket(zmq.DEALER)
+    dealer.setsockopt(zmq.LINGER, 0)
+    dealer.connect(engine.command_addr)
+    try:
+        dealer.send_multipart([b"", msgpack.packb({"v": 1, "cmd": "health"}), b"extra"])
+        assert dealer.poll(5000)
+        frames = dealer.recv_multipart()
+        assert msgpack.unpackb(frames[-1])["error"]["code"] == "bad_request"
+    finally:
+        dealer.close(0)
+
+
+def test_stream_publishes_at_the_rate_with_contiguous_seq_while_commands_are_answered(
+        engine: EngineProcess, portrait: bytes) -> None:
+    avatar = engine.request({"v": 1, "cmd": "set_source", "image": portrait})["avatar"]
+    ctx = zmq.Context.instance()
+    sub = ctx.socket(zmq.SUB)
+    sub.setsockopt(zmq.LINGER, 0)
+    sub.setsockopt(zmq.SUBSCRIBE, b"frame." + avatar.encode())
+    sub.connect(engine.frame_addr)
+    time.sleep(0.3)  # let the subscription reach the publisher
+    fps = 20.0
+    reply = engine.request({"v": 1, "cmd": "stream", "avatar": avatar, "fps": fps})
+    assert reply["ok"] and reply["topic"] == f"frame.{avatar}"
+    frames, rtts = [], []
+    started = time.monotonic()
+    try:
+        while time.monotonic() - started < 3.0:
+            if sub.poll(100):
+                topic, header, jpeg = sub.recv_multipart()
+                frames.append((topic, msgpack.unpackb(header), jpeg))
+            if len(frames) % 10 == 5:
+                t0 = time.monotonic()
+                assert engine.request({"v": 1, "cmd": "set_controls", "avatar": avatar,
+                                       "controls": {"jawOpen": 0.3 if len(rtts) % 2 else 0.0}})["ok"]
+                rtts.append(time.monotonic() - t0)
+    finally:
+        engine.request({"v": 1, "cmd": "stream", "avatar": avatar, "fps": 0})
+        sub.close(0)
+    assert rtts, "commands must be answered while streaming"
+    seqs = [h["seq"] for _, h, _ in frames]
+    assert seqs == list(range(seqs[0], seqs[0] + len(seqs))), "seq numbers must be contiguous"
+    assert 0.75 * fps * 3.0 <= len(frames) + frames[-1][1]["late"] <= 1.1 * fps * 3.0
+    ts = [h["ts"] for _, h, _ in frames]
+    gaps = np.diff(ts)
+    assert np.allclose(gaps[gaps < 1.5 / fps], 1.0 / fps, atol=1e-6), "tick times are exact multiples: no drift"
+    topic, header, jpeg = frames[-1]
+    assert topic == f"frame.{avatar}".encode()
+    for key in ("seq", "ts", "avatar", "expression", "intensity", "width", "height", "render_ms"):
+        assert key in header
+    assert decode_jpeg(jpeg).shape == (header["height"], header["width"], 3)
