@@ -6,7 +6,12 @@ directly. Blendshape-like controls are 0..1; head angles are degrees; gaze is -1
 
 from __future__ import annotations
 
+import math
+import numbers
+from collections.abc import Mapping
 from dataclasses import dataclass
+
+from engine.errors import BadRequest
 
 
 @dataclass(frozen=True)
@@ -16,26 +21,60 @@ class Control:
     maximum: float
     unit: str
     doc: str
+    arkit: str = ""  # the ARKit blendshape this matches ("" where none fits)
+
+    def clamp(self, value: float) -> float:
+        """Clamp into the range: for values the engine computes itself, never for client input."""
+        return min(self.maximum, max(self.minimum, value))
 
 
 CONTROLS: tuple[Control, ...] = (
-    Control("mouthSmile", 0.0, 1.0, "weight", "both mouth corners up and out"),
-    Control("mouthFrown", 0.0, 1.0, "weight", "both mouth corners down"),
-    Control("browInnerUp", 0.0, 1.0, "weight", "inner brows raised (worry, surprise)"),
-    Control("browOuterUp", 0.0, 1.0, "weight", "outer brows raised"),
-    Control("browDown", 0.0, 1.0, "weight", "brows lowered and drawn together"),
-    Control("eyeBlink", 0.0, 1.0, "weight", "0 open, 1 closed"),
-    Control("eyeWide", 0.0, 1.0, "weight", "eyes opened wider than rest"),
-    Control("jawOpen", 0.0, 1.0, "weight", "jaw and mouth open (the main lip-sync control)"),
-    Control("mouthPucker", 0.0, 1.0, "weight", "lips pushed forward and narrowed ('oo')"),
-    Control("mouthFunnel", 0.0, 1.0, "weight", "lips rounded open ('oh')"),
-    Control("headYaw", -20.0, 20.0, "degrees", "turn left (-) / right (+)"),
-    Control("headPitch", -20.0, 20.0, "degrees", "nod down (-) / up (+)"),
-    Control("headRoll", -20.0, 20.0, "degrees", "tilt left (-) / right (+)"),
-    Control("gazeX", -1.0, 1.0, "normalised", "look left (-) / right (+)"),
-    Control("gazeY", -1.0, 1.0, "normalised", "look down (-) / up (+)"),
+    Control("mouthSmile", 0.0, 1.0, "weight", "both mouth corners up and out", "mouthSmileLeft + mouthSmileRight"),
+    Control("mouthFrown", 0.0, 1.0, "weight", "both mouth corners down", "mouthFrownLeft + mouthFrownRight"),
+    Control("browInnerUp", 0.0, 1.0, "weight", "inner brows raised (worry, surprise)", "browInnerUp"),
+    Control("browOuterUp", 0.0, 1.0, "weight", "outer brows raised", "browOuterUpLeft + browOuterUpRight"),
+    Control("browDown", 0.0, 1.0, "weight", "brows lowered and drawn together", "browDownLeft + browDownRight"),
+    Control("eyeBlink", 0.0, 1.0, "weight", "0 open, 1 closed", "eyeBlinkLeft + eyeBlinkRight"),
+    Control("eyeWide", 0.0, 1.0, "weight", "eyes opened wider than rest", "eyeWideLeft + eyeWideRight"),
+    Control("jawOpen", 0.0, 1.0, "weight", "jaw and mouth open (the main lip-sync control)", "jawOpen"),
+    Control("mouthPucker", 0.0, 1.0, "weight", "lips pushed forward and narrowed ('oo')", "mouthPucker"),
+    Control("mouthFunnel", 0.0, 1.0, "weight", "lips rounded open ('oh')", "mouthFunnel"),
+    Control("headYaw", -20.0, 20.0, "degrees", "turn left (-) / right (+)", ""),
+    Control("headPitch", -20.0, 20.0, "degrees", "nod down (-) / up (+)", ""),
+    Control("headRoll", -20.0, 20.0, "degrees", "tilt left (-) / right (+)", ""),
+    Control("gazeX", -1.0, 1.0, "normalised", "look left (-) / right (+)", "eyeLookIn/Out (signed)"),
+    Control("gazeY", -1.0, 1.0, "normalised", "look down (-) / up (+)", "eyeLookUp/Down (signed)"),
 )
 
 BY_NAME: dict[str, Control] = {c.name: c for c in CONTROLS}
 NAMES: tuple[str, ...] = tuple(c.name for c in CONTROLS)
 NEUTRAL: dict[str, float] = {c.name: 0.0 for c in CONTROLS}
+
+
+def validate_control(name: object, value: object) -> float:
+    """One control's value as a float, or BadRequest saying which control and what range (no silent clamp)."""
+    if not isinstance(name, str) or name not in BY_NAME:
+        raise BadRequest(f"unknown control {name!r}; known controls: {', '.join(NAMES)}")
+    control = BY_NAME[name]
+    span = f"{control.minimum:g}..{control.maximum:g} {control.unit}"
+    # bool is an int subclass; a true/false for a weight is a client bug, not a number.
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise BadRequest(f"control {name!r} must be a number in {span}, got {type(value).__name__}")
+    number = float(value)
+    if not math.isfinite(number):
+        raise BadRequest(f"control {name!r} must be a finite number in {span}, got {number}")
+    if not control.minimum <= number <= control.maximum:
+        raise BadRequest(f"control {name!r} is {number:g}, outside its range {span}")
+    return number + 0.0  # -0.0 -> 0.0, so neutral compares and hashes as neutral
+
+
+def validate_controls(values: Mapping[str, object]) -> dict[str, float]:
+    """Client control values -> floats, refusing unknown names, non-numbers, NaN/inf and out-of-range values."""
+    if not isinstance(values, Mapping):
+        raise BadRequest(f"controls must be a map of name to number, got {type(values).__name__}")
+    return {name: validate_control(name, value) for name, value in values.items()}
+
+
+def clamp_controls(values: Mapping[str, float]) -> dict[str, float]:
+    """Every control, clamped into its range (missing ones neutral): for engine-computed values only."""
+    return {c.name: c.clamp(float(values.get(c.name, 0.0))) + 0.0 for c in CONTROLS}

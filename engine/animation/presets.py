@@ -1,14 +1,62 @@
-"""Expression presets: weights over the controls. STUB: the animation work fills this in."""
+"""Expression presets: weights over the controls, scaled by an intensity.
+
+A preset never touches the head pose or gaze: those move only when a control (or idle life) asks.
+"""
 
 from __future__ import annotations
 
+import math
+import numbers
 from collections.abc import Mapping
 
+from engine.animation.controls import NEUTRAL, validate_controls
 from engine.animation.state import AnimationState
+from engine.errors import BadRequest
 
 EXPRESSIONS: tuple[str, ...] = ("neutral", "happy", "sad", "surprised")
 
+# Weights at intensity 1.0. Chosen to read clearly on a photo while staying inside the range real faces produce
+# (each control's LivePortrait delta at 1.0 already is; see docs/animation.md).
+PRESETS: dict[str, dict[str, float]] = {
+    "neutral": {},
+    "happy": {"mouthSmile": 1.0, "jawOpen": 0.12, "eyeBlink": 0.1},
+    "sad": {"mouthFrown": 0.8, "browInnerUp": 0.8, "eyeBlink": 0.25},
+    "surprised": {"browInnerUp": 0.8, "browOuterUp": 0.9, "eyeWide": 1.0, "jawOpen": 0.45, "mouthFunnel": 0.3},
+}
+
+
+def validate_expression(expression: object) -> str:
+    if not isinstance(expression, str) or expression not in PRESETS:
+        raise BadRequest(f"unknown expression {expression!r}; known expressions: {', '.join(EXPRESSIONS)}")
+    return expression
+
+
+def validate_intensity(intensity: object) -> float:
+    if isinstance(intensity, bool) or not isinstance(intensity, numbers.Real):
+        raise BadRequest(f"intensity must be a number in 0..1, got {type(intensity).__name__}")
+    value = float(intensity)
+    if not math.isfinite(value) or not 0.0 <= value <= 1.0:
+        raise BadRequest(f"intensity is {value:g}, outside its range 0..1")
+    return value + 0.0
+
+
+def preset_controls(expression: str, intensity: float) -> dict[str, float]:
+    """Every control's value for a preset at an intensity: weight * intensity (0 gives exact zeros)."""
+    weights = PRESETS[validate_expression(expression)]
+    scale = validate_intensity(intensity)
+    values = dict(NEUTRAL)
+    for name, weight in weights.items():
+        values[name] = weight * scale + 0.0
+    return values
+
 
 def preset_state(expression: str, intensity: float, controls: Mapping[str, float] | None = None) -> AnimationState:
-    """The static state of a preset at an intensity (0 is exactly neutral), plus explicit controls on top."""
-    raise NotImplementedError
+    """The static state of a preset at an intensity (0 is exactly neutral), plus explicit controls on top.
+
+    An explicit control replaces the preset's value for that control (a client asking for mouthSmile 0.3
+    gets 0.3, not the preset's smile plus 0.3).
+    """
+    values = preset_controls(expression, intensity)
+    if controls:
+        values.update(validate_controls(controls))
+    return AnimationState(expression=expression, intensity=float(intensity) + 0.0, controls=values)
