@@ -171,7 +171,7 @@ def create_app(settings: BridgeSettings, client: EngineClient | None = None) -> 
 async def read_render_form(request: Request, max_image_bytes: int) -> tuple[bytes, str, float]:
     """Read the multipart body with a byte cap (413 as soon as it is passed), then check each field."""
     content_type = request.headers.get("content-type", "")
-    if not content_type.startswith("multipart/form-data"):
+    if not content_type.startswith(("multipart/form-data", "application/x-www-form-urlencoded")):
         raise ClientError(415, "unsupported_media_type", "send multipart/form-data with a 'source_image' file")
     limit = max_image_bytes + FORM_OVERHEAD
     declared = request.headers.get("content-length")

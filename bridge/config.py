@@ -45,3 +45,14 @@ class BridgeSettings:
 def bridge_settings(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> BridgeSettings:
     return load(BridgeSettings, BRIDGE_OPTIONS, argv, os.environ if env is None else env,
                 "liveportrait-bridge", "HTTP bridge to the LivePortrait engine (port 8081)")
+
+
+if __name__ == "__main__":
+    import sys
+
+    from engine.config import markdown_table
+
+    if "--markdown" in sys.argv:
+        print(markdown_table(BRIDGE_OPTIONS))
+    else:
+        print(bridge_settings(sys.argv[1:]))

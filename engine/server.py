@@ -18,6 +18,7 @@ Finished slow work comes back to the command thread through a queue plus a socke
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import queue
 import socket
@@ -452,8 +453,8 @@ class Engine:
             elif isinstance(req, p.Clear):
                 a.clear(now)
             elif isinstance(req, p.SetIdle):
-                seed = req.seed if req.seed is not None else a.idle.seed
-                a.set_idle(IdleConfig(enabled=req.enabled, seed=seed), now)
+                seed = req.seed if req.seed is not None else a.idle_config.seed
+                a.set_idle(dataclasses.replace(a.idle_config, enabled=req.enabled, seed=seed), now)
             else:
                 raise BadRequest(f"unhandled command {type(req).__name__}")
         return self._ok(avatar=avatar.id, now=now)

@@ -128,14 +128,14 @@ def test_intensity_out_of_range_says_so(engine: EngineProcess) -> None:
 
 
 def test_oversize_images_are_refused_before_decoding(tmp_path) -> None:
-    eng = EngineProcess(tmp_path, env={"LP_MAX_IMAGE_BYTES": "200000", "LP_MAX_IMAGE_PIXELS": "1000000",
+    eng = EngineProcess(tmp_path, env={"LP_MAX_IMAGE_BYTES": "100000", "LP_MAX_IMAGE_PIXELS": "1000000",
                                        "LP_WARMUP": "0"}).start()
     try:
         big = (DATA / "t1.jpg").read_bytes()
-        assert len(big) > 200_000
+        assert len(big) > 100_000
         assert eng.request({"v": 1, "cmd": "set_source", "image": big})["error"]["code"] == "image_too_large"
         bomb = png_bytes(np.zeros((2000, 2000, 3), np.uint8))  # 4 MP of zeros: a few KB compressed
-        assert len(bomb) < 200_000
+        assert len(bomb) < 100_000
         assert eng.request({"v": 1, "cmd": "set_source", "image": bomb})["error"]["code"] == "image_too_large"
         assert eng.request({"v": 1, "cmd": "health"})["ok"]
     finally:
