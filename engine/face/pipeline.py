@@ -14,6 +14,7 @@ import numpy as np
 
 from engine.errors import ModelsMissing, NoFaceDetected
 from engine.face.crop import SOURCE_CROP, apply, crop_transform, network_input, openness_ratios, warp_crop
+from engine.face.intake import decode_image, limit_size
 from engine.face.types import Face, FaceCrop
 
 log = logging.getLogger(__name__)
@@ -25,7 +26,13 @@ MIN_FACE_PX = 24  # smaller boxes are not a usable source
 class Detector(Protocol):
     name: str
 
-    def detect(self, image: np.ndarray) -> list[Face]: ...
+    def detect(self, image: np.ndarray) -> list[Face]:
+        """Every face in the image (x, y pixels), with its landmarks; any order."""
+        ...
+
+    def landmarks203(self, image: np.ndarray, face: Face) -> np.ndarray | None:
+        """LivePortrait's 203 points for the chosen face, or None when the detector has no such model."""
+        ...
 
 
 def _area(face: Face) -> float:
@@ -71,11 +78,22 @@ class FacePipeline:
         return sorted(faces, key=_area, reverse=True)
 
     def crop(self, image: np.ndarray) -> FaceCrop:
-        """The aligned crop of the largest face; NoFaceDetected when there is none."""
+        """The aligned crop of the largest face; NoFaceDetected when there is none.
+
+        The image is first brought to the reference's source size (longer side <= 1280, even sides), so that
+        FaceCrop.image is the photo that paste-back writes into.
+        """
+        image = limit_size(image)
         faces = self.detect(image)
         if not faces:
             raise NoFaceDetected(NO_FACE_MESSAGE)
-        return make_crop(image, faces[0], n_faces=len(faces), detector=self.name)
+        face = faces[0]
+        return make_crop(image, face, n_faces=len(faces), detector=self.name,
+                         landmarks203=self.detector.landmarks203(image, face))
+
+    def crop_bytes(self, data: bytes, max_bytes: int = 20_000_000, max_pixels: int = 40_000_000) -> FaceCrop:
+        """Uploaded bytes -> FaceCrop: intake with its limits, then ``crop``."""
+        return self.crop(decode_image(data, max_bytes=max_bytes, max_pixels=max_pixels))
 
 
 def make_crop(image: np.ndarray, face: Face, n_faces: int = 1, detector: str = "dlib",
