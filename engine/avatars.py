@@ -12,8 +12,6 @@ import threading
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 
-import numpy as np
-
 from engine.animation.timeline import Animator
 from engine.cache import ByteLRU
 from engine.errors import UnknownAvatar
@@ -32,8 +30,8 @@ def nbytes(obj: object, _depth: int = 0) -> int:
     """Approximate resident size: the arrays and tensors reachable through dataclass fields."""
     if _depth > 4:
         return 0
-    if isinstance(obj, np.ndarray):
-        return obj.nbytes
+    if isinstance(getattr(obj, "nbytes", None), int):  # numpy arrays, PasteBack
+        return int(obj.nbytes)  # type: ignore[attr-defined]
     if hasattr(obj, "element_size") and hasattr(obj, "nelement"):  # a torch tensor, without importing torch
         return int(obj.element_size() * obj.nelement())
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
@@ -55,7 +53,7 @@ class Avatar:
 
     @property
     def nbytes(self) -> int:
-        return nbytes(self.source) + nbytes(self.paste)
+        return nbytes(self.source) + self.paste.nbytes
 
 
 class AvatarRegistry:

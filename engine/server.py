@@ -45,7 +45,6 @@ from engine.cache import ByteLRU
 from engine.codec import encode_jpeg, jpeg_size
 from engine.config import Settings
 from engine.errors import BadRequest, Busy, EngineError, RenderFailed
-from engine.face.intake import decode_image, limit_size
 from engine.face.pasteback import PasteBack
 from engine.face.pipeline import FacePipeline
 from engine.face.types import FaceCrop
@@ -499,10 +498,9 @@ class Engine:
                         width=int(face.image.shape[1]), height=int(face.image.shape[0]))
 
     def _detect_face(self, image: bytes) -> FaceCrop:
-        """Prep thread: bytes -> intake -> the largest face's crop."""
+        """Prep thread: bytes -> intake (with the limits) -> the largest face's crop."""
         assert self.faces is not None
-        rgb = decode_image(image, self.settings.max_image_bytes, self.settings.max_image_pixels)
-        return self.faces.crop(limit_size(rgb))
+        return self.faces.crop_bytes(image, self.settings.max_image_bytes, self.settings.max_image_pixels)
 
     def _prepare(self, aid: str, face: FaceCrop) -> Avatar:
         """Render thread: the renderer's resident source state, paste-back and a fresh animator."""

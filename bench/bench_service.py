@@ -1,0 +1,119 @@
+"""Service figures: HTTP render p50/p95 (cache miss and hit) and the engine's per-frame overhead while streaming.
+
+Starts a real engine and bridge on loopback (offline renderer unless LP_MODELS_DIR holds weights), then:
+  python bench/bench_service.py [--requests 40] [--fps 25] [--seconds 6]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import msgpack
+import zmq
+
+ROOT = Path(__file__).resolve().parents[1]
+PHOTO = ROOT / "tests" / "data" / "s1.jpg"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def pct(values: list[float], q: float) -> float:
+    data = sorted(values)
+    return data[min(len(data) - 1, int(len(data) * q))]
+
+
+def call(sock: zmq.Socket, **msg: object) -> dict:
+    sock.send(msgpack.packb({"v": 1, **msg}, use_bin_type=True))
+    return msgpack.unpackb(sock.recv(), raw=False)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--requests", type=int, default=40)
+    parser.add_argument("--fps", type=float, default=25.0)
+    parser.add_argument("--seconds", type=float, default=6.0)
+    args = parser.parse_args()
+    cmd, frames, http = f"tcp://127.0.0.1:{free_port()}", f"tcp://127.0.0.1:{free_port()}", free_port()
+    env = {**os.environ, "LP_MODELS_DIR": os.environ.get("LP_MODELS_DIR", "/nonexistent"), "LP_LOG_LEVEL": "WARNING"}
+    engine = subprocess.Popen([sys.executable, "-m", "engine", "--command-addr", cmd, "--frame-addr", frames],
+                              cwd=ROOT, env=env)
+    bridge = subprocess.Popen([sys.executable, "-m", "bridge", "--port", str(http), "--engine-addr", cmd],
+                              cwd=ROOT, env=env)
+    url = f"http://127.0.0.1:{http}"
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(url + "/health", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            time.sleep(0.3)
+        photo = PHOTO.read_bytes()
+        files = {"source_image": ("s1.jpg", photo, "image/jpeg")}
+        with httpx.Client(timeout=120) as client:
+            client.post(url + "/api/render", files=files, data={"expression": "neutral", "intensity": "0"})
+            miss, hit = [], []
+            for i in range(args.requests):
+                t0 = time.perf_counter()
+                r = client.post(url + "/api/render", files=files,
+                                data={"expression": "happy", "intensity": f"{(i + 1) / (args.requests + 1):.4f}"})
+                miss.append((time.perf_counter() - t0) * 1000)
+                assert r.headers["x-cache"] == "miss", r.headers
+            for _ in range(args.requests):
+                t0 = time.perf_counter()
+                r = client.post(url + "/api/render", files=files, data={"expression": "happy", "intensity": "0.5"})
+                hit.append((time.perf_counter() - t0) * 1000)
+            renderer = r.headers["x-renderer"]
+        ctx = zmq.Context.instance()
+        req = ctx.socket(zmq.REQ)
+        req.connect(cmd)
+        avatar = call(req, cmd="set_source", image=photo)["avatar"]
+        sub = ctx.socket(zmq.SUB)
+        sub.connect(frames)
+        sub.subscribe(b"frame." + avatar.encode())
+        time.sleep(0.3)
+        call(req, cmd="stream", avatar=avatar, fps=args.fps)
+        arrivals, late = [], 0
+        end = time.monotonic() + args.seconds
+        while time.monotonic() < end:
+            if sub.poll(200):
+                _, header, _ = sub.recv_multipart()
+                arrivals.append(time.monotonic())
+                late = msgpack.unpackb(header)["late"]
+        call(req, cmd="stream", avatar=avatar, fps=0)
+        health = call(req, cmd="health")
+        gaps = [(b - a) * 1000 for a, b in zip(arrivals, arrivals[1:], strict=False)]
+        f = health["frames"]
+        print(f"renderer: {renderer}; photo {PHOTO.name}; {os.cpu_count()} CPUs")
+        for name, values in (("miss", miss), ("hit ", hit)):
+            print(f"HTTP /api/render cache {name}: p50 {pct(values, .5):7.1f} ms  p95 {pct(values, .95):7.1f} ms"
+                  f"  (n={len(values)})")
+        print(f"stream {args.fps:g} fps for {args.seconds:g} s: {len(arrivals)} frames, late {late}, "
+              f"inter-arrival p50 {statistics.median(gaps):.1f} ms p95 {pct(gaps, .95):.1f} ms")
+        print(f"engine per frame: render p50 {f['render_ms_p50']} ms p95 {f['render_ms_p95']} ms; "
+              f"overhead (state -> paste-back -> JPEG -> PUB) p50 {f['overhead_ms_p50']} ms "
+              f"p95 {f['overhead_ms_p95']} ms")
+        req.close(0)
+        sub.close(0)
+    finally:
+        bridge.terminate()
+        engine.terminate()
+        bridge.wait(10)
+        engine.wait(30)
+
+
+if __name__ == "__main__":
+    main()
