@@ -1,0 +1,78 @@
+"""Render the offline renderer's contact sheet: presets, a blink and an open mouth on real portraits.
+
+    python tools/contact_sheet.py [--out docs/contact_sheet.png] [--tile 160] [portraits...]
+
+Rows are portraits, columns: source, each preset at intensity 0.5 and 1.0, a blink, a mouth-open frame.
+Tiles are downscaled so the PNG stays small enough to commit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from engine.animation.controls import NEUTRAL  # noqa: E402
+from engine.animation.presets import preset_state  # noqa: E402
+from engine.animation.state import AnimationState  # noqa: E402
+from engine.face.intake import decode_image  # noqa: E402
+from engine.face.pipeline import FacePipeline  # noqa: E402
+from engine.render.offline import OfflineRenderer  # noqa: E402
+
+DEFAULT_PORTRAITS = ("tests/data/astronaut.jpg", "tests/data/s1.jpg", "tests/data/s11.jpg")
+
+
+def columns() -> list[tuple[str, AnimationState | None]]:
+    """The sheet's columns: a label and the state to render (None for the source crop)."""
+    cols: list[tuple[str, AnimationState | None]] = [("source", None)]
+    for expression in ("neutral", "happy", "sad", "surprised"):
+        for intensity in (0.5, 1.0):
+            cols.append((f"{expression} {intensity:g}", preset_state(expression, intensity)))
+    cols.append(("blink", AnimationState("blink", 1.0, {**NEUTRAL, "eyeBlink": 1.0})))
+    cols.append(("mouth open", AnimationState("open", 1.0, {**NEUTRAL, "jawOpen": 0.8})))
+    return cols
+
+
+def render_sheet(paths: list[Path], tile: int) -> np.ndarray:
+    """The sheet as one RGB image: a label strip on top, one row per portrait."""
+    pipeline = FacePipeline.create(mode="dlib")
+    renderer = OfflineRenderer()
+    cols = columns()
+    rows = []
+    for path in paths:
+        face = pipeline.crop(decode_image(path.read_bytes()))
+        source = renderer.prepare(face)
+        tiles = []
+        for _, state in cols:
+            img = face.crop if state is None else renderer.render(source, state)
+            tiles.append(cv2.resize(img, (tile, tile), interpolation=cv2.INTER_AREA))
+        rows.append(np.hstack(tiles))
+    label = np.full((22, tile * len(cols), 3), 255, np.uint8)
+    for i, (name, _) in enumerate(cols):
+        cv2.putText(label, name, (i * tile + 4, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.42, (0, 0, 0), 1, cv2.LINE_AA)
+    return np.vstack([label, *rows])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("portraits", nargs="*", type=Path, help="portrait files (default: three from tests/data)")
+    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "contact_sheet.png")
+    parser.add_argument("--tile", type=int, default=160, help="tile side in pixels")
+    args = parser.parse_args(argv)
+    paths = args.portraits or [ROOT / p for p in DEFAULT_PORTRAITS]
+    sheet = render_sheet(paths, args.tile)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(args.out), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_PNG_COMPRESSION, 9])
+    print(f"wrote {args.out} ({args.out.stat().st_size // 1024} KB, {sheet.shape[1]}x{sheet.shape[0]})")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
