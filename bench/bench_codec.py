@@ -40,7 +40,8 @@ def main() -> None:
     args = parser.parse_args()
     cv2.setNumThreads(1)
     photo = limit_size(decode_image((ROOT / "tests/data/s1.jpg").read_bytes()))
-    frames = {"512 crop": np.ascontiguousarray(cv2.resize(photo, (512, 512))), f"{photo.shape[1]}x{photo.shape[0]}": photo}
+    frames = {"512 crop": np.ascontiguousarray(cv2.resize(photo, (512, 512))),
+              f"{photo.shape[1]}x{photo.shape[0]}": photo}
     q = args.quality
 
     def pil(rgb: np.ndarray) -> bytes:

@@ -1,7 +1,7 @@
 """liveportrait-serve: engine and bridge together with their defaults, for local use (`make run`).
 
-Each runs as its own process, as in production; this one forwards SIGINT/SIGTERM to both and exits when either
-does. Flags are not taken here: set LP_* environment variables, which both processes read.
+Each runs as its own process, as in production; SIGINT or SIGTERM here stops both gracefully, and when either
+exits the other is stopped. Flags are not taken here: set LP_* environment variables, which both processes read.
 """
 
 from __future__ import annotations
@@ -19,12 +19,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if argv and argv[0] in ("-h", "--help"):
         print(__doc__.strip())
         return 0
-    procs = [subprocess.Popen([sys.executable, "-m", "engine"]), subprocess.Popen([sys.executable, "-m", "bridge"])]
+    # Own sessions: a terminal's Ctrl-C reaches only this process, which stops both children with SIGTERM.
+    procs = [subprocess.Popen([sys.executable, "-m", module], start_new_session=True)
+             for module in ("engine", "bridge")]
 
-    def forward(signum: int, _frame: object) -> None:
+    def forward(_signum: int, _frame: object) -> None:
         for proc in procs:
             if proc.poll() is None:
-                proc.send_signal(signum)
+                proc.terminate()
 
     signal.signal(signal.SIGINT, forward)
     signal.signal(signal.SIGTERM, forward)
@@ -33,7 +35,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         time.sleep(0.2)
     forward(signal.SIGTERM, None)
     codes = [proc.wait(timeout=15) for proc in procs]
-    return max(abs(code) for code in codes)
+    return max(0 if code == -signal.SIGTERM else abs(code) for code in codes)
 
 
 if __name__ == "__main__":

@@ -109,3 +109,32 @@ def test_engine_down_gives_503_quickly_and_recovers(tmp_path) -> None:
     finally:
         bridge.stop()
         engine.stop()
+
+
+def test_concurrent_requests_are_safe_and_a_full_queue_answers_503(engine: EngineProcess, tmp_path) -> None:
+    import asyncio
+
+    bridge = BridgeProcess(tmp_path, engine.command_addr,
+                           env={"LP_BRIDGE_CONCURRENCY": "1", "LP_BRIDGE_QUEUE": "1"}).start()
+    photo = (DATA / "s1.jpg").read_bytes()
+
+    async def burst() -> list[httpx.Response]:
+        async with httpx.AsyncClient(timeout=60) as client:
+            return await asyncio.gather(*(
+                client.post(bridge.url + "/api/render", files={"source_image": ("s1.jpg", photo, "image/jpeg")},
+                            data={"expression": "surprised", "intensity": f"{0.3 + i / 100:.2f}"})
+                for i in range(12)))
+
+    try:
+        responses = asyncio.run(burst())
+        codes = [r.status_code for r in responses]
+        assert set(codes) <= {200, 503}, codes
+        assert 200 in codes and 503 in codes, codes
+        for r in responses:
+            if r.status_code == 503:
+                assert r.headers["retry-after"] == "1" and r.json()["error"]["code"] == "busy"
+            else:
+                assert decode_jpeg(r.content).ndim == 3
+        assert httpx.get(bridge.url + "/health").status_code == 200
+    finally:
+        bridge.stop()
