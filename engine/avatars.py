@@ -57,11 +57,15 @@ class Avatar:
 
 
 class AvatarRegistry:
-    """The bounded set of resident avatars. ``default`` names the bundled portrait once it is loaded."""
+    """The bounded set of resident avatars. ``default`` names the bundled portrait once it is loaded.
+
+    The default avatar and those ``pinned`` says are in use (streaming) are never evicted.
+    """
 
     def __init__(self, max_avatars: int, max_bytes: int, pinned: Callable[[Hashable], bool]) -> None:
-        self._lru: ByteLRU[Avatar] = ByteLRU(max_bytes, lambda a: a.nbytes, pinned=pinned, max_entries=max_avatars)
         self.default_id: str | None = None
+        self._lru: ByteLRU[Avatar] = ByteLRU(max_bytes, lambda a: a.nbytes, max_entries=max_avatars,
+                                             pinned=lambda key: key == self.default_id or pinned(key))
 
     def resolve(self, avatar: str | None) -> str:
         key = self.default_id if avatar in (None, DEFAULT_ALIAS) else avatar

@@ -195,3 +195,19 @@ def test_stream_publishes_at_the_rate_with_contiguous_seq_while_commands_are_ans
     for key in ("seq", "ts", "avatar", "expression", "intensity", "width", "height", "render_ms"):
         assert key in header
     assert decode_jpeg(jpeg).shape == (header["height"], header["width"], 3)
+
+
+def test_avatars_are_bounded_and_the_default_stays(tmp_path) -> None:
+    eng = EngineProcess(tmp_path, env={"LP_MAX_AVATARS": "2", "LP_WARMUP": "0"}).start()
+    try:
+        ids = [eng.request({"v": 1, "cmd": "set_source", "image": (DATA / name).read_bytes()})["avatar"]
+               for name in ("s1.jpg", "s3.jpg")]
+        listed = eng.request({"v": 1, "cmd": "list_avatars"})
+        assert listed["default"] in listed["avatars"] and ids[1] in listed["avatars"]
+        assert ids[0] not in listed["avatars"]  # least recently used, evicted; the default is pinned
+        assert eng.request({"v": 1, "cmd": "render", "avatar": ids[0]})["error"]["code"] == "unknown_avatar"
+        assert eng.request({"v": 1, "cmd": "render", "avatar": "default"})["ok"]
+        dropped = eng.request({"v": 1, "cmd": "drop_source", "avatar": ids[1]})
+        assert dropped["ok"] and ids[1] not in eng.request({"v": 1, "cmd": "list_avatars"})["avatars"]
+    finally:
+        eng.stop()
