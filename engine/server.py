@@ -542,7 +542,7 @@ class Engine:
         started = time.perf_counter()
         crop = self.renderer.render(avatar.source, state)
         rendered = time.perf_counter()
-        frame = avatar.paste.apply(crop) if output == "full" else crop
+        frame = avatar.paste.apply_reused(crop) if output == "full" else crop
         jpeg = encode_jpeg(frame, quality)
         done = time.perf_counter()
         return Drawn(jpeg, int(frame.shape[1]), int(frame.shape[0]), (rendered - started) * 1000,
