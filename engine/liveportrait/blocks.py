@@ -10,7 +10,45 @@ import torch.nn.functional as F
 from torch import nn
 
 
-class ConvNormAct2d(nn.Module):
+def folded_conv_norm(conv: nn.Module, norm: nn.modules.batchnorm._BatchNorm) -> tuple[torch.Tensor, torch.Tensor]:
+    """conv followed by an eval-mode BatchNorm as one conv: (weight, bias), computed in float64, in conv's dtype."""
+    scale = norm.weight.double() / torch.sqrt(norm.running_var.double() + norm.eps)
+    weight = conv.weight.double() * scale.view(-1, *([1] * (conv.weight.dim() - 1)))
+    bias = conv.bias.double() if conv.bias is not None else torch.zeros_like(scale)
+    bias = (bias - norm.running_mean.double()) * scale + norm.bias.double()
+    dtype = conv.weight.dtype
+    return weight.to(dtype).contiguous(), bias.to(dtype)
+
+
+class FoldableConvNorm(nn.Module):
+    """A conv + BatchNorm pair that, after ``fold_norm()`` (eval only, at load), runs as a single convolution."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.folded: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    def conv_and_norm(self) -> tuple[nn.Module, nn.modules.batchnorm._BatchNorm]:
+        return self.conv, self.norm
+
+    def fold_norm(self) -> None:
+        self.folded = folded_conv_norm(*self.conv_and_norm())
+
+    def conv_norm(self, x: torch.Tensor) -> torch.Tensor:
+        conv, norm = self.conv_and_norm()
+        if self.folded is None:
+            return norm(conv(x))
+        op = F.conv3d if x.dim() == 5 else F.conv2d
+        return op(x, *self.folded, padding=conv.padding)
+
+
+def fold_batchnorms(module: nn.Module) -> None:
+    """Fold every conv + BatchNorm pair of ``module`` (call after its final ``.to(device, dtype)``)."""
+    for m in module.modules():
+        if isinstance(m, FoldableConvNorm):
+            m.fold_norm()
+
+
+class ConvNormAct2d(FoldableConvNorm):
     """conv -> BatchNorm -> ReLU (or LeakyReLU 0.01), optionally followed by a 2x2 average pool."""
 
     def __init__(self, cin: int, cout: int, kernel: int = 3, leaky: bool = False, pool: bool = False) -> None:
@@ -21,12 +59,12 @@ class ConvNormAct2d(nn.Module):
         self.pool = pool
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.norm(self.conv(x))
-        x = F.leaky_relu(x) if self.leaky else F.relu(x)
+        x = self.conv_norm(x)
+        x = F.leaky_relu_(x) if self.leaky else F.relu_(x)
         return F.avg_pool2d(x, 2) if self.pool else x
 
 
-class ConvNormAct3d(nn.Module):
+class ConvNormAct3d(FoldableConvNorm):
     """3D conv -> BatchNorm -> ReLU, with an optional spatial (not depth) down- or upsampling by 2."""
 
     def __init__(self, cin: int, cout: int, resample: str | None = None) -> None:
@@ -38,7 +76,7 @@ class ConvNormAct3d(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.resample == "up":
             x = F.interpolate(x, scale_factor=(1.0, 2.0, 2.0), mode="nearest")
-        x = F.relu(self.norm(self.conv(x)))
+        x = F.relu_(self.conv_norm(x))
         if self.resample == "down":
             x = F.avg_pool3d(x, (1, 2, 2))
         return x

@@ -15,6 +15,7 @@ import torch
 
 from engine.liveportrait import keypoints
 from engine.liveportrait.appearance import AppearanceFeatureExtractor
+from engine.liveportrait.blocks import fold_batchnorms
 from engine.liveportrait.motion import MotionExtractor
 from engine.liveportrait.spade import SpadeGenerator
 from engine.liveportrait.stitching import EYE, LIP, STITCHING, KeypointMLP
@@ -59,13 +60,14 @@ class LivePortrait:
         return lp
 
     def _prepare(self) -> None:
-        self.generator.fold_spectral_norm()
         for net in (self.appearance, self.motion, self.warping, self.generator):
             net.eval().to(self.device, self.dtype)
             net.requires_grad_(False)
         for mlp in self.mlps.values():
             mlp.eval().to(self.device, torch.float32).requires_grad_(False)
-        # Spectral-norm folding must see the final dtype and device.
+        for net in (self.appearance, self.warping):
+            fold_batchnorms(net)
+        # The derived per-frame weights (spectral norm, fused convolutions) must see the final dtype and device.
         self.generator.fold_spectral_norm()
 
     # -- per avatar ---------------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from engine.liveportrait.blocks import ConvNormAct2d, ConvNormAct3d, coordinate_grid
+from engine.liveportrait.blocks import ConvNormAct2d, ConvNormAct3d, FoldableConvNorm, coordinate_grid
 
 KP_VARIANCE = 0.01
 
@@ -47,7 +47,7 @@ class HourglassEncoder(nn.Module):
         return skips
 
 
-class HourglassDecoder(nn.Module):
+class HourglassDecoder(FoldableConvNorm):
     def __init__(self, cin: int, widths: list[int], expansion: int) -> None:
         super().__init__()
         blocks = []
@@ -64,7 +64,7 @@ class HourglassDecoder(nn.Module):
         x = skips[-1]
         for block, skip in zip(self.up_blocks, reversed(skips[:-1]), strict=True):
             x = torch.cat([block(x), skip], dim=1)
-        return F.relu(self.norm(self.conv(x)))
+        return F.relu_(self.conv_norm(x))
 
 
 class Hourglass(nn.Module):
@@ -85,7 +85,7 @@ def keypoint_heatmaps(grid: torch.Tensor, kp: torch.Tensor) -> torch.Tensor:
     return torch.exp(-0.5 * diff.pow(2).sum(-1) / KP_VARIANCE)
 
 
-class DenseMotionNetwork(nn.Module):
+class DenseMotionNetwork(FoldableConvNorm):
     def __init__(self, cfg: WarpingConfig) -> None:
         super().__init__()
         k = cfg.num_kp
@@ -99,12 +99,15 @@ class DenseMotionNetwork(nn.Module):
         self.mask = nn.Conv3d(width, k + 1, 7, padding=3)
         self.occlusion = nn.Conv2d(width * cfg.reshape_depth, 1, 7, padding=3)
 
+    def conv_and_norm(self) -> tuple[nn.Module, nn.modules.batchnorm._BatchNorm]:
+        return self.compress, self.norm
+
     def forward(self, feature: torch.Tensor, kp_source: torch.Tensor, kp_driving: torch.Tensor
                 ) -> tuple[torch.Tensor, torch.Tensor]:
         """feature (B, 32, d, h, w) -> flow (B, d, h, w, 3) and occlusion (B, 1, h, w)."""
         b = feature.shape[0]
         k1 = self.num_kp + 1
-        small = F.relu(self.norm(self.compress(feature)))  # (B, 4, d, h, w)
+        small = F.relu_(self.conv_norm(feature))  # (B, 4, d, h, w)
         _, c, d, h, w = small.shape
         grid = coordinate_grid(d, h, w, kp_source)  # (d, h, w, 3)
 

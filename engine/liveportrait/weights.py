@@ -44,13 +44,17 @@ def _listed(keys: list[str]) -> str:
     return ", ".join(keys[:MAX_LISTED]) + more
 
 
+def _shape(value: object) -> str:
+    return str(tuple(value.shape)) if torch.is_tensor(value) else f"<{type(value).__name__}, not a tensor>"
+
+
 def check_state_dict(module: nn.Module, state: dict, source: str) -> None:
     """Raise WeightsInvalid unless ``state`` has exactly the module's keys, each with the module's shape."""
     want = module.state_dict()
     missing = [k for k in want if k not in state]
     unexpected = [k for k in state if k not in want]
     misshapen = [
-        f"{k} {tuple(state[k].shape)} != {tuple(want[k].shape)}"
+        f"{k} {_shape(state[k])} != {tuple(want[k].shape)}"
         for k in want
         if k in state and (not torch.is_tensor(state[k]) or state[k].shape != want[k].shape)
     ]
