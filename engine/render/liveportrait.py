@@ -10,6 +10,7 @@ from a CUDA graph captured at batch 1 (``_GraphedWarpDecode``); none of that is 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -116,6 +117,8 @@ class LivePortraitRenderer:
         self.use_cuda_graphs = cuda_graphs and core.device.type == "cuda"
         self.eye_retargeting = eye_retargeting
         self._graphed: _GraphedWarpDecode | None = None
+        # Our own CUDA stream: the engine's frames never queue behind other work on the default stream.
+        self.stream = torch.cuda.Stream(core.device) if core.device.type == "cuda" else None
         if self.channels_last:
             # The generator's 2D convolutions are the bulk of a frame; cuDNN's NHWC kernels use tensor cores.
             core.generator.to(memory_format=torch.channels_last)
@@ -146,10 +149,14 @@ class LivePortraitRenderer:
             "models_dir": str(self.models_dir) if self.models_dir else None,
         }
 
+    def _on_stream(self) -> contextlib.AbstractContextManager[Any]:
+        return torch.cuda.stream(self.stream) if self.stream is not None else contextlib.nullcontext()
+
     # ---------------------------------------------------------------- per avatar
     def prepare(self, face: FaceCrop) -> LivePortraitSource:
         """Encode the 256 network input once: feature volume, motion, keypoints."""
-        enc = self.core.encode_source(face.input_256)
+        with self._on_stream():
+            enc = self.core.encode_source(face.input_256)
         return LivePortraitSource(
             face=face,
             feature=enc.feature,
@@ -189,14 +196,15 @@ class LivePortraitRenderer:
         """A (512, 512, 3) uint8 RGB crop in the source crop's space."""
         if not isinstance(source, LivePortraitSource):
             raise TypeError(f"LivePortraitRenderer.render needs a LivePortraitSource, got {type(source).__name__}")
-        x_d = self.driving_keypoints(source, state)
-        if self.use_cuda_graphs:
-            if self._graphed is None:
-                self._graphed = _GraphedWarpDecode(self.core, tuple(source.feature.shape))
-            image = self._graphed(source.feature, source.x_s, x_d)
-        else:
-            image = self.core.warp_decode(source.feature, source.x_s, x_d)["image"]
-        return to_uint8(image)
+        with self._on_stream():
+            x_d = self.driving_keypoints(source, state)
+            if self.use_cuda_graphs:
+                if self._graphed is None:
+                    self._graphed = _GraphedWarpDecode(self.core, tuple(source.feature.shape))
+                image = self._graphed(source.feature, source.x_s, x_d)
+            else:
+                image = self.core.warp_decode(source.feature, source.x_s, x_d)["image"]
+            return to_uint8(image)  # the copy to the host waits for this stream only
 
 
 def to_uint8(image: torch.Tensor) -> np.ndarray:

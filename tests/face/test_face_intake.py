@@ -8,11 +8,11 @@ import zlib
 
 import numpy as np
 import pytest
-from conftest import DATA
 from PIL import Image
 
 from engine.errors import ImageTooLarge, InvalidImage
 from engine.face.intake import decode_image, limit_size
+from tests.face.conftest import DATA
 
 
 def _encode(image: Image.Image, fmt: str, **kw) -> bytes:

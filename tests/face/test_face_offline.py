@@ -6,13 +6,13 @@ import io
 
 import numpy as np
 import pytest
-from conftest import DATA, generated_negatives, load
 from PIL import Image
 
 from engine.errors import ModelsMissing, NoFaceDetected
 from engine.face.crop import SOURCE_CROP
 from engine.face.intake import decode_image
 from engine.face.pipeline import NO_FACE_MESSAGE, FacePipeline
+from tests.face.conftest import DATA, generated_negatives, load
 
 SINGLE = ["s1.jpg", "s3.jpg", "s5.jpg", "s6.jpg", "s7.jpg", "s11.jpg", "s12.jpg", "s42.jpg",
           "Tom_Hanks_54745.png", "astronaut.jpg"]

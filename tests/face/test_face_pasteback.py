@@ -5,11 +5,11 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
-from conftest import load
 
 from engine.face.pasteback import PasteBack, feather_mask
 from engine.face.pipeline import FacePipeline
 from engine.face.types import FaceCrop
+from tests.face.conftest import load
 
 
 @pytest.fixture(scope="module")

@@ -1,43 +1,13 @@
-"""Shared fixtures: one synthetic models folder (golden weights) per machine, reused across runs.
-
-Writing the five checkpoints from the fill scheme takes ~20 s, so the folder lives in pytest's cache, keyed by the
-sha256 of the test kit; a stale or half-written folder is rebuilt.
-"""
+"""Shared fixtures: the golden outputs (the synthetic models folder, ``golden_models``, is in tests/conftest.py)."""
 
 from __future__ import annotations
 
-import hashlib
-import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from engine.liveportrait.testing import GOLDEN_TAG, MANIFEST, write_synthetic_models
-
 DATA = Path(__file__).resolve().parents[1] / "data"
-
-
-def _kit_digest() -> str:
-    h = hashlib.sha256()
-    for path in (MANIFEST, MANIFEST.with_name("fill_weights.py")):
-        h.update(path.read_bytes())
-    return h.hexdigest()[:16]
-
-
-@pytest.fixture(scope="session")
-def golden_models(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A models folder with the golden-0 synthetic checkpoints in the official layout."""
-    key = f"{GOLDEN_TAG}-{_kit_digest()}"
-    cache = getattr(request.config, "cache", None)
-    root = Path(cache.mkdir("liveportrait-synthetic")) if cache is not None else tmp_path_factory.mktemp("lp")
-    folder = root / key
-    done = folder / "COMPLETE"
-    if not done.is_file():
-        shutil.rmtree(folder, ignore_errors=True)
-        write_synthetic_models(folder, GOLDEN_TAG)
-        done.write_text(key)
-    return folder
 
 
 @pytest.fixture(scope="session")

@@ -211,3 +211,18 @@ def test_avatars_are_bounded_and_the_default_stays(tmp_path) -> None:
         assert dropped["ok"] and ids[1] not in eng.request({"v": 1, "cmd": "list_avatars"})["avatars"]
     finally:
         eng.stop()
+
+
+def test_auto_picks_liveportrait_when_its_weights_load(tmp_path, golden_models) -> None:
+    """The synthetic golden checkpoints in the official layout: auto loads the network and says so everywhere."""
+    eng = EngineProcess(tmp_path, env={"LP_MODELS_DIR": str(golden_models), "LP_WARMUP": "0"}).start()
+    try:
+        health = eng.request({"v": 1, "cmd": "health"})
+        assert health["renderer"] == "liveportrait" and health["renderer_info"]["device"] == "cpu"
+        assert health["renderer_info"]["dtype"] == "float32"
+        reply = eng.request({"v": 1, "cmd": "render", "avatar": "default", "expression": "happy", "output": "crop"},
+                            timeout_ms=120_000)
+        assert reply["ok"] and reply["renderer"] == "liveportrait", reply.get("error")
+        assert decode_jpeg(reply["jpeg"]).shape == (512, 512, 3)
+    finally:
+        assert eng.stop() == 0
