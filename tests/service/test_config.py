@@ -38,3 +38,14 @@ def test_readme_lists_every_option_and_help_names_every_env() -> None:
                               cwd=ROOT).stdout
         for opt in options:
             assert opt.flag in text and opt.env in text, opt.env
+
+
+def test_option_tables_and_settings_dataclasses_agree() -> None:
+    from dataclasses import fields
+
+    from bridge.config import BridgeSettings
+    from engine.config import Settings
+
+    for cls, options in ((Settings, ENGINE_OPTIONS), (BridgeSettings, BRIDGE_OPTIONS)):
+        defaults = {f.name: f.default for f in fields(cls)}
+        assert defaults == {opt.field: opt.default for opt in options}, cls.__name__
