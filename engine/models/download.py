@@ -73,7 +73,7 @@ def fix_hint(models_dir: Path) -> str:
     return (
         f"Fix: run `python -m engine.models download --dir {models_dir}` on a machine that can reach huggingface.co, "
         f"or copy the files of the HuggingFace repo {HF_REPO} into {models_dir} keeping the repo's folder layout "
-        "(e.g. liveportrait/base_models/warping_module.pth), then `python -m engine.models verify --dir {models_dir}`."
+        f"(e.g. liveportrait/base_models/warping_module.pth), then `python -m engine.models verify --dir {models_dir}`."
     )
 
 
