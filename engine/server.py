@@ -334,10 +334,18 @@ class Engine:
 
     def _load(self) -> None:
         s = self.settings
-        self.faces = FacePipeline.create(s.models_dir, s.face_detector)
-        log.info("face detector: %s (%s)", self.faces.name, self.faces.reason)
         self.renderer, self.renderer_reason = select_renderer(s.renderer, s.models_dir, s.device, s.dtype)
         log.info("renderer: %s (%s)", self.renderer.name, self.renderer_reason)
+        detector = s.face_detector
+        if self.renderer.name == "offline":  # it animates dlib's 68 iBUG points, not InsightFace's 106
+            if detector == "onnx":
+                raise BadRequest("the offline renderer needs the dlib face detector (68 points): "
+                                 "use --face-detector auto or dlib with --renderer offline")
+            detector = "dlib"
+        self.faces = FacePipeline.create(s.models_dir, detector)
+        if detector != s.face_detector:
+            self.faces.reason = "the offline renderer animates dlib's 68 landmarks"
+        log.info("face detector: %s (%s)", self.faces.name, self.faces.reason)
         face = self._detect_face(default_portrait())
         avatar = self._prepare(avatar_id(default_portrait()), face)
         self.avatars.default_id = avatar.id
