@@ -18,6 +18,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"liveportrait-engine: {exc}", file=sys.stderr)
         return 2
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    import zmq
+
     from engine.server import Engine  # torch and the models load after the flags are known good
 
     engine = Engine(settings)
@@ -25,8 +27,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         signal.signal(sig, lambda *_: engine.stop())
     try:
         engine.run()
-    except OSError as exc:  # zmq.ZMQError is an OSError: address in use, bad address
-        logging.getLogger("engine").error("cannot bind: %s", exc)
+    except zmq.ZMQError as exc:  # address in use, malformed address
+        logging.getLogger("engine").error("cannot bind %s / %s: %s", settings.command_addr, settings.frame_addr, exc)
         return 1
     return 0
 

@@ -226,3 +226,13 @@ def test_auto_picks_liveportrait_when_its_weights_load(tmp_path, golden_models) 
         assert decode_jpeg(reply["jpeg"]).shape == (512, 512, 3)
     finally:
         assert eng.stop() == 0
+
+
+def test_an_address_in_use_is_a_clear_error(engine: EngineProcess, tmp_path) -> None:
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-m", "engine", "--command-addr", engine.command_addr,
+                             "--frame-addr", "tcp://127.0.0.1:1"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    assert "cannot bind" in result.stderr and "Traceback" not in result.stderr
