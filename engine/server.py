@@ -6,11 +6,15 @@ Threading model, one owner per resource:
   REP's envelope, so REQ clients see a REP socket, but a slow request (``set_source``, ``render``) does not hold up
   the others: quick commands are answered at once, slow ones are handed on and answered when they finish.
 - **prep thread** decodes uploads and runs face detection (CPU: onnxruntime or dlib).
-- **render thread** (``RenderWorker``) owns the renderer (torch, its CUDA stream) and the PUB frame socket. It runs
-  one job at a time from a bounded queue: loading the models, preparing an avatar, a requested render, a stream
-  frame. A full queue answers ``busy``; nothing waits unboundedly.
+- **render thread** (a ``Worker``) owns the renderer (torch, its CUDA stream). It runs one job at a time from a
+  bounded queue: loading the models, preparing an avatar, drawing a frame (render + paste-back). A full queue
+  answers ``busy``; nothing waits unboundedly.
+- **encode thread** (a ``Worker``) turns drawn frames into JPEG and owns the PUB frame socket. While it encodes
+  frame n the render thread already draws frame n+1 (JPEG encoding and OpenCV release the GIL), so a frame costs
+  the longer of the two stages, not their sum.
 - **clock thread** (``FrameClock``) ticks every stream at its rate from a fixed origin, so there is no drift. A tick
-  whose previous frame is still in the render thread is counted late and skipped, never queued.
+  whose previous frame is still in the render thread, or that finds the encoder already holding
+  ``STREAM_ENCODE_DEPTH`` frames, is counted late and skipped, never queued.
 
 Finished slow work comes back to the command thread through a queue plus a socketpair that wakes its poller.
 """
@@ -33,6 +37,7 @@ from importlib import resources
 from typing import Any, TypeVar
 
 import msgpack
+import numpy as np
 import zmq
 
 from engine import protocol as p
@@ -55,6 +60,7 @@ log = logging.getLogger(__name__)
 
 MiB = 1 << 20
 FRAME_HWM = 4  # frames a slow subscriber may have queued before PUB drops for it
+STREAM_ENCODE_DEPTH = 2  # stream frames waiting for the encoder at most: more would only add latency
 T = TypeVar("T")
 Reply = dict[str, Any]
 Respond = Callable[[Reply], None]
@@ -65,17 +71,21 @@ def default_portrait() -> bytes:
     return resources.files("engine.assets").joinpath("default_portrait.jpg").read_bytes()
 
 
-# --- render thread ----------------------------------------------------------------------------------------------
+# --- worker threads -------------------------------------------------------------------------------------------
 
-class RenderWorker:
-    """One thread, one job at a time, bounded queue. Owns the renderer and the PUB socket once started."""
+class Worker:
+    """One thread, one job at a time, bounded queue: the render thread and the encode thread are each one."""
 
-    def __init__(self, max_queue: int) -> None:
+    def __init__(self, name: str, max_queue: int) -> None:
         self._jobs: queue.Queue[tuple[Callable[[], Any], Future] | None] = queue.Queue(max_queue)
-        self._thread = threading.Thread(target=self._run, name="render", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
 
     def start(self) -> None:
         self._thread.start()
+
+    @property
+    def pending(self) -> int:
+        return self._jobs.qsize()
 
     def submit(self, fn: Callable[[], T]) -> Future[T]:
         """Queue a job; Busy when the queue is full (the caller answers busy or counts a late frame)."""
@@ -179,8 +189,13 @@ class FrameClock:
             return seq
 
     def frame_done(self, stream: StreamClock) -> None:
+        """The render thread is done with this stream's frame: the next tick may draw."""
         with self._cond:
             stream.in_flight = False
+
+    def count_late(self, stream: StreamClock) -> None:
+        with self._cond:
+            stream.late += 1
 
     def _run(self) -> None:
         while True:
@@ -237,11 +252,19 @@ class FrameStats:
 
 @dataclass(frozen=True)
 class Drawn:
-    jpeg: bytes
-    width: int
-    height: int
-    render_ms: float
-    overhead_ms: float
+    """A frame out of the render thread, before JPEG."""
+
+    frame: np.ndarray  # (H, W, 3) uint8 RGB, owned by whoever holds this
+    render_ms: float  # the renderer alone
+    paste_ms: float  # paste-back (0 for crop output)
+
+    @property
+    def width(self) -> int:
+        return int(self.frame.shape[1])
+
+    @property
+    def height(self) -> int:
+        return int(self.frame.shape[0])
 
 
 # --- the engine ---------------------------------------------------------------------------------------------------
@@ -262,7 +285,8 @@ class Engine:
         self.frame_clock = FrameClock(self._on_tick, clock)
         self.avatars = AvatarRegistry(settings.max_avatars, int(settings.source_cache_mb * MiB),
                                       pinned=self.frame_clock.is_streaming)
-        self.worker = RenderWorker(settings.render_queue)
+        self.worker = Worker("render", settings.render_queue)
+        self.encoder = Worker("encode", settings.render_queue + STREAM_ENCODE_DEPTH)
         self.prep = ThreadPoolExecutor(1, thread_name_prefix="prep")
         self.ready = threading.Event()
         self._replies: queue.SimpleQueue[tuple[list[bytes], Reply]] = queue.SimpleQueue()
@@ -292,6 +316,7 @@ class Engine:
             raise
         log.info("commands on %s, frames on %s", self.settings.command_addr, self.settings.frame_addr)
         self.worker.start()
+        self.encoder.start()
         self.frame_clock.start()
         self.worker.submit(self._load).add_done_callback(self._loaded)
 
@@ -320,7 +345,8 @@ class Engine:
 
     def close(self) -> None:
         self.frame_clock.stop()
-        self.worker.stop()  # the frame in flight is finished and published
+        self.worker.stop()  # the frame in flight is drawn ...
+        self.encoder.stop()  # ... encoded and published
         self.prep.shutdown(wait=False, cancel_futures=True)
         self._send_replies()
         self._router.close(0)
@@ -351,7 +377,7 @@ class Engine:
         self.avatars.default_id = avatar.id
         if s.warmup:
             started = time.perf_counter()
-            self._draw(avatar, preset_state("neutral", 0.0), s.output, s.jpeg_quality)
+            encode_jpeg(self._draw(avatar, preset_state("neutral", 0.0), s.output).frame, s.jpeg_quality)
             log.info("warm-up render: %.1f ms", (time.perf_counter() - started) * 1000)
 
     def _loaded(self, future: Future[None]) -> None:
@@ -544,32 +570,37 @@ class Engine:
 
     # -- frames --
 
-    def _draw(self, avatar: Avatar, state: AnimationState, output: str, quality: int) -> Drawn:
-        """Render thread: state -> crop -> (paste-back) -> JPEG."""
+    def _draw(self, avatar: Avatar, state: AnimationState, output: str) -> Drawn:
+        """Render thread: state -> crop -> paste-back (a fresh frame: the encoder reads it while we draw on)."""
         assert self.renderer is not None
         started = time.perf_counter()
         crop = self.renderer.render(avatar.source, state)
         rendered = time.perf_counter()
-        frame = avatar.paste.apply_reused(crop) if output == "full" else crop
-        jpeg = encode_jpeg(frame, quality)
-        done = time.perf_counter()
-        return Drawn(jpeg, int(frame.shape[1]), int(frame.shape[0]), (rendered - started) * 1000,
-                     (done - rendered) * 1000)
+        frame = avatar.paste.apply(crop) if output == "full" else crop
+        return Drawn(frame, (rendered - started) * 1000, (time.perf_counter() - rendered) * 1000)
 
     def _state_of(self, avatar: Avatar, t: float) -> tuple[AnimationState, bool]:
         with avatar.lock:
             return avatar.animator.sample(t), avatar.animator.is_static(t)
 
-    def _header(self, avatar: Avatar, state: AnimationState, drawn: Drawn | None, width: int, height: int,
-                t: float, seq: int, late: int = 0) -> dict[str, Any]:
+    def _header(self, avatar: Avatar, state: AnimationState, jpeg: bytes, drawn: Drawn | None, t: float,
+                seq: int = 0, late: int = 0) -> dict[str, Any]:
+        width, height = (drawn.width, drawn.height) if drawn else jpeg_size(jpeg)
         return {"seq": seq, "ts": t, "wall": time.time(), "avatar": avatar.id, "expression": state.expression,
                 "intensity": state.intensity, "width": width, "height": height,
                 "render_ms": round(drawn.render_ms, 3) if drawn else 0.0, "renderer": self.renderer_name,
                 "late": late, "cached": drawn is None}
 
     def _render(self, req: p.Render, respond: Respond) -> None:
+        """The `render` command: a cached JPEG, or draw (render thread) then encode (encode thread), then reply."""
         output = req.output or self.settings.output
         quality = req.quality or self.settings.jpeg_quality
+
+        def fail(exc: BaseException) -> None:
+            if not isinstance(exc, EngineError):
+                log.error("render failed", exc_info=exc)
+                exc = RenderFailed(f"internal error: {type(exc).__name__}: {exc}")
+            respond(p.error(exc, self.renderer_name))
 
         def with_avatar(avatar: Avatar) -> None:
             t = self.clock()
@@ -581,26 +612,37 @@ class Engine:
             jpeg = self.frames_cache.get(key) if static else None
             if jpeg is not None:
                 respond(self._ok(avatar=avatar.id, jpeg=jpeg, cached=True,
-                                 header=self._header(avatar, state, None, *jpeg_size(jpeg), t, 0)))
+                                 header=self._header(avatar, state, jpeg, None, t)))
                 return
 
-            def drawn_reply(d: Drawn) -> Reply:
+            def encoded(drawn: Drawn, future: Future[bytes]) -> None:
+                if future.exception() is not None:
+                    fail(future.exception())  # type: ignore[arg-type]
+                    return
+                jpeg = future.result()
                 if static:
-                    self.frames_cache.put(key, d.jpeg)
-                return self._ok(avatar=avatar.id, jpeg=d.jpeg, cached=False,
-                                header=self._header(avatar, state, d, d.width, d.height, t, 0))
+                    self.frames_cache.put(key, jpeg)
+                respond(self._ok(avatar=avatar.id, jpeg=jpeg, cached=False,
+                                 header=self._header(avatar, state, jpeg, drawn, t)))
 
-            self.worker.submit(lambda: self._draw(avatar, state, output, quality)).add_done_callback(
-                lambda f: respond(self._settle(f, drawn_reply)))
+            def drawn(future: Future[Drawn]) -> None:
+                if future.exception() is not None:
+                    fail(future.exception())  # type: ignore[arg-type]
+                    return
+                d = future.result()
+                try:
+                    self.encoder.submit(lambda: encode_jpeg(d.frame, quality)).add_done_callback(
+                        lambda f: encoded(d, f))
+                except Busy as exc:
+                    fail(exc)
 
-        def on_avatar(f: Future[tuple[Avatar, bool]]) -> None:
+            self.worker.submit(lambda: self._draw(avatar, state, output)).add_done_callback(drawn)
+
+        def on_avatar(future: Future[tuple[Avatar, bool]]) -> None:
             try:
-                with_avatar(f.result()[0])
-            except EngineError as exc:
-                respond(p.error(exc, self.renderer_name))
+                with_avatar(future.result()[0])
             except Exception as exc:
-                log.exception("render failed")
-                respond(p.error(RenderFailed(f"internal error: {exc!r}"), self.renderer_name))
+                fail(exc)
 
         if req.image is not None:
             self._avatar_for(req.image).add_done_callback(on_avatar)
@@ -610,43 +652,52 @@ class Engine:
     def _on_tick(self, stream: StreamClock, t: float) -> bool:
         """Clock thread: hand one frame to the render thread; False when it has no room (a late frame)."""
         try:
-            self.worker.submit(lambda: self._publish(stream, t))
+            self.worker.submit(lambda: self._stream_frame(stream, t))
             return True
         except Busy:
             return False
 
-    def _publish(self, stream: StreamClock, t: float) -> None:
-        """Render thread: sample the animation at the tick time, draw (or reuse), publish without blocking."""
+    def _stream_frame(self, stream: StreamClock, t: float) -> None:
+        """Render thread: sample the animation at the tick time, draw it (or take it from the cache), hand it on."""
         try:
             avatar = self.avatars.find(stream.avatar)
             if avatar is None:
                 self.frame_clock.set_rate(stream.avatar, 0)
                 return
-            started = time.perf_counter()
+            output, quality = self.settings.output, self.settings.jpeg_quality
             state, static = self._state_of(avatar, t)
-            key = (avatar.id, self.settings.output, self.settings.jpeg_quality, state.key())
-            jpeg = self.frames_cache.get(key) if static else None
-            drawn = None
-            if jpeg is None:
-                drawn = self._draw(avatar, state, self.settings.output, self.settings.jpeg_quality)
-                jpeg = drawn.jpeg
-                if static:
-                    self.frames_cache.put(key, jpeg)
-                self.stats.render_ms.append(drawn.render_ms)
-            header = self._header(avatar, state, drawn, *jpeg_size(jpeg), t, self.frame_clock.take_seq(stream),
-                                  stream.late)
-            try:
-                self._pub.send_multipart([p.FRAME_TOPIC + avatar.id.encode(), msgpack.packb(header), jpeg],
-                                         zmq.NOBLOCK)
-                self.stats.published += 1
-            except zmq.Again:
-                self.stats.dropped += 1
-            total = (time.perf_counter() - started) * 1000
-            self.stats.overhead_ms.append(total - (drawn.render_ms if drawn else 0.0))
+            key = (avatar.id, output, quality, state.key()) if static else None
+            jpeg = self.frames_cache.get(key) if key else None
+            drawn = None if jpeg is not None else self._draw(avatar, state, output)
+            if self.encoder.pending >= STREAM_ENCODE_DEPTH:
+                self.frame_clock.count_late(stream)  # the encoder is behind: drop rather than queue
+                return
+            self.encoder.submit(lambda: self._publish(stream, avatar, state, t, drawn, jpeg, key, quality))
+        except Busy:
+            self.frame_clock.count_late(stream)
         except Exception:
             log.exception("stream frame failed for %s", stream.avatar)
         finally:
             self.frame_clock.frame_done(stream)
+
+    def _publish(self, stream: StreamClock, avatar: Avatar, state: AnimationState, t: float, drawn: Drawn | None,
+                 jpeg: bytes | None, key: tuple[Any, ...] | None, quality: int) -> None:
+        """Encode thread: JPEG (unless cached), header with the next seq, PUB without blocking."""
+        started = time.perf_counter()
+        if jpeg is None:
+            assert drawn is not None
+            jpeg = encode_jpeg(drawn.frame, quality)
+            if key is not None:
+                self.frames_cache.put(key, jpeg)
+        header = self._header(avatar, state, jpeg, drawn, t, self.frame_clock.take_seq(stream), stream.late)
+        try:
+            self._pub.send_multipart([p.FRAME_TOPIC + avatar.id.encode(), msgpack.packb(header), jpeg], zmq.NOBLOCK)
+            self.stats.published += 1
+        except zmq.Again:
+            self.stats.dropped += 1
+        if drawn is not None:
+            self.stats.render_ms.append(drawn.render_ms)
+            self.stats.overhead_ms.append(drawn.paste_ms + (time.perf_counter() - started) * 1000)
 
 
 def _forward(src: Future[Any], dst: Future[Any], convert: Callable[[Any], Any]) -> None:

@@ -41,7 +41,6 @@ class PasteBack:
         x0, y0 = (max(0, int(np.floor(v)) - 1) for v in mapped.min(axis=0))
         x1, y1 = min(w, int(np.ceil(mapped[:, 0].max())) + 1), min(h, int(np.ceil(mapped[:, 1].max())) + 1)
         self._maps: dict[int, np.ndarray] = {}
-        self._canvas: np.ndarray | None = None
         if x1 <= x0 or y1 <= y0:  # the crop lies wholly outside the photo: nothing to blend
             self.bbox = (0, 0, 0, 0)
             self._weight = self._keep = np.zeros((0, 0), np.float32)
@@ -57,8 +56,7 @@ class PasteBack:
     @property
     def nbytes(self) -> int:
         """Resident size of what is kept per avatar (the photo itself is shared with the FaceCrop)."""
-        canvas = self.image.nbytes  # apply_reused's frame buffer, once used
-        return self._weight.nbytes + self._keep.nbytes + self._region.nbytes + canvas
+        return self._weight.nbytes + self._keep.nbytes + self._region.nbytes
 
     def _map_for(self, size: int) -> np.ndarray:
         """2x3 map from a size x size crop to the bbox region (a 256 crop is a 512 crop scaled by 2)."""
@@ -90,12 +88,3 @@ class PasteBack:
         x0, y0, x1, y1 = self.bbox
         out[y0:y1, x0:x1] = self.blend_region(crop_rgb)
         return out
-
-    def apply_reused(self, crop_rgb: np.ndarray) -> np.ndarray:
-        """Like ``apply``, into one frame buffer kept per avatar: outside the box it always holds the photo, so only
-        the box is written. The result is valid until the next call (the render thread encodes it at once)."""
-        if self._canvas is None:
-            self._canvas = self.image.copy()
-        x0, y0, x1, y1 = self.bbox
-        self._canvas[y0:y1, x0:x1] = self.blend_region(crop_rgb)
-        return self._canvas
