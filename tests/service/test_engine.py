@@ -236,3 +236,28 @@ def test_an_address_in_use_is_a_clear_error(engine: EngineProcess, tmp_path) -> 
                              "--frame-addr", "tcp://127.0.0.1:1"], capture_output=True, text=True, timeout=60)
     assert result.returncode == 1
     assert "cannot bind" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_subscriber_that_never_reads_slows_no_one(engine: EngineProcess) -> None:
+    avatar = engine.request({"v": 1, "cmd": "set_source", "image": (DATA / "s3.jpg").read_bytes()})["avatar"]
+    ctx = zmq.Context.instance()
+    stuck, reader = ctx.socket(zmq.SUB), ctx.socket(zmq.SUB)
+    for sock in (stuck, reader):
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.setsockopt(zmq.RCVHWM, 1)
+        sock.setsockopt(zmq.SUBSCRIBE, b"frame." + avatar.encode())
+        sock.connect(engine.frame_addr)
+    time.sleep(0.3)
+    fps, seconds, received = 20.0, 2.5, 0
+    engine.request({"v": 1, "cmd": "stream", "avatar": avatar, "fps": fps})
+    try:
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            if reader.poll(100):
+                reader.recv_multipart()
+                received += 1
+    finally:
+        engine.request({"v": 1, "cmd": "stream", "avatar": avatar, "fps": 0})
+        stuck.close(0)
+        reader.close(0)
+    assert received >= 0.75 * fps * seconds
