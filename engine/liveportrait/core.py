@@ -36,8 +36,11 @@ class SourceEncoding:
 
 
 class LivePortrait:
-    def __init__(self, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32) -> None:
+    def __init__(self, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32,
+                 fast_convs: bool = True) -> None:
         self.device = torch.device(device)
+        # CPU only: Winograd / DFT convolutions (fastconv.py), ~1.5x faster warp + decode for ~0.6 GB more memory
+        self.fast_convs = fast_convs and self.device.type == "cpu"
         self.dtype = dtype  # of the heavy networks; keypoint maths and the MLPs stay float32
         self.appearance = AppearanceFeatureExtractor()
         self.motion = MotionExtractor()
@@ -47,10 +50,10 @@ class LivePortrait:
 
     @classmethod
     def from_dir(cls, models_dir: str | Path, device: str | torch.device = "cpu",
-                 dtype: torch.dtype = torch.float32) -> LivePortrait:
+                 dtype: torch.dtype = torch.float32, fast_convs: bool = True) -> LivePortrait:
         """Load the official checkpoints from a models folder in the HuggingFace layout (strict)."""
         root = Path(models_dir)
-        lp = cls(device, dtype)
+        lp = cls(device, dtype, fast_convs)
         load_file(lp.appearance, root / layout.APPEARANCE)
         load_file(lp.motion, root / layout.MOTION)
         load_file(lp.warping, root / layout.WARPING)
@@ -69,6 +72,9 @@ class LivePortrait:
             fold_batchnorms(net)
         # The derived per-frame weights (spectral norm, fused convolutions) must see the final dtype and device.
         self.generator.fold_spectral_norm()
+        if self.fast_convs:  # fewer multiply-adds; on CUDA cuDNN's own algorithms win
+            self.warping.use_fast_convs()
+            self.generator.use_fast_convs()
 
     # -- per avatar ---------------------------------------------------------------------------------------
     @torch.inference_mode()

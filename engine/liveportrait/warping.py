@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from engine.liveportrait.blocks import ConvNormAct2d, ConvNormAct3d, FoldableConvNorm, coordinate_grid
+from engine.liveportrait.fastconv import FourierConv3d, WinogradConv
 
 KP_VARIANCE = 0.01
 
@@ -98,6 +99,7 @@ class DenseMotionNetwork(FoldableConvNorm):
         width = self.hourglass.out_channels
         self.mask = nn.Conv3d(width, k + 1, 7, padding=3)
         self.occlusion = nn.Conv2d(width * cfg.reshape_depth, 1, 7, padding=3)
+        self.fast_mask: FourierConv3d | None = None
 
     def conv_and_norm(self) -> tuple[nn.Module, nn.modules.batchnorm._BatchNorm]:
         return self.compress, self.norm
@@ -126,7 +128,8 @@ class DenseMotionNetwork(FoldableConvNorm):
         inputs = torch.cat([heat[:, :, None], warped], dim=2).view(b, k1 * (c + 1), d, h, w)
         prediction = self.hourglass(inputs)
 
-        mask = F.softmax(self.mask(prediction), dim=1)  # (B, K+1, d, h, w)
+        logits = self.fast_mask(prediction) if self.fast_mask is not None else self.mask(prediction)
+        mask = F.softmax(logits, dim=1)  # (B, K+1, d, h, w)
         flow = torch.einsum("bkdhw,bkdhwc->bdhwc", mask, proposals)
         occlusion = torch.sigmoid(self.occlusion(prediction.reshape(b, -1, h, w)))
         return flow, occlusion
@@ -140,6 +143,14 @@ class WarpingNetwork(nn.Module):
         width = cfg.block_expansion * 2**cfg.num_down_blocks
         self.third = ConvNormAct2d(cfg.max_features, width, leaky=True)
         self.fourth = nn.Conv2d(width, width, 1)
+
+    def use_fast_convs(self) -> None:
+        """CPU: the 7x7x7 mask convolution through tiled DFTs, ``third`` as Winograd F(4x4, 3x3) (call after
+        ``fold_batchnorms``). ~46 MB of kernel spectrum; exact up to float rounding."""
+        mask = self.dense_motion_network.mask
+        self.dense_motion_network.fast_mask = FourierConv3d(mask.weight, mask.bias)
+        assert self.third.folded is not None, "fold_batchnorms() first"
+        self.third.fast = WinogradConv(*self.third.folded)
 
     def forward(self, feature: torch.Tensor, kp_source: torch.Tensor, kp_driving: torch.Tensor
                 ) -> tuple[torch.Tensor, torch.Tensor]:

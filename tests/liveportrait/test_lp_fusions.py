@@ -32,13 +32,17 @@ def test_phase_groups_cover_every_phase_once():
     assert [n for _, n, _ in _phase_taps(4)] == [1, 2, 1]  # edge phases read 2 low-res rows, the middle ones 1
 
 
+@pytest.mark.parametrize("winograd", [False, True])
 @pytest.mark.parametrize("cin,cout,scale", [(8, 8, 1), (8, 4, 2), (6, 3, 4)])
-def test_fused_spade_block_equals_its_definition(cin, cout, scale):
+def test_fused_spade_block_equals_its_definition(cin, cout, scale, winograd):
     block = fill_module(SpadeResBlock(cin, cout, label_channels=5, hidden=6), tag="fusion").double().eval()
     for m in block.modules():
         if isinstance(m, SpectralConv2d):
             m.fold()
     block.fold(seg_scale=scale)
+    if winograd:  # every 3x3 of the block through fastconv.WinogradConv
+        block.use_winograd(min_out=1)
+        assert block.conv_0.fast is not None and len(block.fast) == (4 if block.learned_shortcut else 2)
     gen = torch.Generator().manual_seed(0)
     seg = torch.randn(1, 5, 4, 4, generator=gen, dtype=torch.float64)
     x = torch.randn(1, cin, 4 * scale, 4 * scale, generator=gen, dtype=torch.float64)
