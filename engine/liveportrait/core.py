@@ -39,7 +39,7 @@ class LivePortrait:
     def __init__(self, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32,
                  fast_convs: bool = True) -> None:
         self.device = torch.device(device)
-        # CPU only: Winograd / DFT convolutions (fastconv.py), ~1.5x faster warp + decode for ~0.6 GB more memory
+        # CPU only: Winograd / DFT convolutions (fastconv.py), ~1.6x faster warp + decode for ~0.85 GB more memory
         self.fast_convs = fast_convs and self.device.type == "cpu"
         self.dtype = dtype  # of the heavy networks; keypoint maths and the MLPs stay float32
         self.appearance = AppearanceFeatureExtractor()

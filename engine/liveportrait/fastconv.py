@@ -73,14 +73,15 @@ class WinogradConv:
         # Bands of tile rows small enough for the transformed tiles to stay in cache: past ~256 tiles per band the
         # transforms become memory-bound and the product loses to the direct convolution.
         band = max(1, self.BAND_TILES // ntx)
-        parts = [self._band(xp[:, :, r * t : (r + band) * t + 2], d) for r in range(0, nty, band)]
-        y = torch.cat(parts, dim=2)[:, :, :h, :w] if len(parts) > 1 else parts[0][:, :, :h, :w]
-        if self.bias is not None:
-            y = y + self.bias.view(-1, 1, 1, 1)
+        # Each band writes its rows (and the bias) straight into the output: no concatenation, one pass.
+        out = torch.empty(self.u.shape[2], d, nty * t, ntx * t, dtype=x.dtype, device=x.device)
+        for r in range(0, nty, band):
+            self._band(xp[:, :, r * t : (r + band) * t + 2], d, out[:, :, r * t : (r + band) * t])
+        y = out[:, :, :h, :w]
         return y[None] if self.is_3d else y[:, 0][None]
 
-    def _band(self, xp: torch.Tensor, d: int) -> torch.Tensor:
-        """Padded rows (C, Dp, 4 nty + 2, 4 ntx + 2) -> output rows (O, D, 4 nty, 4 ntx), without bias."""
+    def _band(self, xp: torch.Tensor, d: int, dest: torch.Tensor) -> None:
+        """Padded rows (C, Dp, 4 nty + 2, 4 ntx + 2) -> ``dest`` rows (O, D, 4 nty, 4 ntx), bias added."""
         c = xp.shape[0]
         t = self.TILE
         tiles = xp.unfold(2, t + 2, t).unfold(3, t + 2, t)  # (C, Dp, nty, ntx, 6, 6), overlapping windows
@@ -93,8 +94,12 @@ class WinogradConv:
             rhs = v[:, :, k * nt : (k + d) * nt]
             m = torch.bmm(self.u[k], rhs) if m is None else m.baddbmm_(self.u[k], rhs)
         o = m.shape[1]
-        y = (self.at2 @ m.view(36, -1)).view(t, t, o, d, nty, ntx)
-        return y.permute(2, 3, 4, 0, 5, 1).reshape(o, d, nty * t, ntx * t)
+        y = (self.at2 @ m.view(36, -1)).view(t, t, o, d, nty, ntx).permute(2, 3, 4, 0, 5, 1)
+        tiles_out = dest.view(o, d, nty, t, ntx, t)
+        if self.bias is None:
+            tiles_out.copy_(y)
+        else:
+            torch.add(y, self.bias.view(-1, 1, 1, 1, 1, 1), out=tiles_out)
 
 
 class FourierConv3d:
