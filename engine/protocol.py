@@ -17,6 +17,7 @@ import msgpack
 
 from engine.animation.controls import validate_controls
 from engine.animation.presets import EXPRESSIONS
+from engine.animation.timeline import Keyframe
 from engine.errors import BadRequest, EngineError, UnknownCommand, UnsupportedVersion
 
 VERSION = 1
@@ -57,12 +58,6 @@ class SetExpression:
     expression: str
     intensity: float = 1.0
     transition_ms: float = 250.0
-
-
-@dataclass(frozen=True)
-class Keyframe:
-    t: float  # engine seconds (the `now` of a health reply is the engine clock)
-    controls: dict[str, float]
 
 
 @dataclass(frozen=True)

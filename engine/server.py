@@ -44,7 +44,7 @@ from engine import protocol as p
 from engine.animation.controls import CONTROLS
 from engine.animation.presets import EXPRESSIONS, preset_state
 from engine.animation.state import AnimationState
-from engine.animation.timeline import Animator, IdleConfig, Keyframe
+from engine.animation.timeline import Animator, IdleConfig
 from engine.avatars import Avatar, AvatarRegistry, avatar_id
 from engine.cache import ByteLRU
 from engine.codec import encode_jpeg, jpeg_size
@@ -482,7 +482,7 @@ class Engine:
                 if req.controls:
                     a.set_controls(req.controls, req.transition_ms, now, smooth=req.smooth)
                 if req.keyframes:
-                    a.schedule([Keyframe(k.t, k.controls) for k in req.keyframes], now)
+                    a.schedule(req.keyframes, now)
             elif isinstance(req, p.Clear):
                 a.clear(now)
             elif isinstance(req, p.SetIdle):
