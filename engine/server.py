@@ -288,7 +288,6 @@ class Engine:
         self.worker = Worker("render", settings.render_queue)
         self.encoder = Worker("encode", settings.render_queue + STREAM_ENCODE_DEPTH)
         self.prep = ThreadPoolExecutor(1, thread_name_prefix="prep")
-        self.ready = threading.Event()
         self._replies: queue.SimpleQueue[tuple[list[bytes], Reply]] = queue.SimpleQueue()
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
@@ -389,7 +388,6 @@ class Engine:
             self.status = "failed"
             self.failure = exc if isinstance(exc, EngineError) else RenderFailed(f"start-up failed: {exc!r}")
             log.error("start-up failed: %s", exc, exc_info=exc)
-        self.ready.set()
 
     # -- the command socket (command thread) --
 
