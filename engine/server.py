@@ -412,11 +412,8 @@ class Engine:
                 raise BadRequest(f"a request is one msgpack frame, not {len(body)} frames")
             request = p.parse_request(body[0], self._max_message)
             reply = self._handle(request, respond)
-        except EngineError as exc:
-            reply = p.error(exc, self.renderer_name)
         except Exception as exc:  # a bug must cost one reply, never the process
-            log.exception("command failed")
-            reply = p.error(RenderFailed(f"internal error: {type(exc).__name__}: {exc}"), self.renderer_name)
+            reply = self._error(exc)
         if reply is not None:
             respond(reply)
         self._send_replies()
@@ -512,15 +509,19 @@ class Engine:
             reply["failure"] = self.failure.to_wire()
         return reply
 
+    def _error(self, exc: BaseException) -> Reply:
+        """The error reply for any failure: typed errors as they are, a bug as render_failed (and logged)."""
+        if not isinstance(exc, EngineError):
+            log.error("request failed", exc_info=exc)
+            exc = RenderFailed(f"internal error: {type(exc).__name__}: {exc}")
+        return p.error(exc, self.renderer_name)
+
     def _settle(self, future: Future[T], make: Callable[[T], Reply]) -> Reply:
         """A finished future -> its reply, or the typed error reply."""
         try:
             return make(future.result())
-        except EngineError as exc:
-            return p.error(exc, self.renderer_name)
         except Exception as exc:
-            log.exception("job failed")
-            return p.error(RenderFailed(f"internal error: {type(exc).__name__}: {exc}"), self.renderer_name)
+            return self._error(exc)
 
     # -- avatars --
 
@@ -595,10 +596,7 @@ class Engine:
         quality = req.quality or self.settings.jpeg_quality
 
         def fail(exc: BaseException) -> None:
-            if not isinstance(exc, EngineError):
-                log.error("render failed", exc_info=exc)
-                exc = RenderFailed(f"internal error: {type(exc).__name__}: {exc}")
-            respond(p.error(exc, self.renderer_name))
+            respond(self._error(exc))
 
         def with_avatar(avatar: Avatar) -> None:
             t = self.clock()
