@@ -16,7 +16,7 @@ from typing import Any
 import msgpack
 
 from engine.animation.controls import validate_controls
-from engine.animation.presets import EXPRESSIONS
+from engine.animation.presets import validate_expression, validate_intensity
 from engine.animation.timeline import Keyframe
 from engine.errors import BadRequest, EngineError, UnknownCommand, UnsupportedVersion
 
@@ -193,8 +193,8 @@ def _render(m: Mapping[str, Any]) -> Render:
     return Render(
         avatar=_avatar(m) if "avatar" in m else None,
         image=_bytes(m, "image") if "image" in m else None,
-        expression=_string(m, "expression", None, EXPRESSIONS) if m.get("expression") is not None else None,
-        intensity=_number(m, "intensity", 1.0, 0.0, 1.0),
+        expression=validate_expression(m["expression"]) if m.get("expression") is not None else None,
+        intensity=validate_intensity(m.get("intensity", 1.0)),
         controls=parse_controls(m.get("controls", {})),
         output=_string(m, "output", None, OUTPUTS) if m.get("output") is not None else None,
         quality=int(_number(m, "quality", 1, 1, 100)) if quality is not None else None,
@@ -214,8 +214,8 @@ _PARSERS = {
     "list_avatars": lambda m: ListAvatars(),
     "set_source": lambda m: SetSource(_bytes(m, "image")),
     "drop_source": lambda m: DropSource(_avatar(m)),
-    "set_expression": lambda m: SetExpression(_avatar(m), _string(m, "expression", choices=EXPRESSIONS),
-                                              _number(m, "intensity", 1.0, 0.0, 1.0), _transition(m)),
+    "set_expression": lambda m: SetExpression(_avatar(m), validate_expression(_get(m, "expression")),
+                                              validate_intensity(m.get("intensity", 1.0)), _transition(m)),
     "set_controls": _set_controls,
     "clear": lambda m: Clear(_avatar(m)),
     "set_idle": _set_idle,
