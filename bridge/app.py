@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import time
 from collections.abc import Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -25,8 +24,8 @@ from starlette.routing import Route
 
 from bridge.config import BridgeSettings
 from bridge.engine_client import EngineClient, EngineUnavailable, Overloaded
-from engine.animation.presets import EXPRESSIONS
-from engine.errors import HTTP_STATUS
+from engine.animation.presets import EXPRESSIONS, validate_expression, validate_intensity
+from engine.errors import HTTP_STATUS, BadRequest
 
 log = logging.getLogger(__name__)
 
@@ -202,8 +201,10 @@ async def read_render_form(request: Request, max_image_bytes: int) -> tuple[byte
         if not any(image.startswith(magic) for magic in IMAGE_MAGIC):
             raise ClientError(415, "invalid_image", "source_image must be a JPEG or PNG image")
         expression = form.get("expression", "neutral")
-        if not isinstance(expression, str) or expression not in EXPRESSIONS:
-            raise ClientError(400, "bad_request", f"expression must be one of {', '.join(EXPRESSIONS)}")
+        try:
+            validate_expression(expression)
+        except BadRequest as exc:
+            raise ClientError(400, "bad_request", exc.message) from None
         intensity = _intensity(form.get("intensity"))
         return image, expression, intensity
     finally:
@@ -214,12 +215,11 @@ def _intensity(raw: object) -> float:
     if raw is None or raw == "":
         return 1.0
     try:
-        value = float(str(raw))
+        return validate_intensity(float(str(raw)))
     except ValueError:
         raise ClientError(400, "bad_request", f"intensity must be a number in 0.0-1.0, not {raw!r}") from None
-    if not math.isfinite(value) or not 0.0 <= value <= 1.0:
-        raise ClientError(400, "bad_request", f"intensity must be within 0.0-1.0, not {raw}")
-    return value
+    except BadRequest as exc:
+        raise ClientError(400, "bad_request", exc.message) from None
 
 
 def _flatten(values: dict[str, Any], prefix: str) -> dict[str, float]:
