@@ -46,9 +46,30 @@ CONTROLS: tuple[Control, ...] = (
     Control("gazeY", -1.0, 1.0, "normalised", "look down (-) / up (+)", "eyeLookUp/Down (signed)"),
 )
 
+# Controls that act on one side of the face each. "Left" is the face's own left, which is the image's right for a
+# face looking at the camera (ARKit's convention, so a phone's capture or Audio2Face drives it unchanged).
+# The bilateral control and a side's own control add up, capped at 1: `side_values` is how renderers read them.
+SIDED: tuple[str, ...] = ("mouthSmile", "mouthFrown", "browOuterUp", "browDown", "eyeBlink", "eyeWide")
+CONTROLS += tuple(
+    Control(f"{base}{side}", 0.0, 1.0, "weight", f"{base} on the face's {side.lower()} side only", f"{base}{side}")
+    for base in SIDED
+    for side in ("Left", "Right")
+)
+
 BY_NAME: dict[str, Control] = {c.name: c for c in CONTROLS}
 NAMES: tuple[str, ...] = tuple(c.name for c in CONTROLS)
 NEUTRAL: dict[str, float] = {c.name: 0.0 for c in CONTROLS}
+
+
+def side_values(controls: Mapping[str, float], base: str) -> tuple[float, float]:
+    """(left, right) weight of a sided control: the bilateral value plus each side's own, capped at 1.
+
+    Left and right are the face's own (image right and image left for a face looking at the camera).
+    """
+    both = float(controls.get(base, 0.0))
+    left = min(1.0, both + float(controls.get(base + "Left", 0.0)))
+    right = min(1.0, both + float(controls.get(base + "Right", 0.0)))
+    return left, right
 
 
 def validate_control(name: object, value: object) -> float:

@@ -67,7 +67,8 @@ CHEEKS = (71, 72)
 
 LID_EASE = 2.5  # how strongly the closed lid favours the clean skin at its top over the packed-in crease
 BLINK = "eyeBlink"
-LINEAR = tuple(n for n in NAMES if n != BLINK)  # controls with a precomputed field; the blink is drawn per frame
+# Controls with a precomputed field; the blink is drawn per frame. Sided controls are not drawn here yet.
+LINEAR = tuple(n for n in NAMES if n != BLINK and not n.endswith(("Left", "Right")))
 
 
 def _smoothstep(t: np.ndarray) -> np.ndarray:

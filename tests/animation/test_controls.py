@@ -96,3 +96,13 @@ def test_explicit_controls_replace_the_preset_value() -> None:
 def test_preset_refusals(expression: str, intensity: float) -> None:
     with pytest.raises(BadRequest):
         preset_state(expression, intensity)
+
+
+def test_sided_controls_add_to_the_bilateral_one_per_side() -> None:
+    from engine.animation.controls import SIDED, side_values
+
+    for base in SIDED:
+        assert f"{base}Left" in BY_NAME and f"{base}Right" in BY_NAME
+    assert side_values({"eyeBlinkLeft": 1.0}, "eyeBlink") == (1.0, 0.0)  # a wink
+    assert side_values({"eyeBlink": 0.6, "eyeBlinkRight": 0.7}, "eyeBlink") == (0.6, 1.0)  # capped at 1
+    assert side_values({}, "mouthSmile") == (0.0, 0.0)
