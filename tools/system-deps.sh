@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Debian packages the tests use for real: espeak-ng (speech), sox (audio checks), chromium (the preview page).
+# Run as root (CI does); installs only what is missing.
+set -euo pipefail
+pkgs=(espeak-ng sox chromium)
+missing=()
+for pkg in "${pkgs[@]}"; do
+    dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+apt-get update -qq
+DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
