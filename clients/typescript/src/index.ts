@@ -1,0 +1,24 @@
+/** @secretary/liveportrait-client: the liveportrait-engine's ZeroMQ protocol v1 and its HTTP bridge, typed. */
+
+export * from "./types.js";
+export * from "./errors.js";
+export { pack, unpackMap } from "./codec.js";
+export { FrameSubscription, FRAME_TOPIC_PREFIX, parseFrame, subscribeFrames, type SubscribeOptions } from "./frames.js";
+export {
+  ClockOffset,
+  DEFAULT_COMMAND_ADDRESS,
+  DEFAULT_FRAME_ADDRESS,
+  EngineClient,
+  monotonicSeconds,
+  type CallOptions,
+  type EngineClientOptions,
+  type FieldsOf,
+  type ReplyOf,
+} from "./client.js";
+export {
+  DEFAULT_BRIDGE_URL,
+  LivePortraitRenderer,
+  type LivePortraitRendererOptions,
+  type RenderInfo,
+  type RenderParams,
+} from "./http.js";
