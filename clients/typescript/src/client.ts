@@ -199,11 +199,15 @@ export class EngineClient {
     return this.call("stream", { avatar, fps: 0 }, options);
   }
 
-  /** Lip-sync from audio (engines with the `speak` command); `start` is an engine time. */
+  /**
+   * Lip-sync from audio (engines with the `speak` command); `start` is an engine time. With `append` a retry could
+   * queue the same audio twice, so it is not retried unless `options.retries` says so.
+   */
   speak(avatar: string, audio: Binary,
     params: { format: AudioFormat; sample_rate?: number; start?: number; append?: boolean },
-    options?: CallOptions): Promise<SpeakReply> {
-    return this.call("speak", { avatar, audio, ...params }, options);
+    options: CallOptions = {}): Promise<SpeakReply> {
+    const retries = options.retries ?? (params.append ? 0 : undefined);
+    return this.call("speak", { avatar, audio, ...params }, { ...options, retries });
   }
 
   /**
@@ -229,13 +233,9 @@ export class EngineClient {
   /** Frames from this engine's PUB socket; closed with the client. */
   subscribe(options: SubscribeOptions = {}): FrameSubscription {
     if (this.closed) throw new ClosedError("EngineClient");
-    const sub = new FrameSubscription(this.frameAddress, options);
+    const sub: FrameSubscription = new FrameSubscription(this.frameAddress, options,
+      () => this.subscriptions.delete(sub));
     this.subscriptions.add(sub);
-    const close = sub.close.bind(sub);
-    sub.close = () => {
-      this.subscriptions.delete(sub);
-      close();
-    };
     return sub;
   }
 

@@ -27,10 +27,13 @@ export class FrameSubscription implements AsyncIterableIterator<Frame> {
   readonly topic: string;
   skipped = 0;
   private readonly socket: zmq.Subscriber;
+  private readonly onClose: (() => void) | undefined;
   private closed = false;
 
-  constructor(address: string, options: SubscribeOptions = {}) {
+  /** `onClose` lets an owner (EngineClient) forget the subscription once it is closed. */
+  constructor(address: string, options: SubscribeOptions = {}, onClose?: () => void) {
     this.address = address;
+    this.onClose = onClose;
     this.topic = FRAME_TOPIC_PREFIX + (options.avatar ?? "");
     this.socket = new zmq.Subscriber({
       linger: 0,
@@ -78,6 +81,7 @@ export class FrameSubscription implements AsyncIterableIterator<Frame> {
     if (this.closed) return;
     this.closed = true;
     this.socket.close();
+    this.onClose?.();
   }
 }
 

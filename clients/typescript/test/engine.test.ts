@@ -223,6 +223,21 @@ describe("LivePortraitRenderer over HTTP", () => {
       { name: "BridgeError", status: 415 });
   });
 
+  test("a bridge whose engine is down answers 503 engine_unavailable with Retry-After; healthy() is false", async () => {
+    const deadEngine = `tcp://127.0.0.1:${await freePort()}`;
+    const url = await services.startBridge(deadEngine,
+      ["--timeout-ms", "300", "--retries", "0", "--health-timeout-ms", "300"], "bridge-dead-engine");
+    const renderer = new LivePortraitRenderer({ baseUrl: url });
+    await assert.rejects(renderer.render({ sourceImage: portrait, expression: "happy" }), (err: unknown) => {
+      assert.ok(err instanceof BridgeError);
+      assert.equal(err.status, 503);
+      assert.equal(err.code, "engine_unavailable");
+      assert.ok(err.retryAfter !== undefined && err.retryAfter > 0);
+      return true;
+    });
+    assert.equal(await renderer.healthy(), false);
+  });
+
   test("a bridge that is not there is a typed error, not a hang", async () => {
     const renderer = new LivePortraitRenderer({ baseUrl: `http://127.0.0.1:${await freePort()}`, timeoutMs: 2000 });
     await assert.rejects(renderer.render({ sourceImage: portrait, expression: "happy" }),

@@ -3,7 +3,8 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { encode } from "@msgpack/msgpack";
+import { decode, encode } from "@msgpack/msgpack";
+import * as zmq from "zeromq";
 
 import {
   ClockOffset,
@@ -33,6 +34,70 @@ test("a dead address times out with EngineTimeoutError after the Lazy Pirate ret
     client.close();
   }
   await assert.rejects(client.health(), ClosedError);
+});
+
+/**
+ * A peer that speaks only the envelope (a ROUTER, as the engine's command socket is) and follows a script: it
+ * stands in for an engine that loses a request or answers garbage, which the real engine cannot be made to do.
+ */
+async function scriptedPeer(script: (request: Record<string, unknown>, n: number) => Buffer | undefined):
+  Promise<{ address: string; identities: string[]; close: () => void }> {
+  const router = new zmq.Router({ linger: 0 });
+  const address = `tcp://127.0.0.1:${await freePort()}`;
+  await router.bind(address);
+  const identities: string[] = [];
+  void (async () => {
+    let n = 0;
+    try {
+      for await (const [identity, empty, body] of router) {
+        identities.push(identity.toString("hex"));
+        const reply = script(decode(body) as Record<string, unknown>, n++);
+        if (reply !== undefined) await router.send([identity, empty, reply]);
+      }
+    } catch {
+      // closed
+    }
+  })();
+  return { address, identities, close: () => router.close() };
+}
+
+test("Lazy Pirate: a lost reply is retried on a fresh socket and the retry's reply is returned", async () => {
+  const peer = await scriptedPeer((request, n) => n === 0 ? undefined
+    : pack({ ok: true, renderer: "offline", status: "ok", version: 1, now: 42.5, cmd: request.cmd }));
+  const client = new EngineClient({ commandAddress: peer.address, timeoutMs: 300, retries: 1 });
+  try {
+    const health = await client.health();
+    assert.equal(health.now, 42.5);
+    assert.equal(health.cmd, "health");
+    assert.equal(peer.identities.length, 2);
+    assert.notEqual(peer.identities[0], peer.identities[1], "the retry came from a new socket");
+    assert.equal((await client.health()).status, "ok", "the fresh socket is reused afterwards");
+  } finally {
+    client.close();
+    peer.close();
+  }
+});
+
+test("a reply that is not a protocol map is a ProtocolError, and the client keeps working", async () => {
+  const peer = await scriptedPeer((_request, n) => n === 0 ? Buffer.from([0xc1])
+    : n === 1 ? Buffer.from(encode({ renderer: "offline" })) : pack({ ok: false, renderer: "offline" }));
+  const client = new EngineClient({ commandAddress: peer.address, timeoutMs: 2000 });
+  try {
+    await assert.rejects(client.health(), ProtocolError);
+    await assert.rejects(client.health(), { name: "ProtocolError", code: "bad_reply" });
+    await assert.rejects(client.health(), { name: "EngineError", code: "internal" });
+  } finally {
+    client.close();
+    peer.close();
+  }
+});
+
+test("close() rejects a call in flight with ClosedError", async () => {
+  const client = new EngineClient({ commandAddress: `tcp://127.0.0.1:${await freePort()}`, timeoutMs: 60_000 });
+  const pending = client.health();
+  await new Promise((ok) => setTimeout(ok, 50));
+  client.close();
+  await assert.rejects(pending, ClosedError);
 });
 
 test("options are checked", () => {

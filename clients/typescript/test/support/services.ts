@@ -69,11 +69,17 @@ export class Services {
     const engine = this.spawnPython("engine",
       ["-m", "engine", "--command-addr", this.commandAddress, "--frame-addr", this.frameAddress]);
     await this.waitEngine(engine, 180_000);
+    this.bridgeUrl = await this.startBridge(this.commandAddress);
+  }
+
+  /** A bridge in front of `engineAddress` (any address: a dead one gives the bridge's 503s); resolves to its URL. */
+  async startBridge(engineAddress: string, extraArgs: string[] = [], name = "bridge"): Promise<string> {
     const port = await freePort();
-    this.bridgeUrl = `http://127.0.0.1:${port}`;
-    const bridge = this.spawnPython("bridge",
-      ["-m", "bridge", "--port", String(port), "--engine-addr", this.commandAddress]);
-    await this.waitBridge(bridge, 60_000);
+    const url = `http://127.0.0.1:${port}`;
+    const bridge = this.spawnPython(name,
+      ["-m", "bridge", "--port", String(port), "--engine-addr", engineAddress, ...extraArgs]);
+    await this.waitBridge(bridge, url, name, 60_000);
+    return url;
   }
 
   private async waitEngine(proc: ChildProcess, timeoutMs: number): Promise<void> {
@@ -97,12 +103,12 @@ export class Services {
     }
   }
 
-  private async waitBridge(proc: ChildProcess, timeoutMs: number): Promise<void> {
+  private async waitBridge(proc: ChildProcess, url: string, name: string, timeoutMs: number): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     while (Date.now() < deadline) {
-      if (proc.exitCode !== null) throw new Error(`bridge exited ${proc.exitCode}:\n${tail(join(this.dir, "bridge.log"))}`);
+      if (proc.exitCode !== null) throw new Error(`${name} exited ${proc.exitCode}:\n${tail(join(this.dir, `${name}.log`))}`);
       try {
-        const response = await fetch(`${this.bridgeUrl}/health`, { signal: AbortSignal.timeout(2000) });
+        const response = await fetch(`${url}/expressions`, { signal: AbortSignal.timeout(2000) });
         await response.arrayBuffer();
         if (response.ok) return;
       } catch {
@@ -110,7 +116,7 @@ export class Services {
       }
       await sleep(200);
     }
-    throw new Error(`bridge not ready in ${timeoutMs} ms:\n${tail(join(this.dir, "bridge.log"))}`);
+    throw new Error(`${name} not ready in ${timeoutMs} ms:\n${tail(join(this.dir, `${name}.log`))}`);
   }
 
   /** SIGTERM, then SIGKILL after 15 s: the processes this harness started, by their own handles. */
