@@ -7,7 +7,7 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 
-import { EngineClient, monotonicSeconds } from "../src/index.js";
+import { EngineClient, LivePortraitRenderer, monotonicSeconds } from "../src/index.js";
 import { DATA, Services } from "../test/support/services.js";
 
 function summary(name: string, ms: number[]): string {
@@ -35,13 +35,26 @@ async function main(): Promise<void> {
     frameAddress: own?.frameAddress ?? process.env.LP_FRAME_ADDR,
   });
   try {
-    const { avatar } = await client.setSource(readFileSync(join(DATA, "s42.jpg")));
+    const portrait = readFileSync(join(DATA, "s42.jpg"));
+    const { avatar } = await client.setSource(portrait);
     await client.health();
     console.log(summary("health round trip", await timed(200, () => client.health())));
     console.log(summary("set_expression round trip", await timed(200, () => client.setExpression(avatar, "happy"))));
     await client.render({ avatar, expression: "happy", output: "crop" });
     console.log(summary("render crop, cached", await timed(50,
       () => client.render({ avatar, expression: "happy", output: "crop" }))));
+    let i = 0;
+    console.log(summary("render full frame, cache miss", await timed(30,
+      () => client.render({ avatar, expression: "happy", intensity: 0.5 + (i++) * 0.01 }))));
+    const bridgeUrl = own?.bridgeUrl ?? process.env.LP_BRIDGE_URL;
+    if (bridgeUrl !== undefined) {
+      const http = new LivePortraitRenderer({ baseUrl: bridgeUrl });
+      let j = 0;
+      console.log(summary("HTTP render, cache miss", await timed(30,
+        () => http.render({ sourceImage: portrait, expression: "sad", intensity: 0.5 + (j++) * 0.01 }))));
+      console.log(summary("HTTP render, cache hit", await timed(50,
+        () => http.render({ sourceImage: portrait, expression: "sad", intensity: 0.5 }))));
+    }
 
     const clock = await client.clockOffset({ samples: 9 });
     const frames = client.subscribe({ avatar, receiveTimeoutMs: 10_000 });
