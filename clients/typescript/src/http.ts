@@ -50,8 +50,8 @@ export class LivePortraitRenderer {
 
   async renderWithInfo({ sourceImage, expression, intensity }: RenderParams): Promise<RenderInfo> {
     const form = new FormData();
-    const blob = sourceImage instanceof Blob ? sourceImage : new Blob([toArrayBuffer(sourceImage)]);
-    form.append("source_image", blob, "source");
+    const blob = sourceImage instanceof Blob ? sourceImage : toBlob(sourceImage);
+    form.append("source_image", blob, blob.type === "image/png" ? "source.png" : "source.jpg");
     form.append("expression", expression);
     if (intensity !== undefined) form.append("intensity", String(intensity));
     const response = await this.fetch("/api/render", { method: "POST", body: form });
@@ -122,9 +122,12 @@ async function bridgeError(response: Response): Promise<BridgeError> {
     retryAfter);
 }
 
-function toArrayBuffer(bytes: Buffer | Uint8Array | ArrayBuffer): ArrayBuffer {
-  if (bytes instanceof ArrayBuffer) return bytes;
-  const copy = new Uint8Array(bytes.byteLength);
-  copy.set(bytes);
-  return copy.buffer;
+/** The part's type from the magic bytes (the bridge checks the bytes themselves; the type is for proxies and logs). */
+function toBlob(bytes: Buffer | Uint8Array | ArrayBuffer): Blob {
+  const view = bytes instanceof ArrayBuffer ? new Uint8Array(bytes) : bytes;
+  const copy = new Uint8Array(view.byteLength);
+  copy.set(view);
+  const png = copy[0] === 0x89 && copy[1] === 0x50 && copy[2] === 0x4e && copy[3] === 0x47;
+  const jpeg = copy[0] === 0xff && copy[1] === 0xd8;
+  return new Blob([copy.buffer], { type: png ? "image/png" : jpeg ? "image/jpeg" : "application/octet-stream" });
 }

@@ -205,6 +205,11 @@ describe("LivePortraitRenderer over HTTP", () => {
     assert.equal(info.renderer, "offline");
     assert.equal(info.cache, "hit");
     assert.equal(info.avatar, avatar);
+    const png = readFileSync(join(DATA, "Tom_Hanks_54745.png"));
+    const fromPng = await renderer.render({ sourceImage: png.buffer.slice(png.byteOffset, png.byteOffset + png.length),
+      expression: "surprised", intensity: 0.5 });
+    assert.ok(isJpeg(fromPng));
+    assert.ok(isJpeg(await renderer.render({ sourceImage: new Blob([portrait]), expression: "neutral" })));
     assert.ok(await renderer.healthy());
     assert.deepEqual((await renderer.expressions()).expressions, ["neutral", "happy", "sad", "surprised"]);
   });
