@@ -3,7 +3,7 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint bench venv clean
+.PHONY: run test lint bench bench-ts venv clean
 
 $(BIN)/liveportrait-serve: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -25,5 +25,8 @@ test: venv
 bench: venv
 	for f in bench/*.py; do $(BIN)/python $$f || exit 1; done
 
+bench-ts: venv
+	cd clients/typescript && npm ci && npm run build && LP_PYTHON=$(CURDIR)/$(BIN)/python npm run bench
+
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .ruff_cache clients/typescript/node_modules clients/typescript/dist
