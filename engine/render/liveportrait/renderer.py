@@ -19,11 +19,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from engine.animation.liveportrait_map import motion_delta
 from engine.animation.state import AnimationState
 from engine.face.types import FaceCrop
 from engine.liveportrait import LivePortrait
 from engine.render.base import SourceState
+from engine.render.liveportrait.motion_map import motion_delta
 
 log = logging.getLogger(__name__)
 
