@@ -16,8 +16,9 @@ Per control (evidence in SOURCES, docs/animation.md):
 - mouthSmile: the laugh plateau with the jaw keypoint (19) left out. mouthFrown, mouthShrugLower, browDown: the
   aggrieved plateau's mouth corners, lip press and brows (human brow fit for browDown's direction).
 Each vector is finally shrunk (direction kept) until every coordinate is inside SHARE x the union of the human and
-animal per-coordinate delta ranges. Sided controls: eyes have one keypoint set per eye; mouth and brows have no
-per-side keypoints, so a side is half the bilateral vector plus a sideways pull of the mouth (SIDE_PULL).
+animal per-coordinate delta ranges, and inside the human clips' own range. Sided controls: eyes have one keypoint
+set per eye; mouth and brows have no per-side keypoints, so a side is half the bilateral vector plus a sideways
+pull of the mouth (SIDE_PULL).
 Run: .venv/bin/python tools/derive_motion_basis.py [--templates DIR] [--check]
 """
 
@@ -187,9 +188,14 @@ def derive(clips: dict) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
     gaze_y = np.zeros((21, 3))
     gaze_y[[11, 15], 1] = -1.0
     basis["gazeY"] = to_range(gaze_y, sym_lo, sym_hi, 0.8) * 0.6
+    human_lo, human_hi = union_range({n: devs[n] for n in HUMAN})
     for name in ORDER:
         if name not in ("gazeX", "gazeY"):
             basis[name] = to_range(basis[name], lo, hi)
+        # and every control at 1.0 inside the human clips' own range (signed gaze: both ends)
+        h_lo, h_hi = (-np.minimum(-human_lo, human_hi), np.minimum(-human_lo, human_hi)) if name.startswith(
+            "gaze") else (human_lo, human_hi)
+        basis[name] = to_range(basis[name], h_lo, h_hi, 1.0)
     # one side each: eyes have their own keypoints, the rest is half the bilateral vector plus a sideways pull
     a_side, b_side = EYE_A_SIDE, "Left" if EYE_A_SIDE == "Right" else "Right"
     scale_blink = basis["eyeBlink"].max() / max((eyes["blinkA"] + eyes["blinkB"]).max(), 1e-12)

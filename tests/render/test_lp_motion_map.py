@@ -161,6 +161,15 @@ def test_every_control_at_its_ends_stays_in_the_real_range(control, real_range) 
             assert not ((raw < lo - TOL) | (raw > hi + TOL)).any(), control.name
 
 
+def test_every_control_at_one_is_inside_the_human_range() -> None:
+    human = np.concatenate([delta(n) for n in HUMAN])
+    lo, hi = human.min(0), human.max(0)
+    for name, basis in BASIS_ARRAYS.items():
+        for weight in (1.0, -1.0) if name.startswith("gaze") else (1.0,):
+            out = basis * np.float32(weight)
+            assert not ((out < lo - TOL) | (out > hi + TOL)).any(), (name, weight)
+
+
 def test_the_clip_bounds_are_the_real_range(real_range) -> None:
     lo, hi = real_range
     np.testing.assert_allclose(REAL_LO, lo, atol=2e-6)

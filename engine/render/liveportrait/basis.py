@@ -27,8 +27,8 @@ BASIS: dict[str, tuple[tuple[int, int, float], ...]] = {
     ),
     # aggrieved plateau's mouth corners (14.x, 14.y down, AU15), x2
     "mouthFrown": (
-        (14, 0, 0.003377),
-        (14, 1, 0.005537),
+        (14, 0, 0.003246),
+        (14, 1, 0.005323),
     ),
     # aggrieved plateau's lip press / chin raise (17, 19, 20 on y and z; 19.y up, AU17), x1.5
     "mouthShrugLower": (
@@ -109,8 +109,8 @@ BASIS: dict[str, tuple[tuple[int, int, float], ...]] = {
     ),
     # 11.x and 15.x together, 80% of the smaller of their human/animal ranges (2x the old size)
     "gazeX": (
-        (11, 0, 0.003701),
-        (15, 0, 0.003701),
+        (11, 0, 0.003153),
+        (15, 0, 0.003153),
     ),
     # upper lids 11.y/15.y up for looking up (the gaze editors' term), 80% of the symmetric range
     "gazeY": (
@@ -147,15 +147,15 @@ BASIS: dict[str, tuple[tuple[int, int, float], ...]] = {
     ),
     # mouthFrownLeft: one side of mouthFrown
     "mouthFrownLeft": (
-        (14, 0, 0.001689),
-        (14, 1, 0.002769),
+        (14, 0, 0.001623),
+        (14, 1, 0.002661),
         (19, 0, 0.004000),
         (20, 0, 0.004000),
     ),
     # mouthFrownRight: one side of mouthFrown
     "mouthFrownRight": (
-        (14, 0, 0.001689),
-        (14, 1, 0.002769),
+        (14, 0, 0.001623),
+        (14, 1, 0.002661),
         (19, 0, -0.004000),
         (20, 0, -0.004000),
     ),
