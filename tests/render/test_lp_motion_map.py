@@ -84,6 +84,7 @@ def evidence() -> dict[str, tuple[np.ndarray, tuple[int, ...], tuple[int, ...]]]
     ev["jawOpen"] = (top_frames(speech, speech[:, 19, 1], 0.1), (17, 19), (1, 2))
     lifts = -human[:, 2, 1] + 0.5 * (human[:, 11, 1] + human[:, 15, 1])  # brows up, not a blink dragging them
     ev["browOuterUp"] = (top_frames(human, lifts), (2,), (1,))
+    ev["browInnerUp"] = (top_frames(human, lifts), (2,), (1,))  # its raise; its knit is browDown's evidence
     ev["browDown"] = (top_frames(human, human[:, 2, 1] + human[:, 1, 0]), (1, 2), (0, 1))
     laugh = delta("laugh")[13:44].mean(0)
     ev["mouthSmile"] = (laugh, (13, 14, 16, 20), (0, 1, 2))
