@@ -9,8 +9,8 @@ from __future__ import annotations
 import argparse
 import time
 
-from engine.animation.liveportrait_map import motion_delta
 from engine.animation.timeline import Animator, IdleConfig, Keyframe
+from engine.render.liveportrait.motion_map import motion_delta
 
 
 def per_call_us(fn, calls: int) -> float:

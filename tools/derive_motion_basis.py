@@ -1,20 +1,24 @@
-"""Derive the LivePortrait control basis from real motion: writes engine/animation/liveportrait_basis.py.
+"""Derive the LivePortrait control basis from real motion: writes engine/render/liveportrait/basis.py.
 
-Input: the motion templates (official LivePortrait motion extractor on real video, converted to .npz),
-default ../shared/motion_templates or tests/data/motion/templates_exp.npz. Each template's first frame is
-its rest pose; a frame's deviation from it is what a real face did. For each control:
+Input: the twelve motion templates (LivePortrait's motion extractors on real video, as .npz), default
+tests/data/motion (byte copies of ../shared/motion_templates). d1 d2 d5 d7 d8 come from the HUMAN extractor and
+decide the directions wherever they show a control; the other seven (most likely the animals-mode extractor) add
+a smile and a sad face that no human clip shows. A delta is a frame minus its clip's rest frame
+(frame 0; talking: the still, closed tail 63..99, as in ../shared/reference/expressions.md section 4).
 
-1. A *driver*: signed keypoint coordinates the control is known to move (the keypoint roles the reference's
-   editors use: 19/20 mouth and jaw, 11/15 upper lids (they move together, r=0.91), 13/16 lower lids,
-   14/17/20 mouth corners and lips, 1/2 brows), and the templates that show it.
-2. The frames' driver score s (mean of the signed driver coordinates); the direction is the least-squares
-   fit of every coordinate in the control's region to s (so co-moving keypoints come along, in proportion),
-   with the jaw opening (19.y) as a second regressor so that what moves with the jaw is not credited to s.
-3. The amplitude: weight 1.0 is the 95th percentile of s on the templates' frames that move that way.
-4. A safety scale: the whole vector shrinks (direction kept) until every coordinate is inside
-   SHARE x the per-coordinate range of deviations over all templates.
-
-Controls no template isolates are derived from the ones that are (documented per control in SPECS).
+Per control (evidence in SOURCES, docs/animation.md):
+- jawOpen: regression of the lip keypoints on 19.y in the human speech clips d5 and d8; only couplings with the
+  same sign in both clips are kept, at the smaller of the two sizes; 1.0 is 19.y +0.075 (speech p95).
+- eyeBlink{Right,Left}: per eye, regression of that eye's keypoints (11, 13 for eye A; 15, 16 for eye B) on its
+  landmark open ratio over all human clips (the other eye's ratio and the jaw as nuisance regressors); 1.0 closes a
+  median resting eye (the clips' median open ratio) to 0. eyeWide: the same slopes, +0.15 of ratio (d7's big eyes).
+- brows: regression on 2.y with the lids and the jaw as nuisance regressors (blinks drag the brows down).
+- mouthSmile: the laugh plateau with the jaw keypoint (19) left out. mouthFrown, mouthShrugLower, browDown: the
+  aggrieved plateau's mouth corners, lip press and brows (human brow fit for browDown's direction).
+Each vector is finally shrunk (direction kept) until every coordinate is inside SHARE x the union of the human and
+animal per-coordinate delta ranges, and inside the human clips' own range. Sided controls: eyes have one keypoint
+set per eye; mouth and brows have no per-side keypoints, so a side is half the bilateral vector plus a sideways
+pull of the mouth (SIDE_PULL).
 Run: .venv/bin/python tools/derive_motion_basis.py [--templates DIR] [--check]
 """
 
@@ -22,92 +26,83 @@ from __future__ import annotations
 
 import argparse
 import sys
-from dataclasses import dataclass
+import textwrap
 from pathlib import Path
 
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-OUT = ROOT / "engine" / "animation" / "liveportrait_basis.py"
-TEMPLATES = ("laugh", "shy", "aggrieved", "open_lip", "wink", "talking", "shake_face")
+OUT = ROOT / "engine" / "render" / "liveportrait" / "basis.py"
+HUMAN = ("d1", "d2", "d5", "d7", "d8")
+ANIMAL = ("laugh", "aggrieved", "shy", "open_lip", "wink", "talking", "shake_face")
 SHARE = 0.85  # a control at 1.0 uses at most this share of the range real faces produced, per coordinate
+JAW_AT_ONE = 0.075  # 19.y at jawOpen 1.0: between laugh's plateau (0.064) and speech's p95 (0.078..0.085)
+WIDE_RATIO = 0.15  # eyeWide 1.0 opens the lids by this much eye ratio (d7: 0.41 median, 0.57 max)
+BROW_UP_2Y = -0.015  # 2.y at brow raise 1.0 (human range reaches -0.023)
+# Eye A (keypoints 11, 13) is the face's own RIGHT eye (image left). Evidence: closing eye A alone pulls the mouth
+# (19.x, 20.x) toward -x, closing eye B toward +x (eye_ratio_slopes_AB); a winking face pulls its mouth toward the
+# winking eye. The project's 68-point analogue (iBUG 36-41, image left) says the same. Not verified on a render.
+EYE_A_SIDE = "Right"
+SIDE_PULL = 0.004  # 19.x / 20.x shift toward the side of a one-sided mouth control at 1.0 (wink: 19.x -0.007)
 AXES = "xyz"
+ORDER = ("mouthSmile", "mouthFrown", "mouthShrugLower", "browInnerUp", "browOuterUp", "browDown", "eyeBlink",
+         "eyeWide", "jawOpen", "mouthPucker", "mouthFunnel", "gazeX", "gazeY")
+SIDED = ("mouthSmile", "mouthFrown", "browOuterUp", "browDown", "eyeBlink", "eyeWide")
+SOURCES = {
+    "mouthSmile": "laugh plateau (frames 13..43) without keypoint 19 (the jaw): corners 14.y up, upper lip 20.y up, "
+                  "lower lids 13/16.y pushed up by the cheeks (AU6+AU12)",
+    "mouthFrown": "aggrieved plateau's mouth corners (14.x, 14.y down, AU15), x2",
+    "mouthShrugLower": "aggrieved plateau's lip press / chin raise (17, 19, 20 on y and z; 19.y up, AU17), x1.5",
+    "browInnerUp": "human brow raise (2.y -, 1.y +, net of blinks and jaw) with the human knit (1.x +, 2.x -) at 30%:"
+                   " inner brows up and together (AU1)",
+    "browOuterUp": "human brow raise, vertical part only (AU2; two brow keypoints cannot split inner from outer)",
+    "browDown": "human brow lowering (2.y +, knit 1.x +, 2.x -, net of blinks and jaw; agrees with aggrieved), AU4",
+    "eyeBlink": "per-eye human fit on the landmark open ratio: a median resting eye closed",
+    "eyeWide": "per-eye human fit on the open ratio, upper lids only: +0.15 of ratio",
+    "jawOpen": "human speech d5, d8: couplings of 14, 17, 19, 20 on 19.y with one sign in both clips, smaller size",
+    "mouthPucker": "talking's second mouth mode with the jaw projected out, on the side opposite the smile",
+    "mouthFunnel": "0.6 mouthPucker + 0.35 jawOpen: lips rounded and parted",
+    "gazeX": "11.x and 15.x together, 80% of the smaller of their human/animal ranges (2x the old size)",
+    "gazeY": "upper lids 11.y/15.y up for looking up (the gaze editors' term), 80% of the symmetric range",
+}
 
 
-def load_devs(source: Path) -> dict[str, np.ndarray]:
-    """Template name -> (N, 21, 3) deviation of exp from the template's first frame."""
+def load(source: Path) -> dict[str, dict[str, np.ndarray]]:
+    out = {}
+    for name in HUMAN + ANIMAL:
+        with np.load(source / f"{name}.npz", allow_pickle=False) as data:
+            out[name] = {k: data[k] for k in data.files}
+    return out
+
+
+def deltas(clips: dict[str, dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """Clip -> (N, 21, 3) exp minus the clip's rest frame."""
     devs = {}
-    if source.is_file():
-        data = np.load(source)
-        for name in TEMPLATES:
-            exp = data[name].reshape(-1, 21, 3).astype(np.float64)
-            devs[name] = exp - exp[0]
-        return devs
-    for name in TEMPLATES:
-        exp = np.load(source / f"{name}.npz")["exp"].reshape(-1, 21, 3).astype(np.float64)
-        devs[name] = exp - exp[0]
+    for name, clip in clips.items():
+        exp = clip["exp"].reshape(-1, 21, 3).astype(np.float64)
+        rest = exp[63:100].mean(0) if name == "talking" else exp[0]
+        devs[name] = exp - rest
     return devs
 
 
-def real_range(devs: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """Per-coordinate (21, 3) min and max of the deviations over every frame of every template."""
+def union_range(devs: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     everything = np.concatenate(list(devs.values()))
     return everything.min(0), everything.max(0)
 
 
-@dataclass(frozen=True)
-class Spec:
-    drivers: tuple[tuple[int, int, int], ...]  # (keypoint, axis, sign)
-    region: tuple[int, ...]  # keypoints the fit may move
-    templates: tuple[str, ...]
-    why: str
+def regress(frames: np.ndarray, regressors: list[np.ndarray]) -> np.ndarray:
+    """(21, 3) change per unit of the first regressor, the others held (least squares with an intercept)."""
+    design = np.stack([*regressors, np.ones(len(frames))], axis=1)
+    coef, *_ = np.linalg.lstsq(design, frames.reshape(len(frames), -1), rcond=None)
+    return coef[0].reshape(21, 3)
 
 
-MOUTH = (14, 17, 19, 20)
-LIDS = (11, 13, 15, 16)
-BROWS = (1, 2)
-SPECS: dict[str, Spec] = {
-    "jawOpen": Spec(((19, 1, +1),), MOUTH, ("talking", "open_lip", "laugh"),
-                    "19.y opening in talking/open_lip/laugh, with the lips that follow it"),
-    "mouthSmile": Spec(((14, 1, -1), (20, 1, -1), (13, 1, -1), (16, 1, -1)), (3, 7, 13, 14, 16, 17, 20), ("laugh",),
-                       "laugh: mouth corners (14.y) and lower lip (20.y) up, lower lids (13/16.y) raised by cheeks"),
-    "eyeBlink": Spec(((11, 1, +1), (15, 1, +1)), LIDS, ("wink", "shy", "talking", "shake_face"),
-                     "upper lids 11.y/15.y down (wink, shy's lowered lids, blinks in talking/shake_face)"),
-    "browInnerUp": Spec(((1, 1, -1), (2, 1, -1)), BROWS, TEMPLATES,
-                        "brows 1/2 raised (y-) wherever a template raises them (talking, aggrieved), with their x"),
-    "browDown": Spec(((1, 1, +1), (2, 1, +1)), BROWS, TEMPLATES,
-                     "brows 1/2 lowered (y+) (open_lip, aggrieved), with their x"),
-}
-# Derived from the fitted ones (no template isolates them): name -> (kind, argument, why)
-DERIVED = {
-    "mouthFrown": "the mirror of mouthSmile's mouth part (14, 17, 20 and 3/7), rescaled to the range",
-    "eyeWide": "the mirror of eyeBlink on the upper lids (11.y, 15.y up), rescaled to the smaller upward range",
-    "browOuterUp": "browInnerUp's vertical part only (two brow keypoints cannot separate inner from outer), x 0.8",
-    "mouthPucker": "talking's 2nd mouth mode with jawOpen projected out, rounding side (opposite the smile)",
-    "mouthFunnel": "0.6 mouthPucker + 0.35 jawOpen: lips rounded and parted",
-    "gazeX": "11.x and 15.x together: a small shift of the eyeball keypoints (the templates barely move them)",
-    "gazeY": "0.3 eyeBlink's upper-lid part for looking down (shy lowers lids with its gaze); mirrored for up",
-}
-
-
-def fit(spec: Spec, devs: dict[str, np.ndarray]) -> np.ndarray:
-    frames = np.concatenate([devs[n] for n in spec.templates])  # (N, 21, 3)
-    score = np.mean([sign * frames[:, kp, ax] for kp, ax, sign in spec.drivers], axis=0)
-    moving = score > 0
-    region = np.zeros((21, 3), bool)
-    region[list(spec.region)] = True
-    flat = frames.reshape(len(frames), -1)[moving]
-    # Multiple regression (through the origin: rest is 0) on the driver score and, unless the driver is the
-    # jaw itself, the jaw opening (19.y): a laugh opens the mouth while it smiles, and only the part that moves
-    # with the smile, not with the jaw, belongs to the smile.
-    design = [score[moving]]
-    if (19, 1) not in {(kp, ax) for kp, ax, _ in spec.drivers}:
-        design.append(frames[moving][:, 19, 1])
-    design_matrix = np.stack(design, axis=1)
-    coef, *_ = np.linalg.lstsq(design_matrix, flat, rcond=None)
-    direction = coef[0].reshape(21, 3) * region
-    amplitude = float(np.percentile(score[moving], 95))
-    return direction * amplitude
+def only(vector: np.ndarray, keypoints: tuple[int, ...], axes: tuple[int, ...] = (0, 1, 2)) -> np.ndarray:
+    out = np.zeros((21, 3))
+    for kp in keypoints:
+        for ax in axes:
+            out[kp, ax] = vector[kp, ax]
+    return out
 
 
 def to_range(vector: np.ndarray, lo: np.ndarray, hi: np.ndarray, share: float = SHARE) -> np.ndarray:
@@ -119,75 +114,147 @@ def to_range(vector: np.ndarray, lo: np.ndarray, hi: np.ndarray, share: float = 
     return vector / worst if worst > 1.0 else vector
 
 
-def derive(devs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    lo, hi = real_range(devs)
-    basis = {name: to_range(fit(spec, devs), lo, hi) for name, spec in SPECS.items()}
-    # Drop coordinates too small to matter (keeps the table readable, below 2% of the largest).
-    for name, vec in basis.items():
-        basis[name] = np.where(np.abs(vec) >= 0.02 * np.abs(vec).max(), vec, 0.0)
+def tidy(vector: np.ndarray, floor: float = 0.03) -> np.ndarray:
+    """Drop coordinates below floor x the largest (fit noise) and anything on the never-moving keypoints."""
+    vector = np.where(np.abs(vector) >= floor * np.abs(vector).max(), vector, 0.0)
+    vector[[6, 8, 9, 12, 18]] = 0.0
+    return vector
 
-    mouth_part = np.zeros((21, 3))
-    mouth_part[[3, 7, 14, 17, 20]] = basis["mouthSmile"][[3, 7, 14, 17, 20]]
-    basis["mouthFrown"] = to_range(-mouth_part * 4.0, lo, hi)  # x4 then shrink: as large as the range allows
-    lids = np.zeros((21, 3))
-    lids[[11, 15], 1] = basis["eyeBlink"][[11, 15], 1]
-    basis["eyeWide"] = to_range(-lids * 4.0, lo, hi)
-    vertical = np.zeros((21, 3))
-    vertical[:, 1] = basis["browInnerUp"][:, 1]
-    basis["browOuterUp"] = to_range(vertical * 0.8, lo, hi)
 
-    # Pucker: talking's mouth deviations with the jaw direction projected out; first principal direction.
+def plateau(dev: np.ndarray, frames: tuple[int, int]) -> np.ndarray:
+    return dev[frames[0]:frames[1] + 1].mean(0)
+
+
+def eye_parts(clips: dict, devs: dict) -> dict[str, np.ndarray]:
+    """Per-eye blink and widen vectors from the human clips' landmark open ratios."""
+    frames = np.concatenate([devs[n] for n in HUMAN])
+    ratios = np.concatenate([clips[n]["c_eyes"].astype(np.float64) for n in HUMAN])
+    jaw = frames[:, 19, 1]
+    rest_ratio = np.median(np.concatenate([clips[n]["c_eyes"][0] for n in HUMAN]))
+    out = {}
+    for eye, (own, other, kps) in {"A": (0, 1, (11, 13)), "B": (1, 0, (15, 16))}.items():
+        slope = regress(frames, [ratios[:, own], ratios[:, other], jaw])  # per unit of open ratio
+        out[f"blink{eye}"] = tidy(only(-slope * rest_ratio, kps, (0, 1)), 0.05)
+        out[f"wide{eye}"] = only(slope * WIDE_RATIO, kps, (1,))
+    return out
+
+
+def brow_parts(devs: dict) -> tuple[np.ndarray, np.ndarray]:
+    """(raise, lower) brow vectors per unit of 2.y, from the human clips with lids and jaw held."""
+    frames = np.concatenate([devs[n] for n in HUMAN])
+    lids = (frames[:, 11, 1] + frames[:, 15, 1]) / 2
+    fits = []
+    for mask in (frames[:, 2, 1] < 0, frames[:, 2, 1] > 0):
+        f = frames[mask]
+        fits.append(only(regress(f, [f[:, 2, 1], lids[mask], f[:, 19, 1]]), (1, 2), (0, 1)))
+    return fits[0], fits[1]
+
+
+def jaw_part(devs: dict) -> np.ndarray:
+    fits = [regress(devs[n], [devs[n][:, 19, 1]]) * JAW_AT_ONE for n in ("d5", "d8")]
+    same = np.sign(fits[0]) == np.sign(fits[1])
+    size = np.minimum(np.abs(fits[0]), np.abs(fits[1]))
+    vec = only(np.where(same, np.sign(fits[0]) * size, 0.0), (14, 17, 19, 20))
+    vec[19, 1] = JAW_AT_ONE
+    return tidy(vec, 0.04)
+
+
+def derive(clips: dict) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
+    devs = deltas(clips)
+    lo, hi = union_range(devs)
+    basis: dict[str, np.ndarray] = {}
+    laugh = plateau(devs["laugh"], (13, 43))
+    basis["mouthSmile"] = tidy(only(laugh, (13, 14, 16, 17, 20)))
+    sad = plateau(devs["aggrieved"], (11, 31))
+    basis["mouthFrown"] = only(sad, (14,), (0, 1)) * 2.0
+    basis["mouthShrugLower"] = tidy(only(sad, (17, 19, 20), (1, 2)) * 1.5)
+    raise_, lower = brow_parts(devs)
+    up = raise_ * (BROW_UP_2Y / raise_[2, 1])
+    up[1, 1] = abs(up[1, 1]) if up[1, 1] else 0.0  # net of blinks 1.y rises with the brows (editors: 1.y +)
+    knit = only(lower, (1, 2), (0,)) * (BROW_UP_2Y / -lower[2, 1])
+    basis["browOuterUp"] = only(up, (1, 2), (1,))
+    basis["browInnerUp"] = only(up, (1, 2), (1,)) * 0.8 + knit * 0.3
+    basis["browDown"] = lower * (0.012 / lower[2, 1])
+    eyes = eye_parts(clips, devs)
+    basis["eyeBlink"] = eyes["blinkA"] + eyes["blinkB"]
+    basis["eyeWide"] = eyes["wideA"] + eyes["wideB"]
+    basis["jawOpen"] = jaw_part(devs)
+    basis["mouthPucker"] = pucker(devs, basis)
+    basis["mouthFunnel"] = 0.6 * basis["mouthPucker"] + 0.35 * basis["jawOpen"]
+    sym_lo, sym_hi = -np.minimum(-lo, hi), np.minimum(-lo, hi)
+    gaze_x = np.zeros((21, 3))
+    gaze_x[[11, 15], 0] = 1.0
+    basis["gazeX"] = to_range(gaze_x, sym_lo, sym_hi, 0.8)
+    gaze_y = np.zeros((21, 3))
+    gaze_y[[11, 15], 1] = -1.0
+    basis["gazeY"] = to_range(gaze_y, sym_lo, sym_hi, 0.8) * 0.6
+    human_lo, human_hi = union_range({n: devs[n] for n in HUMAN})
+    for name in ORDER:
+        if name not in ("gazeX", "gazeY"):
+            basis[name] = to_range(basis[name], lo, hi)
+        # and every control at 1.0 inside the human clips' own range (signed gaze: both ends)
+        h_lo, h_hi = (-np.minimum(-human_lo, human_hi), np.minimum(-human_lo, human_hi)) if name.startswith(
+            "gaze") else (human_lo, human_hi)
+        basis[name] = to_range(basis[name], h_lo, h_hi, 1.0)
+    # one side each: eyes have their own keypoints, the rest is half the bilateral vector plus a sideways pull
+    a_side, b_side = EYE_A_SIDE, "Left" if EYE_A_SIDE == "Right" else "Right"
+    scale_blink = basis["eyeBlink"].max() / max((eyes["blinkA"] + eyes["blinkB"]).max(), 1e-12)
+    for base, part in (("eyeBlink", "blink"), ("eyeWide", "wide")):
+        bilateral = eyes[f"{part}A"] + eyes[f"{part}B"]
+        gain = np.abs(basis[base]).max() / np.abs(bilateral).max() if base == "eyeWide" else scale_blink
+        basis[base + a_side] = eyes[f"{part}A"] * gain
+        basis[base + b_side] = eyes[f"{part}B"] * gain
+    for base in ("mouthSmile", "mouthFrown", "browOuterUp", "browDown"):
+        for side, sign in (("Left", +1.0), ("Right", -1.0)):  # the face's left is image right (+x)
+            vec = basis[base] * 0.5
+            if base.startswith("mouth"):
+                vec[[19, 20], 0] += sign * SIDE_PULL
+            basis[base + side] = to_range(vec, lo, hi)
+    return {k: v.astype(np.float32) for k, v in basis.items()}, lo, hi
+
+
+def pucker(devs: dict, basis: dict[str, np.ndarray]) -> np.ndarray:
+    """Talking's mouth motion with the jaw direction projected out: first principal direction, rounding side."""
     talk = devs["talking"].reshape(len(devs["talking"]), -1)
     mask = np.zeros((21, 3), bool)
-    mask[list(MOUTH)] = True
+    mask[[14, 17, 19, 20]] = True
     talk = talk * mask.reshape(-1)
     jaw = basis["jawOpen"].reshape(-1)
     jaw_unit = jaw / np.linalg.norm(jaw)
     residual = talk - np.outer(talk @ jaw_unit, jaw_unit)
     _, _, vt = np.linalg.svd(residual - residual.mean(0), full_matrices=False)
     mode = vt[0]
-    smile_unit = basis["mouthSmile"].reshape(-1) * mask.reshape(-1)
-    if mode @ smile_unit > 0:  # rounding is the side opposite the smile's spread
+    if mode @ (basis["mouthSmile"].reshape(-1) * mask.reshape(-1)) > 0:
         mode = -mode
     proj = residual @ mode
-    pucker = mode * float(np.percentile(proj[proj > 0], 95))
-    pucker = pucker.reshape(21, 3)
-    pucker = np.where(np.abs(pucker) >= 0.05 * np.abs(pucker).max(), pucker, 0.0)
-    basis["mouthPucker"] = to_range(pucker, lo, hi)
-    basis["mouthFunnel"] = to_range(0.6 * basis["mouthPucker"] + 0.35 * basis["jawOpen"], lo, hi)
-
-    # Gaze is signed (-1..1): the vector is the +1 end and must fit both ways, so fit it to the symmetric range.
-    sym_lo, sym_hi = -np.minimum(-lo, hi), np.minimum(-lo, hi)
-    gaze_x = np.zeros((21, 3))
-    gaze_x[[11, 15], 0] = 1.0
-    basis["gazeX"] = to_range(gaze_x, sym_lo, sym_hi, 0.8)
-    basis["gazeY"] = to_range(-0.3 * lids, sym_lo, sym_hi)
-    return {name: basis[name].astype(np.float32) for name in ORDER}
+    return tidy((mode * float(np.percentile(proj[proj > 0], 95))).reshape(21, 3), 0.05)
 
 
-ORDER = ("mouthSmile", "mouthFrown", "browInnerUp", "browOuterUp", "browDown", "eyeBlink", "eyeWide", "jawOpen",
-         "mouthPucker", "mouthFunnel", "gazeX", "gazeY")
+def names() -> tuple[str, ...]:
+    return ORDER + tuple(f"{b}{s}" for b in SIDED for s in ("Left", "Right"))
 
 
 def render_module(basis: dict[str, np.ndarray], lo: np.ndarray, hi: np.ndarray) -> str:
-    why = {name: spec.why for name, spec in SPECS.items()} | DERIVED
     lines = [
         '"""GENERATED by tools/derive_motion_basis.py from the real motion templates; do not edit by hand.',
         "",
         "BASIS: control -> ((keypoint, axis, delta at weight 1.0), ...) on LivePortrait's 21x3 expression keypoints",
-        "(axis 0 x, 1 y (down +), 2 z). RANGE_LO/RANGE_HI: per-coordinate min/max deviation from rest over every",
-        "frame of every template (what real faces produced). See the tool's docstring for the method.",
+        "(axis 0 x (image right +), 1 y (down +), 2 z). RANGE_LO/RANGE_HI: per-coordinate min/max deviation from rest",
+        "over every frame of the human and animal templates (what real faces produced). Method: the tool's docstring.",
         '"""',
         "",
         "from __future__ import annotations",
         "",
         f"SHARE = {SHARE}",
+        f'EYE_A_SIDE = "{EYE_A_SIDE}"  # keypoints 11/13 are this side of the face (the face\'s own side)',
         "",
         "BASIS: dict[str, tuple[tuple[int, int, float], ...]] = {",
     ]
-    for name in ORDER:
+    for name in names():
         vec = basis[name]
-        lines.append(f"    # {why[name]}")
+        base = next((b for b in SIDED if name != b and name.startswith(b)), name)
+        note = SOURCES[base] if base == name else f"{name}: one side of {base}"
+        lines.extend(f"    # {part}" for part in textwrap.wrap(note, 110))
         entries = [(kp, ax, float(vec[kp, ax])) for kp in range(21) for ax in range(3) if abs(vec[kp, ax]) >= 1e-6]
         lines.append(f'    "{name}": (')
         for kp, ax, val in entries:
@@ -205,30 +272,21 @@ def render_module(basis: dict[str, np.ndarray], lo: np.ndarray, hi: np.ndarray) 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    default = ROOT.parent / "shared" / "motion_templates"
-    if not default.exists():
-        default = ROOT / "tests" / "data" / "motion" / "templates_exp.npz"
-    parser.add_argument("--templates", type=Path, default=default)
+    # tests/data/motion holds byte copies of ../shared/motion_templates, so the table is reproducible from the repo
+    parser.add_argument("--templates", type=Path, default=ROOT / "tests" / "data" / "motion")
     parser.add_argument("--check", action="store_true", help="fail if the committed table differs")
-    parser.add_argument("--export-tests", action="store_true",
-                        help="also write tests/data/motion/templates_exp.npz (exp arrays only)")
     args = parser.parse_args(argv)
-    devs = load_devs(args.templates)
-    lo, hi = real_range(devs)
-    text = render_module(derive(devs), lo, hi)
-    if args.export_tests:
-        out = ROOT / "tests" / "data" / "motion" / "templates_exp.npz"
-        out.parent.mkdir(parents=True, exist_ok=True)
-        arrays = {n: np.load(args.templates / f"{n}.npz")["exp"].astype(np.float32) for n in TEMPLATES}
-        np.savez_compressed(out, **arrays)
+    basis, lo, hi = derive(load(args.templates))
+    text = render_module(basis, lo, hi)
     if args.check:
         same = OUT.exists() and OUT.read_text() == text
         print("basis up to date" if same else "basis differs from the templates' derivation")
         return 0 if same else 1
     OUT.write_text(text)
-    for name, vec in derive(devs).items():
-        top = sorted(((abs(v), kp, ax, v) for (kp, ax), v in np.ndenumerate(vec) if v), reverse=True)[:4]
-        print(f"{name:12s}", " ".join(f"{kp}.{AXES[ax]}:{v:+.4f}" for _, kp, ax, v in top))
+    for name in names():
+        vec = basis[name]
+        top = sorted(((abs(v), kp, ax, v) for (kp, ax), v in np.ndenumerate(vec) if v), reverse=True)[:5]
+        print(f"{name:18s}", " ".join(f"{kp}.{AXES[ax]}:{v:+.4f}" for _, kp, ax, v in top))
     return 0
 
 

@@ -39,6 +39,8 @@ CONTROLS: tuple[Control, ...] = (
     Control("jawOpen", 0.0, 1.0, "weight", "jaw and mouth open (the main lip-sync control)", "jawOpen"),
     Control("mouthPucker", 0.0, 1.0, "weight", "lips pushed forward and narrowed ('oo')", "mouthPucker"),
     Control("mouthFunnel", 0.0, 1.0, "weight", "lips rounded open ('oh')", "mouthFunnel"),
+    Control("mouthShrugLower", 0.0, 1.0, "weight", "chin raised, lower lip pushed up and lips pressed (AU17)",
+            "mouthShrugLower"),
     Control("headYaw", -20.0, 20.0, "degrees", "turn left (-) / right (+)", ""),
     Control("headPitch", -20.0, 20.0, "degrees", "nod down (-) / up (+)", ""),
     Control("headRoll", -20.0, 20.0, "degrees", "tilt left (-) / right (+)", ""),
@@ -94,8 +96,3 @@ def validate_controls(values: Mapping[str, object]) -> dict[str, float]:
     if not isinstance(values, Mapping):
         raise BadRequest(f"controls must be a map of name to number, got {type(values).__name__}")
     return {name: validate_control(name, value) for name, value in values.items()}
-
-
-def clamp_controls(values: Mapping[str, float]) -> dict[str, float]:
-    """Every control, clamped into its range (missing ones neutral): for engine-computed values only."""
-    return {c.name: c.clamp(float(values.get(c.name, 0.0))) + 0.0 for c in CONTROLS}

@@ -15,13 +15,15 @@ from engine.errors import BadRequest
 
 EXPRESSIONS: tuple[str, ...] = ("neutral", "happy", "sad", "surprised")
 
-# Weights at intensity 1.0. Chosen to read clearly on a photo while staying inside the range real faces produce
-# (each control's LivePortrait delta at 1.0 already is; see docs/animation.md).
+# Weights at intensity 1.0, built from FACS prototypes (docs/animation.md): happy AU6+AU12 (smile with the cheeks
+# pushing the lower lids up, lips barely parted); sad AU1+AU4+AU15+AU17 (inner brows up and knit, corners down, chin
+# raised); surprised AU1+AU2+AU5+AU26 (brows up, eyes wide, jaw dropped). Each control's LivePortrait delta at 1.0
+# is inside the range real faces produce; tests/render/test_lp_motion_map.py checks each preset against the clips.
 PRESETS: dict[str, dict[str, float]] = {
     "neutral": {},
-    "happy": {"mouthSmile": 1.0, "jawOpen": 0.12, "eyeBlink": 0.1},
-    "sad": {"mouthFrown": 0.8, "browInnerUp": 0.8, "eyeBlink": 0.25},
-    "surprised": {"browInnerUp": 0.8, "browOuterUp": 0.9, "eyeWide": 1.0, "jawOpen": 0.45, "mouthFunnel": 0.3},
+    "happy": {"mouthSmile": 1.0, "jawOpen": 0.08, "eyeBlink": 0.1},
+    "sad": {"browInnerUp": 0.6, "browDown": 0.5, "mouthFrown": 1.0, "mouthShrugLower": 0.7, "eyeBlink": 0.15},
+    "surprised": {"browInnerUp": 0.5, "browOuterUp": 0.8, "eyeWide": 1.0, "jawOpen": 0.45},
 }
 
 

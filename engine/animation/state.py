@@ -22,7 +22,3 @@ class AnimationState:
     def key(self, step: float = 1.0 / 256) -> tuple[int, ...]:
         """The quantized state: the frame cache key (see docs/animation.md for the steps)."""
         return tuple(int(round(self.controls[n] / step)) for n in NAMES)
-
-    @property
-    def is_neutral(self) -> bool:
-        return all(self.controls[n] == 0.0 for n in NAMES)

@@ -19,9 +19,9 @@ import math
 import numbers
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
 
-from engine.animation.controls import BY_NAME, NAMES, NEUTRAL, validate_controls
+from engine.animation.arkit import parse_controls
+from engine.animation.controls import BY_NAME, NAMES, NEUTRAL
 from engine.animation.filters import OneEuroBank, OneEuroConfig
 from engine.animation.idle import IdleConfig, IdleLife
 from engine.animation.presets import preset_controls, validate_expression, validate_intensity
@@ -44,11 +44,6 @@ def max_rate(name: str) -> float:
     """The largest start velocity a segment keeps (units/s): bounds the step per frame (docs/animation.md)."""
     c = BY_NAME[name]
     return 1.5 * (c.maximum - c.minimum) / MIN_TRANSITION_S
-
-
-class KeyframeLike(Protocol):
-    t: float
-    controls: Mapping[str, float]
 
 
 @dataclass(frozen=True)
@@ -217,8 +212,11 @@ class Animator:
 
     def set_controls(self, values: Mapping[str, float], transition_ms: float = DEFAULT_TRANSITION_MS,
                      now: float = 0.0, smooth: bool | None = None) -> None:
-        """Ease named controls to values (others keep theirs). ``smooth`` One-Euro filters a noisy stream."""
-        checked = validate_controls(values)
+        """Ease named controls to values (others keep theirs). ``smooth`` One-Euro filters a noisy stream.
+
+        ARKit blendshape names are accepted (engine.animation.arkit); the ones no renderer shows are ignored here
+        (the protocol reports them with ``parse_controls``)."""
+        checked, _ = parse_controls(values)
         duration = _validate_transition(transition_ms)
         if self.smooth if smooth is None else smooth:
             for name, value in checked.items():
@@ -227,7 +225,7 @@ class Animator:
         self._explicit.update(checked)
         self._retarget(tuple(checked), duration, now)
 
-    def schedule(self, keyframes: Sequence[KeyframeLike], now: float) -> None:
+    def schedule(self, keyframes: Sequence[Keyframe], now: float) -> None:
         """Follow keyframes at their engine times; after the last, ease back to the commanded state.
 
         Replaces any running schedule (smoothly). Keyframes entirely in the past do nothing.
@@ -238,7 +236,7 @@ class Animator:
             t = frame.t
             if isinstance(t, bool) or not isinstance(t, numbers.Real) or not math.isfinite(float(t)):
                 raise BadRequest(f"keyframes[{i}].t must be a finite engine time in seconds")
-            checked.append((float(t), validate_controls(frame.controls)))
+            checked.append((float(t), parse_controls(frame.controls)[0]))
         self._interrupt(now)
         if not checked or checked[-1][0] <= now:
             return
@@ -293,10 +291,6 @@ class Animator:
     @property
     def idle_config(self) -> IdleConfig:
         return self._idle_config
-
-    def targets(self) -> dict[str, float]:
-        """Where the commanded state is heading (no schedule, no idle)."""
-        return {name: self._target(name) for name in NAMES}
 
     # -- internals ----------------------------------------------------------------------------------------
 

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from engine.animation.controls import BY_NAME, CONTROLS, NAMES, NEUTRAL, clamp_controls, validate_controls
+from engine.animation.controls import BY_NAME, CONTROLS, NAMES, NEUTRAL, validate_controls
 from engine.animation.presets import EXPRESSIONS, PRESETS, preset_state
 from engine.errors import BadRequest
 
@@ -53,16 +53,10 @@ def test_range_ends_are_accepted() -> None:
         assert validate_controls({control.name: control.maximum})[control.name] == control.maximum
 
 
-def test_clamp_is_for_engine_values() -> None:
-    out = clamp_controls({"jawOpen": 1.3, "headYaw": -40.0})
-    assert out["jawOpen"] == 1.0 and out["headYaw"] == -20.0 and set(out) == set(NAMES)
-
-
 @pytest.mark.parametrize("expression", EXPRESSIONS)
 def test_intensity_zero_is_exactly_neutral(expression: str) -> None:
     state = preset_state(expression, 0.0)
     assert state.controls == NEUTRAL
-    assert state.is_neutral
     assert state.key() == preset_state("neutral", 1.0).key()
 
 

@@ -19,11 +19,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from engine.animation.liveportrait_map import motion_delta
+from engine.animation.controls import side_values
 from engine.animation.state import AnimationState
 from engine.face.types import FaceCrop
 from engine.liveportrait import LivePortrait
 from engine.render.base import SourceState
+from engine.render.liveportrait.motion_map import motion_delta
 
 log = logging.getLogger(__name__)
 
@@ -170,9 +171,13 @@ class LivePortraitRenderer:
     def driving_keypoints(self, source: LivePortraitSource, state: AnimationState) -> torch.Tensor:
         """Controls -> x_d (1, 21, 3) after stitching (and eye retargeting when enabled)."""
         controls = dict(state.controls)
-        blink = float(controls.get("eyeBlink", 0.0))
+        blink = 0.0
         if self.eye_retargeting:
-            controls["eyeBlink"] = 0.0  # the eyes are closed by the retargeting network instead
+            # The network closes both eyes by one ratio: it takes the part both sides share; what one side closes
+            # beyond that (a wink) stays on that side's keypoints.
+            left, right = side_values(controls, "eyeBlink")
+            blink = min(left, right)
+            controls.update(eyeBlink=0.0, eyeBlinkLeft=left - blink, eyeBlinkRight=right - blink)
         delta = motion_delta(controls)
         dev = self.core.device
         motion = dict(source.motion)

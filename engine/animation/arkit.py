@@ -1,0 +1,90 @@
+"""Apple's 52 ARKit blendshapes as control input, so Audio2Face or a phone's face capture can drive the face as is.
+
+Every ARKit name is accepted by ``parse_controls`` (0..1, like ARKit). Names that are also our controls pass through;
+the ones in ``MAPPED`` become weighted contributions to our controls; the rest are accepted and reported back as not
+rendered, because no renderer can show them yet. "Left"/"Right" are the face's own sides in ARKit and here.
+
+Rendered ARKit names:
+- the same name: eyeBlinkL/R, eyeWideL/R, mouthSmileL/R, mouthFrownL/R, browDownL/R, browOuterUpL/R,
+  browInnerUp, jawOpen, mouthPucker, mouthFunnel, mouthShrugLower;
+- eyeLookUpL/R, eyeLookDownL/R: gazeY, +0.5 each for up, -0.5 each for down (the mean of the two eyes);
+- eyeLookOutLeft, eyeLookInRight: gazeX +0.5 each (both eyes toward the face's left = image right);
+  eyeLookInLeft, eyeLookOutRight: gazeX -0.5 each;
+- eyeSquintL/R: eyeBlinkL/R x 0.3 (a squint narrows the lids);
+- mouthPressL/R: mouthShrugLower x 0.5 each (pressed lips).
+Accepted, not rendered (UNRENDERED): jaw sideways/forward, mouthLeft/Right, dimples, stretch, rolls,
+mouthShrugUpper, mouthClose, mouthLowerDown, mouthUpperUp, cheekPuff, cheekSquint, noseSneer, tongueOut.
+
+When a client sends a control directly and an ARKit name that maps onto it, the direct value wins.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Mapping
+
+from engine.animation.controls import BY_NAME, validate_control
+from engine.errors import BadRequest
+
+_SIDES = ("Left", "Right")
+ARKIT_NAMES: tuple[str, ...] = (
+    *(f"eye{part}{side}" for part in ("Blink", "LookDown", "LookIn", "LookOut", "LookUp", "Squint", "Wide")
+      for side in _SIDES),
+    "jawForward", "jawLeft", "jawRight", "jawOpen",
+    "mouthClose", "mouthFunnel", "mouthPucker", "mouthLeft", "mouthRight",
+    *(f"mouth{part}{side}" for part in ("Smile", "Frown", "Dimple", "Stretch") for side in _SIDES),
+    "mouthRollLower", "mouthRollUpper", "mouthShrugLower", "mouthShrugUpper",
+    *(f"mouth{part}{side}" for part in ("Press", "LowerDown", "UpperUp") for side in _SIDES),
+    "browDownLeft", "browDownRight", "browInnerUp", "browOuterUpLeft", "browOuterUpRight",
+    "cheekPuff", "cheekSquintLeft", "cheekSquintRight", "noseSneerLeft", "noseSneerRight", "tongueOut",
+)
+
+# ARKit name -> ((our control, gain), ...) for names that are not our controls themselves.
+MAPPED: dict[str, tuple[tuple[str, float], ...]] = {
+    "eyeLookUpLeft": (("gazeY", 0.5),), "eyeLookUpRight": (("gazeY", 0.5),),
+    "eyeLookDownLeft": (("gazeY", -0.5),), "eyeLookDownRight": (("gazeY", -0.5),),
+    "eyeLookOutLeft": (("gazeX", 0.5),), "eyeLookInRight": (("gazeX", 0.5),),
+    "eyeLookInLeft": (("gazeX", -0.5),), "eyeLookOutRight": (("gazeX", -0.5),),
+    "eyeSquintLeft": (("eyeBlinkLeft", 0.3),), "eyeSquintRight": (("eyeBlinkRight", 0.3),),
+    "mouthPressLeft": (("mouthShrugLower", 0.5),), "mouthPressRight": (("mouthShrugLower", 0.5),),
+}
+RENDERED: frozenset[str] = frozenset(n for n in ARKIT_NAMES if n in BY_NAME or n in MAPPED)
+UNRENDERED: tuple[str, ...] = tuple(n for n in ARKIT_NAMES if n not in RENDERED)
+
+
+def _arkit_weight(name: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise BadRequest(f"ARKit blendshape {name!r} must be a number in 0..1, got {type(value).__name__}")
+    number = float(value)
+    if not math.isfinite(number) or not 0.0 <= number <= 1.0:
+        raise BadRequest(f"ARKit blendshape {name!r} is {number:g}, outside its range 0..1")
+    return number + 0.0
+
+
+def parse_controls(values: Mapping[str, object]) -> tuple[dict[str, float], tuple[str, ...]]:
+    """Client controls (ours and ARKit's 52) -> (validated control values, ARKit names accepted but not rendered).
+
+    Unknown names, non-numbers, NaN/inf and out-of-range values are a BadRequest, as for our own controls.
+    """
+    if not isinstance(values, Mapping):
+        raise BadRequest(f"controls must be a map of name to number, got {type(values).__name__}")
+    direct: dict[str, float] = {}
+    mapped: dict[str, float] = {}
+    unrendered: list[str] = []
+    for name, value in values.items():
+        if isinstance(name, str) and name in BY_NAME:
+            direct[name] = validate_control(name, value)
+        elif isinstance(name, str) and name in MAPPED:
+            weight = _arkit_weight(name, value)
+            for target, gain in MAPPED[name]:
+                mapped[target] = mapped.get(target, 0.0) + gain * weight
+        elif isinstance(name, str) and name in ARKIT_NAMES:
+            _arkit_weight(name, value)
+            unrendered.append(name)
+        else:
+            validate_control(name, value)  # raises the unknown-control BadRequest
+    for target, total in mapped.items():
+        if target not in direct:
+            direct[target] = BY_NAME[target].clamp(total) + 0.0
+    return direct, tuple(unrendered)
