@@ -369,7 +369,7 @@ class OfflineRenderer:
             elif name in head:
                 upper[k], lower[k] = head[name], head_low[name]
                 s_up[k] = s_lo[k] = head_seam[name]
-            else:  # gaze: the eyes only; the lower face does not listen
+            elif name in gaze:  # gaze: the eyes only; the lower face does not listen
                 upper[k] = gaze[name]
                 lower[k] = gaze[name][ly0:ly0 + lower.shape[1], lx0:lx0 + lower.shape[2]]
         # A fixed frame: every field is exactly zero on the box's rim, so the copy around it is seamless.
