@@ -17,10 +17,10 @@ import numpy as np
 
 from engine.speech.audio import ANALYSIS_RATE, Resampler
 
-HOP = ANALYSIS_RATE // 100  # 110 samples = 10 ms
-WIN = 275  # 25 ms
-NFFT = 512
-LPC_ORDER = 12
+HOP = ANALYSIS_RATE // 100  # 10 ms
+WIN = ANALYSIS_RATE // 40  # 25 ms
+NFFT = 512  # >= WIN + the longest F0 lag: the autocorrelation from the power spectrum is not circular
+LPC_ORDER = 10
 PRE_EMPHASIS = 0.97
 F0_RANGE = (70.0, 400.0)  # Hz, lags searched for voicing
 SILENCE_DB = -60.0  # frames quieter than this, or unvoiced, skip the LPC (formants NaN): they are not vowels
@@ -28,7 +28,7 @@ MIN_VOICING = 0.3
 
 _WINDOW = np.hanning(WIN + 2)[1:-1].astype(np.float64)
 _FREQS = np.fft.rfftfreq(NFFT, 1.0 / ANALYSIS_RATE)
-_BAND = (_FREQS >= 100.0) & (_FREQS <= 4000.0)  # where the voice's loudness lives (not the hiss of s/f)
+_BAND = (_FREQS >= 100.0) & (_FREQS <= 3800.0)  # where the voice's loudness lives (not the hiss of s/f)
 _LOW = (_FREQS >= 80.0) & (_FREQS <= 400.0)  # a closed mouth's murmur (m, n, b's voice bar) lives here
 _W = 2.0 * np.pi * _FREQS / ANALYSIS_RATE
 _PRE_GAIN = np.abs(1.0 - PRE_EMPHASIS * np.exp(-1j * _W)) ** 2  # pre-emphasis applied in the power spectrum
@@ -144,6 +144,9 @@ class FeatureStream:
         count = (len(buf) - WIN) // HOP + 1 if len(buf) >= WIN else 0
         if last:
             count = max(0, min(count, self._samples // HOP + 1 - self._frames))
+        if count <= 0:
+            self._buf = buf
+            return Features.empty()
         frames = np.lib.stride_tricks.sliding_window_view(buf, WIN)[::HOP][:count].astype(np.float64)
         self._buf = buf[count * HOP:]
         self._frames += count

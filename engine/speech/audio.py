@@ -16,7 +16,7 @@ import soxr
 
 from engine.speech.errors import AudioTooLong, BadAudio, UnsupportedAudio
 
-ANALYSIS_RATE = 11_000  # Hz: formants up to 5.5 kHz (Praat's ceiling for women), 110-sample hop, cheap LPC
+ANALYSIS_RATE = 8_000  # Hz: F1 and F2 live below 3.5 kHz; 80-sample hop, order-10 LPC (as telephone LPC-10)
 MIN_RATE, MAX_RATE = 8_000, 48_000
 MAX_SECONDS = 60.0
 MAX_CHANNELS = 8
