@@ -41,7 +41,9 @@ PEAK_AHEAD = 4  # frames of look-ahead in the peak: an onset does not take its o
 SMOOTH = np.hanning(9)[1:-1]  # 7 taps, 70 ms
 SMOOTH = SMOOTH / SMOOTH.sum()
 HALF = len(SMOOTH) // 2
-LOOKAHEAD = PEAK_AHEAD + HALF  # frames beyond a frame that it depends on
+ERODE = 2  # frames: a stop's closure of 30 ms still shuts the lips fully (real closures last 50-150 ms)
+SHIFT = 1  # frames: the erosion delays the opening by ERODE; reading one frame ahead re-centres it
+LOOKAHEAD = PEAK_AHEAD + HALF + ERODE + SHIFT  # frames beyond a frame that it depends on
 PRIOR_F1, PRIOR_F2 = 500.0, 1500.0  # Hz: an average adult's vowel space centre (Peterson & Barney)
 PRIOR_FRAMES = 300.0  # the prior weighs as much as 3 s of voiced speech
 MAX_ADAPT = 0.25
@@ -107,7 +109,7 @@ class MouthAnalyser:
         if ready > len(self._targets):
             self._targets = np.concatenate([self._targets, _targets(self._feat, len(self._targets), ready,
                                                                     self._state)])
-        end = len(self._targets) if last else max(self._out, len(self._targets) - HALF)
+        end = len(self._targets) if last else max(self._out, len(self._targets) - HALF - ERODE - SHIFT)
         rows = _smooth(self._targets, self._out, end)
         self._out = end
         self.finished = last
@@ -157,8 +159,8 @@ def _targets(f: Features, start: int, stop: int, state: _State) -> np.ndarray:
     # jaw: F1 says how open a vowel is; unvoiced sounds (s, f, h) get a small fixed opening
     vowel_open = np.clip(0.15 + 0.85 * (f1n - 0.55) / 0.85, 0.15, 1.0)
     shape = np.where(has, voicing * vowel_open + (1.0 - voicing) * 0.3, 0.3)
-    low = np.clip((f.low_share[start:stop] - 0.8) / 0.12, 0.0, 1.0)
-    quiet = np.clip((peak - 8.0 - lv) / 6.0, 0.0, 1.0)
+    low = np.clip((f.low_share[start:stop] - 0.8) / 0.07, 0.0, 1.0)
+    quiet = np.clip((peak - 6.0 - lv) / 6.0, 0.0, 1.0)
     closure = low * quiet  # a murmur through the nose or behind closed lips: m, n, b
     jaw = JAW_MAX * loud ** 0.8 * shape * (1.0 - closure)
 
@@ -172,15 +174,22 @@ def _targets(f: Features, start: int, stop: int, state: _State) -> np.ndarray:
 
 
 def _smooth(targets: np.ndarray, start: int, stop: int) -> np.ndarray:
-    """Rows start..stop of the targets convolved with SMOOTH (zeros beyond both ends: silence)."""
+    """Rows start..stop of the output: opening controls eroded (a short closure widens to ERODE frames each
+    side, so the smoothing cannot fill it in), all convolved with SMOOTH, read SHIFT frames ahead. Targets
+    beyond both ends are zeros (silence)."""
     n = stop - start
     if n <= 0:
         return np.zeros((0, targets.shape[1]))
-    lo, hi = start - HALF, stop + HALF
+    reach = HALF + ERODE
+    lo, hi = start + SHIFT - reach, stop + SHIFT + reach
     pad_lo, pad_hi = max(0, -lo), max(0, hi - len(targets))
     seg = np.concatenate([np.zeros((pad_lo, targets.shape[1])), targets[max(0, lo): min(hi, len(targets))],
                           np.zeros((pad_hi, targets.shape[1]))])
+    m = len(seg) - 2 * ERODE
+    eroded = seg[ERODE: ERODE + m].copy()
+    for j in range(2 * ERODE + 1):
+        eroded[:, :2] = np.minimum(eroded[:, :2], seg[j: j + m, :2])  # jawOpen, mouthFunnel
     out = np.zeros((n, targets.shape[1]))
     for j, w in enumerate(SMOOTH):
-        out += w * seg[j: j + n]
+        out += w * eroded[j: j + n]
     return out
