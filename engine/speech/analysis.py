@@ -23,7 +23,7 @@ NFFT = 512  # >= WIN + the longest F0 lag: the autocorrelation from the power sp
 LPC_ORDER = 10
 PRE_EMPHASIS = 0.97
 F0_RANGE = (70.0, 400.0)  # Hz, lags searched for voicing
-SILENCE_DB = -60.0  # frames quieter than this, or unvoiced, skip the LPC (formants NaN): they are not vowels
+SILENCE_DB = -80.0  # frames quieter than this, or unvoiced, skip the LPC (formants NaN): they are not vowels
 MIN_VOICING = 0.3
 
 _WINDOW = np.hanning(WIN + 2)[1:-1].astype(np.float64)
