@@ -22,6 +22,7 @@ from engine.speech.mouth import HOP_S, MOUTH_CONTROLS, MouthAnalyser
 
 CLEAR_S = 0.08  # clear(): the mouth eases shut over this (barge-in: within 100 ms)
 CROSSFADE_S = 0.08  # a new utterance replacing a running one takes over over this
+RESUME_S = 0.04  # a late chunk's mouth eases in over this (one frame at 25 fps)
 
 
 @dataclass(frozen=True)
@@ -67,8 +68,8 @@ class SpeechTrack:
 
     @property
     def end(self) -> float:
-        """Engine time after which the track is silent (its rows run out)."""
-        return self.engine_time(len(self._rows) * HOP_S)
+        """Engine time after which the track is silent (its rows run out, and the audio has been played)."""
+        return max(self.engine_time(len(self._rows) * HOP_S), self.audio_end)
 
     def append(self, pcm: Pcm, now: float) -> SpeechSpan:
         """Continue the utterance with the next chunk; a late chunk starts where the clock is."""
@@ -92,25 +93,28 @@ class SpeechTrack:
         i = max(0, bisect.bisect_right(self._u, u) - 1)
         return self._e[i] + (u - self._u[i])
 
-    def audio_time(self, t: float) -> float:
-        """Audio time shown at engine time t (held at a piece's end during a gap before a late chunk)."""
+    def audio_time(self, t: float) -> tuple[float, float]:
+        """(audio time shown at engine time t, gain): the gain is 0 in a gap before a late chunk (nothing is
+        heard) and eases in over RESUME_S when the late chunk starts, so the mouth neither hangs open nor jumps."""
         if not self._u:
-            return t - self.start
+            return t - self.start, 1.0
         i = max(0, bisect.bisect_right(self._e, t) - 1)
         u = self._u[i] + (t - self._e[i])
-        if i + 1 < len(self._u):
-            u = min(u, self._u[i + 1])
-        return u
+        if i + 1 < len(self._u) and u >= self._u[i + 1]:
+            return self._u[i + 1], 0.0
+        gain = 1.0 if i == 0 else 1.0 - _ease_out((t - self._e[i]) / RESUME_S)
+        return u, gain
 
     def values(self, t: float) -> np.ndarray:
         """The MOUTH_CONTROLS at engine time t (zeros before and after), linearly between 10 ms rows."""
         rows = self._rows
-        x = self.audio_time(t) / HOP_S
-        if len(rows) < 2 or x < 0.0 or x > len(rows) - 1:
+        u, gain = self.audio_time(t)
+        x = u / HOP_S
+        if len(rows) < 2 or x < 0.0 or x > len(rows) - 1 or gain <= 0.0:
             return np.zeros(len(MOUTH_CONTROLS))
         i = min(int(x), len(rows) - 2)
         f = x - i
-        return rows[i] * (1.0 - f) + rows[i + 1] * f
+        return gain * (rows[i] * (1.0 - f) + rows[i + 1] * f)
 
 
 class SpeechLayer:
