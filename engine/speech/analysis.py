@@ -19,7 +19,7 @@ from engine.speech.audio import ANALYSIS_RATE, Resampler
 
 HOP = ANALYSIS_RATE // 100  # 10 ms
 WIN = ANALYSIS_RATE // 40  # 25 ms
-NFFT = 512  # >= WIN + the longest F0 lag: the autocorrelation from the power spectrum is not circular
+NFFT = 320  # >= WIN + the longest F0 lag: the autocorrelation from the power spectrum is not circular
 LPC_ORDER = 10
 PRE_EMPHASIS = 0.97
 F0_RANGE = (70.0, 400.0)  # Hz, lags searched for voicing
@@ -30,8 +30,6 @@ _WINDOW = np.hanning(WIN + 2)[1:-1].astype(np.float64)
 _FREQS = np.fft.rfftfreq(NFFT, 1.0 / ANALYSIS_RATE)
 _BAND = (_FREQS >= 100.0) & (_FREQS <= 3800.0)  # where the voice's loudness lives (not the hiss of s/f)
 _LOW = (_FREQS >= 80.0) & (_FREQS <= 400.0)  # a closed mouth's murmur (m, n, b's voice bar) lives here
-_W = 2.0 * np.pi * _FREQS / ANALYSIS_RATE
-_PRE_GAIN = np.abs(1.0 - PRE_EMPHASIS * np.exp(-1j * _W)) ** 2  # pre-emphasis applied in the power spectrum
 _LAG_WINDOW = np.exp(-0.5 * (2 * np.pi * 60.0 * np.arange(LPC_ORDER + 1) / ANALYSIS_RATE) ** 2)  # 60 Hz bandwidth
 _LAGS = (int(ANALYSIS_RATE / F0_RANGE[1]), int(ANALYSIS_RATE / F0_RANGE[0]))
 _WIN_ACF = np.fft.irfft(np.abs(np.fft.rfft(_WINDOW, NFFT)) ** 2)[: WIN]  # the window's own autocorrelation
@@ -62,8 +60,11 @@ class Features:
                                                                             "f1", "f2")))
 
 
-def frame_features(frames: np.ndarray) -> Features:
-    """Features of an (N, WIN) block of frames at ANALYSIS_RATE."""
+def frame_features(frames: np.ndarray, first: int = 0, prev: tuple[float, float] = (np.nan, np.nan)) -> Features:
+    """Features of an (N, WIN) block of frames at ANALYSIS_RATE, the first being frame ``first`` of the utterance.
+
+    Formants are measured on even frames and held over odd ones (``prev``: the last frame's F1, F2): formants
+    move slowly next to the 70 ms smoothing of the mouth, and the LPC roots are the dearest step."""
     n = len(frames)
     if n == 0:
         return Features.empty()
@@ -77,12 +78,19 @@ def frame_features(frames: np.ndarray) -> Features:
     voicing = np.clip(norm.max(axis=1), 0.0, 1.0)
     f1 = np.full(n, np.nan)
     f2 = np.full(n, np.nan)
-    loud = np.flatnonzero((level > SILENCE_DB) & (voicing > MIN_VOICING))
+    even = (first + np.arange(n)) % 2 == 0
+    loud = np.flatnonzero((level > SILENCE_DB) & (voicing > MIN_VOICING) & even)
     if len(loud):
-        r = np.fft.irfft(power[loud] * _PRE_GAIN, NFFT, axis=1)[:, : LPC_ORDER + 1] * _LAG_WINDOW
+        # the pre-emphasised signal's autocorrelation, from the plain one: (1 + a^2) r[k] - a (r[k-1] + r[k+1])
+        c = acf[loud, : LPC_ORDER + 2]
+        below = np.concatenate([c[:, 1:2], c[:, : LPC_ORDER]], axis=1)
+        r = ((1.0 + PRE_EMPHASIS ** 2) * c[:, : LPC_ORDER + 1] - PRE_EMPHASIS * (below + c[:, 1:])) * _LAG_WINDOW
         r[:, 0] *= 1.0 + 1e-6  # white-noise floor: keeps the normal equations well conditioned
-        a = _levinson(r)
-        f1[loud], f2[loud] = _formants(a)
+        f1[loud], f2[loud] = _formants(_levinson(r))
+    odd = np.flatnonzero(~even)
+    held = odd - 1
+    f1[odd] = np.where(held >= 0, f1[np.maximum(held, 0)], prev[0])
+    f2[odd] = np.where(held >= 0, f2[np.maximum(held, 0)], prev[1])
     return Features(level, low_share, voicing, f1, f2)
 
 
@@ -128,6 +136,7 @@ class FeatureStream:
         self._buf = np.zeros(WIN // 2, np.float32)  # half a window of silence: frame k is centred on k * HOP
         self._samples = 0  # resampled samples received
         self._frames = 0  # frames emitted
+        self._last = (np.nan, np.nan)  # the last frame's formants (held over the next, odd frame)
         self.finished = False
 
     def push(self, samples: np.ndarray, last: bool = False) -> Features:
@@ -149,5 +158,7 @@ class FeatureStream:
             return Features.empty()
         frames = np.lib.stride_tricks.sliding_window_view(buf, WIN)[::HOP][:count].astype(np.float64)
         self._buf = buf[count * HOP:]
+        feats = frame_features(frames, self._frames, self._last)
         self._frames += count
-        return frame_features(frames)
+        self._last = (float(feats.f1[-1]), float(feats.f2[-1]))
+        return feats

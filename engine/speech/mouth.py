@@ -38,10 +38,11 @@ RANGE_DB = 30.0  # loudness below the running peak by more than this is silence
 PEAK_DECAY_DB_S = 6.0  # the running peak falls this fast, so a quieter passage still opens the mouth
 PEAK_FLOOR_DB = -50.0  # below this nothing is speech, however quiet the recording
 PEAK_AHEAD = 4  # frames of look-ahead in the peak: an onset does not take its own rise as the reference
-SMOOTH = np.hanning(9)[1:-1]  # 7 taps, 70 ms
+SMOOTH = np.hanning(11)[1:-1]  # 9 taps, 90 ms
 SMOOTH = SMOOTH / SMOOTH.sum()
 HALF = len(SMOOTH) // 2
-ERODE = 2  # frames: a stop's closure of 30 ms still shuts the lips fully (real closures last 50-150 ms)
+CLOSED = 0.02  # a target below this is a closure (or silence)
+ERODE = 3  # frames: a stop's closure of 30 ms still shuts the lips fully (real closures last 50-150 ms)
 SHIFT = 1  # frames: the erosion delays the opening by ERODE; reading one frame ahead re-centres it
 LOOKAHEAD = PEAK_AHEAD + HALF + ERODE + SHIFT  # frames beyond a frame that it depends on
 PRIOR_F1, PRIOR_F2 = 500.0, 1500.0  # Hz: an average adult's vowel space centre (Peterson & Barney)
@@ -159,7 +160,7 @@ def _targets(f: Features, start: int, stop: int, state: _State) -> np.ndarray:
     # jaw: F1 says how open a vowel is; unvoiced sounds (s, f, h) get a small fixed opening
     vowel_open = np.clip(0.15 + 0.85 * (f1n - 0.55) / 0.85, 0.15, 1.0)
     shape = np.where(has, voicing * vowel_open + (1.0 - voicing) * 0.3, 0.3)
-    low = np.clip((f.low_share[start:stop] - 0.8) / 0.07, 0.0, 1.0)
+    low = np.clip((f.low_share[start:stop] - 0.7) / 0.1, 0.0, 1.0)
     quiet = np.clip((peak - 6.0 - lv) / 6.0, 0.0, 1.0)
     closure = low * quiet  # a murmur through the nose or behind closed lips: m, n, b
     jaw = JAW_MAX * loud ** 0.8 * shape * (1.0 - closure)
@@ -187,8 +188,11 @@ def _smooth(targets: np.ndarray, start: int, stop: int) -> np.ndarray:
                           np.zeros((pad_hi, targets.shape[1]))])
     m = len(seg) - 2 * ERODE
     eroded = seg[ERODE: ERODE + m].copy()
+    low = eroded[:, :2].copy()
     for j in range(2 * ERODE + 1):
-        eroded[:, :2] = np.minimum(eroded[:, :2], seg[j: j + m, :2])  # jawOpen, mouthFunnel
+        low = np.minimum(low, seg[j: j + m, :2])  # jawOpen, mouthFunnel
+    near = low < CLOSED  # only next to a closure: a one-frame dip inside a vowel must not punch a hole
+    eroded[:, :2] = np.where(near, low, eroded[:, :2])
     out = np.zeros((n, targets.shape[1]))
     for j, w in enumerate(SMOOTH):
         out += w * eroded[j: j + n]
