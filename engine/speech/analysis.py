@@ -26,10 +26,11 @@ F0_RANGE = (70.0, 400.0)  # Hz, lags searched for voicing
 SILENCE_DB = -80.0  # frames quieter than this, or unvoiced, skip the LPC (formants NaN): they are not vowels
 MIN_VOICING = 0.3
 
-_WINDOW = np.hanning(WIN + 2)[1:-1].astype(np.float64)
+_WINDOW = np.hanning(WIN + 2)[1:-1].astype(np.float32)
 _FREQS = np.fft.rfftfreq(NFFT, 1.0 / ANALYSIS_RATE)
 _BAND = (_FREQS >= 100.0) & (_FREQS <= 3800.0)  # where the voice's loudness lives (not the hiss of s/f)
 _LOW = (_FREQS >= 80.0) & (_FREQS <= 400.0)  # a closed mouth's murmur (m, n, b's voice bar) lives here
+_BANDS = np.stack([_BAND, _BAND & _LOW], axis=1).astype(np.float32)
 _LAG_WINDOW = np.exp(-0.5 * (2 * np.pi * 60.0 * np.arange(LPC_ORDER + 1) / ANALYSIS_RATE) ** 2)  # 60 Hz bandwidth
 _LAGS = (int(ANALYSIS_RATE / F0_RANGE[1]), int(ANALYSIS_RATE / F0_RANGE[0]))
 _WIN_ACF = np.fft.irfft(np.abs(np.fft.rfft(_WINDOW, NFFT)) ** 2)[: WIN]  # the window's own autocorrelation
@@ -68,12 +69,13 @@ def frame_features(frames: np.ndarray, first: int = 0, prev: tuple[float, float]
     n = len(frames)
     if n == 0:
         return Features.empty()
-    spec = np.fft.rfft(frames * _WINDOW, NFFT, axis=1)
+    spec = np.fft.rfft((frames * _WINDOW).astype(np.float32), NFFT, axis=1)  # float32: twice the FFT speed
     power = spec.real ** 2 + spec.imag ** 2
-    band = power[:, _BAND].sum(axis=1)
+    bands = (power @ _BANDS).astype(np.float64)  # (N, 2): the voice band and its low part
+    band = bands[:, 0]
     level = 10.0 * np.log10(band + 1e-12) - _FULL_SCALE
-    low_share = power[:, _LOW].sum(axis=1) / (band + 1e-12)
-    acf = np.fft.irfft(power, NFFT, axis=1)[:, : _LAGS[1] + 1]
+    low_share = bands[:, 1] / (band + 1e-12)
+    acf = np.fft.irfft(power, NFFT, axis=1)[:, : _LAGS[1] + 1].astype(np.float64)
     norm = acf[:, _LAGS[0]: _LAGS[1] + 1] / (acf[:, :1] + 1e-12) / (_WIN_ACF[_LAGS[0]: _LAGS[1] + 1] / _WIN_ACF[0])
     voicing = np.clip(norm.max(axis=1), 0.0, 1.0)
     f1 = np.full(n, np.nan)
@@ -156,7 +158,7 @@ class FeatureStream:
         if count <= 0:
             self._buf = buf
             return Features.empty()
-        frames = np.lib.stride_tricks.sliding_window_view(buf, WIN)[::HOP][:count].astype(np.float64)
+        frames = np.lib.stride_tricks.sliding_window_view(buf, WIN)[::HOP][:count]
         self._buf = buf[count * HOP:]
         feats = frame_features(frames, self._frames, self._last)
         self._frames += count
