@@ -10,9 +10,10 @@ The mapping (docs/speech.md says why each piece is there):
 - spreading: high F2 -> a small mouthSmile (front vowels 'ee'); the expression layer owns the real smile;
 - formants are judged against the speaker's own running mean (a prior of an average adult voice that moves
   towards the speaker, at most 25%), so women, men and children need no calibration;
-- every control is smoothed with a symmetric 70 ms window: the mouth starts to move up to 30 ms before the sound
-  (coarticulation; within one frame at 25 fps), has no lag at its midpoint, never chatters, and eases shut
-  after the last sound.
+- short closures are widened by ERODE frames each side (only next to a closure), then every control is smoothed
+  with a symmetric 90 ms window read SHIFT frames ahead: the mouth starts to move up to ~40 ms before the sound
+  (coarticulation; one frame at 25 fps), has no lag at its midpoint, never chatters, and eases shut after the
+  last sound.
 
 Everything is causal apart from a fixed look-ahead of LOOKAHEAD frames, which is what makes streaming exact:
 MouthAnalyser.push gives every frame the look-ahead allows, and chunked input gives the whole utterance's controls.
