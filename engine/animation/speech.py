@@ -47,8 +47,9 @@ class SpeechTrack:
         self.sample_rate = sample_rate
         self.start = float(start)
         self._analyser = MouthAnalyser(sample_rate)
-        self._final = np.zeros((0, len(MOUTH_CONTROLS)))
-        self._rows = self._final
+        self._final = np.zeros((256, len(MOUTH_CONTROLS)))  # grows by doubling: appends stay O(chunk)
+        self._n = 0  # final rows in _final
+        self._tail = np.zeros((0, len(MOUTH_CONTROLS)))  # provisional rows after them
         self._samples = 0
         self._u: list[float] = []  # audio time at the start of each piece
         self._e: list[float] = []  # engine time at the start of each piece
@@ -69,7 +70,11 @@ class SpeechTrack:
     @property
     def end(self) -> float:
         """Engine time after which the track is silent (its rows run out, and the audio has been played)."""
-        return max(self.engine_time(len(self._rows) * HOP_S), self.audio_end)
+        return max(self.engine_time(self.rows * HOP_S), self.audio_end)
+
+    @property
+    def rows(self) -> int:
+        return self._n + len(self._tail)
 
     def append(self, pcm: Pcm, now: float) -> SpeechSpan:
         """Continue the utterance with the next chunk; a late chunk starts where the clock is."""
@@ -82,9 +87,13 @@ class SpeechTrack:
             self._e.append(begin)
         self._samples += len(pcm.samples)
         new = self._analyser.push(pcm.samples)
-        if len(new):
-            self._final = np.concatenate([self._final, new])
-        self._rows = np.concatenate([self._final, self._analyser.tail()])
+        if self._n + len(new) > len(self._final):
+            grown = np.zeros((max(2 * len(self._final), self._n + len(new)), len(MOUTH_CONTROLS)))
+            grown[: self._n] = self._final[: self._n]
+            self._final = grown
+        self._final[self._n: self._n + len(new)] = new
+        self._n += len(new)
+        self._tail = self._analyser.tail()
         return SpeechSpan(begin, self.audio_end, pcm.duration)
 
     def engine_time(self, u: float) -> float:
@@ -107,14 +116,16 @@ class SpeechTrack:
 
     def values(self, t: float) -> np.ndarray:
         """The MOUTH_CONTROLS at engine time t (zeros before and after), linearly between 10 ms rows."""
-        rows = self._rows
         u, gain = self.audio_time(t)
         x = u / HOP_S
-        if len(rows) < 2 or x < 0.0 or x > len(rows) - 1 or gain <= 0.0:
+        if self.rows < 2 or x < 0.0 or x > self.rows - 1 or gain <= 0.0:
             return np.zeros(len(MOUTH_CONTROLS))
-        i = min(int(x), len(rows) - 2)
+        i = min(int(x), self.rows - 2)
         f = x - i
-        return gain * (rows[i] * (1.0 - f) + rows[i + 1] * f)
+        return gain * (self._row(i) * (1.0 - f) + self._row(i + 1) * f)
+
+    def _row(self, i: int) -> np.ndarray:
+        return self._final[i] if i < self._n else self._tail[i - self._n]
 
 
 class SpeechLayer:

@@ -68,9 +68,10 @@ class MouthAnalyser:
 
     sample_rate: int
     _stream: FeatureStream = field(init=False)
-    _features: list[Features] = field(init=False, default_factory=list)
-    _feat: Features = field(init=False)
-    _targets: np.ndarray = field(init=False)  # (n, 4) unsmoothed, frames with a final reference
+    _feat: Features = field(init=False)  # features from frame _fbase on (older ones are no longer needed)
+    _fbase: int = field(init=False, default=0)
+    _targets: np.ndarray = field(init=False)  # (n, 4) unsmoothed, frames _tbase.. with a final reference
+    _tbase: int = field(init=False, default=0)
     _state: _State = field(init=False, default_factory=_State)
     _out: int = field(init=False, default=0)  # rows emitted
     finished: bool = field(init=False, default=False)
@@ -84,6 +85,11 @@ class MouthAnalyser:
     def emitted(self) -> int:
         return self._out
 
+    @property
+    def held_frames(self) -> int:
+        """Frames of features and targets kept: bounded by the look-ahead, however long the stream."""
+        return len(self._feat) + len(self._targets)
+
     def push(self, samples: np.ndarray) -> np.ndarray:
         """New final rows made possible by these samples (possibly none)."""
         return self._advance(self._stream.push(samples), last=False)
@@ -94,10 +100,10 @@ class MouthAnalyser:
 
     def tail(self) -> np.ndarray:
         """Provisional rows after the final ones, as if the audio ended here (replaced by the next push)."""
-        feat, targets = self._feat, self._targets
-        extra = _targets(feat, len(targets), len(feat), self._state_copy())
-        all_t = np.concatenate([targets, extra])
-        return _smooth(all_t, self._out, len(all_t))
+        done = self._tbase + len(self._targets)
+        extra = _targets(self._feat, done - self._fbase, len(self._feat), self._state_copy())
+        all_t = np.concatenate([self._targets, extra])
+        return _smooth(all_t, self._out, self._tbase + len(all_t), self._tbase)
 
     def _state_copy(self) -> _State:
         s = self._state
@@ -106,15 +112,26 @@ class MouthAnalyser:
     def _advance(self, new: Features, last: bool) -> np.ndarray:
         if len(new):
             self._feat = Features.concat([self._feat, new])
-        n = len(self._feat)
-        ready = n if last else max(len(self._targets), n - PEAK_AHEAD)
-        if ready > len(self._targets):
-            self._targets = np.concatenate([self._targets, _targets(self._feat, len(self._targets), ready,
-                                                                    self._state)])
-        end = len(self._targets) if last else max(self._out, len(self._targets) - HALF - ERODE - SHIFT)
-        rows = _smooth(self._targets, self._out, end)
+        n = self._fbase + len(self._feat)
+        done = self._tbase + len(self._targets)
+        ready = n if last else max(done, n - PEAK_AHEAD)
+        if ready > done:
+            more = _targets(self._feat, done - self._fbase, ready - self._fbase, self._state)
+            self._targets = np.concatenate([self._targets, more])
+            done = ready
+        end = done if last else max(self._out, done - HALF - ERODE - SHIFT)
+        rows = _smooth(self._targets, self._out, end, self._tbase)
         self._out = end
         self.finished = last
+        # keep only what later frames still need: features from the next target on, targets within reach
+        drop = done - self._fbase
+        if drop > 0:
+            self._feat = Features(*(getattr(self._feat, k)[drop:] for k in ("level", "low_share", "voicing",
+                                                                            "f1", "f2")))
+            self._fbase = done
+        keep = max(self._tbase, end + SHIFT - HALF - ERODE)
+        self._targets = self._targets[keep - self._tbase:]
+        self._tbase = keep
         return rows
 
 
@@ -175,16 +192,18 @@ def _targets(f: Features, start: int, stop: int, state: _State) -> np.ndarray:
     return out
 
 
-def _smooth(targets: np.ndarray, start: int, stop: int) -> np.ndarray:
+def _smooth(targets: np.ndarray, start: int, stop: int, base: int = 0) -> np.ndarray:
     """Rows start..stop of the output: opening controls eroded (a short closure widens to ERODE frames each
-    side, so the smoothing cannot fill it in), all convolved with SMOOTH, read SHIFT frames ahead. Targets
-    beyond both ends are zeros (silence)."""
+    side, so the smoothing cannot fill it in), all convolved with SMOOTH, read SHIFT frames ahead. ``targets``
+    holds frames base..; frames before the utterance and after the last target are zeros (silence)."""
     n = stop - start
     if n <= 0:
         return np.zeros((0, targets.shape[1]))
     reach = HALF + ERODE
-    lo, hi = start + SHIFT - reach, stop + SHIFT + reach
+    lo, hi = start + SHIFT - reach - base, stop + SHIFT + reach - base
     pad_lo, pad_hi = max(0, -lo), max(0, hi - len(targets))
+    if pad_lo and base:
+        raise AssertionError("a frame needed for smoothing was trimmed")  # a bug, never client input
     seg = np.concatenate([np.zeros((pad_lo, targets.shape[1])), targets[max(0, lo): min(hi, len(targets))],
                           np.zeros((pad_hi, targets.shape[1]))])
     m = len(seg) - 2 * ERODE

@@ -96,6 +96,18 @@ def test_chunked_append_gives_the_whole_utterance(speech: Speech) -> None:
         assert np.abs(chunked - whole).max() <= 0.01
 
 
+def test_an_endless_stream_holds_a_bounded_window(speech: Speech) -> None:
+    pcm = speech(SENTENCE)
+    a = MouthAnalyser(pcm.sample_rate)
+    rows = 0
+    chunk = pcm.sample_rate // 10
+    for _ in range(4):  # the sentence four times over, in 100 ms chunks
+        for i in range(0, len(pcm.samples), chunk):
+            rows += len(a.push(pcm.samples[i: i + chunk]))
+            assert a.held_frames <= 40
+    assert rows >= 4 * len(pcm.samples) / pcm.sample_rate / HOP_S - 40
+
+
 def test_xtts_rate_and_gain_do_not_change_the_mouth(speech: Speech) -> None:
     pcm = speech(SENTENCE)
     base = analyse(pcm)
