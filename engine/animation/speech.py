@@ -12,10 +12,13 @@ finished playing starts at ``now``, not at the (past) end of the previous chunk.
 from __future__ import annotations
 
 import bisect
+import math
+import numbers
 from dataclasses import dataclass
 
 import numpy as np
 
+from engine.errors import BadRequest
 from engine.speech.audio import Pcm
 from engine.speech.errors import BadAudio
 from engine.speech.mouth import HOP_S, MOUTH_CONTROLS, MouthAnalyser
@@ -138,8 +141,15 @@ class SpeechLayer:
 
     def speak(self, audio: Pcm, now: float, start: float | None = None, append: bool = False) -> SpeechSpan:
         """Play audio's mouth from ``start`` (default now); ``append`` continues the running utterance."""
+        if start is not None and (isinstance(start, bool) or not isinstance(start, numbers.Real)
+                                  or not math.isfinite(float(start))):
+            raise BadRequest(f"start must be a finite engine time in seconds, got {start!r}")
+        if not isinstance(append, bool):
+            raise BadRequest(f"append must be true or false, got {append!r}")
+        if not isinstance(audio, Pcm):
+            raise BadRequest("speak needs decoded audio (engine.speech.decode_audio)")
         track = self.track
-        if append and track is not None and self._gain_from is None and track.sample_rate == audio.sample_rate:
+        if append and track is not None and self._gain_from is None:
             return track.append(audio, now)
         begin = now if start is None else float(start)
         new = SpeechTrack(audio.sample_rate, begin)

@@ -10,6 +10,7 @@ import pytest
 
 from engine.animation.speech import CLEAR_S, SpeechTrack
 from engine.animation.timeline import Animator, IdleConfig
+from engine.errors import BadRequest
 from engine.speech.audio import Pcm
 from engine.speech.errors import BadAudio
 from engine.speech.mouth import HOP_S, MOUTH_CONTROLS, analyse
@@ -115,8 +116,21 @@ def test_a_new_utterance_takes_over_without_a_jump(speech: Speech) -> None:
     assert np.abs(np.diff(curve)).max() < 0.5
 
 
+@pytest.mark.parametrize(("start", "append"), [(float("nan"), False), (float("inf"), False), ("soon", False),
+                                               (True, False), (None, "yes"), (None, 1)])
+def test_bad_start_or_append_is_refused(speech: Speech, start: object, append: object) -> None:
+    a = Animator(OFF, T0)
+    with pytest.raises(BadRequest):
+        a.speak(speech("[[A:::]]", "de"), now=T0, start=start, append=append)  # type: ignore[arg-type]
+    assert a.sample(T0 + 0.2).controls["jawOpen"] == 0.0
+
+
 def test_append_with_another_rate_is_refused(speech: Speech) -> None:
     pcm = speech("[[A:::]]", "de")
     track = SpeechTrack.from_pcm(pcm, T0)
     with pytest.raises(BadAudio):
         track.append(Pcm(pcm.samples, 16000), T0)
+    a = Animator(OFF, T0)
+    a.speak(pcm, now=T0)
+    with pytest.raises(BadAudio):
+        a.speak(Pcm(pcm.samples, 16000), now=T0 + 0.1, append=True)
