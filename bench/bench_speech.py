@@ -89,6 +89,14 @@ def bench_parselmouth(pcm: Pcm, repeat: int) -> None:
           f"{100 * np.mean(d2 < 0.15):.0f}%)")
 
 
+def _wav_bytes(samples: np.ndarray, rate: int) -> bytes:
+    import struct
+    body = (np.clip(samples, -1, 1) * 32767).astype("<i2").tobytes()
+    fmt = struct.pack("<HHIIHH", 1, 1, rate, rate * 2, 2, 16)
+    return (b"RIFF" + struct.pack("<I", 36 + len(body)) + b"WAVEfmt " + struct.pack("<I", 16) + fmt + b"data"
+            + struct.pack("<I", len(body)) + body)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeat", type=int, default=7)
@@ -123,6 +131,16 @@ def main() -> None:
     line("streaming: one 200 ms chunk (push + provisional tail), ms", per_chunk, " ms", "{:.2f}")
 
     bench_parselmouth(pcm22, args.repeat)
+
+    for seconds in (1.0, 5.0):
+        part = pcm24.samples[: int(seconds * 24000)]
+        wav = _wav_bytes(part, 24000)
+
+        def speak(w: bytes = wav) -> None:
+            Animator(IdleConfig(enabled=False), 0.0).speak(decode_audio(w), now=0.0)
+
+        line(f"speak cost before the reply: decode + analyse a {seconds:g} s WAV, ms",
+             [t * 1000 for t in timed(speak, args.repeat)], " ms", "{:.1f}")
 
     anim = Animator(IdleConfig(seed=1), 0.0)
     anim.set_expression("happy", 0.6, 250, now=0.0)
