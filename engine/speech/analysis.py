@@ -25,6 +25,7 @@ PRE_EMPHASIS = 0.97
 F0_RANGE = (70.0, 400.0)  # Hz, lags searched for voicing
 SILENCE_DB = -80.0  # frames quieter than this, or unvoiced, skip the LPC (formants NaN): they are not vowels
 MIN_VOICING = 0.3
+MIN_F2_GAP = 250.0  # Hz: no vowel has F2 closer to F1 than this (/o/, ~270 Hz apart, is the closest)
 
 _WINDOW = np.hanning(WIN + 2)[1:-1].astype(np.float32)
 _FREQS = np.fft.rfftfreq(NFFT, 1.0 / ANALYSIS_RATE)
@@ -124,7 +125,10 @@ def _formants(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     freq = np.where(ok, freq, np.inf)
     freq.sort(axis=1)
     f1 = freq[:, 0]
-    f2 = freq[:, 1]
+    # F2 is the next root at least MIN_F2_GAP above F1: a high voice's harmonics can split F1 into two poles
+    apart = freq > (f1 + MIN_F2_GAP)[:, None]
+    f2 = freq[np.arange(len(freq)), np.argmax(apart, axis=1)]
+    f2 = np.where(apart.any(axis=1), f2, np.inf)
     f1 = np.where(np.isfinite(f1) & (f1 < 1200.0), f1, np.nan)
     f2 = np.where(np.isfinite(f2) & np.isfinite(f1) & (f2 < 3500.0), f2, np.nan)
     return f1, f2
