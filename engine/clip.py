@@ -40,6 +40,8 @@ def encode_mp4(frames: Iterable[np.ndarray], fps: float, audio: Pcm, crf: int = 
         astream.bit_rate = AUDIO_BITRATE
         astream.layout = "mono"
         for i, rgb in enumerate(frames):
+            if rgb.ndim != 3 or rgb.shape[2] < 3 or min(rgb.shape[:2]) < 2:
+                raise BadRequest(f"a clip frame must be an RGB image of at least 2x2 pixels, got {rgb.shape}")
             img = np.ascontiguousarray(rgb[: rgb.shape[0] // 2 * 2, : rgb.shape[1] // 2 * 2, :3], dtype=np.uint8)
             if video is None:
                 video = container.add_stream("libx264", rate=rate)

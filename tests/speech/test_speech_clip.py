@@ -83,6 +83,8 @@ def test_bad_fps_is_refused(fps: object) -> None:
         render_speech_clip(pcm, lambda s: np.zeros((8, 8, 3), np.uint8), Animator(), fps=fps)  # type: ignore[arg-type]
 
 
-def test_no_frames_is_refused() -> None:
-    with pytest.raises(BadRequest):
-        encode_mp4(iter(()), 25.0, Pcm(np.zeros(800, np.float32), 8000))
+def test_no_frames_or_unusable_frames_are_refused() -> None:
+    pcm = Pcm(np.zeros(800, np.float32), 8000)
+    for frames in ([], [np.zeros((1, 64, 3), np.uint8)], [np.zeros((64, 64), np.uint8)]):
+        with pytest.raises(BadRequest):
+            encode_mp4(iter(frames), 25.0, pcm)
