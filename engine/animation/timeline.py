@@ -25,8 +25,10 @@ from engine.animation.controls import BY_NAME, NAMES, NEUTRAL
 from engine.animation.filters import OneEuroBank, OneEuroConfig
 from engine.animation.idle import IdleConfig, IdleLife
 from engine.animation.presets import preset_controls, validate_expression, validate_intensity
+from engine.animation.speech import SpeechLayer, SpeechSpan
 from engine.animation.state import AnimationState
 from engine.errors import BadRequest
+from engine.speech.audio import Pcm
 
 __all__ = ["Animator", "IdleConfig", "Keyframe", "Segment", "DEFAULT_TRANSITION_MS"]
 
@@ -196,6 +198,7 @@ class Animator:
         self._idle_config = idle if idle is not None else IdleConfig()
         self._idle: IdleLife | None = IdleLife(self._idle_config, now) if self._idle_config.enabled else None
         self._fading: tuple[IdleLife, float] | None = None  # (life, fade start)
+        self._speech = SpeechLayer()
 
     # -- commands -----------------------------------------------------------------------------------------
 
@@ -252,8 +255,15 @@ class Animator:
         self._schedule = _Schedule(tracks, ramp_start, min(ramp_end, last), last)
 
     def clear(self, now: float) -> None:
-        """Interrupt a schedule (like a LiveKit avatar's clear_buffer): the face eases back to the commanded state."""
+        """Interrupt a schedule and speech (barge-in, like a LiveKit avatar's clear_buffer): the face eases back
+        to the commanded state, the mouth shut within 100 ms."""
         self._interrupt(now)
+        self._speech.clear(now)
+
+    def speak(self, audio: Pcm, now: float, start: float | None = None, append: bool = False) -> SpeechSpan:
+        """Lip-sync audio heard from ``start`` (default now); ``append`` continues the utterance (engine.animation
+        .speech). The mouth is added on top of the expression; blinks and idle life go on."""
+        return self._speech.speak(audio, now, start, append)
 
     def set_idle(self, idle: IdleConfig, now: float) -> None:
         """Change idle life. The same config keeps running undisturbed; a new one fades the old out."""
@@ -269,6 +279,8 @@ class Animator:
     def sample(self, t: float) -> AnimationState:
         """Every control's value at frame time t, clamped to its range."""
         values = {name: self._face(name, t) for name in NAMES}
+        for name, offset in self._speech.offsets(t).items():
+            values[name] += offset
         self._add_idle(values, t)
         controls = {}
         for name in NAMES:
@@ -285,6 +297,8 @@ class Animator:
         if self._schedule is not None and self._schedule.last + RETURN_S > t:
             return False
         if self._fading is not None and self._fading[1] + IDLE_FADE_S > t:
+            return False
+        if self._speech.active(t):
             return False
         return self._idle is None or self._idle.config.is_still
 

@@ -1,0 +1,175 @@
+"""Speech figures: analysis speed as a multiple of real time (one core), streaming chunk cost, formants against
+praat-parselmouth (speed and agreement), the speech layer's per-frame cost, and MP4 writing for a 5 s clip.
+
+Run: .venv/bin/python bench/bench_speech.py [--repeat 7]
+Prints median / min / max over the repeats; no assertions. Needs espeak-ng (the speech is made here).
+"""
+
+from __future__ import annotations
+
+import os
+
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")  # one core: set before numpy loads its BLAS
+
+import argparse  # noqa: E402
+import statistics  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from collections.abc import Callable  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from engine.animation.timeline import Animator, IdleConfig  # noqa: E402
+from engine.clip import encode_mp4, frame_count, render_speech_clip  # noqa: E402
+from engine.speech.analysis import FeatureStream  # noqa: E402
+from engine.speech.audio import ANALYSIS_RATE, Pcm, decode_audio, resample  # noqa: E402
+from engine.speech.mouth import MouthAnalyser, analyse  # noqa: E402
+
+TEXT = ("Hello, my mom bought a puppy. Please be happy. The quick brown fox jumps over the lazy dog, "
+        "and we all went home to sleep.")
+
+
+def timed(fn: Callable[[], object], repeat: int) -> list[float]:
+    out = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        out.append(time.perf_counter() - t)
+    return out
+
+
+def line(label: str, values: list[float], unit: str = "", fmt: str = "{:.1f}") -> None:
+    med, lo, hi = statistics.median(values), min(values), max(values)
+    print(f"{label:<58} median {fmt.format(med)}{unit}  min {fmt.format(lo)}{unit}  max {fmt.format(hi)}{unit}")
+
+
+def speech(tmp: Path, text: str, rate: int) -> Pcm:
+    wav = tmp / "s.wav"
+    subprocess.run(["espeak-ng", "-s", "140", "-w", str(wav), text], check=True)
+    pcm = decode_audio(wav.read_bytes())
+    return Pcm(resample(pcm.samples, pcm.sample_rate, rate), rate) if rate != pcm.sample_rate else pcm
+
+
+def bench_parselmouth(pcm: Pcm, repeat: int) -> None:
+    try:
+        import parselmouth
+    except ImportError:
+        print("praat-parselmouth not installed: skipped (pip install praat-parselmouth)")
+        return
+    snd = parselmouth.Sound(pcm.samples.astype(np.float64), sampling_frequency=pcm.sample_rate)
+
+    def praat() -> object:
+        return snd.to_formant_burg(time_step=0.01, max_number_of_formants=5, maximum_formant=5000.0,
+                                   window_length=0.025)
+
+    times = timed(praat, repeat)
+    line("praat-parselmouth Burg formants, x real time", [pcm.duration / t for t in times], "x", "{:.0f}")
+    ours = timed(lambda: FeatureStream(pcm.sample_rate).push(pcm.samples, last=True), repeat)
+    line("our features (LPC formants + loudness + voicing), x real time", [pcm.duration / t for t in ours], "x",
+         "{:.0f}")
+    formant = praat()
+    f = FeatureStream(pcm.sample_rate).push(pcm.samples, last=True)
+    t = np.arange(len(f)) * 0.01
+    voiced = np.isfinite(f.f1) & (f.voicing > 0.6) & (f.level > f.level.max() - 25)
+    p1 = np.array([formant.get_value_at_time(1, x) for x in t[voiced]])
+    p2 = np.array([formant.get_value_at_time(2, x) for x in t[voiced]])
+    ok = np.isfinite(p1) & np.isfinite(p2)
+    d1 = np.abs(f.f1[voiced][ok] - p1[ok]) / p1[ok]
+    d2 = np.abs(f.f2[voiced][ok] - p2[ok]) / p2[ok]
+    print(f"agreement on {ok.sum()} voiced frames: F1 median {100 * np.median(d1):.1f}% (within 15%: "
+          f"{100 * np.mean(d1 < 0.15):.0f}%), F2 median {100 * np.median(d2):.1f}% (within 15%: "
+          f"{100 * np.mean(d2 < 0.15):.0f}%)")
+
+
+def _wav_bytes(samples: np.ndarray, rate: int) -> bytes:
+    import struct
+    body = (np.clip(samples, -1, 1) * 32767).astype("<i2").tobytes()
+    fmt = struct.pack("<HHIIHH", 1, 1, rate, rate * 2, 2, 16)
+    return (b"RIFF" + struct.pack("<I", 36 + len(body)) + b"WAVEfmt " + struct.pack("<I", 16) + fmt + b"data"
+            + struct.pack("<I", len(body)) + body)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--repeat", type=int, default=7)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        pcm24 = speech(Path(tmp), TEXT, 24000)  # XTTS's rate
+        pcm22 = speech(Path(tmp), TEXT, 22050)
+    print(f"speech: {pcm24.duration:.2f} s espeak-ng, one core (OMP_NUM_THREADS={os.environ['OMP_NUM_THREADS']})")
+
+    for pcm in (pcm24, pcm22):
+        times = timed(lambda p=pcm: analyse(p), args.repeat)
+        line(f"analysis, whole utterance at {pcm.sample_rate} Hz, x real time", [pcm.duration / t for t in times],
+             "x", "{:.0f}")
+    times = timed(lambda: resample(pcm24.samples, 24000, ANALYSIS_RATE), args.repeat)
+    line("  of which soxr resampling 24 kHz -> 8 kHz, x real time", [pcm24.duration / t for t in times], "x",
+         "{:.0f}")
+
+    chunk = int(0.2 * pcm24.sample_rate)
+
+    def streamed() -> list[float]:
+        a = MouthAnalyser(pcm24.sample_rate)
+        per = []
+        for i in range(0, len(pcm24.samples), chunk):
+            t = time.perf_counter()
+            a.push(pcm24.samples[i: i + chunk])
+            a.tail()
+            per.append((time.perf_counter() - t) * 1000)
+        a.finish()
+        return per
+
+    per_chunk = [ms for _ in range(args.repeat) for ms in streamed()]
+    line("streaming: one 200 ms chunk (push + provisional tail), ms", per_chunk, " ms", "{:.2f}")
+
+    bench_parselmouth(pcm22, args.repeat)
+
+    for seconds in (1.0, 5.0):
+        part = pcm24.samples[: int(seconds * 24000)]
+        wav = _wav_bytes(part, 24000)
+
+        def speak(w: bytes = wav) -> None:
+            Animator(IdleConfig(enabled=False), 0.0).speak(decode_audio(w), now=0.0)
+
+        line(f"speak cost before the reply: decode + analyse a {seconds:g} s WAV, ms",
+             [t * 1000 for t in timed(speak, args.repeat)], " ms", "{:.1f}")
+
+    anim = Animator(IdleConfig(seed=1), 0.0)
+    anim.set_expression("happy", 0.6, 250, now=0.0)
+    anim.speak(pcm24, now=0.0, start=0.0)
+    n = int(pcm24.duration * 25)
+    per_frame = timed(lambda: [anim.sample(i / 25) for i in range(n)], args.repeat)
+    line("Animator.sample while speaking (idle on), us per frame", [t / n * 1e6 for t in per_frame], " us")
+
+    five = Pcm(pcm24.samples[: 5 * 24000], 24000)
+    count = frame_count(five.duration, 25.0)
+    try:
+        from engine.face.intake import decode_image
+        from engine.face.pipeline import FacePipeline
+        from engine.render.offline import OfflineRenderer
+    except ImportError as exc:
+        print(f"offline renderer unavailable ({exc}): skipped the clips")
+        return
+    face = FacePipeline.create(mode="dlib").crop(decode_image((ROOT / "tests/data/s1.jpg").read_bytes()))
+    renderer = OfflineRenderer()
+    source = renderer.prepare(face)
+    talking = Animator(IdleConfig(seed=1), 0.0)
+    talking.speak(five, now=0.0, start=0.0)
+    frames = [renderer.render(source, talking.sample(i / 25)) for i in range(count)]
+    enc = timed(lambda: encode_mp4(iter(frames), 25.0, five), max(3, args.repeat // 2))
+    line("MP4 writing only (H.264 512x512 + AAC), 5 s at 25 fps, s", enc, " s", "{:.2f}")
+    full = timed(lambda: render_speech_clip(five, lambda s: renderer.render(source, s),
+                                            Animator(IdleConfig(seed=1), 0.0)), max(3, args.repeat // 2))
+    line("offline renderer + MP4, 5 s clip at 25 fps (512 crop), s", full, " s", "{:.2f}")
+
+
+if __name__ == "__main__":
+    main()

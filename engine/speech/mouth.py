@@ -1,0 +1,219 @@
+"""Acoustic features -> mouth controls every 10 ms, streaming, no per-speaker calibration.
+
+The mapping (docs/speech.md says why each piece is there):
+
+- opening: loudness against the utterance's own running peak (so any recording gain works), times an openness
+  from F1 (jaw height; F1 rises as the jaw drops), divided down for a closed-mouth murmur (energy almost all below
+  400 Hz and quieter than the vowels: m, n and the voice bar of b) so the lips shut on bilabials; a stop's silent
+  closure (p, b, t) is quiet and shuts them anyway;
+- rounding: low F2 with low F1 -> mouthPucker ('oo'), low F2 with mid F1 -> mouthFunnel ('oh');
+- spreading: high F2 -> a small mouthSmile (front vowels 'ee'); the expression layer owns the real smile;
+- formants are judged against the speaker's own running mean (a prior of an average adult voice that moves
+  towards the speaker, at most 25%), so women, men and children need no calibration;
+- short closures are widened by ERODE frames each side (only next to a closure), then every control is smoothed
+  with a symmetric 90 ms window read SHIFT frames ahead: the mouth starts to move up to ~40 ms before the sound
+  (coarticulation; one frame at 25 fps), has no lag at its midpoint, never chatters, and eases shut after the
+  last sound.
+
+Everything is causal apart from a fixed look-ahead of LOOKAHEAD frames, which is what makes streaming exact:
+MouthAnalyser.push gives every frame the look-ahead allows, and chunked input gives the whole utterance's controls.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from engine.speech.analysis import Features, FeatureStream
+from engine.speech.audio import Pcm
+
+HOP_S = 0.01
+MOUTH_CONTROLS: tuple[str, ...] = ("jawOpen", "mouthFunnel", "mouthPucker", "mouthSmile")
+
+JAW_MAX = 0.7  # the widest speech opening; a shout is not a yawn
+SPREAD_MAX = 0.25
+PUCKER_MAX = 0.8
+FUNNEL_MAX = 0.5
+RANGE_DB = 30.0  # loudness below the running peak by more than this is silence
+PEAK_DECAY_DB_S = 6.0  # the running peak falls this fast, so a quieter passage still opens the mouth
+PEAK_FLOOR_DB = -50.0  # below this nothing is speech, however quiet the recording
+PEAK_AHEAD = 4  # frames of look-ahead in the peak: an onset does not take its own rise as the reference
+SMOOTH = np.hanning(11)[1:-1]  # 9 taps, 90 ms
+SMOOTH = SMOOTH / SMOOTH.sum()
+HALF = len(SMOOTH) // 2
+CLOSED = 0.02  # a target below this is a closure (or silence)
+ERODE = 3  # frames: a stop's closure of 30 ms still shuts the lips fully (real closures last 50-150 ms)
+SHIFT = 1  # frames: the erosion delays the opening by ERODE; reading one frame ahead re-centres it
+LOOKAHEAD = PEAK_AHEAD + HALF + ERODE + SHIFT  # frames beyond a frame that it depends on
+PRIOR_F1, PRIOR_F2 = 500.0, 1500.0  # Hz: an average adult's vowel space centre (Peterson & Barney)
+PRIOR_FRAMES = 300.0  # the prior weighs as much as 3 s of voiced speech
+MAX_ADAPT = 0.25
+
+
+@dataclass
+class _State:
+    peak: float = PEAK_FLOOR_DB
+    voiced: float = 0.0  # voiced frames so far (weighted)
+    sum_log_f1: float = 0.0
+    sum_log_f2: float = 0.0
+
+
+@dataclass
+class MouthAnalyser:
+    """Streaming analysis of one utterance: ``push`` chunks, then ``finish``; or ``analyse`` for the whole.
+
+    Outputs are rows of MOUTH_CONTROLS, row k for utterance time k * HOP_S.
+    """
+
+    sample_rate: int
+    _stream: FeatureStream = field(init=False)
+    _feat: Features = field(init=False)  # features from frame _fbase on (older ones are no longer needed)
+    _fbase: int = field(init=False, default=0)
+    _targets: np.ndarray = field(init=False)  # (n, 4) unsmoothed, frames _tbase.. with a final reference
+    _tbase: int = field(init=False, default=0)
+    _state: _State = field(init=False, default_factory=_State)
+    _out: int = field(init=False, default=0)  # rows emitted
+    finished: bool = field(init=False, default=False)
+
+    def __post_init__(self) -> None:
+        self._stream = FeatureStream(self.sample_rate)
+        self._feat = Features.empty()
+        self._targets = np.zeros((0, len(MOUTH_CONTROLS)))
+
+    @property
+    def emitted(self) -> int:
+        return self._out
+
+    @property
+    def held_frames(self) -> int:
+        """Frames of features and targets kept: bounded by the look-ahead, however long the stream."""
+        return len(self._feat) + len(self._targets)
+
+    def push(self, samples: np.ndarray) -> np.ndarray:
+        """New final rows made possible by these samples (possibly none)."""
+        return self._advance(self._stream.push(samples), last=False)
+
+    def finish(self) -> np.ndarray:
+        """The remaining rows, up to the end of the audio (the mouth eases shut there)."""
+        return self._advance(self._stream.push(np.zeros(0, np.float32), last=True), last=True)
+
+    def tail(self) -> np.ndarray:
+        """Provisional rows after the final ones, as if the audio ended here (replaced by the next push)."""
+        done = self._tbase + len(self._targets)
+        extra = _targets(self._feat, done - self._fbase, len(self._feat), self._state_copy())
+        all_t = np.concatenate([self._targets, extra])
+        return _smooth(all_t, self._out, self._tbase + len(all_t), self._tbase)
+
+    def _state_copy(self) -> _State:
+        s = self._state
+        return _State(s.peak, s.voiced, s.sum_log_f1, s.sum_log_f2)
+
+    def _advance(self, new: Features, last: bool) -> np.ndarray:
+        if len(new):
+            self._feat = Features.concat([self._feat, new])
+        n = self._fbase + len(self._feat)
+        done = self._tbase + len(self._targets)
+        ready = n if last else max(done, n - PEAK_AHEAD)
+        if ready > done:
+            more = _targets(self._feat, done - self._fbase, ready - self._fbase, self._state)
+            self._targets = np.concatenate([self._targets, more])
+            done = ready
+        end = done if last else max(self._out, done - HALF - ERODE - SHIFT)
+        rows = _smooth(self._targets, self._out, end, self._tbase)
+        self._out = end
+        self.finished = last
+        # keep only what later frames still need: features from the next target on, targets within reach
+        drop = done - self._fbase
+        if drop > 0:
+            self._feat = Features(*(getattr(self._feat, k)[drop:] for k in ("level", "low_share", "voicing",
+                                                                            "f1", "f2")))
+            self._fbase = done
+        keep = max(self._tbase, end + SHIFT - HALF - ERODE)
+        self._targets = self._targets[keep - self._tbase:]
+        self._tbase = keep
+        return rows
+
+
+def analyse(pcm: Pcm) -> np.ndarray:
+    """The whole utterance's mouth controls: rows of MOUTH_CONTROLS every HOP_S from the first sample."""
+    a = MouthAnalyser(pcm.sample_rate)
+    return np.concatenate([a.push(pcm.samples), a.finish()])
+
+
+def _targets(f: Features, start: int, stop: int, state: _State) -> np.ndarray:
+    """Unsmoothed controls of frames start..stop (features beyond stop are the look-ahead); updates state."""
+    n = stop - start
+    out = np.zeros((n, len(MOUTH_CONTROLS)))
+    if n <= 0:
+        return out
+    level = f.level
+    # running peak with look-ahead: peak[k] = max(peak[k-1] - decay, max(level[k .. k+AHEAD]))
+    ahead = np.full(n, -np.inf)
+    for j in range(PEAK_AHEAD + 1):
+        seg = level[start + j: stop + j]
+        ahead[: len(seg)] = np.maximum(ahead[: len(seg)], seg)
+    decay = PEAK_DECAY_DB_S * HOP_S
+    k = np.arange(1, n + 1)
+    peak = np.maximum.accumulate(np.maximum(ahead, PEAK_FLOOR_DB) + decay * k) - decay * k
+    peak = np.maximum(peak, state.peak - decay * k)
+    state.peak = float(peak[-1])
+    lv = level[start:stop]
+    loud = np.clip((lv - (peak - RANGE_DB)) / (RANGE_DB - 6.0), 0.0, 1.0)
+
+    voicing = np.clip((f.voicing[start:stop] - 0.3) / 0.4, 0.0, 1.0)
+    f1, f2 = f.f1[start:stop], f.f2[start:stop]
+    has = np.isfinite(f1) & np.isfinite(f2)
+    w = np.where(has, voicing * loud, 0.0)
+    cum_w = state.voiced + np.cumsum(w)
+    cum1 = state.sum_log_f1 + np.cumsum(np.where(has, w * np.log(np.where(has, f1, 1.0)), 0.0))
+    cum2 = state.sum_log_f2 + np.cumsum(np.where(has, w * np.log(np.where(has, f2, 1.0)), 0.0))
+    state.voiced, state.sum_log_f1, state.sum_log_f2 = float(cum_w[-1]), float(cum1[-1]), float(cum2[-1])
+    lim = np.log1p(MAX_ADAPT)
+    ref1 = np.log(PRIOR_F1) + np.clip((cum1 - cum_w * np.log(PRIOR_F1)) / (PRIOR_FRAMES + cum_w), -lim, lim)
+    ref2 = np.log(PRIOR_F2) + np.clip((cum2 - cum_w * np.log(PRIOR_F2)) / (PRIOR_FRAMES + cum_w), -lim, lim)
+    f1n = np.where(has, np.exp(np.log(np.where(has, f1, PRIOR_F1)) - ref1), 1.0)
+    f2n = np.where(has, np.exp(np.log(np.where(has, f2, PRIOR_F2)) - ref2), 1.0)
+
+    # jaw: F1 says how open a vowel is; unvoiced sounds (s, f, h) get a small fixed opening
+    vowel_open = np.clip(0.15 + 0.85 * (f1n - 0.55) / 0.85, 0.15, 1.0)
+    shape = np.where(has, voicing * vowel_open + (1.0 - voicing) * 0.3, 0.3)
+    low = np.clip((f.low_share[start:stop] - 0.7) / 0.1, 0.0, 1.0)
+    quiet = np.clip((peak - 6.0 - lv) / 6.0, 0.0, 1.0)
+    closure = low * quiet  # a murmur through the nose or behind closed lips: m, n, b
+    jaw = JAW_MAX * loud ** 0.8 * shape * (1.0 - closure)
+
+    gate = np.clip(loud * 3.0, 0.0, 1.0) * voicing * has
+    back = np.clip((1.3 - f2n) / 0.35, 0.0, 1.0)
+    pucker = PUCKER_MAX * gate * back * np.clip((1.05 - f1n) / 0.35, 0.0, 1.0) * (1.0 - closure)
+    funnel = FUNNEL_MAX * gate * back * np.clip(1.0 - np.abs(f1n - 1.1) / 0.4, 0.0, 1.0) * (1.0 - closure)
+    spread = SPREAD_MAX * gate * np.clip((f2n - 1.12) / 0.3, 0.0, 1.0)
+    out[:, 0], out[:, 1], out[:, 2], out[:, 3] = jaw, funnel, pucker, spread
+    return out
+
+
+def _smooth(targets: np.ndarray, start: int, stop: int, base: int = 0) -> np.ndarray:
+    """Rows start..stop of the output: opening controls eroded (a short closure widens to ERODE frames each
+    side, so the smoothing cannot fill it in), all convolved with SMOOTH, read SHIFT frames ahead. ``targets``
+    holds frames base..; frames before the utterance and after the last target are zeros (silence)."""
+    n = stop - start
+    if n <= 0:
+        return np.zeros((0, targets.shape[1]))
+    reach = HALF + ERODE
+    lo, hi = start + SHIFT - reach - base, stop + SHIFT + reach - base
+    pad_lo, pad_hi = max(0, -lo), max(0, hi - len(targets))
+    if pad_lo and base:
+        raise AssertionError("a frame needed for smoothing was trimmed")  # a bug, never client input
+    seg = np.concatenate([np.zeros((pad_lo, targets.shape[1])), targets[max(0, lo): min(hi, len(targets))],
+                          np.zeros((pad_hi, targets.shape[1]))])
+    m = len(seg) - 2 * ERODE
+    eroded = seg[ERODE: ERODE + m].copy()
+    low = eroded[:, :2].copy()
+    for j in range(2 * ERODE + 1):
+        low = np.minimum(low, seg[j: j + m, :2])  # jawOpen, mouthFunnel
+    near = low < CLOSED  # only next to a closure: a one-frame dip inside a vowel must not punch a hole
+    eroded[:, :2] = np.where(near, low, eroded[:, :2])
+    out = np.zeros((n, targets.shape[1]))
+    for j, w in enumerate(SMOOTH):
+        out += w * eroded[j: j + n]
+    return out
