@@ -16,6 +16,7 @@ Frames arrive on the PUB socket as ``[topic, msgpack header, jpeg]``; ``FrameSub
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import threading
 import time
@@ -340,6 +341,21 @@ class EngineClient:
     def health(self, timeout_ms: int | None = None) -> HealthReply:
         return parse_reply(HealthReply, self.call("health", timeout_ms=timeout_ms))
 
+    def wait_ready(self, timeout_s: float = 90.0, poll_s: float = 0.2) -> HealthReply:
+        """Poll ``health`` until the engine says ``ok`` (it answers ``starting`` while models load)."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            left_ms = int((deadline - time.monotonic()) * 1000)
+            if left_ms <= 0:
+                raise EngineUnavailable(f"the engine at {self.addr} was not ready within {timeout_s:g} s")
+            with contextlib.suppress(EngineUnavailable):
+                reply = self.health(timeout_ms=min(left_ms, 1000))
+                if reply.ready:
+                    return reply
+                if reply.status == "failed":
+                    raise EngineReplyError("start_failed", str((reply.failure or {}).get("message", "")), reply.raw)
+            time.sleep(poll_s)
+
     def expressions(self) -> ExpressionsReply:
         return self._typed(ExpressionsReply, "expressions")
 
@@ -544,6 +560,21 @@ class AsyncEngineClient:
 
     async def health(self, timeout_ms: int | None = None) -> HealthReply:
         return parse_reply(HealthReply, await self.call("health", timeout_ms=timeout_ms))
+
+    async def wait_ready(self, timeout_s: float = 90.0, poll_s: float = 0.2) -> HealthReply:
+        """Poll ``health`` until the engine says ``ok`` (it answers ``starting`` while models load)."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            left_ms = int((deadline - time.monotonic()) * 1000)
+            if left_ms <= 0:
+                raise EngineUnavailable(f"the engine at {self.addr} was not ready within {timeout_s:g} s")
+            with contextlib.suppress(EngineUnavailable):
+                reply = await self.health(timeout_ms=min(left_ms, 1000))
+                if reply.ready:
+                    return reply
+                if reply.status == "failed":
+                    raise EngineReplyError("start_failed", str((reply.failure or {}).get("message", "")), reply.raw)
+            await asyncio.sleep(poll_s)
 
     async def expressions(self) -> ExpressionsReply:
         return await self._typed(ExpressionsReply, "expressions")

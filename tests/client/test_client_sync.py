@@ -129,3 +129,14 @@ def test_curve_keys(peer_factory, tmp_path) -> None:
 def test_subscriber_recv_times_out(engine: EngineProcess) -> None:
     with FrameSubscriber(engine.frame_addr, "0000000000000000") as frames:
         assert frames.recv(timeout_ms=100) is None
+
+
+def test_wait_ready(engine: EngineProcess, peer_factory) -> None:
+    with EngineClient(engine.command_addr) as client:
+        assert client.wait_ready(timeout_s=5).ready
+    peer = peer_factory(silent=True)
+    with EngineClient(peer.addr, retries=0) as client:
+        started = time.monotonic()
+        with pytest.raises(EngineUnavailable):
+            client.wait_ready(timeout_s=0.8)
+        assert time.monotonic() - started < 2.0
