@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -21,14 +21,14 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Mount, Route
+from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from bridge.config import BridgeSettings
 from bridge.engine_client import EngineLink
 from bridge.forms import BodyLimits, read_render_form
 from bridge.http import ClientError, json_bytes, log_error
-from bridge.openapi import DOCS_HTML, DOCS_INIT_JS, openapi_document, swagger_assets
+from bridge.openapi import DOCS_HTML, DOCS_INIT_JS, Operation, openapi_document, swagger_assets
 from engine.animation.presets import EXPRESSIONS
 from engine.client import EngineClientError, EngineReplyError, EngineUnavailable, HealthReply, Overloaded
 from engine.errors import HTTP_STATUS
@@ -100,70 +100,91 @@ def status_body(reply: HealthReply, link: EngineLink) -> dict[str, Any]:
     }
 
 
-def create_app(settings: BridgeSettings) -> Starlette:
-    metrics = Metrics()
-    state: dict[str, EngineLink] = {}
-    limits = BodyLimits(settings.max_upload_bytes, settings.max_discard_bytes, settings.body_timeout_s)
+class Bridge:
+    """The routes' handlers and what they share: settings, metrics and the engine link (made in the lifespan)."""
 
-    def link() -> EngineLink:
-        return state["link"]
+    def __init__(self, settings: BridgeSettings, operations: Iterable[Operation] = ()) -> None:
+        self.settings = settings
+        self.metrics = Metrics()
+        self.limits = BodyLimits(settings.max_upload_bytes, settings.max_discard_bytes, settings.body_timeout_s)
+        self.document = openapi_document(operations)
+        self._link: EngineLink | None = None
 
-    async def probe() -> HealthReply | None:
-        reply = await link().probe()
-        metrics.engine_up.set(1 if reply is not None and reply.status == "ok" else 0)
+    @property
+    def link(self) -> EngineLink:
+        if self._link is None:
+            raise ClientError(503, "engine_unavailable", "the bridge is starting or stopping", {"Retry-After": "1"})
+        return self._link
+
+    @asynccontextmanager
+    async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
+        self._link = EngineLink(self.settings)
+        self._link.start()
+        try:
+            yield
+        finally:
+            link, self._link = self._link, None
+            await link.aclose()  # sockets closed, contexts terminated off the event loop
+
+    def begin_shutdown(self) -> None:
+        if self._link is not None:
+            self._link.begin_shutdown()
+
+    async def probe(self) -> HealthReply | None:
+        reply = await self.link.probe()
+        self.metrics.engine_up.set(1 if reply is not None and reply.status == "ok" else 0)
         return reply
 
-    async def health(request: Request) -> Response:
-        reason = unavailable_reason(await probe())
+    async def health(self, request: Request) -> Response:
+        reason = unavailable_reason(await self.probe())
         if reason is None:
             return json_response({"status": "ok"})
         log_error(request.method, request.url.path, 503, "engine_unavailable", reason)
         return json_response({"status": "unavailable", "reason": reason}, 503)
 
-    async def status(request: Request) -> Response:
-        reply = await probe()
+    async def status(self, request: Request) -> Response:
+        reply = await self.probe()
         if reply is None:
             log_error(request.method, request.url.path, 503, "engine_unavailable", "engine not answering")
             return json_response({"status": "unavailable", "reason": "engine not answering"}, 503)
-        return json_response(status_body(reply, link()))
+        return json_response(status_body(reply, self.link))
 
-    async def expressions(request: Request) -> Response:
+    async def expressions(self, request: Request) -> Response:
         return json_response({"expressions": list(EXPRESSIONS), "intensities": {"min": 0.0, "max": 1.0}})
 
-    async def render(request: Request) -> Response:
-        form = await read_render_form(request, limits)
+    async def render(self, request: Request) -> Response:
+        form = await read_render_form(request, self.limits)
+        link = self.link
         try:
-            reply = await link().run(link().work.render(image=form.image, expression=form.expression,
-                                                        intensity=form.intensity))
+            reply = await link.run(link.work.render(image=form.image, expression=form.expression,
+                                                    intensity=form.intensity))
         except EngineClientError as exc:
             raise engine_error(exc) from exc
         cache = "hit" if reply.cached else "miss"
-        metrics.renders.labels(cache).inc()
+        self.metrics.renders.labels(cache).inc()
         return Response(reply.jpeg, media_type="image/jpeg", headers={
             "X-Renderer": reply.renderer, "X-Cache": cache, "X-Render-Ms": str(reply.header.get("render_ms", 0)),
             "X-Avatar": reply.avatar})
 
-    async def metrics_route(request: Request) -> Response:
-        reply = await probe()
+    async def metrics_route(self, request: Request) -> Response:
+        reply = await self.probe()
         if reply is not None:
-            for name, value in _flatten(reply.frames, "frames").items():
-                metrics.engine.labels(name).set(value)
-            for name, value in _flatten(reply.caches, "cache").items():
-                metrics.engine.labels(name).set(value)
-        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+            for name, value in [*_flatten(reply.frames, "frames").items(), *_flatten(reply.caches, "cache").items()]:
+                self.metrics.engine.labels(name).set(value)
+        return Response(generate_latest(self.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
-    document = openapi_document()
+    async def openapi(self, request: Request) -> Response:
+        return json_response(self.document)
 
-    async def openapi_route(request: Request) -> Response:
-        return json_response(document)
-
-    async def docs(request: Request) -> Response:
+    async def docs(self, request: Request) -> Response:
         return Response(DOCS_HTML, media_type="text/html")
 
-    async def docs_init(request: Request) -> Response:
+    async def docs_init(self, request: Request) -> Response:
         return Response(DOCS_INIT_JS, media_type="text/javascript")
 
-    def timed(route: str, handler: Handler) -> Handler:
+    def timed(self, route: str, handler: Handler) -> Handler:
+        """Counts and times each request; turns ClientError into its JSON answer and a bug into a logged 500."""
+
         async def wrapper(request: Request) -> Response:
             started = time.perf_counter()
             try:
@@ -173,45 +194,45 @@ def create_app(settings: BridgeSettings) -> Starlette:
             except Exception:  # never a bare 500 page; log the bug
                 log.exception("%s failed", route)
                 response = error_response(ClientError(500, "internal", "internal error"), request)
-            metrics.requests.labels(route, request.method, str(response.status_code)).inc()
-            metrics.latency.labels(route).observe(time.perf_counter() - started)
+            self.metrics.requests.labels(route, request.method, str(response.status_code)).inc()
+            self.metrics.latency.labels(route).observe(time.perf_counter() - started)
             return response
 
         return wrapper
 
-    async def http_error(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, HTTPException)
-        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        message = exc.detail
-        if exc.status_code == 404 and request.url.path.endswith("/") and request.url.path != "/":
-            message += f"; did you mean {request.url.path.rstrip('/')}?"
-        return error_response(ClientError(exc.status_code, code, message, dict(exc.headers or {})), request)
+    def routes(self) -> list[BaseRoute]:
+        plain = [("/health", self.health, "GET"), ("/expressions", self.expressions, "GET"),
+                 ("/api/render", self.render, "POST"), ("/status", self.status, "GET"),
+                 ("/metrics", self.metrics_route, "GET"), ("/openapi.json", self.openapi, "GET"),
+                 ("/docs", self.docs, "GET")]
+        return [
+            *(Route(path, self.timed(path, handler), methods=[method]) for path, handler, method in plain),
+            Route("/docs/init.js", self.docs_init, methods=["GET"]),
+            Mount("/docs/assets", StaticFiles(directory=swagger_assets()), name="docs-assets"),
+        ]
 
-    @asynccontextmanager
-    async def lifespan(app: Starlette):  # type: ignore[no-untyped-def]
-        state["link"] = EngineLink(settings)
-        state["link"].start()
-        try:
-            yield
-        finally:
-            await state.pop("link").aclose()  # sockets closed, contexts terminated off the event loop
 
-    routes = [
-        Route("/health", timed("/health", health), methods=["GET"]),
-        Route("/expressions", timed("/expressions", expressions), methods=["GET"]),
-        Route("/api/render", timed("/api/render", render), methods=["POST"]),
-        Route("/status", timed("/status", status), methods=["GET"]),
-        Route("/metrics", timed("/metrics", metrics_route), methods=["GET"]),
-        Route("/openapi.json", timed("/openapi.json", openapi_route), methods=["GET"]),
-        Route("/docs", timed("/docs", docs), methods=["GET"]),
-        Route("/docs/init.js", docs_init, methods=["GET"]),
-        Mount("/docs/assets", StaticFiles(directory=swagger_assets()), name="docs-assets"),
-    ]
-    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={HTTPException: http_error})
+async def http_error(request: Request, exc: Exception) -> Response:
+    """Starlette's own 404/405 (and any HTTPException) as the bridge's JSON error."""
+    assert isinstance(exc, HTTPException)
+    code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+    message = exc.detail
+    if exc.status_code == 404 and request.url.path.endswith("/") and request.url.path != "/":
+        message += f"; did you mean {request.url.path.rstrip('/')}?"
+    return error_response(ClientError(exc.status_code, code, message, dict(exc.headers or {})), request)
+
+
+def create_app(settings: BridgeSettings, extra_routes: Sequence[BaseRoute] = (),
+               extra_operations: Iterable[Operation] = ()) -> Starlette:
+    """The bridge app; ``extra_routes`` + ``extra_operations`` add a feature's routes and their OpenAPI rows."""
+    bridge = Bridge(settings, extra_operations)
+    app = Starlette(routes=[*bridge.routes(), *extra_routes], lifespan=bridge.lifespan,
+                    exception_handlers={HTTPException: http_error})
     app.router.redirect_slashes = False  # /api/render/ is a 404 with a hint, never a 307 that drops the body
-    app.state.metrics = metrics
-    app.state.begin_shutdown = lambda: state["link"].begin_shutdown() if "link" in state else None
-    app.state.openapi = document
+    app.state.bridge = bridge
+    app.state.metrics = bridge.metrics
+    app.state.openapi = bridge.document
+    app.state.begin_shutdown = bridge.begin_shutdown
     return app
 
 

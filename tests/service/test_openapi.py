@@ -12,16 +12,18 @@ import httpx
 import pytest
 from jsonschema import Draft202012Validator
 from openapi_spec_validator import validate
+from starlette.applications import Starlette
+from starlette.responses import Response
 from starlette.routing import Route
 
 from bridge.app import create_app
 from bridge.config import BridgeSettings
-from bridge.openapi import openapi_document
+from bridge.openapi import Answer, Operation, openapi_document
 from tests.service.conftest import DATA, BridgeProcess
 
 
-def app_operations() -> set[tuple[str, str]]:
-    app = create_app(BridgeSettings())
+def app_operations(app: Starlette | None = None) -> set[tuple[str, str]]:
+    app = app or create_app(BridgeSettings())
     ops = set()
     for route in app.routes:
         if isinstance(route, Route) and not route.path.startswith("/docs/"):  # /docs/* are the page's assets
@@ -42,6 +44,17 @@ def test_document_is_valid_openapi_3_1_and_covers_every_route() -> None:
     validate(doc)  # raises on an invalid document
     assert doc["openapi"].startswith("3.1")
     assert doc_operations(doc) == app_operations()
+
+
+def test_a_feature_adds_its_routes_and_rows_in_one_call() -> None:
+    async def page(request: object) -> Response:
+        return Response("<html></html>", media_type="text/html")
+
+    op = Operation("get", "/preview", "The live preview page", (Answer(200, "HTML", "text/html", {"type": "string"}),))
+    app = create_app(BridgeSettings(), [Route("/preview", page, methods=["GET"])], [op])
+    validate(app.state.openapi)
+    assert doc_operations(app.state.openapi) == app_operations(app)
+    assert ("get", "/preview") in app_operations(app)
 
 
 def test_every_error_answer_has_a_json_error_body() -> None:
