@@ -16,7 +16,7 @@ from collections.abc import Awaitable
 from typing import TypeVar
 
 from bridge.config import BridgeSettings
-from engine.client import AsyncEngineClient, CurveKeys, EngineClientError, EngineUnavailable, HealthReply
+from engine.client import AsyncEngineClient, CurveKeys, EngineClientError, EngineUnavailable, HealthReply, Overloaded
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -46,11 +46,15 @@ class EngineLink:
             self._watcher = asyncio.create_task(self._watch(), name="engine-probe")
 
     async def probe(self) -> HealthReply | None:
-        """One health round trip on the probe pool, bounded by the probe timeout in all (socket wait included)."""
+        """One health round trip on the probe pool (its own sockets): None when the engine does not answer.
+
+        Only a missed reply marks the engine down; a flood of probes that finds the pool full does not.
+        """
         try:
-            async with asyncio.timeout(self.settings.health_timeout_ms / 1000):
-                reply = await self.probes.health()
-        except (TimeoutError, EngineClientError):
+            reply = await self.probes.health()
+        except Overloaded:
+            return None
+        except EngineClientError:
             self._mark_down()
             return None
         self._mark_up(reply)
