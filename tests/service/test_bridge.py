@@ -6,6 +6,7 @@ import contextlib
 import io
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -344,3 +345,18 @@ def test_status_is_503_when_the_engine_is_down(peer_factory, tmp_path) -> None:
         assert response.status_code == 503 and response.json()["status"] == "unavailable"
     finally:
         bridge.stop()
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="node not installed")
+def test_oversized_body_gets_its_413_with_node_fetch(bridge: BridgeProcess) -> None:
+    """Node's fetch streams the body without Expect: 100-continue, like urllib."""
+    script = (
+        "const form = new FormData();"
+        "form.append('source_image', new Blob([new Uint8Array(12_000_000).fill(48)], {type: 'image/jpeg'}), 'a.jpg');"
+        f"fetch('{bridge.url}/api/render', {{method: 'POST', body: form}})"
+        ".then(async r => console.log(r.status, JSON.stringify(await r.json())))"
+        ".catch(e => { console.log('ERR', e.cause ? e.cause.code : e.message); process.exit(1); });")
+    out = subprocess.run(["node", "-e", script], capture_output=True, text=True, timeout=60)
+    status, _, body = out.stdout.strip().partition(" ")
+    assert status == "413", out.stdout + out.stderr
+    assert json.loads(body)["error"]["code"] == "image_too_large"
