@@ -139,4 +139,4 @@ def test_wait_ready(engine: EngineProcess, peer_factory) -> None:
         started = time.monotonic()
         with pytest.raises(EngineUnavailable):
             client.wait_ready(timeout_s=0.8)
-        assert time.monotonic() - started < 2.0
+        assert time.monotonic() - started < 4.0  # gives up at its deadline

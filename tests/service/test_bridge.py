@@ -112,7 +112,7 @@ def test_engine_down_gives_503_quickly_and_recovers(tmp_path) -> None:
         engine.stop("kill")
         started = time.monotonic()
         response = httpx.get(bridge.url + "/health", timeout=5)
-        assert response.status_code == 503 and time.monotonic() - started < 1.0
+        assert response.status_code == 503 and time.monotonic() - started < 2.5  # 0.5 s probe timeout
         assert response.json()["status"] == "unavailable"
         render = post_render(bridge, (DATA / "s1.jpg").read_bytes(), expression="happy")
         assert render.status_code == 503 and "retry-after" in render.headers
@@ -180,7 +180,7 @@ def test_full_queue_answers_503_busy_at_once(stalling) -> None:
     time.sleep(0.3)
     started = time.monotonic()
     response = post_render(bridge, (DATA / "s1.jpg").read_bytes(), expression="happy")
-    assert response.status_code == 503 and time.monotonic() - started < 1.0
+    assert response.status_code == 503 and time.monotonic() - started < 2.5  # refused, not queued for 20 s
     assert response.json()["error"]["code"] == "busy" and response.headers["retry-after"] == "1"
 
 
@@ -192,7 +192,7 @@ def test_health_never_waits_behind_renders(stalling) -> None:
     for _ in range(3):
         started = time.monotonic()
         response = httpx.get(bridge.url + "/health", timeout=5)
-        assert response.status_code == 200 and time.monotonic() - started < 1.0
+        assert response.status_code == 200 and time.monotonic() - started < 2.5  # before: hung behind renders
 
 
 def test_renders_in_flight_are_released_when_the_engine_dies(peer_factory, tmp_path) -> None:
@@ -212,12 +212,12 @@ def test_renders_in_flight_are_released_when_the_engine_dies(peer_factory, tmp_p
         started = time.monotonic()
         for t in threads:
             t.join(10)
-        assert time.monotonic() - started < 2.0
+        assert time.monotonic() - started < 5.0  # before: 20 s x 2 tries
         assert [r.status_code for r in results] == [503] * 4
         assert all(r.json()["error"]["code"] == "engine_unavailable" for r in results)
         started = time.monotonic()
         late = post_render(bridge, photo, expression="sad")  # known down: refused within the probe timeout
-        assert late.status_code == 503 and time.monotonic() - started < 1.0
+        assert late.status_code == 503 and time.monotonic() - started < 2.5  # the probe timeout (0.5 s), not 40 s
         assert httpx.get(bridge.url + "/health", timeout=5).status_code == 503
     finally:
         bridge.stop()
@@ -232,7 +232,7 @@ def test_sigterm_exits_promptly_with_requests_pending(stalling) -> None:
     started = time.monotonic()
     bridge.proc.send_signal(signal.SIGTERM)
     bridge.proc.wait(timeout=10)
-    assert time.monotonic() - started < 3.0
+    assert time.monotonic() - started < 6.0  # before: until the engine's 20 s x 2 tries ran out
     log = bridge.log.read_text()
     assert "Traceback" not in log, log[-3000:]
 
