@@ -1,6 +1,8 @@
 # The two commands for a fresh machine: `make run` and `make test`. Both create .venv first.
 PY ?= python3
 VENV := .venv
+TORCH_VERSION ?= 2.13.0
+TORCH_CPU_INDEX ?= https://download.pytorch.org/whl/cpu
 BIN := $(VENV)/bin
 
 .PHONY: run test lint bench bench-ts venv clean
@@ -8,8 +10,15 @@ BIN := $(VENV)/bin
 $(BIN)/liveportrait-serve: pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	# Without a GPU, take the CPU build of torch first; the pyproject range then installs nothing more.
-	if ! command -v nvidia-smi >/dev/null 2>&1; then $(BIN)/pip install -q "torch==2.13.0"; fi
+	# Without a GPU, take the CPU build of torch first, from PyTorch's CPU wheel index where it is reachable
+	# (no multi-GB CUDA build), else the registry's default; the pyproject range then installs nothing more.
+	if ! command -v nvidia-smi >/dev/null 2>&1; then \
+	  if $(BIN)/python -c "import urllib.request as u; u.urlopen('$(TORCH_CPU_INDEX)/torch/', timeout=5)" 2>/dev/null; \
+	  then echo "torch $(TORCH_VERSION): CPU build from $(TORCH_CPU_INDEX)"; \
+	       $(BIN)/pip install -q --index-url $(TORCH_CPU_INDEX) "torch==$(TORCH_VERSION)"; \
+	  else echo "torch $(TORCH_VERSION): $(TORCH_CPU_INDEX) unreachable, the registry's default build"; \
+	       $(BIN)/pip install -q "torch==$(TORCH_VERSION)"; fi; \
+	fi
 	$(BIN)/pip install -q -e ".[offline,dev]"
 	touch $@
 

@@ -3,20 +3,39 @@
 from __future__ import annotations
 
 import logging
+import socket
 import sys
 from collections.abc import Sequence
 
 import uvicorn
+from starlette.applications import Starlette
 
 from bridge.app import create_app
 from bridge.config import bridge_settings
+from bridge.http import JSONErrorH11Protocol
+
+
+class BridgeServer(uvicorn.Server):
+    """uvicorn's server, but a shutdown first answers the requests waiting on the engine (503) so none holds it up."""
+
+    def __init__(self, config: uvicorn.Config, app: Starlette) -> None:
+        super().__init__(config)
+        self.bridge_app = app
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        self.bridge_app.state.begin_shutdown()
+        await super().shutdown(sockets)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     settings = bridge_settings(argv)
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level.lower(),
-                access_log=False)
+    app = create_app(settings)
+    # JSON 400s from uvicorn itself; a SIGTERM waits at most shutdown_timeout_s for the rest (e.g. slow uploads).
+    config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level=settings.log_level.lower(),
+                            access_log=False, http=JSONErrorH11Protocol,
+                            timeout_graceful_shutdown=settings.shutdown_timeout_s)
+    BridgeServer(config, app).run()
     return 0
 
 

@@ -1,53 +1,64 @@
-"""HTTP routes: the seed contract exactly, plus /metrics. Every client error is 4xx JSON, never a 500.
+"""HTTP routes: the seed contract exactly, plus /status, /metrics, /openapi.json and /docs.
 
 - ``GET /health`` -> ``{"status": "ok"}``; 503 ``{"status": "unavailable", ...}`` when the engine does not answer.
-- ``POST /api/render`` multipart ``source_image`` (JPEG/PNG), ``expression``, ``intensity`` -> ``image/jpeg``.
+- ``POST /api/render`` multipart ``source_image`` (JPEG/PNG/WebP), ``expression``, ``intensity`` -> ``image/jpeg``.
 - ``GET /expressions`` -> ``{"expressions": [...], "intensities": {"min": 0.0, "max": 1.0}}``.
+
+Every refusal is JSON ``{"error": {"code", "message"}}`` with a 4xx/5xx status, logged once with its code; nothing a
+client sends may crash the process. The engine protocol itself lives in engine/client.py.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from starlette.applications import Starlette
-from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.staticfiles import StaticFiles
 
 from bridge.config import BridgeSettings
-from bridge.engine_client import EngineClient, EngineUnavailable, Overloaded
-from engine.animation.presets import EXPRESSIONS, validate_expression, validate_intensity
-from engine.errors import HTTP_STATUS, BadRequest
+from bridge.engine_client import EngineLink
+from bridge.forms import BodyLimits, read_render_form
+from bridge.http import ClientError, json_bytes, log_error
+from bridge.openapi import DOCS_HTML, DOCS_INIT_JS, Operation, openapi_document, swagger_assets
+from engine.animation.presets import EXPRESSIONS
+from engine.client import EngineClientError, EngineReplyError, EngineUnavailable, HealthReply, Overloaded
+from engine.errors import HTTP_STATUS
 
 log = logging.getLogger(__name__)
 
-FORM_OVERHEAD = 64 * 1024  # multipart boundaries and the small fields, on top of the image's own limit
-IMAGE_MAGIC = {b"\xff\xd8\xff": "jpeg", b"\x89PNG\r\n\x1a\n": "png"}
 RETRY_AFTER_S = "1"
 Handler = Callable[[Request], Awaitable[Response]]
 
 
-class ClientError(Exception):
-    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None) -> None:
-        super().__init__(message)
-        self.status, self.code, self.message, self.headers = status, code, message, headers or {}
-
-
 def json_response(body: dict[str, Any], status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    """JSON with Python's default separators: the seed service's bytes, ``{"status": "ok"}``."""
-    return Response(json.dumps(body), status_code=status, media_type="application/json", headers=headers)
+    return Response(json_bytes(body), status_code=status, media_type="application/json", headers=headers)
 
 
-def error_response(err: ClientError) -> Response:
+def error_response(err: ClientError, request: Request) -> Response:
+    log_error(request.method, request.url.path, err.status, err.code, err.message)
     return json_response({"error": {"code": err.code, "message": err.message}}, err.status, err.headers)
+
+
+def engine_error(exc: EngineClientError) -> ClientError:
+    """The engine client's typed errors as HTTP: busy/unavailable are 503 with Retry-After."""
+    retry = {"Retry-After": RETRY_AFTER_S}
+    if isinstance(exc, Overloaded):
+        return ClientError(503, "busy", exc.message, retry)
+    if isinstance(exc, EngineUnavailable):
+        return ClientError(503, "engine_unavailable", exc.message, retry)
+    if isinstance(exc, EngineReplyError):
+        status = HTTP_STATUS.get(exc.code, 500)
+        return ClientError(status, exc.code, exc.message, retry if status == 503 else None)
+    return ClientError(502, exc.code, exc.message)
 
 
 class Metrics:
@@ -65,161 +76,164 @@ class Metrics:
         self.engine = Gauge("engine_stat", "engine figures from its health reply", ["name"], registry=self.registry)
 
 
-def create_app(settings: BridgeSettings, client: EngineClient | None = None) -> Starlette:
-    metrics = Metrics()
-    state: dict[str, EngineClient] = {}
+def unavailable_reason(reply: HealthReply | None) -> str | None:
+    """None when the engine is ready; otherwise why not, for /health's 503."""
+    if reply is None:
+        return "engine not answering"
+    if reply.status == "ok":
+        return None
+    reason = f"engine {reply.status or 'error'}"
+    if isinstance(reply.failure, dict):
+        reason += f": {reply.failure.get('message')}"
+    return reason
 
-    def engine() -> EngineClient:
-        return state["client"]
 
-    async def probe() -> dict[str, Any] | None:
+def status_body(reply: HealthReply, link: EngineLink) -> dict[str, Any]:
+    info = reply.renderer_info or {}
+    return {
+        "status": reply.status, "renderer": reply.renderer, "renderer_reason": reply.renderer_reason,
+        "device": info.get("device"), "dtype": info.get("dtype"), "renderer_info": info,
+        "face_detector": reply.face_detector, "face_detector_reason": reply.face_detector_reason,
+        "avatars": reply.avatars, "default_avatar": reply.default_avatar, "streams": reply.streams,
+        "frames": reply.frames, "caches": reply.caches,
+        "bridge": {"engine_addr": link.settings.engine_addr, "engine_down_since": link.down_since},
+    }
+
+
+class Bridge:
+    """The routes' handlers and what they share: settings, metrics and the engine link (made in the lifespan)."""
+
+    def __init__(self, settings: BridgeSettings, operations: Iterable[Operation] = ()) -> None:
+        self.settings = settings
+        self.metrics = Metrics()
+        self.limits = BodyLimits(settings.max_upload_bytes, settings.max_discard_bytes, settings.body_timeout_s)
+        self.document = openapi_document(operations)
+        self._link: EngineLink | None = None
+
+    @property
+    def link(self) -> EngineLink:
+        if self._link is None:
+            raise ClientError(503, "engine_unavailable", "the bridge is starting or stopping", {"Retry-After": "1"})
+        return self._link
+
+    @asynccontextmanager
+    async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
+        self._link = EngineLink(self.settings)
+        self._link.start()
         try:
-            reply = await engine().request({"v": 1, "cmd": "health"}, timeout_ms=settings.health_timeout_ms,
-                                            retries=0)
-        except (EngineUnavailable, Overloaded):
-            reply = None
-        metrics.engine_up.set(1 if reply and reply.get("status") == "ok" else 0)
+            yield
+        finally:
+            link, self._link = self._link, None
+            await link.aclose()  # sockets closed, contexts terminated off the event loop
+
+    def begin_shutdown(self) -> None:
+        if self._link is not None:
+            self._link.begin_shutdown()
+
+    async def probe(self) -> HealthReply | None:
+        reply = await self.link.probe()
+        self.metrics.engine_up.set(1 if reply is not None and reply.status == "ok" else 0)
         return reply
 
-    async def health(request: Request) -> Response:
-        reply = await probe()
-        if reply is not None and reply.get("ok") and reply.get("status") == "ok":
+    async def health(self, request: Request) -> Response:
+        reason = unavailable_reason(await self.probe())
+        if reason is None:
             return json_response({"status": "ok"})
-        if reply is None:
-            reason = "engine not answering"
-        else:
-            reason = f"engine {reply.get('status', 'error')}"
-            failure = reply.get("failure") or reply.get("error")
-            if isinstance(failure, dict):
-                reason += f": {failure.get('message')}"
+        log_error(request.method, request.url.path, 503, "engine_unavailable", reason)
         return json_response({"status": "unavailable", "reason": reason}, 503)
 
-    async def expressions(request: Request) -> Response:
+    async def status(self, request: Request) -> Response:
+        reply = await self.probe()
+        if reply is None:
+            log_error(request.method, request.url.path, 503, "engine_unavailable", "engine not answering")
+            return json_response({"status": "unavailable", "reason": "engine not answering"}, 503)
+        return json_response(status_body(reply, self.link))
+
+    async def expressions(self, request: Request) -> Response:
         return json_response({"expressions": list(EXPRESSIONS), "intensities": {"min": 0.0, "max": 1.0}})
 
-    async def render(request: Request) -> Response:
-        image, expression, intensity = await read_render_form(request, settings.max_upload_bytes)
-        message = {"v": 1, "cmd": "render", "image": image, "expression": expression, "intensity": intensity}
+    async def render(self, request: Request) -> Response:
+        form = await read_render_form(request, self.limits)
+        link = self.link
         try:
-            reply = await engine().request(message)
-        except Overloaded as exc:
-            raise ClientError(503, "busy", str(exc), {"Retry-After": RETRY_AFTER_S}) from exc
-        except EngineUnavailable as exc:
-            raise ClientError(503, "engine_unavailable", str(exc), {"Retry-After": RETRY_AFTER_S}) from exc
-        if not reply.get("ok"):
-            err = reply.get("error") or {}
-            code = str(err.get("code", "internal"))
-            status = HTTP_STATUS.get(code, 500)
-            headers = {"Retry-After": RETRY_AFTER_S} if status == 503 else None
-            raise ClientError(status, code, str(err.get("message", "engine error")), headers)
-        header = reply.get("header") or {}
-        metrics.renders.labels("hit" if reply.get("cached") else "miss").inc()
-        return Response(reply["jpeg"], media_type="image/jpeg", headers={
-            "X-Renderer": str(reply.get("renderer", "")), "X-Cache": "hit" if reply.get("cached") else "miss",
-            "X-Render-Ms": str(header.get("render_ms", 0)), "X-Avatar": str(reply.get("avatar", ""))})
+            reply = await link.run(link.work.render(image=form.image, expression=form.expression,
+                                                    intensity=form.intensity))
+        except EngineClientError as exc:
+            raise engine_error(exc) from exc
+        cache = "hit" if reply.cached else "miss"
+        self.metrics.renders.labels(cache).inc()
+        return Response(reply.jpeg, media_type="image/jpeg", headers={
+            "X-Renderer": reply.renderer, "X-Cache": cache, "X-Render-Ms": str(reply.header.get("render_ms", 0)),
+            "X-Avatar": reply.avatar})
 
-    async def metrics_route(request: Request) -> Response:
-        reply = await probe()
-        if reply is not None and reply.get("ok"):
-            for name, value in _flatten(reply.get("frames", {}), "frames").items():
-                metrics.engine.labels(name).set(value)
-            for name, value in _flatten(reply.get("caches", {}), "cache").items():
-                metrics.engine.labels(name).set(value)
-        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+    async def metrics_route(self, request: Request) -> Response:
+        reply = await self.probe()
+        if reply is not None:
+            for name, value in [*_flatten(reply.frames, "frames").items(), *_flatten(reply.caches, "cache").items()]:
+                self.metrics.engine.labels(name).set(value)
+        return Response(generate_latest(self.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
-    def timed(route: str, handler: Handler) -> Handler:
+    async def openapi(self, request: Request) -> Response:
+        return json_response(self.document)
+
+    async def docs(self, request: Request) -> Response:
+        return Response(DOCS_HTML, media_type="text/html")
+
+    async def docs_init(self, request: Request) -> Response:
+        return Response(DOCS_INIT_JS, media_type="text/javascript")
+
+    def timed(self, route: str, handler: Handler) -> Handler:
+        """Counts and times each request; turns ClientError into its JSON answer and a bug into a logged 500."""
+
         async def wrapper(request: Request) -> Response:
             started = time.perf_counter()
             try:
                 response = await handler(request)
             except ClientError as err:
-                response = error_response(err)
+                response = error_response(err, request)
             except Exception:  # never a bare 500 page; log the bug
                 log.exception("%s failed", route)
-                response = error_response(ClientError(500, "internal", "internal error"))
-            metrics.requests.labels(route, request.method, str(response.status_code)).inc()
-            metrics.latency.labels(route).observe(time.perf_counter() - started)
+                response = error_response(ClientError(500, "internal", "internal error"), request)
+            self.metrics.requests.labels(route, request.method, str(response.status_code)).inc()
+            self.metrics.latency.labels(route).observe(time.perf_counter() - started)
             return response
 
         return wrapper
 
-    async def http_error(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, HTTPException)
-        return json_response({"error": {"code": "http_error", "message": exc.detail}}, exc.status_code, exc.headers)
+    def routes(self) -> list[BaseRoute]:
+        plain = [("/health", self.health, "GET"), ("/expressions", self.expressions, "GET"),
+                 ("/api/render", self.render, "POST"), ("/status", self.status, "GET"),
+                 ("/metrics", self.metrics_route, "GET"), ("/openapi.json", self.openapi, "GET"),
+                 ("/docs", self.docs, "GET")]
+        return [
+            *(Route(path, self.timed(path, handler), methods=[method]) for path, handler, method in plain),
+            Route("/docs/init.js", self.docs_init, methods=["GET"]),
+            Mount("/docs/assets", StaticFiles(directory=swagger_assets()), name="docs-assets"),
+        ]
 
-    @asynccontextmanager
-    async def lifespan(app: Starlette):  # type: ignore[no-untyped-def]
-        state["client"] = client or EngineClient(settings.engine_addr, settings.timeout_ms, settings.retries,
-                                                 settings.concurrency, settings.queue)
-        try:
-            yield
-        finally:
-            state.pop("client").close()
 
-    routes = [
-        Route("/health", timed("/health", health), methods=["GET"]),
-        Route("/expressions", timed("/expressions", expressions), methods=["GET"]),
-        Route("/api/render", timed("/api/render", render), methods=["POST"]),
-        Route("/metrics", timed("/metrics", metrics_route), methods=["GET"]),
-    ]
-    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={HTTPException: http_error})
-    app.state.metrics = metrics
+async def http_error(request: Request, exc: Exception) -> Response:
+    """Starlette's own 404/405 (and any HTTPException) as the bridge's JSON error."""
+    assert isinstance(exc, HTTPException)
+    code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+    message = exc.detail
+    if exc.status_code == 404 and request.url.path.endswith("/") and request.url.path != "/":
+        message += f"; did you mean {request.url.path.rstrip('/')}?"
+    return error_response(ClientError(exc.status_code, code, message, dict(exc.headers or {})), request)
+
+
+def create_app(settings: BridgeSettings, extra_routes: Sequence[BaseRoute] = (),
+               extra_operations: Iterable[Operation] = ()) -> Starlette:
+    """The bridge app; ``extra_routes`` + ``extra_operations`` add a feature's routes and their OpenAPI rows."""
+    bridge = Bridge(settings, extra_operations)
+    app = Starlette(routes=[*bridge.routes(), *extra_routes], lifespan=bridge.lifespan,
+                    exception_handlers={HTTPException: http_error})
+    app.router.redirect_slashes = False  # /api/render/ is a 404 with a hint, never a 307 that drops the body
+    app.state.bridge = bridge
+    app.state.metrics = bridge.metrics
+    app.state.openapi = bridge.document
+    app.state.begin_shutdown = bridge.begin_shutdown
     return app
-
-
-async def read_render_form(request: Request, max_image_bytes: int) -> tuple[bytes, str, float]:
-    """Read the multipart body with a byte cap (413 as soon as it is passed), then check each field."""
-    content_type = request.headers.get("content-type", "")
-    if not content_type.startswith(("multipart/form-data", "application/x-www-form-urlencoded")):
-        raise ClientError(415, "unsupported_media_type", "send multipart/form-data with a 'source_image' file")
-    limit = max_image_bytes + FORM_OVERHEAD
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise ClientError(413, "image_too_large", f"request body is {declared} bytes; the limit is {limit}")
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise ClientError(413, "image_too_large", f"request body is over the limit of {limit} bytes")
-        chunks.append(chunk)
-    body = b"".join(chunks)
-
-    async def replay() -> dict[str, Any]:
-        return {"type": "http.request", "body": body, "more_body": False}
-
-    try:
-        form = await Request(request.scope, replay).form(max_files=1, max_fields=8, max_part_size=limit)
-    except Exception as exc:  # python-multipart's and Starlette's parse errors
-        raise ClientError(400, "bad_request", f"malformed multipart body: {exc}") from exc
-    try:
-        upload = form.get("source_image")
-        if not isinstance(upload, UploadFile):
-            raise ClientError(400, "bad_request", "missing file field 'source_image' (a JPEG or PNG image)")
-        image = await upload.read()
-        if len(image) > max_image_bytes:
-            raise ClientError(413, "image_too_large", f"image is {len(image)} bytes; the limit is {max_image_bytes}")
-        if not any(image.startswith(magic) for magic in IMAGE_MAGIC):
-            raise ClientError(415, "invalid_image", "source_image must be a JPEG or PNG image")
-        expression = form.get("expression", "neutral")
-        try:
-            validate_expression(expression)
-        except BadRequest as exc:
-            raise ClientError(400, "bad_request", exc.message) from None
-        intensity = _intensity(form.get("intensity"))
-        return image, expression, intensity
-    finally:
-        await form.close()
-
-
-def _intensity(raw: object) -> float:
-    if raw is None or raw == "":
-        return 1.0
-    try:
-        return validate_intensity(float(str(raw)))
-    except ValueError:
-        raise ClientError(400, "bad_request", f"intensity must be a number in 0.0-1.0, not {raw!r}") from None
-    except BadRequest as exc:
-        raise ClientError(400, "bad_request", exc.message) from None
 
 
 def _flatten(values: dict[str, Any], prefix: str) -> dict[str, float]:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from engine.config import Option, load
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 BRIDGE_OPTIONS: tuple[Option, ...] = (
     Option("host", "--host", "LP_BRIDGE_HOST", str, "127.0.0.1", "HTTP listen address (the container uses 0.0.0.0)"),
@@ -17,14 +19,27 @@ BRIDGE_OPTIONS: tuple[Option, ...] = (
            "how long one engine request may take before the bridge retries on a fresh socket"),
     Option("retries", "--retries", "LP_ENGINE_RETRIES", int, 1, "retries of a timed-out engine request"),
     Option("health_timeout_ms", "--health-timeout-ms", "LP_HEALTH_TIMEOUT_MS", int, 500,
-           "engine health probe timeout: /health answers 503 after this"),
+           "engine health probe timeout: /health answers 503 after this; renders fail this fast once the engine "
+           "is known to be down"),
+    Option("probe_interval_ms", "--probe-interval-ms", "LP_PROBE_INTERVAL_MS", int, 1000,
+           "how often the bridge probes the engine in the background (0: only when asked)"),
     Option("max_upload_bytes", "--max-upload-bytes", "LP_MAX_UPLOAD_BYTES", int, 20_000_000,
            "largest /api/render body accepted (413 beyond it, counted while reading)"),
+    Option("max_discard_bytes", "--max-discard-bytes", "LP_MAX_DISCARD_BYTES", int, 100_000_000,
+           "an oversized body up to this size is read and dropped before the 413, so clients that send without "
+           "Expect: 100-continue receive it; beyond it the connection is closed"),
+    Option("body_timeout_s", "--body-timeout-s", "LP_BODY_TIMEOUT_S", float, 30.0,
+           "longest time to receive a request body (408 after it)"),
+    Option("shutdown_timeout_s", "--shutdown-timeout-s", "LP_SHUTDOWN_TIMEOUT_S", float, 2.0,
+           "on SIGTERM, requests waiting on the engine are answered 503 at once; others (uploads) may run this long"),
     Option("concurrency", "--concurrency", "LP_BRIDGE_CONCURRENCY", int, 4, "engine requests in flight at once"),
     Option("queue", "--queue", "LP_BRIDGE_QUEUE", int, 32,
            "requests waiting for an engine slot; beyond it: 503 with Retry-After"),
-    Option("log_level", "--log-level", "LP_LOG_LEVEL", str, "INFO", "logging level",
-           ("DEBUG", "INFO", "WARNING", "ERROR")),
+    Option("curve_server_key", "--curve-server-key", "LP_CURVE_SERVER_KEY", str, "",
+           "ZMQ CURVE: the engine's public certificate file (empty: no CURVE)"),
+    Option("curve_client_secret", "--curve-client-secret", "LP_CURVE_CLIENT_SECRET_FILE", str, "",
+           "ZMQ CURVE: the bridge's secret certificate file (zmq.auth format)"),
+    Option("log_level", "--log-level", "LP_LOG_LEVEL", str, "INFO", "logging level", LOG_LEVELS),
 )
 
 
@@ -36,14 +51,26 @@ class BridgeSettings:
     timeout_ms: int = 20_000
     retries: int = 1
     health_timeout_ms: int = 500
+    probe_interval_ms: int = 1000
     max_upload_bytes: int = 20_000_000
+    max_discard_bytes: int = 100_000_000
+    body_timeout_s: float = 30.0
+    shutdown_timeout_s: float = 2.0
     concurrency: int = 4
     queue: int = 32
+    curve_server_key: str = ""
+    curve_client_secret: str = ""
     log_level: str = "INFO"
 
 
+def _help_lists_choices(options: Sequence[Option]) -> tuple[Option, ...]:
+    """argparse hides ``choices`` behind the metavar; say them in the help line (the README table adds its own)."""
+    return tuple(replace(o, help=f"{o.help} (choices: {' / '.join(o.choices)})") if o.choices else o
+                 for o in options)
+
+
 def bridge_settings(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> BridgeSettings:
-    return load(BridgeSettings, BRIDGE_OPTIONS, argv, os.environ if env is None else env,
+    return load(BridgeSettings, _help_lists_choices(BRIDGE_OPTIONS), argv, os.environ if env is None else env,
                 "liveportrait-bridge", "HTTP bridge to the LivePortrait engine (port 8081)")
 
 

@@ -1,86 +1,129 @@
-"""A reliable request/reply client for the engine: the zguide's Lazy Pirate over a small pool of REQ sockets.
+"""The bridge's link to the engine: policy only (the protocol lives in engine/client.py).
 
-A REQ socket that times out is stuck (it expects a reply that may never come), so it is closed with linger 0 and a
-fresh one is connected before retrying. A pool lets concurrent HTTP requests each hold their own socket; a bounded
-wait beyond the pool answers Overloaded instead of queuing without end.
+Two pools of the one client: renders and other work share ``concurrency`` sockets, while the health probe has its
+own, so ``/health`` never waits behind renders. A background probe keeps ``down`` current: once the engine is known
+to be down, a render is refused within the probe timeout (503) instead of waiting ``timeout_ms`` x tries, and
+requests already in flight are released as soon as the probe sees the engine gone.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import Any
+import logging
+import time
+from collections.abc import Awaitable
+from typing import TypeVar
 
-import msgpack
-import zmq
-import zmq.asyncio
+from bridge.config import BridgeSettings
+from engine.client import AsyncEngineClient, CurveKeys, EngineClientError, EngineUnavailable, HealthReply, Overloaded
 
-
-class EngineUnavailable(Exception):
-    """The engine did not answer within the timeout, after the retries."""
-
-
-class Overloaded(Exception):
-    """Too many requests are already waiting for an engine socket."""
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+PROBE_POOL = 4  # /health callers and the background probe; each waits at most the probe timeout
 
 
-class EngineClient:
-    def __init__(self, addr: str, timeout_ms: int = 20_000, retries: int = 1, pool_size: int = 4,
-                 max_waiting: int = 32) -> None:
-        self.addr = addr
-        self.timeout_ms = timeout_ms
-        self.retries = retries
-        self.max_waiting = max_waiting
-        self._ctx = zmq.asyncio.Context()
-        self._free: asyncio.Queue[zmq.asyncio.Socket | None] = asyncio.Queue()
-        for _ in range(pool_size):
-            self._free.put_nowait(None)  # sockets are made on first use
-        self._waiting = 0
+class EngineLink:
+    def __init__(self, settings: BridgeSettings) -> None:
+        self.settings = settings
+        curve = None
+        if settings.curve_server_key and settings.curve_client_secret:
+            curve = CurveKeys.from_files(settings.curve_server_key, settings.curve_client_secret)
+        self.work = AsyncEngineClient(settings.engine_addr, settings.timeout_ms, settings.retries,
+                                      pool_size=settings.concurrency, max_waiting=settings.queue,
+                                      wait_ms=settings.timeout_ms * (1 + settings.retries), curve=curve)
+        self.probes = AsyncEngineClient(settings.engine_addr, settings.health_timeout_ms, retries=0,
+                                        pool_size=PROBE_POOL, max_waiting=64, wait_ms=settings.health_timeout_ms,
+                                        curve=curve)
+        self.last_health: HealthReply | None = None
+        self.down_since: float | None = None
+        self._down = asyncio.Event()
+        self._closing = asyncio.Event()
+        self._watcher: asyncio.Task[None] | None = None
 
-    def _connect(self) -> zmq.asyncio.Socket:
-        sock = self._ctx.socket(zmq.REQ)
-        sock.setsockopt(zmq.LINGER, 0)
-        sock.connect(self.addr)
-        return sock
+    def start(self) -> None:
+        if self.settings.probe_interval_ms > 0:
+            self._watcher = asyncio.create_task(self._watch(), name="engine-probe")
 
-    async def request(self, message: dict[str, Any], timeout_ms: int | None = None,
-                      retries: int | None = None) -> dict[str, Any]:
-        """Send one request and return the engine's reply map (``ok`` true or false)."""
-        if self._waiting >= self.max_waiting:
-            raise Overloaded(f"{self._waiting} requests are already waiting for the engine")
-        self._waiting += 1
+    async def probe(self) -> HealthReply | None:
+        """One health round trip on the probe pool (its own sockets): None when the engine does not answer.
+
+        Only a missed reply marks the engine down; a flood of probes that finds the pool full does not.
+        """
         try:
-            sock = await self._free.get()
+            reply = await self.probes.health()
+        except Overloaded:
+            return None
+        except EngineClientError:
+            self._mark_down()
+            return None
+        self._mark_up(reply)
+        return reply
+
+    def _mark_down(self) -> None:
+        if self.down_since is None:
+            self.down_since = time.monotonic()
+            log.warning("engine at %s is not answering", self.settings.engine_addr)
+        self._down.set()
+
+    def _mark_up(self, reply: HealthReply | None = None) -> None:
+        if self.down_since is not None:
+            log.info("engine at %s answers again", self.settings.engine_addr)
+        self.down_since = None
+        self._down.clear()
+        if reply is not None:
+            self.last_health = reply
+
+    async def _watch(self) -> None:
+        while True:
+            await self.probe()
+            await asyncio.sleep(self.settings.probe_interval_ms / 1000)
+
+    def begin_shutdown(self) -> None:
+        """SIGTERM: requests in flight and new ones are answered 503 now instead of holding the exit up."""
+        self._closing.set()
+
+    async def run(self, work: Awaitable[T]) -> T:
+        """Await engine work unless the engine is (or becomes) known to be down: then EngineUnavailable at once."""
+        if self._closing.is_set() or (self.down_since is not None and await self.probe() is None):
+            if asyncio.iscoroutine(work):
+                work.close()
+            if self._closing.is_set():
+                raise EngineUnavailable("the bridge is shutting down")
+            raise EngineUnavailable(f"the engine at {self.settings.engine_addr} is down "
+                                    f"(no answer for {time.monotonic() - (self.down_since or 0):.1f} s)")
+        task = asyncio.ensure_future(work)
+        down = asyncio.ensure_future(self._down.wait())
+        closing = asyncio.ensure_future(self._closing.wait())
+        try:
+            await asyncio.wait({task, down, closing}, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            self._waiting -= 1
-        timeout = self.timeout_ms if timeout_ms is None else timeout_ms
-        tries = 1 + (self.retries if retries is None else retries)
-        payload = msgpack.packb(message, use_bin_type=True)
+            down.cancel()
+            closing.cancel()
+            if not task.done():  # the engine went down meanwhile, or we were cancelled (shutdown)
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, EngineClientError):
+                    await task
+        if task.cancelled():
+            if self._closing.is_set():
+                raise EngineUnavailable("the bridge is shutting down")
+            raise EngineUnavailable(f"the engine at {self.settings.engine_addr} stopped answering")
         try:
-            for _ in range(tries):
-                if sock is None:
-                    sock = self._connect()
-                await sock.send(payload)
-                if await sock.poll(timeout, zmq.POLLIN):
-                    reply = msgpack.unpackb(await sock.recv(), raw=False)
-                    if not isinstance(reply, dict):
-                        raise EngineUnavailable("the engine sent a reply that is not a map")
-                    return reply
-                sock.close(linger=0)  # Lazy Pirate: a REQ socket that missed its reply is unusable
-                sock = None
-            raise EngineUnavailable(f"no reply from the engine at {self.addr} within {timeout} ms ({tries} tries)")
-        except BaseException:
-            if sock is not None:
-                sock.close(linger=0)
-                sock = None
+            result = task.result()
+        except EngineUnavailable:
+            self._mark_down()
             raise
-        finally:
-            self._free.put_nowait(sock)
+        except EngineClientError:  # the engine answered (with an error): it is up
+            self._mark_up()
+            raise
+        self._mark_up()
+        return result
 
-    def close(self) -> None:
-        while not self._free.empty():
-            sock = self._free.get_nowait()
-            if sock is not None:
-                with contextlib.suppress(zmq.ZMQError):
-                    sock.close(linger=0)
-        self._ctx.term()
+    async def aclose(self) -> None:
+        """Stop the probe, then close both pools; the contexts are terminated off the event loop."""
+        if self._watcher is not None:
+            self._watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watcher
+        await self.work.aclose()
+        await self.probes.aclose()

@@ -1,4 +1,8 @@
-"""Real processes on loopback: an engine (python -m engine) and a bridge (python -m bridge), as in production."""
+"""Real processes on loopback: an engine (python -m engine) and a bridge (python -m bridge), as in production.
+
+``Peer`` is a tiny ZMQ peer for what a real engine does not do on demand: stay silent, hold a render for ever,
+speak CURVE.
+"""
 
 from __future__ import annotations
 
@@ -6,14 +10,17 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
 import msgpack
 import pytest
 import zmq
+
+from engine.client import EngineClient, EngineUnavailable
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / "tests" / "data"
@@ -26,18 +33,12 @@ def free_port() -> int:
 
 
 def request(addr: str, message: dict | bytes, timeout_ms: int = 20_000) -> dict:
-    """One REQ round trip on a fresh socket (what a simple client does)."""
-    ctx = zmq.Context.instance()
-    sock = ctx.socket(zmq.REQ)
-    sock.setsockopt(zmq.LINGER, 0)
-    sock.connect(addr)
-    try:
-        sock.send(message if isinstance(message, bytes) else msgpack.packb(message, use_bin_type=True))
-        if not sock.poll(timeout_ms):
-            raise TimeoutError(f"no reply from {addr} within {timeout_ms} ms")
-        return msgpack.unpackb(sock.recv(), raw=False)
-    finally:
-        sock.close(0)
+    """One round trip on a fresh socket, no retry (raw bytes allowed, for hostile-input tests); the reply map."""
+    with EngineClient(addr, timeout_ms=timeout_ms, retries=0, context=zmq.Context.instance()) as client:
+        try:
+            return client.request(message)
+        except EngineUnavailable:
+            raise TimeoutError(f"no reply from {addr} within {timeout_ms} ms") from None
 
 
 class EngineProcess:
@@ -133,3 +134,61 @@ def bridge(engine: EngineProcess, tmp_path_factory: pytest.TempPathFactory) -> I
 @pytest.fixture(scope="session")
 def portrait() -> bytes:
     return (DATA / "astronaut.jpg").read_bytes()
+
+
+class Peer:
+    """A REP peer on loopback that answers ``{"ok": true, "echo": cmd}`` after ignoring ``drop_first`` requests.
+
+    A ROUTER underneath so it can stay silent (a REP socket must answer before it reads again): ``silent`` never
+    answers, ``hold`` never answers those commands (a render that takes for ever) while health stays ``ok``.
+    """
+
+    def __init__(self, drop_first: int = 0, silent: bool = False, curve_secret: bytes | None = None,
+                 hold: tuple[str, ...] = ()) -> None:
+        self.addr = f"tcp://127.0.0.1:{free_port()}"
+        self.drop_first, self.silent, self.hold, self.seen = drop_first, silent, hold, 0
+        self.held = 0
+        self._ctx = zmq.Context()
+        self._sock = self._ctx.socket(zmq.ROUTER)
+        self._sock.setsockopt(zmq.LINGER, 0)
+        if curve_secret is not None:
+            self._sock.curve_server = True
+            self._sock.curve_secretkey = curve_secret
+        self._sock.bind(self.addr)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            if not self._sock.poll(50):
+                continue
+            ident, empty, body = self._sock.recv_multipart()
+            self.seen += 1
+            if self.silent or self.seen <= self.drop_first:
+                continue
+            request = msgpack.unpackb(body)
+            if request.get("cmd") in self.hold:
+                self.held += 1
+                continue
+            reply = {"ok": True, "renderer": "peer", "echo": request.get("cmd"), "now": 1.0, "status": "ok"}
+            self._sock.send_multipart([ident, empty, msgpack.packb(reply)])
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+        self._sock.close(0)
+        self._ctx.term()
+
+
+@pytest.fixture
+def peer_factory() -> Iterator[Callable[..., Peer]]:
+    peers: list[Peer] = []
+
+    def make(**kwargs: object) -> Peer:
+        peers.append(Peer(**kwargs))  # type: ignore[arg-type]
+        return peers[-1]
+
+    yield make
+    for p in peers:
+        p.close()

@@ -1,0 +1,135 @@
+"""Reading ``POST /api/render``'s multipart body with bounds on size and time, then checking each field.
+
+An oversized body is still read (and dropped) up to ``max_discard_bytes`` before the 413 goes out: a client that
+streams its upload without ``Expect: 100-continue`` (Python urllib/requests, Node fetch) would otherwise get a broken
+pipe instead of the answer. Beyond that bound the 413 goes out at once and the connection is closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Any
+
+from starlette.datastructures import UploadFile
+from starlette.requests import ClientDisconnect, Request
+
+from bridge.http import ClientError
+from engine.animation.presets import validate_expression, validate_intensity
+from engine.errors import BadRequest
+
+FORM_OVERHEAD = 64 * 1024  # multipart boundaries and the small fields, on top of the image's own limit
+# The formats the engine decodes (engine/face/intake.py); the bridge refuses the rest before a round trip.
+IMAGE_MAGIC = {b"\xff\xd8\xff": "jpeg", b"\x89PNG\r\n\x1a\n": "png"}
+IMAGE_FORMATS = "JPEG, PNG or WebP"
+
+
+@dataclass(frozen=True)
+class BodyLimits:
+    max_image_bytes: int
+    max_discard_bytes: int
+    timeout_s: float
+
+
+@dataclass(frozen=True)
+class RenderForm:
+    image: bytes
+    expression: str
+    intensity: float
+
+
+def image_format(data: bytes) -> str | None:
+    for magic, name in IMAGE_MAGIC.items():
+        if data.startswith(magic):
+            return name
+    if len(data) >= 12 and data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "webp"
+    return None
+
+
+async def read_body(request: Request, limit: int, limits: BodyLimits) -> bytes:
+    """The whole body, or ClientError: 413 over ``limit`` (after draining), 408 past the timeout."""
+    declared = request.headers.get("content-length")
+    declared_size = int(declared) if declared is not None and declared.isdigit() else None
+    too_large = ClientError(413, "image_too_large",
+                            f"request body is {declared_size or 'over'} bytes; the limit is {limit}")
+    if declared_size is not None and declared_size > limits.max_discard_bytes:
+        too_large.headers["Connection"] = "close"  # too big even to drain: answer now, drop the connection
+        raise too_large
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        async with asyncio.timeout(limits.timeout_s):
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limits.max_discard_bytes:
+                    too_large.headers["Connection"] = "close"
+                    raise too_large
+                if size <= limit:
+                    chunks.append(chunk)
+                else:
+                    chunks.clear()  # keep reading so the client can finish sending, but hold nothing
+    except TimeoutError:
+        raise ClientError(408, "body_timeout", f"the request body did not arrive within {limits.timeout_s:g} s",
+                          {"Connection": "close"}) from None
+    except ClientDisconnect:
+        raise ClientError(400, "bad_request", "the client went away before sending the whole body") from None
+    if size > limit or (declared_size is not None and declared_size > limit):
+        raise too_large
+    return b"".join(chunks)
+
+
+async def drain(request: Request, limits: BodyLimits) -> None:
+    """Read and drop a body we refuse anyway (bounded like any other)."""
+    try:
+        await read_body(request, 0, limits)
+    except ClientError as err:
+        if err.status != 413:
+            raise
+
+
+async def read_render_form(request: Request, limits: BodyLimits) -> RenderForm:
+    """Read the multipart body with a byte cap, then check each field (400/413/415 with a JSON body)."""
+    content_type = request.headers.get("content-type", "")
+    if not content_type.startswith(("multipart/form-data", "application/x-www-form-urlencoded")):
+        await drain(request, limits)  # so the client receives the 415, not a broken pipe
+        raise ClientError(415, "unsupported_media_type", "send multipart/form-data with a 'source_image' file")
+    limit = limits.max_image_bytes + FORM_OVERHEAD
+    body = await read_body(request, limit, limits)
+
+    async def replay() -> dict[str, Any]:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    try:
+        form = await Request(request.scope, replay).form(max_files=1, max_fields=8, max_part_size=limit)
+    except Exception as exc:  # python-multipart's and Starlette's parse errors
+        raise ClientError(400, "bad_request", f"malformed multipart body: {exc}") from exc
+    try:
+        upload = form.get("source_image")
+        if not isinstance(upload, UploadFile):
+            raise ClientError(400, "bad_request", f"missing file field 'source_image' (a {IMAGE_FORMATS} image)")
+        image = await upload.read()
+        if len(image) > limits.max_image_bytes:
+            raise ClientError(413, "image_too_large",
+                              f"image is {len(image)} bytes; the limit is {limits.max_image_bytes}")
+        if image_format(image) is None:
+            raise ClientError(415, "invalid_image", f"source_image must be a {IMAGE_FORMATS} image")
+        expression = form.get("expression", "neutral")
+        try:
+            validate_expression(expression)
+        except BadRequest as exc:
+            raise ClientError(400, "bad_request", exc.message) from None
+        return RenderForm(image, str(expression), _intensity(form.get("intensity")))
+    finally:
+        await form.close()
+
+
+def _intensity(raw: object) -> float:
+    if raw is None or raw == "":
+        return 1.0
+    try:
+        return validate_intensity(float(str(raw)))
+    except ValueError:
+        raise ClientError(400, "bad_request", f"intensity must be a number in 0.0-1.0, not {raw!r}") from None
+    except BadRequest as exc:
+        raise ClientError(400, "bad_request", exc.message) from None

@@ -1,0 +1,685 @@
+"""The one client-side implementation of the engine protocol (docs/protocol.md): sync and asyncio.
+
+The bridge, the tests, the benches and the README examples speak to the engine through this module only, so a
+protocol change is made in one place on each side (engine/protocol.py there, here here).
+
+Reliability is the zguide's Lazy Pirate: a REQ socket that missed its reply is stuck (it still expects that reply),
+so it is closed with linger 0, a fresh one is connected and the request is sent again, ``retries`` times. The async
+client keeps a small pool of REQ sockets so concurrent callers each hold their own; a caller beyond the pool waits
+a bounded time (count and deadline) and then gets ``Overloaded`` instead of queuing without end.
+
+Frames arrive on the PUB socket as ``[topic, msgpack header, jpeg]``; ``FrameSubscriber`` and
+``AsyncFrameSubscriber`` turn them into ``Frame`` dataclasses. ``clock_offset`` measures
+``engine_time = client_time + offset`` from ``health``'s ``now`` (time.monotonic on both sides).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, TypeVar
+
+import msgpack
+import zmq
+import zmq.asyncio
+
+PROTOCOL_VERSION = 1
+FRAME_TOPIC = b"frame."
+DEFAULT_TIMEOUT_MS = 20_000
+
+# ---------------------------------------------------------------------------------------------------- errors
+
+
+class EngineClientError(Exception):
+    """Base of every error this client raises; ``code`` is the wire code (or a client-side one below)."""
+
+    code = "client_error"
+
+    def __init__(self, message: str, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+
+
+class EngineReplyError(EngineClientError):
+    """The engine answered ``{"ok": false, "error": {"code", "message"}}``: the wire code and message as sent."""
+
+    def __init__(self, code: str, message: str, reply: Mapping[str, Any] | None = None) -> None:
+        super().__init__(message, code)
+        self.reply: dict[str, Any] = dict(reply or {})
+
+    def __str__(self) -> str:
+        return f"{self.code}: {self.message}"
+
+
+class EngineUnavailable(EngineClientError):
+    """No reply within the timeout after every retry (the engine is down, wedged or unreachable)."""
+
+    code = "engine_unavailable"
+
+
+class Overloaded(EngineClientError):
+    """Too many callers already wait for a socket of the pool, or the wait passed its deadline."""
+
+    code = "busy"
+
+
+class BadReply(EngineClientError):
+    """The engine's bytes were not a msgpack map: a different program is listening, or a bug."""
+
+    code = "bad_reply"
+
+
+# ---------------------------------------------------------------------------------------------------- replies
+
+
+@dataclass(frozen=True)
+class Reply:
+    """Every reply names the renderer drawing the face; ``raw`` keeps the whole map for fields added later."""
+
+    renderer: str = ""
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+
+@dataclass(frozen=True)
+class HealthReply(Reply):
+    status: str = ""
+    version: int = 0
+    now: float = 0.0
+    renderer_reason: str = ""
+    renderer_info: dict[str, Any] = field(default_factory=dict)
+    face_detector: str = ""
+    face_detector_reason: str = ""
+    avatars: int = 0
+    default_avatar: str = ""
+    streams: dict[str, Any] = field(default_factory=dict)
+    frames: dict[str, Any] = field(default_factory=dict)
+    caches: dict[str, Any] = field(default_factory=dict)
+    failure: dict[str, Any] | None = None
+
+    @property
+    def ready(self) -> bool:
+        return self.status == "ok"
+
+
+@dataclass(frozen=True)
+class ExpressionsReply(Reply):
+    expressions: list[str] = field(default_factory=list)
+    intensities: dict[str, float] = field(default_factory=dict)
+    controls: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class SourceReply(Reply):
+    avatar: str = ""
+    cached: bool = False
+    faces: int = 0
+    detector: str = ""
+    width: int = 0
+    height: int = 0
+
+
+@dataclass(frozen=True)
+class AvatarReply(Reply):
+    avatar: str = ""
+    now: float | None = None
+
+
+@dataclass(frozen=True)
+class AvatarsReply(Reply):
+    avatars: list[str] = field(default_factory=list)
+    default: str = ""
+    streams: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RenderReply(Reply):
+    avatar: str = ""
+    cached: bool = False
+    jpeg: bytes = b""
+    header: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class StreamReply(Reply):
+    avatar: str = ""
+    fps: float = 0.0
+    topic: str = ""
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One published frame: ``topic`` is ``frame.<avatar>``, ``header`` the engine's map (seq, ts, ...)."""
+
+    topic: str
+    header: dict[str, Any]
+    jpeg: bytes
+
+    @property
+    def avatar(self) -> str:
+        return self.topic[len(FRAME_TOPIC):]
+
+    @property
+    def seq(self) -> int:
+        return int(self.header.get("seq", -1))
+
+    @property
+    def ts(self) -> float:
+        return float(self.header.get("ts", 0.0))
+
+
+@dataclass(frozen=True)
+class ClockOffset:
+    """``engine_time = client_time + offset`` (seconds, time.monotonic); ``rtt`` of the sample it came from."""
+
+    offset: float
+    rtt: float
+
+    def to_engine(self, client_time: float | None = None) -> float:
+        return (time.monotonic() if client_time is None else client_time) + self.offset
+
+
+@dataclass(frozen=True)
+class Keyframe:
+    """A scheduled control set at an engine time (``set_controls``' ``keyframes``)."""
+
+    t: float
+    controls: dict[str, float]
+
+
+R = TypeVar("R", bound=Reply)
+
+
+def parse_reply(cls: type[R], reply: Mapping[str, Any]) -> R:
+    """Build a typed reply from the fields it knows; unknown fields stay in ``raw``."""
+    known = {f.name for f in fields(cls)} - {"raw"}
+    return cls(**{k: v for k, v in reply.items() if k in known}, raw=dict(reply))
+
+
+def check_reply(reply: Any) -> dict[str, Any]:
+    """Raise the engine's own error for ``ok: false``; return the map otherwise."""
+    if not isinstance(reply, dict):
+        raise BadReply(f"the engine sent a {type(reply).__name__}, not a map")
+    if not reply.get("ok"):
+        err = reply.get("error")
+        err = err if isinstance(err, dict) else {}
+        raise EngineReplyError(str(err.get("code", "internal")), str(err.get("message", "engine error")), reply)
+    return reply
+
+
+def build_message(cmd: str, fields_: Mapping[str, Any]) -> dict[str, Any]:
+    """``{"v": 1, "cmd": cmd, ...}``, leaving out fields given as None (the engine's defaults apply)."""
+    message: dict[str, Any] = {"v": PROTOCOL_VERSION, "cmd": cmd}
+    for key, value in fields_.items():
+        if value is None:
+            continue
+        if key == "keyframes":
+            value = [{"t": k.t, "controls": dict(k.controls)} if isinstance(k, Keyframe) else k for k in value]
+        message[key] = value
+    return message
+
+
+def _decode(data: bytes) -> dict[str, Any]:
+    try:
+        reply = msgpack.unpackb(data, raw=False)
+    except Exception as exc:  # msgpack raises several unrelated types for garbage
+        raise BadReply(f"the engine sent bytes that are not msgpack: {exc}") from None
+    if not isinstance(reply, dict):
+        raise BadReply(f"the engine sent a {type(reply).__name__}, not a map")
+    return reply
+
+
+# ---------------------------------------------------------------------------------------------------- CURVE
+
+
+@dataclass(frozen=True)
+class CurveKeys:
+    """ZMQ CURVE keys (Z85 bytes): the engine's public key and this client's keypair (pyzmq's own CURVE)."""
+
+    server_public: bytes
+    public: bytes
+    secret: bytes
+
+    @classmethod
+    def generate(cls, server_public: bytes) -> CurveKeys:
+        """A fresh client keypair (the server must then accept any client, or be told this public key)."""
+        public, secret = zmq.curve_keypair()
+        return cls(server_public, public, secret)
+
+    @classmethod
+    def from_files(cls, server_public_file: str | Path, client_secret_file: str | Path) -> CurveKeys:
+        """Read pyzmq certificate files (``zmq.auth.create_certificates``): the server's .key, ours .key_secret."""
+        import zmq.auth
+
+        server_public, _ = zmq.auth.load_certificate(str(server_public_file))
+        public, secret = zmq.auth.load_certificate(str(client_secret_file))
+        if secret is None:
+            raise ValueError(f"{client_secret_file} holds no secret key")
+        return cls(server_public, public, secret)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> CurveKeys | None:
+        """LP_CURVE_SERVER_KEY + LP_CURVE_CLIENT_SECRET_FILE (files), or None when unset: CURVE is optional."""
+        env = os.environ if env is None else env
+        server, secret = env.get("LP_CURVE_SERVER_KEY"), env.get("LP_CURVE_CLIENT_SECRET_FILE")
+        if not server or not secret:
+            return None
+        return cls.from_files(server, secret)
+
+    def apply(self, sock: zmq.Socket) -> None:
+        sock.curve_serverkey = self.server_public
+        sock.curve_publickey = self.public
+        sock.curve_secretkey = self.secret
+
+
+def _socket(ctx: zmq.Context, kind: int, addr: str, curve: CurveKeys | None) -> Any:
+    sock = ctx.socket(kind)
+    sock.setsockopt(zmq.LINGER, 0)
+    if curve is not None:
+        curve.apply(sock)
+    sock.connect(addr)
+    return sock
+
+
+def _best_offset(samples: Sequence[tuple[float, float, float]]) -> ClockOffset:
+    """The sample with the smallest round trip bounds the error best (Cristian's algorithm)."""
+    sent, now, received = min(samples, key=lambda s: s[2] - s[0])
+    return ClockOffset(now - (sent + received) / 2, received - sent)
+
+
+# ---------------------------------------------------------------------------------------------------- sync
+
+
+class EngineClient:
+    """Blocking client: one REQ socket behind a lock (safe from several threads, one request at a time)."""
+
+    def __init__(self, addr: str, timeout_ms: int = DEFAULT_TIMEOUT_MS, retries: int = 1,
+                 curve: CurveKeys | None = None, context: zmq.Context | None = None) -> None:
+        self.addr, self.timeout_ms, self.retries, self.curve = addr, timeout_ms, retries, curve
+        self._own_ctx = context is None
+        self._ctx = context or zmq.Context()
+        self._sock: zmq.Socket | None = None
+        self._lock = threading.Lock()
+
+    def __enter__(self) -> EngineClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def request(self, message: Mapping[str, Any] | bytes, timeout_ms: int | None = None,
+                retries: int | None = None) -> dict[str, Any]:
+        """One round trip with Lazy Pirate retries; the reply map as sent (``ok`` true or false)."""
+        payload = message if isinstance(message, bytes) else msgpack.packb(dict(message), use_bin_type=True)
+        timeout = self.timeout_ms if timeout_ms is None else timeout_ms
+        tries = 1 + (self.retries if retries is None else retries)
+        with self._lock:
+            for _ in range(tries):
+                if self._sock is None:
+                    self._sock = _socket(self._ctx, zmq.REQ, self.addr, self.curve)
+                self._sock.send(payload)
+                if self._sock.poll(timeout, zmq.POLLIN):
+                    return _decode(self._sock.recv())
+                self._sock.close(linger=0)
+                self._sock = None
+        raise EngineUnavailable(f"no reply from the engine at {self.addr} within {timeout} ms ({tries} tries)")
+
+    def call(self, cmd: str, timeout_ms: int | None = None, **fields_: Any) -> dict[str, Any]:
+        """Any command, including ones without a helper yet (``speak``); raises EngineReplyError on ``ok: false``."""
+        return check_reply(self.request(build_message(cmd, fields_), timeout_ms))
+
+    def _typed(self, cls: type[R], cmd: str, **fields_: Any) -> R:
+        return parse_reply(cls, self.call(cmd, **fields_))
+
+    def health(self, timeout_ms: int | None = None) -> HealthReply:
+        return parse_reply(HealthReply, self.call("health", timeout_ms=timeout_ms))
+
+    def wait_ready(self, timeout_s: float = 90.0, poll_s: float = 0.2) -> HealthReply:
+        """Poll ``health`` until the engine says ``ok`` (it answers ``starting`` while models load)."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            left_ms = int((deadline - time.monotonic()) * 1000)
+            if left_ms <= 0:
+                raise EngineUnavailable(f"the engine at {self.addr} was not ready within {timeout_s:g} s")
+            with contextlib.suppress(EngineUnavailable):
+                reply = self.health(timeout_ms=min(left_ms, 1000))
+                if reply.ready:
+                    return reply
+                if reply.status == "failed":
+                    raise EngineReplyError("start_failed", str((reply.failure or {}).get("message", "")), reply.raw)
+            time.sleep(poll_s)
+
+    def expressions(self) -> ExpressionsReply:
+        return self._typed(ExpressionsReply, "expressions")
+
+    def list_avatars(self) -> AvatarsReply:
+        return self._typed(AvatarsReply, "list_avatars")
+
+    def set_source(self, image: bytes) -> SourceReply:
+        return self._typed(SourceReply, "set_source", image=image)
+
+    def drop_source(self, avatar: str) -> AvatarReply:
+        return self._typed(AvatarReply, "drop_source", avatar=avatar)
+
+    def set_expression(self, avatar: str, expression: str, intensity: float | None = None,
+                       transition_ms: float | None = None) -> AvatarReply:
+        return self._typed(AvatarReply, "set_expression", avatar=avatar, expression=expression, intensity=intensity,
+                           transition_ms=transition_ms)
+
+    def set_controls(self, avatar: str, controls: Mapping[str, float] | None = None, *,
+                     transition_ms: float | None = None, smooth: bool | None = None,
+                     keyframes: Sequence[Keyframe | Mapping[str, Any]] | None = None) -> AvatarReply:
+        return self._typed(AvatarReply, "set_controls", avatar=avatar,
+                           controls=None if controls is None else dict(controls), transition_ms=transition_ms,
+                           smooth=smooth, keyframes=keyframes)
+
+    def clear(self, avatar: str) -> AvatarReply:
+        return self._typed(AvatarReply, "clear", avatar=avatar)
+
+    def set_idle(self, avatar: str, enabled: bool, seed: int | None = None) -> AvatarReply:
+        return self._typed(AvatarReply, "set_idle", avatar=avatar, enabled=enabled, seed=seed)
+
+    def render(self, avatar: str | None = None, image: bytes | None = None, expression: str | None = None,
+               intensity: float | None = None, controls: Mapping[str, float] | None = None,
+               output: str | None = None, quality: int | None = None) -> RenderReply:
+        return self._typed(RenderReply, "render", avatar=avatar, image=image, expression=expression,
+                           intensity=intensity, controls=None if controls is None else dict(controls),
+                           output=output, quality=quality)
+
+    def stream(self, avatar: str, fps: float | None = None) -> StreamReply:
+        return self._typed(StreamReply, "stream", avatar=avatar, fps=fps)
+
+    def clock_offset(self, samples: int = 5) -> ClockOffset:
+        measured = []
+        for _ in range(max(1, samples)):
+            sent = time.monotonic()
+            now = self.health().now
+            measured.append((sent, now, time.monotonic()))
+        return _best_offset(measured)
+
+    def subscribe(self, frame_addr: str, avatar: str | None = None) -> FrameSubscriber:
+        return FrameSubscriber(frame_addr, avatar, curve=self.curve)  # own context: closes independently
+
+    def close(self) -> None:
+        with self._lock:
+            if self._sock is not None:
+                self._sock.close(linger=0)
+                self._sock = None
+        if self._own_ctx:
+            self._ctx.term()
+
+
+class FrameSubscriber:
+    """SUB socket for ``frame.<avatar>`` (or every avatar): ``recv`` with a timeout, or iterate forever."""
+
+    def __init__(self, addr: str, avatar: str | None = None, *, curve: CurveKeys | None = None,
+                 context: zmq.Context | None = None, hwm: int = 4) -> None:
+        self._own_ctx = context is None
+        self._ctx = context or zmq.Context()
+        self._sock = self._ctx.socket(zmq.SUB)
+        self._sock.setsockopt(zmq.LINGER, 0)
+        self._sock.setsockopt(zmq.RCVHWM, hwm)
+        if curve is not None:
+            curve.apply(self._sock)
+        self._sock.subscribe(FRAME_TOPIC + (avatar.encode() if avatar else b""))
+        self._sock.connect(addr)
+
+    def recv(self, timeout_ms: int | None = None) -> Frame | None:
+        """The next frame, or None after ``timeout_ms`` (None: wait for ever)."""
+        if timeout_ms is not None and not self._sock.poll(timeout_ms, zmq.POLLIN):
+            return None
+        return _frame(self._sock.recv_multipart())
+
+    def __iter__(self) -> Iterator[Frame]:
+        while True:
+            frame = self.recv()
+            if frame is not None:
+                yield frame
+
+    def __enter__(self) -> FrameSubscriber:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._sock.close(linger=0)
+        if self._own_ctx:
+            self._ctx.term()
+
+
+def _frame(parts: list[bytes]) -> Frame:
+    if len(parts) != 3:
+        raise BadReply(f"a frame has 3 parts, this one {len(parts)}")
+    header = msgpack.unpackb(parts[1], raw=False)
+    return Frame(parts[0].decode(), header if isinstance(header, dict) else {}, parts[2])
+
+
+# ---------------------------------------------------------------------------------------------------- asyncio
+
+
+class AsyncEngineClient:
+    """asyncio client: a pool of REQ sockets (made on first use), a bounded wait with a deadline beyond it.
+
+    ``wait_ms`` bounds how long a caller waits for a free socket (default: the request timeout), ``max_waiting``
+    how many may wait at once; past either, ``Overloaded``. Close with ``await aclose()``: it closes every socket
+    and terminates the context off the event loop.
+    """
+
+    def __init__(self, addr: str, timeout_ms: int = DEFAULT_TIMEOUT_MS, retries: int = 1, pool_size: int = 4,
+                 max_waiting: int = 32, wait_ms: int | None = None, curve: CurveKeys | None = None,
+                 context: zmq.asyncio.Context | None = None) -> None:
+        self.addr, self.timeout_ms, self.retries, self.curve = addr, timeout_ms, retries, curve
+        self.max_waiting = max_waiting
+        self.wait_ms = timeout_ms if wait_ms is None else wait_ms
+        self._own_ctx = context is None
+        self._ctx = context or zmq.asyncio.Context()
+        self._free: asyncio.LifoQueue[zmq.asyncio.Socket | None] = asyncio.LifoQueue()
+        for _ in range(pool_size):
+            self._free.put_nowait(None)
+        self._open: set[zmq.asyncio.Socket] = set()
+        self._waiting = 0
+        self._closed = False
+
+    async def __aenter__(self) -> AsyncEngineClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    def _connect(self) -> zmq.asyncio.Socket:
+        sock = _socket(self._ctx, zmq.REQ, self.addr, self.curve)
+        self._open.add(sock)
+        return sock
+
+    def _discard(self, sock: zmq.asyncio.Socket) -> None:
+        self._open.discard(sock)
+        sock.close(linger=0)
+
+    async def _acquire(self, wait_ms: int) -> zmq.asyncio.Socket | None:
+        if self._closed:
+            raise EngineUnavailable("the client is closed")
+        if self._free.empty() and self._waiting >= self.max_waiting:
+            raise Overloaded(f"{self._waiting} requests are already waiting for the engine")
+        self._waiting += 1
+        try:
+            return await asyncio.wait_for(self._free.get(), wait_ms / 1000)
+        except TimeoutError:
+            raise Overloaded(f"no engine socket free within {wait_ms} ms") from None
+        finally:
+            self._waiting -= 1
+
+    async def request(self, message: Mapping[str, Any] | bytes, timeout_ms: int | None = None,
+                      retries: int | None = None, wait_ms: int | None = None) -> dict[str, Any]:
+        """One round trip with Lazy Pirate retries on a pooled socket; the reply map as sent."""
+        payload = message if isinstance(message, bytes) else msgpack.packb(dict(message), use_bin_type=True)
+        timeout = self.timeout_ms if timeout_ms is None else timeout_ms
+        tries = 1 + (self.retries if retries is None else retries)
+        sock = await self._acquire(self.wait_ms if wait_ms is None else wait_ms)
+        try:
+            for _ in range(tries):
+                if sock is None:
+                    sock = self._connect()
+                await sock.send(payload)
+                if await sock.poll(timeout, zmq.POLLIN):
+                    return _decode(await sock.recv())
+                self._discard(sock)  # Lazy Pirate: a REQ socket that missed its reply is unusable
+                sock = None
+            raise EngineUnavailable(f"no reply from the engine at {self.addr} within {timeout} ms ({tries} tries)")
+        except zmq.ZMQError as exc:  # the socket was closed under us (aclose) or the context terminated
+            if sock is not None:
+                self._discard(sock)
+                sock = None
+            raise EngineUnavailable(f"engine socket error: {exc}") from None
+        except BaseException as exc:  # cancelled mid-request: the socket's state is unknown, so drop it
+            if sock is not None:
+                self._discard(sock)
+                sock = None
+            task = asyncio.current_task()
+            if isinstance(exc, asyncio.CancelledError) and self._closed and task is not None and not task.cancelling():
+                # pyzmq cancels the poll of a socket closed by aclose(); the caller's task itself was not cancelled
+                raise EngineUnavailable("the client was closed while the request waited") from None
+            raise
+        finally:
+            if not self._closed:
+                self._free.put_nowait(sock)
+
+    async def call(self, cmd: str, timeout_ms: int | None = None, **fields_: Any) -> dict[str, Any]:
+        """Any command, including ones without a helper yet (``speak``); raises EngineReplyError on ``ok: false``."""
+        return check_reply(await self.request(build_message(cmd, fields_), timeout_ms))
+
+    async def _typed(self, cls: type[R], cmd: str, **fields_: Any) -> R:
+        return parse_reply(cls, await self.call(cmd, **fields_))
+
+    async def health(self, timeout_ms: int | None = None) -> HealthReply:
+        return parse_reply(HealthReply, await self.call("health", timeout_ms=timeout_ms))
+
+    async def wait_ready(self, timeout_s: float = 90.0, poll_s: float = 0.2) -> HealthReply:
+        """Poll ``health`` until the engine says ``ok`` (it answers ``starting`` while models load)."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            left_ms = int((deadline - time.monotonic()) * 1000)
+            if left_ms <= 0:
+                raise EngineUnavailable(f"the engine at {self.addr} was not ready within {timeout_s:g} s")
+            with contextlib.suppress(EngineUnavailable):
+                reply = await self.health(timeout_ms=min(left_ms, 1000))
+                if reply.ready:
+                    return reply
+                if reply.status == "failed":
+                    raise EngineReplyError("start_failed", str((reply.failure or {}).get("message", "")), reply.raw)
+            await asyncio.sleep(poll_s)
+
+    async def expressions(self) -> ExpressionsReply:
+        return await self._typed(ExpressionsReply, "expressions")
+
+    async def list_avatars(self) -> AvatarsReply:
+        return await self._typed(AvatarsReply, "list_avatars")
+
+    async def set_source(self, image: bytes) -> SourceReply:
+        return await self._typed(SourceReply, "set_source", image=image)
+
+    async def drop_source(self, avatar: str) -> AvatarReply:
+        return await self._typed(AvatarReply, "drop_source", avatar=avatar)
+
+    async def set_expression(self, avatar: str, expression: str, intensity: float | None = None,
+                             transition_ms: float | None = None) -> AvatarReply:
+        return await self._typed(AvatarReply, "set_expression", avatar=avatar, expression=expression,
+                                 intensity=intensity, transition_ms=transition_ms)
+
+    async def set_controls(self, avatar: str, controls: Mapping[str, float] | None = None, *,
+                           transition_ms: float | None = None, smooth: bool | None = None,
+                           keyframes: Sequence[Keyframe | Mapping[str, Any]] | None = None) -> AvatarReply:
+        return await self._typed(AvatarReply, "set_controls", avatar=avatar,
+                                 controls=None if controls is None else dict(controls),
+                                 transition_ms=transition_ms, smooth=smooth, keyframes=keyframes)
+
+    async def clear(self, avatar: str) -> AvatarReply:
+        return await self._typed(AvatarReply, "clear", avatar=avatar)
+
+    async def set_idle(self, avatar: str, enabled: bool, seed: int | None = None) -> AvatarReply:
+        return await self._typed(AvatarReply, "set_idle", avatar=avatar, enabled=enabled, seed=seed)
+
+    async def render(self, avatar: str | None = None, image: bytes | None = None, expression: str | None = None,
+                     intensity: float | None = None, controls: Mapping[str, float] | None = None,
+                     output: str | None = None, quality: int | None = None) -> RenderReply:
+        return await self._typed(RenderReply, "render", avatar=avatar, image=image, expression=expression,
+                                 intensity=intensity, controls=None if controls is None else dict(controls),
+                                 output=output, quality=quality)
+
+    async def stream(self, avatar: str, fps: float | None = None) -> StreamReply:
+        return await self._typed(StreamReply, "stream", avatar=avatar, fps=fps)
+
+    async def clock_offset(self, samples: int = 5) -> ClockOffset:
+        measured = []
+        for _ in range(max(1, samples)):
+            sent = time.monotonic()
+            now = (await self.health()).now
+            measured.append((sent, now, time.monotonic()))
+        return _best_offset(measured)
+
+    def subscribe(self, frame_addr: str, avatar: str | None = None) -> AsyncFrameSubscriber:
+        return AsyncFrameSubscriber(frame_addr, avatar, curve=self.curve)  # own context: closes independently
+
+    async def aclose(self) -> None:
+        """Close every socket (also those held by requests in flight), then term the context off the loop."""
+        self._closed = True
+        for sock in list(self._open):
+            self._discard(sock)
+        if self._own_ctx:
+            await asyncio.to_thread(self._ctx.term)
+
+
+class AsyncFrameSubscriber:
+    """``async for frame in sub`` over ``frame.<avatar>`` (or every avatar); ``recv`` takes a timeout."""
+
+    def __init__(self, addr: str, avatar: str | None = None, *, curve: CurveKeys | None = None,
+                 context: zmq.asyncio.Context | None = None, hwm: int = 4) -> None:
+        self._own_ctx = context is None
+        self._ctx = context or zmq.asyncio.Context()
+        self._sock = self._ctx.socket(zmq.SUB)
+        self._sock.setsockopt(zmq.LINGER, 0)
+        self._sock.setsockopt(zmq.RCVHWM, hwm)
+        if curve is not None:
+            curve.apply(self._sock)
+        self._sock.subscribe(FRAME_TOPIC + (avatar.encode() if avatar else b""))
+        self._sock.connect(addr)
+
+    async def recv(self, timeout_ms: int | None = None) -> Frame | None:
+        if timeout_ms is not None and not await self._sock.poll(timeout_ms, zmq.POLLIN):
+            return None
+        return _frame(await self._sock.recv_multipart())
+
+    def __aiter__(self) -> AsyncIterator[Frame]:
+        return self._frames()
+
+    async def _frames(self) -> AsyncIterator[Frame]:
+        while True:
+            frame = await self.recv()
+            if frame is not None:
+                yield frame
+
+    async def __aenter__(self) -> AsyncFrameSubscriber:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        self._sock.close(linger=0)
+        if self._own_ctx:
+            await asyncio.to_thread(self._ctx.term)
+
+
+__all__ = [
+    "AsyncEngineClient", "AsyncFrameSubscriber", "AvatarReply", "AvatarsReply", "BadReply", "ClockOffset",
+    "CurveKeys", "EngineClient", "EngineClientError", "EngineReplyError", "EngineUnavailable", "ExpressionsReply",
+    "Frame", "FrameSubscriber", "HealthReply", "Keyframe", "Overloaded", "RenderReply", "Reply", "SourceReply",
+    "StreamReply", "build_message", "check_reply", "parse_reply",
+]
