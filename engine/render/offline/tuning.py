@@ -1,0 +1,43 @@
+"""The offline renderer's tuning constants, named, in one place.
+
+Lengths are in inter-ocular units (the distance between the eye centres) unless they say px, so every motion
+scales with the face. The values were set by eye on the contact sheet (tools/contact_sheet.py) and checked with
+dlib re-detection in tests/render/.
+"""
+
+from __future__ import annotations
+
+CROP = 512  # the source crop's side, px
+STEP = 2  # the fields live at half resolution and are upsampled per frame
+MIN_FIELD_PX = 0.05  # a field smaller than this is zero (sets the per-avatar bounding box)
+RIM_RAMP = 3  # half-res samples over which every field falls to zero at the box's rim
+
+# Head geometry (parallax of yaw and pitch, roll falloff).
+HEAD_TOP = 0.85  # head top above the highest brow point
+HEAD_DEPTH = 0.55  # depth amplitude of the parabolic face
+NOSE_DEPTH = 0.35  # extra depth of the nose bump
+NOSE_SIGMA = 0.28
+
+# Gaze: how far the eye's content slides, as a share of the eye's width.
+GAZE_X = 0.2
+GAZE_Y = 0.09
+
+# Eyelids.
+LID_EASE = 2.5  # how strongly the closed lid favours the clean skin at its top over the packed-in crease
+LID_BAND = 0.45  # share of the lid-to-brow height that stretches over a closing eye (the crease above stays)
+LASH = 0.035  # lash line that slides rigidly with the lid edge (at least the measured dark line, below)
+LASH_MAX = 0.09  # the thickest lid line (cartoons draw thick ones) that is moved rigidly
+LID_OVERSHOOT = 0.012  # the closed lid tucks this far past the fitted lower lid (which sits a little high)
+
+# Lips: they stay sealed while the jaw drops a little (soft lips follow the jaw), more so in a smile.
+LIP_SEAL = 0.02  # seam gap that the lips close by themselves
+LIP_SEAL_SMILE = 0.05  # extra seal at a full smile (a closed-lip smile until high intensity)
+
+# Mouth interior.
+INTERIOR_DARK = 0.38  # the darkest interior (corners, under the upper lip) as a share of the mouth colour
+INTERIOR_EDGE = 0.006  # softness of the interior's edge
+TEETH_HEIGHT = 0.06  # the most upper teeth shown
+TEETH_SHARE = 0.3  # of the opening's height
+TEETH_MIN_PX = 2.0  # no teeth in an opening smaller than this (px), full teeth 4 px later
+TEETH_MIX = 0.8  # teeth colour vs the interior's (below 1: teeth in the shade of the mouth, never flat white)
+TONGUE_LIFT = 0.35  # how much lighter and redder the bottom middle of a wide opening is (the tongue)
