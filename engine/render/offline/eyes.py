@@ -61,7 +61,7 @@ def eye_geometry(crop: np.ndarray, lm: np.ndarray, iod: float, eye: tuple[int, .
     brow_y = float(lm[list(brow[1:4]), 1].mean())
     band = max(LID_BAND * (lid_y - brow_y), 2.0)  # lid skin that stretches; the crease above it stays
     line = min(_dark_line(crop, upper, x0, x1, band), LASH_MAX * iod)
-    lash = min(max(LASH * iod, line), 0.6 * band)
+    lash = min(max(LASH * iod, line), 0.45 * band)
     top = min(u1[1], u2[1]) - band
     bottom = max(l1[1], l2[1]) + 0.05 * iod
     box = (int(math.floor(x0 - 2)), int(math.floor(top - 2)), int(math.ceil(x1 + 2)), int(math.ceil(bottom + 2)))

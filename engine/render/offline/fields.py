@@ -14,7 +14,10 @@ import numpy as np
 
 from engine.render.offline.moves import EYE_A, EYE_B, N_EXTRA
 from engine.render.offline.tuning import (
+    CORNER_REACH,
+    CORNER_SOFT,
     CROP,
+    FIT_RIDGE,
     GAZE_X,
     GAZE_Y,
     HEAD_DEPTH,
@@ -22,6 +25,7 @@ from engine.render.offline.tuning import (
     NOSE_DEPTH,
     NOSE_SIGMA,
     RIM_RAMP,
+    SIDE_FADE,
     STEP,
 )
 
@@ -43,26 +47,31 @@ def control_points(lm: np.ndarray, iod: float) -> np.ndarray:
     return np.vstack([lm.astype(np.float64), extra])
 
 
+def _basis(centres: np.ndarray, flat: np.ndarray, s2: float) -> np.ndarray:
+    """Normalised Gaussians of every centre at ``flat`` (n, 2) -> (n, k); they sum to at most one."""
+    g = np.exp(-((flat[:, None, 0] - centres[None, :, 0]) ** 2 + (flat[:, None, 1] - centres[None, :, 1]) ** 2) / s2)
+    return g / np.maximum(g.sum(1, keepdims=True), 1.0)
+
+
 def spread(moves: dict[int, tuple[float, float]], sigma: float, points: np.ndarray, iod: float,
-           xy: np.ndarray, allowed: set[int] | frozenset[int]) -> np.ndarray:
-    """Normalised-Gaussian spread of landmark moves over positions ``xy`` (..., 2) -> (..., 2) px.
+           xy: np.ndarray, allowed: set[int] | frozenset[int], fit: bool = True) -> np.ndarray:
+    """Spread landmark moves over positions ``xy`` (..., 2) -> (..., 2) px with normalised Gaussians.
 
     Every allowed control point takes part (unmoved ones as pins), so the field is linear in the moves; where the
-    Gaussians sum to less than one the field simply decays, so it is zero far from the face.
+    Gaussians sum to less than one the field simply decays, so it is zero far from the face. The Gaussians'
+    coefficients are fitted (ridge least squares) so that each point moves by about its table value: a plain
+    weighted average of neighbours would dilute every move by its pinned neighbours.
     """
     idx = [i for i in range(len(points)) if i in allowed]
     centres = points[idx]
     disp = np.array([moves.get(i, (0.0, 0.0)) for i in idx], np.float64) * iod
     s2 = 2.0 * (sigma * iod) ** 2
+    at_points = _basis(centres, centres, s2)
+    coef = np.linalg.solve(at_points.T @ at_points + FIT_RIDGE * np.eye(len(idx)), at_points.T @ disp) if fit else disp
     flat = xy.reshape(-1, 2)
-    out = np.zeros((len(flat), 2), np.float64)
-    total = np.zeros(len(flat), np.float64)
-    for c, d in zip(centres, disp, strict=True):
-        g = np.exp(-((flat[:, 0] - c[0]) ** 2 + (flat[:, 1] - c[1]) ** 2) / s2)
-        total += g
-        if d[0] or d[1]:
-            out += g[:, None] * d
-    out /= np.maximum(total, 1.0)[:, None]
+    out = np.empty((len(flat), 2), np.float64)
+    for start in range(0, len(flat), 8192):
+        out[start:start + 8192] = _basis(centres, flat[start:start + 8192], s2) @ coef
     return out.reshape(xy.shape)
 
 
@@ -154,8 +163,10 @@ def invert(fwd: np.ndarray, grid: np.ndarray) -> np.ndarray:
 
 
 def blend_lower(up: np.ndarray, lo: np.ndarray, box: tuple[int, int, int, int],
-                low_box: tuple[int, int, int, int], seam: np.ndarray) -> None:
-    """Below the (moved) seam the lower face's field wins: a hard edge between the lips, soft beyond the corners."""
+                low_box: tuple[int, int, int, int], seam: np.ndarray, iod: float) -> None:
+    """Below the (moved) seam the lower face's field wins: a hard edge between the lips that softens towards the
+    corners (so the lips stay joined there and the opening is a lens) and beyond them, and fades out towards the
+    lower region's sides (so its edges never show)."""
     bx0, by0 = box[0], box[1]
     lx0, ly0, lx1, ly1 = low_box
     xs = np.arange(lx0, lx1, STEP, dtype=np.float32) + 0.5
@@ -164,8 +175,12 @@ def blend_lower(up: np.ndarray, lo: np.ndarray, box: tuple[int, int, int, int],
     sx, sy = seam[order, 0], seam[order, 1]
     seam_y = np.interp(xs, sx, sy)
     outside = np.maximum(sx[0] - xs, xs - sx[-1]).clip(0.0)  # px beyond the mouth corners
-    soft = 1.0 + outside * 1.2
-    m = np.clip((ys[:, None] - seam_y[None, :]) / soft[None, :] + 0.5, 0.0, 1.0)[..., None]
+    inside = np.minimum(xs - sx[0], sx[-1] - xs).clip(0.0)  # px inside them
+    corner = CORNER_SOFT * iod * (1.0 - smoothstep(inside / (CORNER_REACH * iod)))
+    soft = 1.0 + outside * 1.2 + corner
+    m = np.clip((ys[:, None] - seam_y[None, :]) / soft[None, :] + 0.5, 0.0, 1.0)
+    side = np.minimum(xs - lx0, lx1 - xs)
+    m *= smoothstep(side / (SIDE_FADE * iod))[None, :]
     r0, c0 = (ly0 - by0) // STEP, (lx0 - bx0) // STEP
     region = up[r0:r0 + lo.shape[0], c0:c0 + lo.shape[1]]
-    region += m * (lo - region)
+    region += m[..., None] * (lo - region)

@@ -25,6 +25,7 @@ from engine.render.offline.tuning import (
 )
 
 SAMPLES_PER_SEGMENT = 6
+OPEN_PX = 2.0  # an opening reaches full opacity at this height
 
 
 def smooth_curve(points: np.ndarray) -> np.ndarray:
@@ -47,6 +48,10 @@ def draw_interior(out: np.ndarray, top: np.ndarray, bottom: np.ndarray, iod: flo
     gap = bottom[:, 1] - top[:, 1]
     if float(gap.max()) < 0.75:
         return
+    # The corners are where the lips meet: both curves end there, so the opening is a lens, never a box.
+    top, bottom = top[np.argsort(top[:, 0])].copy(), bottom[np.argsort(bottom[:, 0])].copy()
+    for i in (0, -1):
+        top[i] = bottom[i] = (top[i] + bottom[i]) / 2
     top_c, bot_c = smooth_curve(top), smooth_curve(bottom)
     bot_c[:, 1] = np.maximum(bot_c[:, 1], np.interp(bot_c[:, 0], top_c[:, 0], top_c[:, 1]))
     poly = np.vstack([top_c, bot_c[::-1]])
@@ -66,6 +71,7 @@ def draw_interior(out: np.ndarray, top: np.ndarray, bottom: np.ndarray, iod: flo
     by = np.interp(xs, bot_c[:, 0], bot_c[:, 1])
     ys = np.arange(y0, y1, dtype=np.float32)[:, None]
     opening = np.maximum(by - ty, 0.0)
+    alpha *= np.clip(opening / OPEN_PX, 0.0, 1.0)[None, :]  # a closed stretch stays lips (no drawn outline)
     depth = np.clip((ys - ty[None, :]) / np.maximum(opening, 1.0)[None, :], 0.0, 1.0)  # 0 upper lip, 1 lower
     across = np.interp(xs, [top_c[0, 0], top_c[-1, 0]], [0.0, 1.0])
     middle = smoothstep(np.minimum(across, 1.0 - across) * 3.0)[None, :]  # 0 at the corners, 1 in the middle
@@ -77,11 +83,11 @@ def draw_interior(out: np.ndarray, top: np.ndarray, bottom: np.ndarray, iod: flo
     colour *= 1.0 + tongue[..., None] * np.array([1.0, 0.45, 0.45], np.float32)
     if teeth:
         teeth_h = np.minimum(TEETH_SHARE * opening, TEETH_HEIGHT * iod)
-        band = np.clip((ty[None, :] + teeth_h[None, :] - ys) / 1.5 + 0.5, 0.0, 1.0)  # below the upper lip
+        band = np.clip((ty[None, :] + teeth_h[None, :] - ys) / 2.5 + 0.5, 0.0, 1.0)  # below the upper lip
         band *= np.clip((opening[None, :] - TEETH_MIN_PX) / 4.0, 0.0, 1.0) * middle
         # Teeth in the mouth's light: shaded at the gum and at the corners, lit in the middle.
         v = np.clip((ys - ty[None, :]) / np.maximum(teeth_h, 1.0)[None, :], 0.0, 1.0)
-        tooth_light = (0.55 + 0.45 * middle) * (0.8 + 0.2 * np.sin(v * math.pi))
+        tooth_light = (0.5 + 0.5 * middle) * (1.0 - 0.3 * v * v)
         tooth = (TEETH_MIX * teeth_color[None, None, :] + (1.0 - TEETH_MIX) * mouth_color[None, None, :])
         tooth = tooth * tooth_light[..., None]
         colour += band[..., None] * (tooth - colour)

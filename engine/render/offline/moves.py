@@ -54,6 +54,8 @@ class Move:
 
     moves: Moves
     sigma: float
+    fit: bool = True  # fit the Gaussians so each point moves by its value; False: a plain weighted average (for
+    # tight spreads between close pins, where a fit would ring)
 
 
 def mirror(moves: Moves) -> Moves:
@@ -85,20 +87,20 @@ def expression_moves() -> dict[str, Move]:
     """The bilateral controls as landmark moves at weight 1 (image-left half given, mirrored)."""
     return {
         "mouthSmile": Move(mirror({
-            48: (-0.11, -0.12), 60: (-0.10, -0.11), 49: (-0.06, -0.07), 50: (-0.03, -0.045), 51: (0.0, -0.03),
-            61: (-0.055, -0.065), 62: (0.0, -0.03), 59: (-0.06, -0.07), 58: (-0.025, -0.035), 57: (0.0, -0.02),
-            67: (-0.055, -0.065), 66: (0.0, -0.03), 71: (-0.025, -0.10), 31: (-0.01, -0.025),
-            41: (0.0, -0.04), 40: (0.0, -0.035), 36: (0.0, -0.01),
+            48: (-0.13, -0.16), 60: (-0.12, -0.15), 49: (-0.07, -0.09), 50: (-0.035, -0.055), 51: (0.0, -0.035),
+            61: (-0.065, -0.085), 62: (0.0, -0.035), 59: (-0.07, -0.085), 58: (-0.03, -0.04), 57: (0.0, -0.02),
+            67: (-0.065, -0.08), 66: (0.0, -0.035), 71: (-0.03, -0.12), 31: (-0.012, -0.03), 3: (-0.01, -0.02),
+            41: (0.0, -0.05), 40: (0.0, -0.045), 36: (0.0, -0.012),
         }), 0.22),
         "mouthFrown": Move(mirror({
-            48: (0.02, 0.18), 60: (0.02, 0.17), 49: (0.0, 0.07), 50: (0.0, 0.02), 59: (0.0, 0.08),
-            58: (0.0, 0.01), 57: (0.0, -0.045), 61: (0.0, 0.06), 67: (0.0, 0.06), 66: (0.0, -0.015),
-            8: (0.0, -0.04), 7: (0.0, -0.03), 71: (0.0, 0.02), 5: (0.0, 0.03),
+            48: (0.02, 0.21), 60: (0.02, 0.20), 49: (0.0, 0.08), 50: (0.0, 0.02), 59: (0.0, 0.09),
+            58: (0.0, 0.01), 57: (0.0, -0.05), 61: (0.0, 0.07), 67: (0.0, 0.07), 66: (0.0, -0.02),
+            8: (0.0, -0.045), 7: (0.0, -0.035), 71: (0.0, 0.025), 5: (0.0, 0.035),
         }), 0.2),
         "browInnerUp": Move(mirror({
-            21: (0.03, -0.17), 20: (0.015, -0.12), 19: (0.0, -0.06), 18: (0.0, -0.02), 17: (0.0, 0.01),
-            68: (0.0, -0.05), 69: (0.0, -0.08), 37: (0.0, -0.01), 38: (0.0, -0.025), 27: (0.0, -0.015),
-        }), 0.2),
+            21: (0.045, -0.21), 20: (0.025, -0.14), 19: (0.005, -0.06), 18: (0.0, -0.01), 17: (0.0, 0.025),
+            68: (0.0, -0.05), 69: (0.0, -0.10), 37: (0.0, -0.01), 38: (0.0, -0.03), 27: (0.0, -0.02),
+        }), 0.18),
         "browOuterUp": Move(mirror({
             17: (0.0, -0.16), 18: (0.0, -0.14), 19: (0.0, -0.09), 20: (0.0, -0.045), 21: (0.0, -0.01),
             68: (0.0, -0.07), 69: (0.0, -0.02), 37: (0.0, -0.012), 38: (0.0, -0.01),
@@ -110,7 +112,7 @@ def expression_moves() -> dict[str, Move]:
         "eyeWide": Move(mirror({
             37: (0.0, -0.085), 38: (0.0, -0.085), 41: (0.0, 0.025), 40: (0.0, 0.025),
             19: (0.0, -0.025), 20: (0.0, -0.025),
-        }), 0.09),
+        }), 0.09, fit=False),
         "jawOpen": Move(mirror({
             48: (0.02, 0.08), 60: (0.02, 0.08), 59: (0.0, 0.26), 58: (0.0, 0.29), 57: (0.0, 0.30),
             67: (0.0, 0.26), 66: (0.0, 0.29), 61: (0.0, -0.02), 62: (0.0, -0.025), 49: (0.0, -0.015),
@@ -130,6 +132,12 @@ def expression_moves() -> dict[str, Move]:
     }
 
 
+# Expression controls answer on a gentle curve (weight ** RESPONSE): a face at 0.3 already shows the expression
+# while 1.0 stays where it was. Head pose, gaze, jaw and blink stay linear (speech and idle life drive them).
+EXPRESSIVE = ("mouthSmile", "mouthFrown", "browInnerUp", "browOuterUp", "browDown", "eyeWide")
+RESPONSE = 0.75
+
+
 def field_moves() -> dict[str, Move]:
     """Every precomputed field by name: unsided controls as they are, sided ones as their two halves."""
     base = expression_moves()
@@ -137,7 +145,7 @@ def field_moves() -> dict[str, Move]:
     for name, move in base.items():
         if name in SIDED:
             for side in ("Left", "Right"):
-                out[name + side] = Move(side_of(move.moves, side), move.sigma)
+                out[name + side] = Move(side_of(move.moves, side), move.sigma, move.fit)
         else:
             out[name] = move
     return out

@@ -36,17 +36,19 @@ from engine.render.offline.moves import (
     BLINK,
     BROW_A,
     BROW_B,
+    EXPRESSIVE,
     EYE_A,
     EYE_B,
     LOWER_LIP,
     LOWER_ONLY,
     OPENING,
+    RESPONSE,
     SEAM,
     UPPER_ONLY,
     field_moves,
     field_names,
 )
-from engine.render.offline.tuning import CROP, LIP_SEAL, LIP_SEAL_SMILE, STEP
+from engine.render.offline.tuning import CROP, LIP_SEAL, LIP_SEAL_SMILE, LOW_REACH, STEP
 
 FIELDS = field_names()
 SEAM_MIDDLE = SEAM.index(66)
@@ -87,6 +89,8 @@ def field_weights(controls: dict[str, float]) -> np.ndarray:
             out[k] = sides[base][0] if name.endswith("Left") else sides[base][1]
         else:
             out[k] = values[name]
+        if base in EXPRESSIVE:
+            out[k] = out[k] ** RESPONSE
     return out
 
 
@@ -120,8 +124,8 @@ class OfflineRenderer:
         grid = half_grid(box)
         shape = grid.shape[:2]
 
-        seam_lo = np.array([min(lm[i, 0] for i in SEAM) - 0.5 * iod, float(lm[list(SEAM), 1].min()) - 0.15 * iod])
-        low_box = even_box(seam_lo[0], seam_lo[1], max(lm[i, 0] for i in SEAM) + 0.5 * iod,
+        seam_lo = np.array([min(lm[i, 0] for i in SEAM) - LOW_REACH * iod, float(lm[list(SEAM), 1].min()) - 0.15 * iod])
+        low_box = even_box(seam_lo[0], seam_lo[1], max(lm[i, 0] for i in SEAM) + LOW_REACH * iod,
                            float(lm[8, 1]) + 0.9 * iod)
         low_box = (max(low_box[0], box[0]), max(low_box[1], box[1]), min(low_box[2], box[2]), min(low_box[3], box[3]))
         low_xy = half_grid(low_box)
@@ -143,10 +147,10 @@ class OfflineRenderer:
             if name in self._moves:
                 mv = self._moves[name]
                 up_set, lo_set = (upper_set, lower_set) if name in OPENING else (all_points, all_points)
-                upper[k] = spread(mv.moves, mv.sigma, points, iod, grid, up_set)
-                lower[k] = spread(mv.moves, mv.sigma, points, iod, low_xy, lo_set)
-                s_up[k] = spread(mv.moves, mv.sigma, points, iod, seam_pts, up_set)
-                s_lo[k] = spread(mv.moves, mv.sigma, points, iod, seam_pts, lo_set)
+                upper[k] = spread(mv.moves, mv.sigma, points, iod, grid, up_set, mv.fit)
+                lower[k] = spread(mv.moves, mv.sigma, points, iod, low_xy, lo_set, mv.fit)
+                s_up[k] = spread(mv.moves, mv.sigma, points, iod, seam_pts, up_set, mv.fit)
+                s_lo[k] = spread(mv.moves, mv.sigma, points, iod, seam_pts, lo_set, mv.fit)
             elif name in head:
                 upper[k], lower[k] = head[name], head_low[name]
                 s_up[k] = s_lo[k] = head_seam[name]
@@ -182,7 +186,7 @@ class OfflineRenderer:
             seal_seam=seal_seam.astype(np.float32), grid=index_grid(*shape),
             low_grid=index_grid(*lower.shape[1:3]), full_grid=full,
             eyes=(eye_geometry(face.crop, lm, iod, EYE_A, BROW_A), eye_geometry(face.crop, lm, iod, EYE_B, BROW_B)),
-            mouth_color=(0.42 * lip_mean * np.array([1.0, 0.8, 0.8]) + 6.0).astype(np.float32),
+            mouth_color=(0.5 * lip_mean * np.array([1.0, 0.7, 0.7]) + 6.0).astype(np.float32),
             teeth_color=(np.array([236.0, 228.0, 214.0]) * (0.55 + 0.4 * min(1.0, brightness))).astype(np.float32),
             teeth=bool(np.linalg.norm(lm[66] - lm[62]) < 0.04 * iod),
         )
@@ -217,7 +221,7 @@ class OfflineRenderer:
             seam_bot = seam_bot + close * source.seal_seam
         up = invert(up, source.grid)
         lo = invert(lo, source.low_grid)
-        blend_lower(up, lo, source.box, source.low_box, (seam_top + seam_bot) / 2)
+        blend_lower(up, lo, source.box, source.low_box, (seam_top + seam_bot) / 2, source.iod)
 
         x0, y0, x1, y1 = source.box
         disp = cv2.resize(up, (x1 - x0, y1 - y0), interpolation=cv2.INTER_LINEAR)
