@@ -49,8 +49,13 @@ def control_points(lm: np.ndarray, iod: float) -> np.ndarray:
 
 def _basis(centres: np.ndarray, flat: np.ndarray, s2: float) -> np.ndarray:
     """Normalised Gaussians of every centre at ``flat`` (n, 2) -> (n, k); they sum to at most one."""
-    g = np.exp(-((flat[:, None, 0] - centres[None, :, 0]) ** 2 + (flat[:, None, 1] - centres[None, :, 1]) ** 2) / s2)
-    return g / np.maximum(g.sum(1, keepdims=True), 1.0)
+    c = centres.astype(np.float32)
+    p = flat.astype(np.float32)
+    d2 = (p[:, None, 0] - c[None, :, 0]) ** 2
+    d2 += (p[:, None, 1] - c[None, :, 1]) ** 2
+    d2 *= np.float32(-1.0 / s2)
+    g = np.exp(d2, out=d2)
+    return g / np.maximum(g.sum(1, keepdims=True), np.float32(1.0))
 
 
 def spread(moves: dict[int, tuple[float, float]], sigma: float, points: np.ndarray, iod: float,
@@ -71,7 +76,7 @@ def spread(moves: dict[int, tuple[float, float]], sigma: float, points: np.ndarr
     flat = xy.reshape(-1, 2)
     out = np.empty((len(flat), 2), np.float64)
     for start in range(0, len(flat), 8192):
-        out[start:start + 8192] = _basis(centres, flat[start:start + 8192], s2) @ coef
+        out[start:start + 8192] = _basis(centres, flat[start:start + 8192], s2) @ coef.astype(np.float32)
     return out.reshape(xy.shape)
 
 
