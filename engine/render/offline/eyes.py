@@ -14,7 +14,15 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from engine.render.offline.tuning import LASH, LASH_MAX, LID_BAND, LID_EASE, LID_OVERSHOOT
+from engine.render.offline.tuning import (
+    LASH,
+    LASH_MAX,
+    LID_BAND,
+    LID_EASE,
+    LID_OVERSHOOT,
+    SCLERA_CHROMA,
+    SCLERA_REACH,
+)
 
 
 @dataclass(eq=False)
@@ -29,6 +37,7 @@ class Eye:
     lash: float  # px of lash line that slides rigidly with the lid edge
     overshoot: float  # px the closed lid tucks past the fitted lower lid (which sits a little high)
     box: tuple[int, int, int, int]  # x0, y0, x1, y1 in crop pixels
+    sclera_below: float = 0.0  # px of white eye below the fitted lower lid (cartoons: dlib fits the iris)
 
 
 def _dark_line(crop: np.ndarray, upper: np.ndarray, x0: float, x1: float, band: float) -> float:
@@ -52,6 +61,34 @@ def _dark_line(crop: np.ndarray, upper: np.ndarray, x0: float, x1: float, band: 
     return float(np.median(found)) if found else 0.0
 
 
+def _sclera_below(crop: np.ndarray, lower: np.ndarray, x0: float, x1: float, reach: float,
+                  skin: np.ndarray) -> float:
+    """How far the eye (iris, then white) continues below the fitted lower lid (px, median over the eye's middle).
+
+    Why: on drawn eyes dlib's 68 points often trace the iris, so a blink closing to the fitted lower lid leaves a
+    crescent of eye below it. A column counts only when white of the eye (brighter and far less coloured than the
+    face's skin) shows below the fit; on photos the fitted lower lid sits on skin and this is 0.
+    """
+    h, w = crop.shape[:2]
+    img = crop.astype(np.float32)
+    skin_chroma = float(skin.max() - skin.min())
+    skin_light = float(skin.mean())
+    runs = []
+    for x in np.linspace(x0 + 0.3 * (x1 - x0), x1 - 0.3 * (x1 - x0), 7):
+        xi = int(round(x))
+        y = int(math.ceil(np.polyval(lower, x)))
+        if not (0 <= xi < w and y >= 0 and y + reach < h):
+            continue
+        column = img[y:int(y + reach), xi]
+        white = (column.mean(-1) > skin_light) & (np.ptp(column, -1) < SCLERA_CHROMA * max(skin_chroma, 1.0))
+        if not white.any():
+            runs.append(0.0)
+            continue
+        last = int(np.flatnonzero(white)[-1])
+        runs.append(float(last + 1))
+    return float(np.median(runs)) if runs else 0.0
+
+
 def eye_geometry(crop: np.ndarray, lm: np.ndarray, iod: float, eye: tuple[int, ...], brow: tuple[int, ...]) -> Eye:
     outer, u1, u2, inner, l1, l2 = (lm[i].astype(np.float64) for i in eye)
     upper = np.polyfit([outer[0], u1[0], u2[0], inner[0]], [outer[1], u1[1], u2[1], inner[1]], 2)
@@ -65,8 +102,13 @@ def eye_geometry(crop: np.ndarray, lm: np.ndarray, iod: float, eye: tuple[int, .
     top = min(u1[1], u2[1]) - band
     bottom = max(l1[1], l2[1]) + 0.05 * iod
     box = (int(math.floor(x0 - 2)), int(math.floor(top - 2)), int(math.ceil(x1 + 2)), int(math.ceil(bottom + 2)))
+    cheek = crop[int(lm[29, 1]) - 3:int(lm[29, 1]) + 3, int(lm[29, 0]) - 3:int(lm[29, 0]) + 3].reshape(-1, 3)
+    skin = cheek.astype(np.float32).mean(0) if len(cheek) else np.array([200.0, 160.0, 140.0], np.float32)
+    sclera = _sclera_below(crop, lower, x0, x1, SCLERA_REACH * iod, skin)
+    bottom += sclera
+    box = (box[0], box[1], box[2], int(math.ceil(bottom + 2)))
     return Eye(x0=float(x0), x1=float(x1), upper=upper, lower=lower, band=band, lash=lash,
-               overshoot=LID_OVERSHOOT * iod, box=box)
+               overshoot=LID_OVERSHOOT * iod, box=box, sclera_below=sclera)
 
 
 def blink(maps: np.ndarray, eye: Eye, w: float, box: tuple[int, int, int, int]) -> None:
@@ -79,7 +121,9 @@ def blink(maps: np.ndarray, eye: Eye, w: float, box: tuple[int, int, int, int]) 
     region = maps[ey0 - by0:ey1 - by0, ex0 - bx0:ex1 - bx0]
     qx, qy = region[..., 0], region[..., 1]
     u = np.polyval(eye.upper, qx)
-    span = np.clip(np.polyval(eye.lower, qx) - u, 0.0, None) * ((qx > eye.x0) & (qx < eye.x1))
+    mid, half = (eye.x0 + eye.x1) / 2, max((eye.x1 - eye.x0) / 2, 1.0)
+    below = eye.sclera_below * np.clip(1.0 - ((qx - mid) / half) ** 2, 0.0, None)  # the lid's true lower edge
+    span = np.clip(np.polyval(eye.lower, qx) + below - u, 0.0, None) * ((qx > eye.x0) & (qx < eye.x1))
     edge = w * (span + eye.overshoot * (span > 0))  # how far below the resting lid the moving lid edge is
     e = qy - u
     band, lash = eye.band, eye.lash  # the whole lash line moves: a thick drawn line stays whole

@@ -7,7 +7,8 @@ one fixed-point step, upsampled and applied with a single ``cv2.remap`` over the
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import math
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import cv2
@@ -76,6 +77,17 @@ class OfflineSource(SourceState):
     mouth_color: np.ndarray = field(default_factory=lambda: np.zeros(3, np.float32))
     teeth_color: np.ndarray = field(default_factory=lambda: np.zeros(3, np.float32))
     teeth: bool = True  # draw upper teeth in a new opening (not when the photo's mouth shows its own)
+
+
+def _pair_eyes(a: Eye, b: Eye) -> tuple[Eye, Eye]:
+    """Both eyes close to the same depth below their fit: drawn eyes are alike, and one eye's white may be hidden
+    by a reflection or shadow where the other's shows."""
+    below = max(a.sclera_below, b.sclera_below)
+    out = []
+    for eye in (a, b):
+        extra = int(math.ceil(below - eye.sclera_below))
+        out.append(replace(eye, sclera_below=below, box=(*eye.box[:3], eye.box[3] + extra)))
+    return out[0], out[1]
 
 
 def field_weights(controls: dict[str, float]) -> np.ndarray:
@@ -185,7 +197,8 @@ class OfflineRenderer:
             upper=upper, lower=lower, seam_up=s_up, seam_lo=s_lo, seal=seal.astype(np.float32),
             seal_seam=seal_seam.astype(np.float32), grid=index_grid(*shape),
             low_grid=index_grid(*lower.shape[1:3]), full_grid=full,
-            eyes=(eye_geometry(face.crop, lm, iod, EYE_A, BROW_A), eye_geometry(face.crop, lm, iod, EYE_B, BROW_B)),
+            eyes=_pair_eyes(eye_geometry(face.crop, lm, iod, EYE_A, BROW_A),
+                            eye_geometry(face.crop, lm, iod, EYE_B, BROW_B)),
             mouth_color=(0.5 * lip_mean * np.array([1.0, 0.7, 0.7]) + 6.0).astype(np.float32),
             teeth_color=(np.array([236.0, 228.0, 214.0]) * (0.55 + 0.4 * min(1.0, brightness))).astype(np.float32),
             teeth=bool(np.linalg.norm(lm[66] - lm[62]) < 0.04 * iod),

@@ -28,6 +28,8 @@ LID_EASE = 2.5  # how strongly the closed lid favours the clean skin at its top 
 LID_BAND = 0.45  # share of the lid-to-brow height that stretches over a closing eye (the crease above stays)
 LASH = 0.035  # lash line that slides rigidly with the lid edge (at least the measured dark line, below)
 LASH_MAX = 0.045  # the thickest lid line (cartoons draw thick ones) that is moved rigidly
+SCLERA_CHROMA = 0.7  # white of the eye: brighter than the skin and at most this share of its colourfulness
+SCLERA_REACH = 0.15  # the furthest below the fitted lower lid that white of the eye is looked for
 LID_OVERSHOOT = 0.012  # the closed lid tucks this far past the fitted lower lid (which sits a little high)
 
 # Lips: they stay sealed while the jaw drops a little (soft lips follow the jaw), more so in a smile.
