@@ -2,7 +2,8 @@
 
     python tools/contact_sheet.py [--out docs/contact_sheet.png] [--tile 160] [portraits...]
 
-Rows are portraits, columns: source, each preset at intensity 0.5 and 1.0, a blink, a mouth-open frame.
+Rows are portraits (three photos, a painting and a 3-D cartoon), columns: source, each expression at intensity 0.3,
+0.6 and 1.0, a blink, a wink (the face's left eye only) and an open mouth.
 Tiles are downscaled so the PNG stays small enough to commit.
 """
 
@@ -26,16 +27,18 @@ from engine.face.intake import decode_image  # noqa: E402
 from engine.face.pipeline import FacePipeline  # noqa: E402
 from engine.render.offline import OfflineRenderer  # noqa: E402
 
-DEFAULT_PORTRAITS = ("tests/data/astronaut.jpg", "tests/data/s1.jpg", "tests/data/s11.jpg")
+DEFAULT_PORTRAITS = ("tests/data/astronaut.jpg", "tests/data/s1.jpg", "tests/data/s11.jpg", "tests/data/s5.jpg",
+                     "tests/data/s7.jpg")
 
 
 def columns() -> list[tuple[str, AnimationState | None]]:
     """The sheet's columns: a label and the state to render (None for the source crop)."""
     cols: list[tuple[str, AnimationState | None]] = [("source", None)]
-    for expression in ("neutral", "happy", "sad", "surprised"):
-        for intensity in (0.5, 1.0):
+    for expression in ("happy", "sad", "surprised"):
+        for intensity in (0.3, 0.6, 1.0):
             cols.append((f"{expression} {intensity:g}", preset_state(expression, intensity)))
     cols.append(("blink", AnimationState("blink", 1.0, {**NEUTRAL, "eyeBlink": 1.0})))
+    cols.append(("wink", AnimationState("wink", 1.0, {**NEUTRAL, "eyeBlinkLeft": 1.0})))
     cols.append(("mouth open", AnimationState("open", 1.0, {**NEUTRAL, "jawOpen": 0.8})))
     return cols
 
@@ -62,7 +65,7 @@ def render_sheet(paths: list[Path], tile: int) -> np.ndarray:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("portraits", nargs="*", type=Path, help="portrait files (default: three from tests/data)")
+    parser.add_argument("portraits", nargs="*", type=Path, help="portrait files (default: five from tests/data)")
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "contact_sheet.png")
     parser.add_argument("--tile", type=int, default=160, help="tile side in pixels")
     args = parser.parse_args(argv)

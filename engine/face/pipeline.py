@@ -67,7 +67,9 @@ class FacePipeline:
             reason = "dlib detector requested"
         from engine.face.detect_dlib import DlibDetector
 
-        return cls(DlibDetector(), reason)
+        dlib_detector = DlibDetector()
+        log.info("face detector: %s (%s)", dlib_detector.description, reason)
+        return cls(dlib_detector, reason)
 
     @property
     def name(self) -> str:

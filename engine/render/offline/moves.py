@@ -1,0 +1,165 @@
+"""Move tables: each control as displacements of the 68 iBUG landmarks (plus five forehead and cheek points).
+
+Why tables: a control is a handful of landmark moves in inter-ocular units, so the same table drives every face,
+and the FACS prototypes (shared/reference/faces_and_speech.md) can be read off it:
+- mouthSmile is AU12 with AU6 and a little AU10: corners up and back, the upper lip lifted, the cheeks and lower
+  lids pushed up, both lips moving together (a closed-lip smile).
+- mouthFrown is AU15 with AU17: corners down, the lower lip's middle and the chin pushed up.
+- browInnerUp is AU1 (inner brows up, drawn a little towards each other, the inner upper lids lifted);
+  browDown AU4; browOuterUp AU2; eyeWide AU5; jawOpen AU26.
+Tables give the image-left half (the face's right side); ``mirror`` copies it to the other half.
+Sided controls (``{base}Left``/``{base}Right``) are their bilateral table split by side: the fields are linear in
+the moves, so left + right is exactly the bilateral control.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from engine.animation.controls import NAMES, SIDED
+
+Moves = dict[int, tuple[float, float]]
+
+# iBUG 68 indices (0-based).
+JAW = tuple(range(0, 17))
+BROW_A = (17, 18, 19, 20, 21)  # image-left brow (the face's right), outer -> inner
+BROW_B = (26, 25, 24, 23, 22)  # image-right brow (the face's left), outer -> inner
+NOSE = tuple(range(27, 36))
+EYE_A = (36, 37, 38, 39, 40, 41)  # outer corner, upper, upper, inner corner, lower, lower (the face's right eye)
+EYE_B = (45, 44, 43, 42, 47, 46)  # same order, mirrored (the face's left eye)
+UPPER_LIP = (49, 50, 51, 52, 53, 61, 62, 63)
+LOWER_LIP = (55, 56, 57, 58, 59, 65, 66, 67)
+CHIN = (5, 6, 7, 8, 9, 10, 11)
+SEAM = (60, 67, 66, 65, 64)  # the lower inner lip, left to right: where the jaw tears from the upper face
+N_EXTRA = 5  # forehead left/centre/right, cheek left/right (appended after the 68 landmarks)
+FOREHEAD = (68, 69, 70)
+CHEEKS = (71, 72)
+
+# Which side of the image each moving point is on (for a frontal face); the midline is shared by both sides.
+MIDLINE = frozenset({8, 27, 28, 29, 30, 33, 51, 57, 62, 66, 69})
+IMAGE_LEFT = frozenset({*range(0, 8), *BROW_A, 31, 32, *EYE_A, 48, 49, 50, 58, 59, 60, 61, 67, 68, 71})
+
+BLINK = "eyeBlink"
+# Controls that part the lips: their fields are built in two halves that listen to different points (the upper
+# half ignores the jaw, the lower half the upper lip and everything above the nose), so the halves tear apart
+# along the seam. Every other control moves both lips with one field, so it never opens the mouth by accident.
+OPENING = ("jawOpen", "mouthFunnel")
+LOWER_ONLY = frozenset(CHIN) | frozenset(LOWER_LIP)
+UPPER_ONLY = frozenset(UPPER_LIP) | frozenset(range(17, 48)) | frozenset(FOREHEAD) | {27, 28, 29, 30}
+
+
+@dataclass(frozen=True)
+class Move:
+    """One control's landmark displacements (inter-ocular units, image axes) and spread (sigma, same units)."""
+
+    moves: Moves
+    sigma: float
+    fit: bool = True  # fit the Gaussians so each point moves by its value; False: a plain weighted average (for
+    # tight spreads between close pins, where a fit would ring)
+
+
+def mirror(moves: Moves) -> Moves:
+    """Left-right symmetric moves: each entry on the image-left side is copied to its mirror with x negated."""
+    pairs = {**{i: 16 - i for i in range(17)}, **dict(zip(BROW_A, BROW_B, strict=True)),
+             **dict(zip(EYE_A, EYE_B, strict=True)), 31: 35, 32: 34, 48: 54, 49: 53, 50: 52, 59: 55, 58: 56,
+             60: 64, 61: 63, 67: 65, 68: 70, 71: 72}
+    out = dict(moves)
+    for i, (dx, dy) in moves.items():
+        j = pairs.get(i)
+        if j is not None and j != i:
+            out[j] = (-dx, dy)
+    return out
+
+
+def side_of(moves: Moves, side: str) -> Moves:
+    """The face's ``Left`` (image right) or ``Right`` (image left) half of a bilateral table; midline halved."""
+    keep_image_left = side == "Right"
+    out: Moves = {}
+    for i, (dx, dy) in moves.items():
+        if i in MIDLINE:
+            out[i] = (dx / 2, dy / 2)
+        elif (i in IMAGE_LEFT) == keep_image_left:
+            out[i] = (dx, dy)
+    return out
+
+
+def expression_moves() -> dict[str, Move]:
+    """The bilateral controls as landmark moves at weight 1 (image-left half given, mirrored)."""
+    return {
+        "mouthSmile": Move(mirror({
+            48: (-0.13, -0.16), 60: (-0.12, -0.15), 49: (-0.07, -0.09), 50: (-0.035, -0.055), 51: (0.0, -0.035),
+            61: (-0.065, -0.085), 62: (0.0, -0.035), 59: (-0.07, -0.085), 58: (-0.03, -0.04), 57: (0.0, -0.02),
+            67: (-0.065, -0.08), 66: (0.0, -0.035), 71: (-0.03, -0.12), 31: (-0.012, -0.03), 3: (-0.01, -0.02),
+            41: (0.0, -0.05), 40: (0.0, -0.045), 36: (0.0, -0.012),
+        }), 0.22),
+        "mouthFrown": Move(mirror({
+            48: (0.02, 0.21), 60: (0.02, 0.20), 49: (0.0, 0.08), 50: (0.0, 0.02), 59: (0.0, 0.09),
+            58: (0.0, 0.01), 57: (0.0, -0.05), 61: (0.0, 0.07), 67: (0.0, 0.07), 66: (0.0, -0.02),
+            8: (0.0, -0.045), 7: (0.0, -0.035), 71: (0.0, 0.025), 5: (0.0, 0.035),
+        }), 0.2),
+        "browInnerUp": Move(mirror({
+            21: (0.07, -0.21), 20: (0.04, -0.14), 19: (0.01, -0.06), 18: (0.0, -0.01), 17: (0.0, 0.025),
+            68: (0.0, -0.05), 69: (0.0, -0.10), 37: (0.0, -0.01), 38: (0.0, -0.03), 27: (0.0, -0.02),
+        }), 0.18),
+        "browOuterUp": Move(mirror({
+            17: (0.0, -0.16), 18: (0.0, -0.14), 19: (0.0, -0.09), 20: (0.0, -0.045), 21: (0.0, -0.01),
+            68: (0.0, -0.07), 69: (0.0, -0.02), 37: (0.0, -0.012), 38: (0.0, -0.01),
+        }), 0.22),
+        "browDown": Move(mirror({
+            17: (0.0, 0.05), 18: (0.02, 0.07), 19: (0.035, 0.07), 20: (0.055, 0.07), 21: (0.075, 0.065),
+            68: (0.0, 0.03), 69: (0.0, 0.04), 37: (0.0, 0.015), 38: (0.0, 0.02), 27: (0.0, 0.01),
+        }), 0.2),
+        "eyeWide": Move(mirror({
+            37: (0.0, -0.085), 38: (0.0, -0.085), 41: (0.0, 0.025), 40: (0.0, 0.025),
+            19: (0.0, -0.025), 20: (0.0, -0.025),
+        }), 0.09, fit=False),
+        "jawOpen": Move(mirror({
+            48: (0.02, 0.08), 60: (0.02, 0.08), 59: (0.0, 0.26), 58: (0.0, 0.29), 57: (0.0, 0.30),
+            67: (0.0, 0.26), 66: (0.0, 0.29), 61: (0.0, -0.02), 62: (0.0, -0.025), 49: (0.0, -0.015),
+            50: (0.0, -0.02), 51: (0.0, -0.02), 8: (0.0, 0.33), 7: (0.0, 0.31), 6: (0.0, 0.25), 5: (0.0, 0.16),
+            4: (0.0, 0.07), 71: (0.0, 0.02),
+        }), 0.3),
+        "mouthShrugLower": Move(mirror({
+            57: (0.0, -0.07), 58: (0.0, -0.055), 59: (0.0, -0.03), 66: (0.0, -0.035), 67: (0.0, -0.025),
+            8: (0.0, -0.06), 7: (0.0, -0.05), 6: (0.0, -0.03), 48: (0.0, 0.015),
+        }), 0.2),
+        "mouthPucker": Move(mirror({
+            48: (0.16, 0.0), 60: (0.15, 0.0), 49: (0.08, -0.015), 50: (0.03, -0.015), 51: (0.0, -0.015),
+            61: (0.07, 0.0), 59: (0.08, 0.015), 58: (0.03, 0.015), 57: (0.0, 0.015), 67: (0.07, 0.0),
+            71: (0.03, 0.0),
+        }), 0.2),
+        "mouthFunnel": Move(mirror({
+            48: (0.08, 0.02), 60: (0.08, 0.02), 49: (0.04, -0.03), 50: (0.015, -0.045), 51: (0.0, -0.05),
+            61: (0.035, -0.04), 62: (0.0, -0.05), 59: (0.04, 0.07), 58: (0.015, 0.09), 57: (0.0, 0.09),
+            67: (0.035, 0.09), 66: (0.0, 0.11), 8: (0.0, 0.06), 7: (0.0, 0.05),
+        }), 0.2),
+    }
+
+
+# Expression controls answer on a gentle curve (weight ** RESPONSE): a face at 0.3 already shows the expression
+# while 1.0 stays where it was. Head pose, gaze, jaw and blink stay linear (speech and idle life drive them).
+EXPRESSIVE = ("mouthSmile", "mouthFrown", "mouthShrugLower", "browInnerUp", "browOuterUp", "browDown", "eyeWide")
+RESPONSE = 0.75
+
+
+def field_moves() -> dict[str, Move]:
+    """Every precomputed field by name: unsided controls as they are, sided ones as their two halves."""
+    base = expression_moves()
+    out: dict[str, Move] = {}
+    for name, move in base.items():
+        if name in SIDED:
+            for side in ("Left", "Right"):
+                out[name + side] = Move(side_of(move.moves, side), move.sigma, move.fit)
+        else:
+            out[name] = move
+    return out
+
+
+def field_names() -> tuple[str, ...]:
+    """The linear fields in order: sided bases as their halves, head pose and gaze as they are (no blink)."""
+    names: list[str] = []
+    for n in NAMES:
+        if n == BLINK or n.startswith(BLINK) or n.endswith(("Left", "Right")):
+            continue
+        names.extend((n + "Left", n + "Right") if n in SIDED else (n,))
+    return tuple(names)

@@ -1,0 +1,248 @@
+"""The offline renderer: per-avatar preparation of the control fields and the per-frame warp.
+
+Per frame: the fields are summed with the control weights (sided controls as their two halves), inverted with
+one fixed-point step, upsampled and applied with a single ``cv2.remap`` over the face's box; then the eyelids
+(per eye, so a wink works) and the mouth interior are drawn.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import cv2
+import numpy as np
+
+from engine.animation.controls import BY_NAME, NAMES, SIDED, side_values
+from engine.animation.state import AnimationState
+from engine.face.types import FaceCrop
+from engine.render.base import SourceState
+from engine.render.offline.eyes import Eye, blink, eye_geometry
+from engine.render.offline.fields import (
+    blend_lower,
+    control_points,
+    even_box,
+    gaze_fields,
+    half_grid,
+    head_fields,
+    head_geometry,
+    index_grid,
+    invert,
+    rim,
+    spread,
+)
+from engine.render.offline.mouth import draw_interior
+from engine.render.offline.moves import (
+    BLINK,
+    BROW_A,
+    BROW_B,
+    EXPRESSIVE,
+    EYE_A,
+    EYE_B,
+    LOWER_LIP,
+    LOWER_ONLY,
+    OPENING,
+    RESPONSE,
+    SEAM,
+    UPPER_ONLY,
+    field_moves,
+    field_names,
+)
+from engine.render.offline.tuning import CROP, LIP_SEAL, LIP_SEAL_SMILE, LOW_REACH, STEP
+
+FIELDS = field_names()
+SEAM_MIDDLE = SEAM.index(66)
+SEAL_SIGMA = 0.12  # the lip seal stretches the lower lip only, not the chin
+
+
+@dataclass(eq=False)
+class OfflineSource(SourceState):
+    """Everything the offline renderer keeps per avatar (a few MB)."""
+
+    points: np.ndarray = field(default_factory=lambda: np.zeros((0, 2), np.float32))  # 73 control points
+    iod: float = 0.0  # inter-ocular distance, px: the unit of every motion
+    box: tuple[int, int, int, int] = (0, 0, 0, 0)  # x0, y0, x1, y1 of the warped region (even, crop px)
+    low_box: tuple[int, int, int, int] = (0, 0, 0, 0)  # the lower-face region (inside ``box``)
+    upper: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))  # (n, h, w, 2) half-res fields
+    lower: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))  # (n, lh, lw, 2)
+    seam_up: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))  # (n, 5, 2) seam moves, upper
+    seam_lo: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))  # (n, 5, 2) seam moves, lower
+    seal: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))  # (lh, lw, 2) lower lip up 1 px
+    seal_seam: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))  # (5, 2)
+    grid: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))  # (h, w, 2) half-res indices
+    low_grid: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
+    full_grid: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))  # (H, W, 2) crop px of box
+    eyes: tuple[Eye, ...] = ()  # the face's right eye (image left), then its left eye
+    mouth_color: np.ndarray = field(default_factory=lambda: np.zeros(3, np.float32))
+    teeth_color: np.ndarray = field(default_factory=lambda: np.zeros(3, np.float32))
+    teeth: bool = True  # draw upper teeth in a new opening (not when the photo's mouth shows its own)
+
+
+def _pair_eyes(a: Eye, b: Eye) -> tuple[Eye, Eye]:
+    """Both eyes close to the same depth below their fit: drawn eyes are alike, and one eye's white may be hidden
+    by a reflection or shadow where the other's shows."""
+    below = max(a.sclera_below, b.sclera_below)
+    out = []
+    for eye in (a, b):
+        extra = int(math.ceil(below - eye.sclera_below))
+        out.append(replace(eye, sclera_below=below, box=(*eye.box[:3], eye.box[3] + extra)))
+    return out[0], out[1]
+
+
+def field_weights(controls: dict[str, float]) -> np.ndarray:
+    """The weight of each field in ``FIELDS`` for a frame's controls (sided bases split by ``side_values``)."""
+    values = {n: BY_NAME[n].clamp(float(controls.get(n, 0.0))) for n in NAMES}
+    sides = {base: side_values(values, base) for base in SIDED}
+    out = np.zeros(len(FIELDS), np.float32)
+    for k, name in enumerate(FIELDS):
+        base = name.removesuffix("Left").removesuffix("Right")
+        if base in sides and base != name:
+            out[k] = sides[base][0] if name.endswith("Left") else sides[base][1]
+        else:
+            out[k] = values[name]
+        if base in EXPRESSIVE:
+            out[k] = out[k] ** RESPONSE
+    return out
+
+
+class OfflineRenderer:
+    """Landmark-driven CPU warp renderer; ``prepare`` once per avatar (~0.3 s), ``render`` per frame (ms)."""
+
+    name = "offline"
+
+    def __init__(self, reason: str = "offline renderer requested") -> None:
+        self.reason = reason
+        self._moves = field_moves()
+
+    def info(self) -> dict[str, Any]:
+        return {"renderer": self.name, "device": "cpu", "dtype": "uint8", "method": "landmark warp (cv2.remap)",
+                "reason": self.reason}
+
+    # ---------------------------------------------------------------- per avatar
+    def prepare(self, face: FaceCrop) -> OfflineSource:
+        """Precompute the per-control fields, the bounding box, blink geometry and mouth colours."""
+        if face.crop.shape != (CROP, CROP, 3) or face.crop_landmarks.shape != (68, 2):
+            raise ValueError("the offline renderer needs a 512x512 crop with 68 iBUG landmarks")
+        lm = face.crop_landmarks.astype(np.float64)
+        iod = max(float(np.linalg.norm(lm[36:42].mean(0) - lm[42:48].mean(0))), 8.0)
+        points = control_points(lm, iod)
+
+        # Field box: the head ellipse with its roll falloff, and everything within 3 sigma of a moved point.
+        centre, axes, _ = head_geometry(lm, iod)
+        lo = np.minimum(centre - 1.5 * axes, points.min(0) - iod)
+        hi = np.maximum(centre + 1.5 * axes, points.max(0) + iod)
+        box = even_box(lo[0], lo[1], hi[0], hi[1])
+        grid = half_grid(box)
+        shape = grid.shape[:2]
+
+        seam_lo = np.array([min(lm[i, 0] for i in SEAM) - LOW_REACH * iod, float(lm[list(SEAM), 1].min()) - 0.15 * iod])
+        low_box = even_box(seam_lo[0], seam_lo[1], max(lm[i, 0] for i in SEAM) + LOW_REACH * iod,
+                           float(lm[8, 1]) + 0.9 * iod)
+        low_box = (max(low_box[0], box[0]), max(low_box[1], box[1]), min(low_box[2], box[2]), min(low_box[3], box[3]))
+        low_xy = half_grid(low_box)
+
+        all_points = set(range(len(points)))
+        upper_set, lower_set = all_points - LOWER_ONLY, all_points - UPPER_ONLY
+        head, head_low = head_fields(lm, iod, grid), head_fields(lm, iod, low_xy)
+        gaze = gaze_fields(lm, shape, (box[0], box[1]))
+        seam_pts = lm[list(SEAM)]
+        head_seam = head_fields(lm, iod, seam_pts)
+
+        n = len(FIELDS)
+        upper = np.zeros((n, *shape, 2), np.float32)
+        lower = np.zeros((n, *low_xy.shape[:2], 2), np.float32)
+        s_up = np.zeros((n, len(SEAM), 2), np.float32)
+        s_lo = np.zeros((n, len(SEAM), 2), np.float32)
+        lx0, ly0 = (low_box[0] - box[0]) // STEP, (low_box[1] - box[1]) // STEP
+        for k, name in enumerate(FIELDS):
+            if name in self._moves:
+                mv = self._moves[name]
+                up_set, lo_set = (upper_set, lower_set) if name in OPENING else (all_points, all_points)
+                upper[k] = spread(mv.moves, mv.sigma, points, iod, grid, up_set, mv.fit)
+                lower[k] = spread(mv.moves, mv.sigma, points, iod, low_xy, lo_set, mv.fit)
+                s_up[k] = spread(mv.moves, mv.sigma, points, iod, seam_pts, up_set, mv.fit)
+                s_lo[k] = spread(mv.moves, mv.sigma, points, iod, seam_pts, lo_set, mv.fit)
+            elif name in head:
+                upper[k], lower[k] = head[name], head_low[name]
+                s_up[k] = s_lo[k] = head_seam[name]
+            else:  # gaze: the eyes only; the lower face does not listen
+                upper[k] = gaze[name]
+                lower[k] = gaze[name][ly0:ly0 + lower.shape[1], lx0:lx0 + lower.shape[2]]
+        frame = rim(shape)
+        low_frame = frame[ly0:ly0 + lower.shape[1], lx0:lx0 + lower.shape[2], None]
+        upper *= frame[None, :, :, None]
+        lower *= low_frame[None]
+
+        # The lip seal: the lower lip alone moving up, scaled so the seam's middle moves 1 px.
+        seal_moves = {i: (0.0, -1.0) for i in LOWER_LIP}
+        seal_seam = spread(seal_moves, SEAL_SIGMA, points, iod, seam_pts, lower_set)
+        unit = max(-float(seal_seam[SEAM_MIDDLE, 1]), 1e-6)
+        seal = spread(seal_moves, SEAL_SIGMA, points, iod, low_xy, lower_set) / unit * low_frame
+        seal_seam = seal_seam / unit
+
+        x0, y0, x1, y1 = box
+        full = np.stack(np.meshgrid(np.arange(x0, x1, dtype=np.float32), np.arange(y0, y1, dtype=np.float32)), -1)
+
+        lips = np.zeros((CROP, CROP), np.uint8)
+        cv2.fillPoly(lips, [np.round(lm[48:60]).astype(np.int32)], 1)
+        cv2.fillPoly(lips, [np.round(lm[60:68]).astype(np.int32)], 0)
+        lip_rgb = face.crop[lips.astype(bool)].astype(np.float32)
+        lip_mean = lip_rgb.mean(0) if len(lip_rgb) else np.array([150.0, 80.0, 80.0], np.float32)
+        skin = face.crop[int(lm[29, 1]) - 3:int(lm[29, 1]) + 3, int(lm[29, 0]) - 3:int(lm[29, 0]) + 3]
+        brightness = float(skin.reshape(-1, 3).mean()) / 255.0 if skin.size else 0.7
+
+        return OfflineSource(
+            face=face, points=points.astype(np.float32), iod=iod, box=box, low_box=low_box,
+            upper=upper, lower=lower, seam_up=s_up, seam_lo=s_lo, seal=seal.astype(np.float32),
+            seal_seam=seal_seam.astype(np.float32), grid=index_grid(*shape),
+            low_grid=index_grid(*lower.shape[1:3]), full_grid=full,
+            eyes=_pair_eyes(eye_geometry(face.crop, lm, iod, EYE_A, BROW_A),
+                            eye_geometry(face.crop, lm, iod, EYE_B, BROW_B)),
+            mouth_color=(0.5 * lip_mean * np.array([1.0, 0.7, 0.7]) + 6.0).astype(np.float32),
+            teeth_color=(np.array([236.0, 228.0, 214.0]) * (0.55 + 0.4 * min(1.0, brightness))).astype(np.float32),
+            teeth=bool(np.linalg.norm(lm[66] - lm[62]) < 0.04 * iod),
+        )
+
+    # ---------------------------------------------------------------- per frame
+    def render(self, source: SourceState, state: AnimationState) -> np.ndarray:
+        """The crop with the state's expression: one remap over the box, then eyelids and mouth interior."""
+        if not isinstance(source, OfflineSource):
+            raise TypeError("OfflineRenderer.render needs the OfflineSource from its own prepare()")
+        crop = source.face.crop
+        weights = field_weights(state.controls)
+        blink_left, blink_right = side_values(
+            {n: BY_NAME[n].clamp(float(state.controls.get(n, 0.0))) for n in NAMES if n.startswith(BLINK)}, BLINK)
+        if not weights.any() and blink_left == 0.0 and blink_right == 0.0:
+            return crop.copy()
+        active = np.flatnonzero(weights)
+
+        up = np.zeros(source.upper.shape[1:], np.float32)
+        lo = np.zeros(source.lower.shape[1:], np.float32)
+        for k in active:
+            up += weights[k] * source.upper[k]
+            lo += weights[k] * source.lower[k]
+        seam0 = source.face.crop_landmarks[list(SEAM)]
+        seam_top = seam0 + np.tensordot(weights, source.seam_up, 1)
+        seam_bot = seam0 + np.tensordot(weights, source.seam_lo, 1)
+        # Soft lips stay sealed while the jaw drops a little (longer in a smile): the lower lip follows the upper.
+        gap = float(seam_bot[SEAM_MIDDLE, 1] - seam_top[SEAM_MIDDLE, 1])
+        if gap > 0.0:
+            smile = float(weights[FIELDS.index("mouthSmileLeft")] + weights[FIELDS.index("mouthSmileRight")]) / 2
+            close = min(gap, (LIP_SEAL + LIP_SEAL_SMILE * smile) * source.iod)
+            lo += close * source.seal
+            seam_bot = seam_bot + close * source.seal_seam
+        up = invert(up, source.grid)
+        lo = invert(lo, source.low_grid)
+        blend_lower(up, lo, source.box, source.low_box, (seam_top + seam_bot) / 2, source.iod)
+
+        x0, y0, x1, y1 = source.box
+        disp = cv2.resize(up, (x1 - x0, y1 - y0), interpolation=cv2.INTER_LINEAR)
+        maps = source.full_grid - disp
+        for eye, w in zip(source.eyes, (blink_right, blink_left), strict=True):
+            if w > 0.0:
+                blink(maps, eye, w, source.box)
+        out = crop.copy()
+        out[y0:y1, x0:x1] = cv2.remap(crop, maps, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        draw_interior(out, seam_top, seam_bot, source.iod, source.mouth_color, source.teeth_color, source.teeth)
+        return out

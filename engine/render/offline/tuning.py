@@ -1,0 +1,52 @@
+"""The offline renderer's tuning constants, named, in one place.
+
+Lengths are in inter-ocular units (the distance between the eye centres) unless they say px, so every motion
+scales with the face. The values were set by eye on the contact sheet (tools/contact_sheet.py) and checked with
+dlib re-detection in tests/render/.
+"""
+
+from __future__ import annotations
+
+CROP = 512  # the source crop's side, px
+STEP = 2  # the fields live at half resolution and are upsampled per frame
+MIN_FIELD_PX = 0.05  # a field smaller than this is zero (sets the per-avatar bounding box)
+FIT_RIDGE = 0.02  # damping of the fit that makes each landmark move by its table value (higher: smoother)
+RIM_RAMP = 3  # half-res samples over which every field falls to zero at the box's rim
+
+# Head geometry (parallax of yaw and pitch, roll falloff).
+HEAD_TOP = 0.85  # head top above the highest brow point
+HEAD_DEPTH = 0.55  # depth amplitude of the parabolic face
+NOSE_DEPTH = 0.35  # extra depth of the nose bump
+NOSE_SIGMA = 0.28
+
+# Gaze: how far the eye's content slides, as a share of the eye's width.
+GAZE_X = 0.2
+GAZE_Y = 0.09
+
+# Eyelids.
+LID_EASE = 2.5  # how strongly the closed lid favours the clean skin at its top over the packed-in crease
+LID_BAND = 0.45  # share of the lid-to-brow height that stretches over a closing eye (the crease above stays)
+LASH = 0.035  # lash line that slides rigidly with the lid edge (at least the measured dark line, below)
+LASH_MAX = 0.045  # the thickest lid line (cartoons draw thick ones) that is moved rigidly
+SCLERA_CHROMA = 0.7  # white of the eye: brighter than the skin and at most this share of its colourfulness
+SCLERA_REACH = 0.15  # the furthest below the fitted lower lid that white of the eye is looked for
+LID_OVERSHOOT = 0.012  # the closed lid tucks this far past the fitted lower lid (which sits a little high)
+
+# Lips: they stay sealed while the jaw drops a little (soft lips follow the jaw), more so in a smile.
+LIP_SEAL = 0.02  # seam gap that the lips close by themselves
+LIP_SEAL_SMILE = 0.05  # extra seal at a full smile (a closed-lip smile until high intensity)
+
+# The jaw's own field (below the lips' seam) and how it joins the upper face's.
+LOW_REACH = 0.9  # the lower region reaches this far beyond the mouth corners
+SIDE_FADE = 0.3  # the lower field fades out over this much at the region's sides
+CORNER_SOFT = 0.12  # the seam's softness at the corners (the lips stay joined there)
+CORNER_REACH = 0.2  # how far inside the corners that softness reaches
+
+# Mouth interior.
+INTERIOR_DARK = 0.5  # the darkest interior (corners, under the upper lip) as a share of the mouth colour
+INTERIOR_EDGE = 0.006  # softness of the interior's edge
+TEETH_HEIGHT = 0.06  # the most upper teeth shown
+TEETH_SHARE = 0.25 # of the opening's height
+TEETH_MIN_PX = 2.0  # no teeth in an opening smaller than this (px), full teeth 4 px later
+TEETH_MIX = 0.7  # teeth colour vs the interior's (below 1: teeth in the shade of the mouth, never flat white)
+TONGUE_LIFT = 0.35  # how much lighter and redder the bottom middle of a wide opening is (the tongue)

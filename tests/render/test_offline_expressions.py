@@ -1,0 +1,179 @@
+"""The offline renderer's expressions read as themselves: FACS directions measured by dlib re-detection, sided
+controls (a wink closes one eye only), a closed-lip smile, and a lens-shaped mouth opening.
+
+Thresholds are in inter-ocular units (iod) of the re-detected neutral face; dlib re-detection itself jitters by
+about 0.01 iod on an unchanged crop, so every threshold is at least twice that.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from engine.animation.controls import NEUTRAL, SIDED
+from engine.animation.presets import preset_state
+from engine.animation.state import AnimationState
+from engine.face.detect_dlib import DlibDetector
+from engine.face.intake import decode_image
+from engine.face.pipeline import FacePipeline
+from engine.face.types import FaceCrop
+from engine.render.offline import OfflineRenderer, OfflineSource
+from tests.render.test_offline import DATA, corners_y, iod, landmarks
+
+PORTRAITS = ("astronaut.jpg", "s1.jpg", "s42.jpg", "s7.jpg")
+
+
+@pytest.fixture(scope="module")
+def detector() -> DlibDetector:
+    return DlibDetector(turned=False)
+
+
+@pytest.fixture(scope="module")
+def renderer() -> OfflineRenderer:
+    return OfflineRenderer()
+
+
+@pytest.fixture(scope="module")
+def avatars(detector: DlibDetector, renderer: OfflineRenderer) -> dict[str, tuple[FaceCrop, OfflineSource]]:
+    pipeline = FacePipeline(detector, "test")
+    out = {}
+    for name in PORTRAITS:
+        face = pipeline.crop(decode_image((DATA / name).read_bytes()))
+        out[name] = (face, renderer.prepare(face))
+    return out
+
+
+@pytest.fixture(scope="module")
+def neutral(avatars, detector) -> dict[str, np.ndarray]:
+    return {name: landmarks(detector, face.crop) for name, (face, _) in avatars.items()}
+
+
+def controls(**values: float) -> AnimationState:
+    return AnimationState("test", 1.0, {**NEUTRAL, **values})
+
+
+def inner_brows_y(lm: np.ndarray) -> float:
+    return float((lm[21, 1] + lm[22, 1]) / 2)
+
+
+def inner_brow_gap(lm: np.ndarray) -> float:
+    return float(lm[22, 0] - lm[21, 0])
+
+
+def one_eye(e: np.ndarray) -> float:
+    return float((np.linalg.norm(e[1] - e[5]) + np.linalg.norm(e[2] - e[4])) / (2 * np.linalg.norm(e[0] - e[3])))
+
+
+@pytest.mark.parametrize("name", PORTRAITS)
+def test_sad_at_0_3_differs_measurably_from_neutral(avatars, renderer, detector, neutral, name):
+    _, source = avatars[name]
+    ref = neutral[name]
+    lm = landmarks(detector, renderer.render(source, preset_state("sad", 0.3)))
+    unit = iod(ref)
+    assert corners_y(lm) > corners_y(ref) + 0.025 * unit  # corners down (AU15)
+    assert inner_brows_y(lm) < inner_brows_y(ref) - 0.025 * unit  # inner brows up (AU1)
+
+
+def test_sad_raises_and_knits_the_inner_brows(avatars, renderer, detector, neutral):
+    closer = []
+    for name, (_, source) in avatars.items():
+        ref = neutral[name]
+        lm = landmarks(detector, renderer.render(source, preset_state("sad", 1.0)))
+        unit = iod(ref)
+        assert inner_brows_y(lm) < inner_brows_y(ref) - 0.05 * unit, name
+        # The worried brow: the inner ends rise more than the outer ones.
+        outer_rise = float((lm[17, 1] + lm[26, 1]) - (ref[17, 1] + ref[26, 1])) / 2
+        assert inner_brows_y(lm) - inner_brows_y(ref) < outer_rise, name
+        assert inner_brow_gap(lm) <= inner_brow_gap(ref), name
+        closer.append((inner_brow_gap(ref) - inner_brow_gap(lm)) / unit)
+    # Drawn together: dlib's brow fit follows the inner ends only partly (1 px on the astronaut), so on average.
+    assert float(np.mean(closer)) > 0.015, closer
+
+
+@pytest.mark.parametrize("name", PORTRAITS)
+def test_happy_lifts_the_corners_and_the_cheeks(avatars, renderer, detector, neutral, name):
+    _, source = avatars[name]
+    ref = neutral[name]
+    lm = landmarks(detector, renderer.render(source, preset_state("happy", 1.0)))
+    unit = iod(ref)
+    assert corners_y(lm) < corners_y(ref) - 0.05 * unit
+    assert (lm[54, 0] - lm[48, 0]) > (ref[54, 0] - ref[48, 0]) + 0.03 * unit  # corners back (wider mouth)
+
+
+def test_happy_keeps_the_lips_closed_at_full_intensity(avatars, renderer):
+    """The preset's small jaw opening does not part the lips in a smile: no mouth interior between them."""
+    for name in ("s7.jpg", "s42.jpg"):
+        face, source = avatars[name]
+        out = renderer.render(source, preset_state("happy", 1.0))
+        seam = renderer.render(source, controls(mouthSmile=1.0, eyeBlink=0.1))  # the same smile without any jaw
+        lm = face.crop_landmarks
+        x0, y0 = np.floor(lm[48:68].min(0)).astype(int)
+        x1, y1 = np.ceil(lm[48:68].max(0)).astype(int)
+        mouth = (slice(y0, y1), slice(x0, x1))
+        # No dark gap: the lips region is no darker than the closed smile's anywhere by more than JPEG-like noise.
+        darker = seam[mouth].astype(np.int16).mean(-1) - out[mouth].astype(np.int16).mean(-1)
+        assert (darker > 40).mean() < 0.01, (name, (darker > 40).mean())
+
+
+@pytest.mark.parametrize("name", PORTRAITS)
+def test_surprised_raises_the_brows_and_widens_the_eyes(avatars, renderer, detector, neutral, name):
+    _, source = avatars[name]
+    ref = neutral[name]
+    lm = landmarks(detector, renderer.render(source, preset_state("surprised", 1.0)))
+    unit = iod(ref)
+    assert float(lm[17:27, 1].mean()) < float(ref[17:27, 1].mean()) - 0.05 * unit
+    assert float(lm[57, 1]) > float(ref[57, 1]) + 0.08 * unit  # jaw dropped
+
+
+@pytest.mark.parametrize("name", ["astronaut.jpg", "s1.jpg", "s42.jpg"])
+@pytest.mark.parametrize("side", ["Left", "Right"])
+def test_a_wink_closes_one_eye_only(avatars, renderer, detector, neutral, name, side):
+    face, source = avatars[name]
+    ref = neutral[name]
+    out = renderer.render(source, controls(**{f"eyeBlink{side}": 1.0}))
+    # The face's left eye is iBUG 42-47 (the image's right for a frontal face).
+    closed, open_ = (slice(42, 48), slice(36, 42)) if side == "Left" else (slice(36, 42), slice(42, 48))
+    # Pixels: the open eye is untouched, the closed one's centre turned to lid skin.
+    lm0 = face.crop_landmarks
+    for eye, changed in ((closed, True), (open_, False)):
+        x0, y0 = np.floor(lm0[eye].min(0)).astype(int) - 2
+        x1, y1 = np.ceil(lm0[eye].max(0)).astype(int) + 2
+        moved = np.abs(out[y0:y1, x0:x1].astype(np.int16) - face.crop[y0:y1, x0:x1]).max()
+        assert (moved > 40) if changed else (moved == 0), (side, changed, moved)
+    # dlib (whose shape model keeps both eyes alike, so it never sees a full wink) still measures it closing.
+    lm = landmarks(detector, out)
+    assert one_eye(lm[closed]) < 0.85 * one_eye(ref[closed])
+
+
+@pytest.mark.parametrize("base", [b for b in SIDED if b != "eyeBlink"])
+def test_both_sides_make_the_bilateral_control(avatars, renderer, base):
+    _, source = avatars["s1.jpg"]
+    both = renderer.render(source, controls(**{base: 0.7}))
+    sides = renderer.render(source, controls(**{f"{base}Left": 0.7, f"{base}Right": 0.7}))
+    assert np.abs(both.astype(np.int16) - sides).max() <= 1
+    left = renderer.render(source, controls(**{f"{base}Left": 0.7}))
+    right = renderer.render(source, controls(**{f"{base}Right": 0.7}))
+    # One side's control moves the face's own side most: the image's right half for Left.
+    face = source.face.crop.astype(np.int16)
+    mid = int(round(float(source.face.crop_landmarks[27:31, 0].mean())))
+    for img, busy in ((left, slice(mid, None)), (right, slice(None, mid))):
+        diff = np.abs(img.astype(np.int16) - face).sum(-1)
+        quiet = slice(None, mid) if busy.start is not None else slice(mid, None)
+        assert diff[:, busy].sum() > 2 * diff[:, quiet].sum(), base
+
+
+def test_the_mouth_opening_is_a_lens_not_a_box(avatars, renderer):
+    """The drawn interior tapers to the corners: dark rows near a corner are far fewer than in the middle."""
+    face, source = avatars["s7.jpg"]
+    out = renderer.render(source, controls(jawOpen=1.0)).astype(np.float64)
+    lm = face.crop_landmarks
+    x_left, x_right = float(lm[60, 0]), float(lm[64, 0])
+    y0, y1 = int(lm[51, 1]), int(lm[8, 1])
+    lum = out[y0:y1].mean(-1)
+    dark = lum < 0.55 * float(face.crop[y0:y1].mean())
+
+    def height(frac: float) -> int:
+        return int(dark[:, int(round(x_left + frac * (x_right - x_left)))].sum())
+
+    assert height(0.5) > 0.12 * source.iod
+    assert height(0.06) + height(0.94) < 0.75 * 2 * height(0.5)  # a box would be as high at its ends
