@@ -24,6 +24,7 @@ from starlette.routing import Route
 
 from bridge.config import BridgeSettings
 from bridge.engine_client import EngineClient, EngineUnavailable, Overloaded
+from bridge.preview import preview_routes
 from engine.animation.presets import EXPRESSIONS, validate_expression, validate_intensity
 from engine.errors import HTTP_STATUS, BadRequest
 
@@ -162,6 +163,7 @@ def create_app(settings: BridgeSettings, client: EngineClient | None = None) -> 
         Route("/api/render", timed("/api/render", render), methods=["POST"]),
         Route("/metrics", timed("/metrics", metrics_route), methods=["GET"]),
     ]
+    routes += preview_routes(settings, engine)
     app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={HTTPException: http_error})
     app.state.metrics = metrics
     return app

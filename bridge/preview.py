@@ -1,0 +1,351 @@
+"""The live preview page at /preview: the avatar's frame stream in a browser, and the controls to drive it.
+
+Why two stream transports: the page draws frames from a WebSocket onto a canvas (``/preview/ws``), which lets it read
+every frame's header (ts, render_ms, late, renderer) and measure glass-to-glass delay; ``/preview/stream.mjpeg``
+(``multipart/x-mixed-replace``) is the plain-``<img>`` alternative. ``bench/bench_preview.py`` measures both the
+same way (a visible change's engine frame time -> the browser's paint); the page uses the WebSocket by default and
+``?transport=mjpeg`` switches it.
+
+The browser never speaks msgpack: it sends small JSON commands, which are checked here against a whitelist of
+commands and field types before they reach the engine; whatever it sends, the answer is JSON (4xx on its errors).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import math
+import re
+import struct
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import msgpack
+import zmq
+import zmq.asyncio
+from starlette.requests import Request
+from starlette.responses import FileResponse, Response, StreamingResponse
+from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
+from starlette.staticfiles import StaticFiles
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from bridge.config import BridgeSettings
+from bridge.engine_client import EngineClient, EngineUnavailable, Overloaded
+from engine.errors import HTTP_STATUS
+
+log = logging.getLogger(__name__)
+
+STATIC = Path(__file__).resolve().parent / "static"
+AVATAR_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+MAX_VIEWERS = 8  # each viewer holds a SUB socket and copies every frame: bounded so no browser can exhaust the bridge
+MAX_COMMAND_BYTES = 64 * 1024
+MAX_CONTROLS = 64
+MJPEG_BOUNDARY = "lpframe"
+CLOCK_PROBES = 3
+
+# Commands the page may send, with each field's type; "avatar" is required on all of them.
+Number = (int, float)
+COMMANDS: dict[str, dict[str, tuple[type, ...]]] = {
+    "set_expression": {"expression": (str,), "intensity": Number, "transition_ms": Number},
+    "set_controls": {"controls": (dict,), "transition_ms": Number, "smooth": (bool,)},
+    "set_idle": {"enabled": (bool,), "seed": (int,)},
+    "stream": {"fps": Number},
+    "clear": {},
+}
+
+
+class PreviewError(Exception):
+    """A request the page must not send; answered as 4xx JSON."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+@dataclass
+class Viewers:
+    """Open stream connections (WebSocket or MJPEG), counted against MAX_VIEWERS."""
+
+    count: int = 0
+    limit: int = MAX_VIEWERS
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    async def enter(self) -> bool:
+        async with self.lock:
+            if self.count >= self.limit:
+                return False
+            self.count += 1
+            return True
+
+    async def leave(self) -> None:
+        async with self.lock:
+            self.count -= 1
+
+
+def _json(body: dict[str, Any], status: int = 200) -> Response:
+    return Response(json.dumps(body), status_code=status, media_type="application/json",
+                    headers={"Cache-Control": "no-store"})
+
+
+def _error(status: int, code: str, message: str) -> Response:
+    return _json({"ok": False, "error": {"code": code, "message": message}}, status)
+
+
+def _jsonable(value: Any) -> Any:
+    """Engine replies may hold bytes (a frame, an image): the page never needs them, so they become their size."""
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, bytes | bytearray):
+        return {"bytes": len(value)}
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def check_avatar(raw: object) -> str:
+    if not isinstance(raw, str) or not AVATAR_RE.match(raw):
+        raise PreviewError(400, "bad_request", "avatar must be an avatar id (letters, digits, '-', '_'; 1-64)")
+    return raw
+
+
+def check_command(body: object) -> dict[str, Any]:
+    """The page's JSON command -> an engine message, or PreviewError. Ranges are the engine's to check."""
+    if not isinstance(body, dict):
+        raise PreviewError(400, "bad_request", "send a JSON object")
+    cmd = body.get("cmd")
+    if not isinstance(cmd, str) or cmd not in COMMANDS:
+        raise PreviewError(400, "unknown_command", f"cmd must be one of {sorted(COMMANDS)}")
+    fields = COMMANDS[cmd]
+    message: dict[str, Any] = {"v": 1, "cmd": cmd, "avatar": check_avatar(body.get("avatar"))}
+    for key, value in body.items():
+        if key in ("cmd", "avatar"):
+            continue
+        if key not in fields:
+            raise PreviewError(400, "bad_request", f"{cmd} takes no field {key!r}")
+        types = fields[key]
+        if isinstance(value, bool) and bool not in types:
+            raise PreviewError(400, "bad_request", f"{key} must be a number, not a boolean")
+        if not isinstance(value, types):
+            raise PreviewError(400, "bad_request", f"{key} has the wrong type")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise PreviewError(400, "bad_request", f"{key} must be finite")
+        message[key] = value
+    controls = message.get("controls")
+    if controls is not None:
+        if not controls or len(controls) > MAX_CONTROLS:
+            raise PreviewError(400, "bad_request", f"controls must name 1-{MAX_CONTROLS} controls")
+        for name, value in controls.items():
+            if not isinstance(name, str) or isinstance(value, bool) or not isinstance(value, Number) \
+                    or not math.isfinite(value):
+                raise PreviewError(400, "bad_request", "controls must map control names to finite numbers")
+    return message
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request body with a byte cap: 413 as soon as it is passed, before it is all in memory."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise PreviewError(413, "too_large", f"body is {declared} bytes; the limit is {limit}")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PreviewError(413, "too_large", f"body is over the limit of {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def subscribe_frames(ctx: zmq.asyncio.Context, addr: str, avatar: str) -> AsyncIterator[tuple[dict, bytes]]:
+    """Yield (header, jpeg) for one avatar, newest first: frames that queued while we were slow are skipped,
+    so a slow browser sees a lower rate, never a growing delay."""
+    sock = ctx.socket(zmq.SUB)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.setsockopt(zmq.RCVHWM, 4)
+    sock.connect(addr)
+    sock.subscribe(b"frame." + avatar.encode())
+    try:
+        while True:
+            parts = await sock.recv_multipart()
+            while True:  # drain to the newest frame already here
+                try:
+                    parts = await sock.recv_multipart(flags=zmq.NOBLOCK)
+                except zmq.Again:
+                    break
+            if len(parts) != 3:
+                continue
+            try:
+                header = msgpack.unpackb(parts[1], raw=False)
+            except Exception:  # a malformed frame is skipped, never fatal
+                continue
+            if isinstance(header, dict):
+                yield _jsonable(header), parts[2]
+    finally:
+        sock.close(linger=0)
+
+
+def preview_routes(settings: BridgeSettings, engine: Callable[[], EngineClient]) -> list[BaseRoute]:
+    """The page, its static assets, its command endpoints and its two stream transports."""
+    ctx = zmq.asyncio.Context()
+    viewers = Viewers()
+
+    async def call(message: dict[str, Any], timeout_ms: int | None = None) -> dict[str, Any]:
+        try:
+            reply = await engine().request(message, timeout_ms=timeout_ms)
+        except Overloaded as exc:
+            raise PreviewError(503, "busy", str(exc)) from exc
+        except EngineUnavailable as exc:
+            raise PreviewError(503, "engine_unavailable", str(exc)) from exc
+        if not reply.get("ok"):
+            err = reply.get("error") or {}
+            code = str(err.get("code", "internal"))
+            raise PreviewError(HTTP_STATUS.get(code, 500), code, str(err.get("message", "engine error")))
+        return reply
+
+    def guarded(handler: Callable[[Request], Any]) -> Callable[[Request], Any]:
+        async def wrapper(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except PreviewError as err:
+                return _error(err.status, err.code, err.message)
+            except Exception:  # a bug: logged, answered as JSON, never a crash
+                log.exception("preview %s failed", request.url.path)
+                return _error(500, "internal", "internal error")
+
+        return wrapper
+
+    async def page(request: Request) -> Response:
+        return FileResponse(STATIC / "preview.html", headers={"Cache-Control": "no-store"})
+
+    async def clock_offset() -> dict[str, float]:
+        """Unix time minus engine time (seconds), from the health probe with the shortest round trip."""
+        best: tuple[float, float] | None = None
+        for _ in range(CLOCK_PROBES):
+            sent = time.time()
+            reply = await call({"v": 1, "cmd": "health"}, timeout_ms=settings.health_timeout_ms)
+            received = time.time()
+            rtt = received - sent
+            if isinstance(reply.get("now"), Number) and (best is None or rtt < best[1]):
+                best = ((sent + received) / 2 - float(reply["now"]), rtt)
+        if best is None:
+            raise PreviewError(503, "engine_unavailable", "the engine's health reply has no clock")
+        return {"offset_s": best[0], "rtt_ms": best[1] * 1000.0}
+
+    async def info(request: Request) -> Response:
+        expressions = await call({"v": 1, "cmd": "expressions"})
+        avatars = await call({"v": 1, "cmd": "list_avatars"})
+        return _json({"ok": True, "renderer": expressions.get("renderer"),
+                      "expressions": _jsonable(expressions.get("expressions", [])),
+                      "intensities": _jsonable(expressions.get("intensities", {})),
+                      "controls": _jsonable(expressions.get("controls", [])),
+                      "default_avatar": avatars.get("default"), "avatars": _jsonable(avatars.get("avatars", [])),
+                      "clock": await clock_offset()})
+
+    async def clock(request: Request) -> Response:
+        return _json({"ok": True, **await clock_offset()})
+
+    async def stats(request: Request) -> Response:
+        avatar = check_avatar(request.query_params.get("avatar"))
+        reply = await call({"v": 1, "cmd": "health"}, timeout_ms=settings.health_timeout_ms)
+        streams = reply.get("streams") or {}
+        return _json({"ok": True, "renderer": reply.get("renderer"), "now": reply.get("now"),
+                      "stream": _jsonable(streams.get(avatar)), "frames": _jsonable(reply.get("frames", {}))})
+
+    async def command(request: Request) -> Response:
+        body = await read_body(request, MAX_COMMAND_BYTES)
+        try:
+            parsed = json.loads(body)
+        except (ValueError, UnicodeDecodeError):
+            raise PreviewError(400, "bad_request", "the body must be JSON") from None
+        return _json(_jsonable(await call(check_command(parsed))))
+
+    async def source(request: Request) -> Response:
+        """The uploaded portrait's bytes as the body (what a file input's File is): it becomes an avatar."""
+        image = await read_body(request, settings.max_upload_bytes)
+        if not image:
+            raise PreviewError(400, "bad_request", "send the portrait's bytes as the request body")
+        return _json(_jsonable(await call({"v": 1, "cmd": "set_source", "image": image})))
+
+    async def speak(request: Request) -> Response:
+        """Make it talk: a WAV body for the engine's ``speak`` command (its error is shown until it knows it)."""
+        avatar = check_avatar(request.query_params.get("avatar"))
+        audio = await read_body(request, settings.max_upload_bytes)
+        if not audio.startswith(b"RIFF") or audio[8:12] != b"WAVE":
+            raise PreviewError(415, "invalid_audio", "send a WAV file (RIFF/WAVE)")
+        message = {"v": 1, "cmd": "speak", "avatar": avatar, "audio": audio, "format": "wav"}
+        return _json(_jsonable(await call(message)))
+
+    async def mjpeg(request: Request) -> Response:
+        avatar = check_avatar(request.query_params.get("avatar"))
+        if not await viewers.enter():
+            raise PreviewError(503, "too_many_viewers", f"at most {viewers.limit} streams at once")
+
+        async def parts() -> AsyncIterator[bytes]:
+            try:
+                async for header, jpeg in subscribe_frames(ctx, settings.frame_addr, avatar):
+                    yield (f"--{MJPEG_BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {len(jpeg)}\r\n"
+                           f"X-Frame-Seq: {header.get('seq')}\r\nX-Frame-Ts: {header.get('ts')}\r\n\r\n").encode() \
+                        + jpeg + b"\r\n"
+            finally:
+                await viewers.leave()
+
+        return StreamingResponse(parts(), media_type=f"multipart/x-mixed-replace; boundary={MJPEG_BOUNDARY}",
+                                 headers={"Cache-Control": "no-store"})
+
+    async def websocket(ws: WebSocket) -> None:
+        """One binary message per frame: u32 big-endian header length, the header as JSON, the JPEG."""
+        try:
+            avatar = check_avatar(ws.query_params.get("avatar"))
+        except PreviewError:
+            await ws.close(code=1008)
+            return
+        if not await viewers.enter():
+            await ws.close(code=1013)
+            return
+        try:
+            await ws.accept()
+
+            async def send() -> None:
+                async for header, jpeg in subscribe_frames(ctx, settings.frame_addr, avatar):
+                    header["bridge_wall"] = time.time()
+                    head = json.dumps(header).encode()
+                    await ws.send_bytes(struct.pack(">I", len(head)) + head + jpeg)
+
+            async def receive() -> None:  # the page sends nothing; this notices it leaving
+                while (await ws.receive())["type"] != "websocket.disconnect":
+                    pass
+
+            tasks = [asyncio.create_task(send()), asyncio.create_task(receive())]
+            done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:  # a closed socket ends send() with an error: expected, not logged
+                if not task.cancelled():
+                    task.exception()
+            for task in pending:
+                task.cancel()
+                with contextlib.suppress(BaseException):
+                    await task
+        except (WebSocketDisconnect, RuntimeError, ConnectionError):
+            pass
+        except Exception:
+            log.exception("preview websocket failed")
+        finally:
+            await viewers.leave()
+
+    return [
+        Route("/preview", guarded(page), methods=["GET"]),
+        Route("/preview/api/info", guarded(info), methods=["GET"]),
+        Route("/preview/api/clock", guarded(clock), methods=["GET"]),
+        Route("/preview/api/stats", guarded(stats), methods=["GET"]),
+        Route("/preview/api/command", guarded(command), methods=["POST"]),
+        Route("/preview/api/source", guarded(source), methods=["POST"]),
+        Route("/preview/api/speak", guarded(speak), methods=["POST"]),
+        Route("/preview/stream.mjpeg", guarded(mjpeg), methods=["GET"]),
+        WebSocketRoute("/preview/ws", websocket),
+        Mount("/preview/static", app=StaticFiles(directory=STATIC), name="preview_static"),
+    ]
