@@ -9,7 +9,7 @@
   const state = {
     transport: params.get("transport") === "mjpeg" ? "mjpeg" : "ws",
     avatar: null, offset: 0, fps: 25, ws: null, frames: 0, arrivals: [], delays: [], lastHeader: null,
-    renderer: null, expression: "neutral", busy: false, pending: null, stats: null, changes: [], ready: false,
+    renderer: null, expression: "neutral", busy: false, pending: null, stats: null, ready: false,
   };
   window.preview = state;
 
@@ -177,32 +177,6 @@
     state.stats = { seq: reply.stream.seq, late: reply.stream.late, renderer: reply.renderer, at,
                     render_ms: reply.frames.render_ms_p50, fps };
   }
-
-  // For bench/bench_preview.py: the wall time of every visible change of the picture, seen by sampling what is on
-  // screen once per animation frame (the same way for both transports).
-  state.startProbe = () => {
-    const probe = document.createElement("canvas");
-    probe.width = probe.height = 48;
-    const ctx = probe.getContext("2d", { willReadFrequently: true });
-    let last = null;
-    const tick = () => {
-      const source = state.transport === "ws" ? $("canvas") : $("mjpeg");
-      try {
-        ctx.drawImage(source, 0, 0, 48, 48);
-        const pixels = ctx.getImageData(0, 0, 48, 48).data;
-        if (last) {
-          let diff = 0;
-          for (let i = 0; i < pixels.length; i += 4) diff += Math.abs(pixels[i] - last[i]) + Math.abs(pixels[i + 1] - last[i + 1]);
-          if (diff / (48 * 48) > 1.0) state.changes.push(wallNow());
-        }
-        last = pixels;
-      } catch (_err) {
-        // the image is not decoded yet
-      }
-      requestAnimationFrame(tick);
-    };
-    requestAnimationFrame(tick);
-  };
 
   // --- controls ------------------------------------------------------------------------------------------------
 

@@ -1,0 +1,275 @@
+"""Glass-to-glass delay of the /preview page at 25 fps: engine frame time -> the browser's paint, per transport.
+
+Starts a real engine and bridge on loopback and headless Debian Chromium (/usr/bin/chromium, Playwright), then for
+each transport (WebSocket + canvas, MJPEG in an <img>) and each run:
+  marker: with idle life off the frames are constant; the head is turned every 0.4 s (transition 0). A subscriber on
+          the engine's PUB socket finds the first frame that differs (its `ts`); Chromium's screencast (DevTools
+          Page.startScreencast: the composited page, stamped with the time it was drawn) finds the first composited
+          frame whose avatar picture differs. The engine clock maps onto Unix time with the health `now` offset.
+          delay = composited - frame ts: the same measure for both transports, decode and paint included.
+  header: (WebSocket only, idle on) every frame's `ts` -> the animation frame after it was drawn on the canvas.
+Prints p50/p95 per run and the median/min/max over runs.
+  python bench/bench_preview.py [--runs 3] [--markers 20] [--fps 25] [--screenshot docs/preview.png]
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import hashlib
+import os
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import msgpack
+import numpy as np
+import simplejpeg
+import zmq
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def pct(values: list[float], q: float) -> float:
+    data = sorted(values)
+    return data[min(len(data) - 1, int(len(data) * q))]
+
+
+class Engine:
+    def __init__(self, addr: str) -> None:
+        self.sock = zmq.Context.instance().socket(zmq.REQ)
+        self.sock.connect(addr)
+
+    def __call__(self, **msg: object) -> dict:
+        self.sock.send(msgpack.packb({"v": 1, **msg}, use_bin_type=True))
+        reply = msgpack.unpackb(self.sock.recv(), raw=False)
+        if not reply.get("ok"):
+            raise RuntimeError(reply)
+        return reply
+
+    def offset(self) -> float:
+        """Unix time minus engine time, from the health probe with the shortest round trip."""
+        best = (0.0, float("inf"))
+        for _ in range(5):
+            sent = time.time()
+            now = self(cmd="health")["now"]
+            received = time.time()
+            if received - sent < best[1]:
+                best = ((sent + received) / 2 - now, received - sent)
+        return best[0]
+
+
+class Recorder(threading.Thread):
+    """Every frame of one avatar: (ts, digest of the JPEG)."""
+
+    def __init__(self, addr: str, avatar: str) -> None:
+        super().__init__(daemon=True)
+        self.sock = zmq.Context.instance().socket(zmq.SUB)
+        self.sock.connect(addr)
+        self.sock.subscribe(b"frame." + avatar.encode())
+        self.frames: list[tuple[float, bytes]] = []
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            if self.sock.poll(100):
+                _topic, header, jpeg = self.sock.recv_multipart()
+                self.frames.append((msgpack.unpackb(header)["ts"], hashlib.sha1(jpeg).digest()))
+        self.sock.close(0)
+
+
+class Screencast:
+    """Composited frames of the page (DevTools screencast): the times the avatar's picture changed on screen."""
+
+    def __init__(self, page, selector: str) -> None:
+        box = page.locator(selector).bounding_box()
+        self.box = (box["x"], box["y"], box["width"], box["height"])
+        self.cdp = page.context.new_cdp_session(page)
+        self.previous: np.ndarray | None = None
+        self.changes: list[float] = []
+        self.frames = 0
+        self.cdp.on("Page.screencastFrame", self.frame)
+        self.cdp.send("Page.startScreencast", {"format": "jpeg", "quality": 90, "everyNthFrame": 1})
+
+    def frame(self, event: dict) -> None:
+        try:
+            self.cdp.send("Page.screencastFrameAck", {"sessionId": event["sessionId"]})
+        except Exception:  # the page closed while a frame was on its way
+            return
+        meta = event["metadata"]
+        image = simplejpeg.decode_jpeg(base64.b64decode(event["data"]), colorspace="GRAY")
+        scale = image.shape[1] / meta["deviceWidth"]
+        x, y, w, h = (v * scale for v in self.box)
+        top = meta.get("offsetTop", 0) * scale
+        crop = image[int(top + y + 0.1 * h):int(top + y + 0.9 * h), int(x + 0.1 * w):int(x + 0.9 * w)]
+        crop = crop.astype(np.int16)
+        self.frames += 1
+        same_shape = self.previous is not None and self.previous.shape == crop.shape
+        if same_shape and np.abs(crop - self.previous).mean() > 0.05:
+            self.changes.append(float(meta["timestamp"]))
+        self.previous = crop
+
+    def close(self) -> None:
+        self.cdp.send("Page.stopScreencast")
+        self.cdp.detach()
+
+
+def marker_run(page, selector: str, engine: Engine, frame_addr: str, avatar: str, markers: int,
+               yaw: float) -> list[float]:
+    engine(cmd="set_idle", avatar=avatar, enabled=False)
+    engine(cmd="set_controls", avatar=avatar, controls={"headYaw": 0.0}, transition_ms=0)
+    page.wait_for_timeout(1000)  # idle life and the expression settle: constant frames from here
+    recorder = Recorder(frame_addr, avatar)
+    recorder.start()
+    screencast = Screencast(page, selector)
+    page.wait_for_timeout(500)
+    offset = engine.offset()
+    for k in range(markers):
+        engine(cmd="set_controls", avatar=avatar, controls={"headYaw": yaw if k % 2 == 0 else -yaw}, transition_ms=0)
+        page.wait_for_timeout(400)  # Playwright delivers the screencast's events while it waits
+    recorder.stop.set()
+    recorder.join()
+    screencast.close()
+    delays: list[float] = []
+    previous, last_change = None, -1.0
+    for ts, digest in recorder.frames:
+        if previous is not None and digest != previous:
+            if ts - last_change > 0.2:  # the first frame of a marker (the turn spreads over a few frames)
+                wall = ts + offset
+                seen = [t for t in screencast.changes if wall - 0.005 <= t < wall + 0.35]
+                if seen:
+                    delays.append((seen[0] - wall) * 1000.0)
+            last_change = ts
+        previous = digest
+    engine(cmd="set_controls", avatar=avatar, controls={"headYaw": 0.0}, transition_ms=0)
+    engine(cmd="set_idle", avatar=avatar, enabled=True)
+    return delays
+
+
+def calibrate(page, markers: int) -> list[float]:
+    """The instrument's own delay: a square the page itself flips (no transport at all) -> the screencast."""
+    page.evaluate("""() => { const d = document.createElement('div'); d.id = 'calib';
+        d.style.cssText = 'position:fixed;left:0;top:0;width:120px;height:120px;background:black;z-index:9';
+        document.body.appendChild(d); }""")
+    page.wait_for_timeout(300)
+    screencast = Screencast(page, "#calib")
+    page.wait_for_timeout(300)
+    flipped = []
+    for _ in range(markers):
+        flipped.append(page.evaluate("""() => { const d = document.getElementById('calib');
+            d.style.background = d.style.background === 'white' ? 'black' : 'white';
+            return (performance.timeOrigin + performance.now()) / 1000; }"""))
+        page.wait_for_timeout(300)
+    screencast.close()
+    page.evaluate("() => document.getElementById('calib').remove()")
+    delays = []
+    for t in flipped:
+        seen = [c for c in screencast.changes if t <= c < t + 0.29]
+        if seen:
+            delays.append((seen[0] - t) * 1000.0)
+    return delays
+
+
+def summary(name: str, runs: list[tuple[float, float, int]]) -> None:
+    p50s, p95s = [r[0] for r in runs], [r[1] for r in runs]
+    print(f"{name}: p50 median {statistics.median(p50s):.1f} ms (min {min(p50s):.1f}, max {max(p50s):.1f}); "
+          f"p95 median {statistics.median(p95s):.1f} ms (min {min(p95s):.1f}, max {max(p95s):.1f}); "
+          f"{len(runs)} runs, {sum(r[2] for r in runs)} samples")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--markers", type=int, default=20)
+    parser.add_argument("--fps", type=float, default=25.0)
+    parser.add_argument("--header-seconds", type=float, default=6.0)
+    parser.add_argument("--screenshot", type=Path, help="save a screenshot of the page here (PNG)")
+    args = parser.parse_args()
+    from playwright.sync_api import sync_playwright
+
+    cmd, frames, http = f"tcp://127.0.0.1:{free_port()}", f"tcp://127.0.0.1:{free_port()}", free_port()
+    env = {**os.environ, "LP_MODELS_DIR": os.environ.get("LP_MODELS_DIR", "/nonexistent"), "LP_LOG_LEVEL": "WARNING",
+           "LP_COMMAND_ADDR": cmd, "LP_FRAME_ADDR": frames, "LP_ENGINE_ADDR": cmd, "LP_BRIDGE_PORT": str(http)}
+    procs = [subprocess.Popen([sys.executable, "-m", module], cwd=ROOT, env=env) for module in ("engine", "bridge")]
+    url = f"http://127.0.0.1:{http}"
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(url + "/health", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            time.sleep(0.3)
+        engine = Engine(cmd)
+        controls = {c["name"]: c for c in engine(cmd="expressions")["controls"]}
+        yaw = 0.6 * float(controls["headYaw"]["max"])
+        results: dict[str, list[tuple[float, float, int]]] = {"ws": [], "mjpeg": [], "header": [], "calib": []}
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+            for run in range(args.runs):
+                for transport in ("ws", "mjpeg"):
+                    page = browser.new_page(viewport={"width": 1200, "height": 900})
+                    page.goto(f"{url}/preview?transport={transport}")
+                    page.wait_for_function("window.preview && window.preview.ready", timeout=60_000)
+                    page.fill("#fps", str(int(args.fps)))
+                    page.dispatch_event("#fps", "change")
+                    avatar = page.evaluate("window.preview.avatar")
+                    page.wait_for_timeout(1500)
+                    if transport == "ws":
+                        delays = calibrate(page, args.markers)
+                        if delays:
+                            results["calib"].append((pct(delays, 0.5), pct(delays, 0.95), len(delays)))
+                            print(f"run {run} instrument (page change -> screencast): p50 {pct(delays, 0.5):.1f} ms "
+                                  f"p95 {pct(delays, 0.95):.1f} ms", flush=True)
+                        page.evaluate("window.preview.delays = []")
+                        page.wait_for_timeout(args.header_seconds * 1000)
+                        delays = page.evaluate("window.preview.delays")
+                        results["header"].append((pct(delays, 0.5), pct(delays, 0.95), len(delays)))
+                        print(f"run {run} header ws: p50 {pct(delays, 0.5):.1f} ms p95 {pct(delays, 0.95):.1f} ms "
+                              f"({len(delays)} frames)", flush=True)
+                    selector = "#canvas" if transport == "ws" else "#mjpeg"
+                    delays = marker_run(page, selector, engine, frames, avatar, args.markers, yaw)
+                    if delays:
+                        results[transport].append((pct(delays, 0.5), pct(delays, 0.95), len(delays)))
+                        print(f"run {run} marker {transport}: p50 {pct(delays, 0.5):.1f} ms "
+                              f"p95 {pct(delays, 0.95):.1f} ms ({len(delays)} of {args.markers} markers)", flush=True)
+                    else:
+                        print(f"run {run} marker {transport}: no marker seen", flush=True)
+                    if args.screenshot and transport == "ws" and run == args.runs - 1:
+                        page.click("#expressions button[data-expression=happy]")
+                        page.wait_for_timeout(1200)
+                        args.screenshot.parent.mkdir(parents=True, exist_ok=True)
+                        page.screenshot(path=str(args.screenshot), full_page=True)
+                        page.click("#expressions button[data-expression=neutral]")
+                    page.close()
+            browser.close()
+        print(f"glass-to-glass at {args.fps:g} fps (engine frame ts -> browser paint), {os.cpu_count()} CPUs:")
+        for key, name in (("ws", "WebSocket + canvas, marker"), ("mjpeg", "MJPEG <img>, marker"),
+                          ("header", "WebSocket + canvas, every frame's header (ts -> next animation frame)"),
+                          ("calib", "instrument: page's own change -> screencast (subtract from the markers)")):
+            if results[key]:
+                summary(name, results[key])
+    finally:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            proc.wait(timeout=20)
+
+
+if __name__ == "__main__":
+    main()
