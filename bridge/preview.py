@@ -299,7 +299,9 @@ def preview_routes(settings: BridgeSettings, engine: Callable[[], EngineClient])
                                  headers={"Cache-Control": "no-store"})
 
     async def websocket(ws: WebSocket) -> None:
-        """One binary message per frame: u32 big-endian header length, the header as JSON, the JPEG."""
+        """One binary message per frame: u32 big-endian header length, the header as JSON, the JPEG (left out with
+        ``jpeg=0``: the MJPEG page's figures)."""
+        with_jpeg = ws.query_params.get("jpeg", "1") != "0"
         try:
             avatar = check_avatar(ws.query_params.get("avatar"))
         except PreviewError:
@@ -315,7 +317,7 @@ def preview_routes(settings: BridgeSettings, engine: Callable[[], EngineClient])
                 async for header, jpeg in subscribe_frames(ctx, settings.frame_addr, avatar):
                     header["bridge_wall"] = time.time()
                     head = json.dumps(header).encode()
-                    await ws.send_bytes(struct.pack(">I", len(head)) + head + jpeg)
+                    await ws.send_bytes(struct.pack(">I", len(head)) + head + (jpeg if with_jpeg else b""))
 
             async def receive() -> None:  # the page sends nothing; this notices it leaving
                 while (await ws.receive())["type"] != "websocket.disconnect":

@@ -9,7 +9,7 @@
   const state = {
     transport: params.get("transport") === "mjpeg" ? "mjpeg" : "ws",
     avatar: null, offset: 0, fps: 25, ws: null, frames: 0, arrivals: [], delays: [], lastHeader: null,
-    renderer: null, expression: "neutral", busy: false, pending: null, stats: null, ready: false,
+    renderer: null, expression: "neutral", busy: false, pending: null, ready: false,
   };
   window.preview = state;
 
@@ -64,20 +64,25 @@
 
   function connect(avatar) {
     disconnect();
+    const query = `avatar=${encodeURIComponent(avatar)}`;
     if (state.transport === "mjpeg") {
       $("canvas").hidden = true;
       $("mjpeg").hidden = false;
-      $("mjpeg").src = `/preview/stream.mjpeg?avatar=${encodeURIComponent(avatar)}`;
-      return;
+      $("mjpeg").src = `/preview/stream.mjpeg?${query}`;
     }
+    // With MJPEG the <img> shows the frames and this socket brings only their headers, for the figures.
     const scheme = location.protocol === "https:" ? "wss:" : "ws:";
-    const ws = new WebSocket(`${scheme}//${location.host}/preview/ws?avatar=${encodeURIComponent(avatar)}`);
+    const jpeg = state.transport === "mjpeg" ? "&jpeg=0" : "";
+    const ws = new WebSocket(`${scheme}//${location.host}/preview/ws?${query}${jpeg}`);
     ws.binaryType = "arraybuffer";
     ws.onmessage = (event) => {
       const data = event.data;
       const length = new DataView(data).getUint32(0);
       const header = JSON.parse(new TextDecoder().decode(new Uint8Array(data, 4, length)));
-      header.arrived = wallNow();
+      if (state.transport === "mjpeg") {
+        record(header, wallNow());
+        return;
+      }
       state.pending = { header, blob: new Blob([new Uint8Array(data, 4 + length)], { type: "image/jpeg" }) };
       if (!state.busy) drawNext();
     };
@@ -85,6 +90,15 @@
       if (state.ws === ws) setTimeout(() => state.ws === ws && connect(avatar), 1000);
     };
     state.ws = ws;
+  }
+
+  // delay: frame ts (engine clock, mapped to Unix time) -> painted (canvas) or arrived (MJPEG's headers).
+  function record(header, at) {
+    state.delays.push((at - (header.ts + state.offset)) * 1000);
+    if (state.delays.length > 250) state.delays.shift();
+    state.arrivals.push(performance.now());
+    state.frames += 1;
+    state.lastHeader = header;
   }
 
   // Only the newest frame is decoded: frames that arrive while one decodes replace each other (low delay first).
@@ -103,12 +117,7 @@
       canvas.getContext("2d").drawImage(bitmap, 0, 0);
       bitmap.close();
       await new Promise((resolve) => requestAnimationFrame(resolve));
-      const header = next.header;
-      state.delays.push((wallNow() - (header.ts + state.offset)) * 1000);
-      if (state.delays.length > 250) state.delays.shift();
-      state.arrivals.push(performance.now());
-      state.frames += 1;
-      state.lastHeader = header;
+      record(next.header, wallNow());
     } catch (err) {
       say(`frame: ${err.message}`, true);
     } finally {
@@ -141,41 +150,19 @@
     const now = performance.now();
     while (state.arrivals.length && state.arrivals[0] < now - 1000) state.arrivals.shift();
     const h = state.lastHeader;
-    const s = state.stats;
-    $("fig-transport").textContent = state.transport === "ws" ? "WebSocket + canvas" : "MJPEG";
-    if (state.transport === "ws") {
-      $("fig-fps").textContent = String(state.arrivals.length);
-      $("fig-frames").textContent = String(state.frames);
-      if (h) {
-        $("fig-render").textContent = Number(h.render_ms).toFixed(1);
-        $("fig-late").textContent = String(h.late);
-        $("fig-renderer").textContent = h.renderer;
-        $("fig-expression").textContent = `${h.expression} ${Number(h.intensity).toFixed(2)}`;
-      }
-      const d50 = percentile(state.delays.slice(-50), 0.5);
-      const d95 = percentile(state.delays.slice(-50), 0.95);
-      $("fig-delay").textContent = Number.isNaN(d50) ? "-" : `${d50.toFixed(0)} / ${d95.toFixed(0)}`;
-    } else if (s) {
-      $("fig-fps").textContent = s.fps.toFixed(1) + " (published)";
-      $("fig-frames").textContent = String(s.seq);
-      $("fig-render").textContent = s.render_ms == null ? "-" : Number(s.render_ms).toFixed(1);
-      $("fig-late").textContent = String(s.late);
-      $("fig-renderer").textContent = s.renderer;
-      $("fig-expression").textContent = state.expression;
-      $("fig-delay").textContent = "- (MJPEG: see bench)";
+    const ws = state.transport === "ws";
+    $("fig-transport").textContent = ws ? "WebSocket + canvas" : "MJPEG <img> (+ headers by WebSocket)";
+    $("fig-fps").textContent = String(state.arrivals.length);
+    $("fig-frames").textContent = String(state.frames);
+    if (h) {
+      $("fig-render").textContent = Number(h.render_ms).toFixed(1);
+      $("fig-late").textContent = String(h.late);
+      $("fig-renderer").textContent = h.renderer;
+      $("fig-expression").textContent = `${h.expression} ${Number(h.intensity).toFixed(2)}`;
     }
-  }
-
-  // MJPEG frames carry no header the page can read, so its figures come from the engine's health.
-  async function pollStats() {
-    if (state.transport !== "mjpeg" || !state.avatar) return;
-    const reply = await api(`/preview/api/stats?avatar=${encodeURIComponent(state.avatar)}`).catch(() => null);
-    if (!reply || !reply.stream) return;
-    const previous = state.stats;
-    const at = performance.now();
-    const fps = previous && previous.seq != null ? (reply.stream.seq - previous.seq) / ((at - previous.at) / 1000) : 0;
-    state.stats = { seq: reply.stream.seq, late: reply.stream.late, renderer: reply.renderer, at,
-                    render_ms: reply.frames.render_ms_p50, fps };
+    const d50 = percentile(state.delays.slice(-50), 0.5);
+    const d95 = percentile(state.delays.slice(-50), 0.95);
+    $("fig-delay").textContent = Number.isNaN(d50) ? "-" : `${d50.toFixed(0)} / ${d95.toFixed(0)}${ws ? "" : " (arrival)"}`;
   }
 
   // --- controls ------------------------------------------------------------------------------------------------
@@ -300,7 +287,6 @@
     say(`renderer: ${info.renderer}`);
     state.ready = true;
     setInterval(showFigures, 250);
-    setInterval(pollStats, 500);
   }
 
   start();

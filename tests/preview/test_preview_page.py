@@ -110,7 +110,12 @@ def test_mjpeg_transport_shows_frames(browser, bridge: BridgeProcess) -> None:
     first = tab.locator("#mjpeg").screenshot()
     tab.wait_for_timeout(1500)
     assert tab.locator("#mjpeg").screenshot() != first
-    assert tab.locator("#fig-transport").inner_text() == "MJPEG"
+    assert tab.locator("#fig-transport").inner_text().startswith("MJPEG")
+    count = tab.evaluate("window.preview.frames")  # headers come by a WebSocket without the JPEGs
+    tab.wait_for_function(f"window.preview.frames > {count}", timeout=5_000)
+    tab.click("#expressions button[data-expression=sad]")
+    tab.wait_for_function("window.preview.lastHeader.expression === 'sad'", timeout=5_000)
+    tab.click("#expressions button[data-expression=neutral]")
     context.close()
     assert errors == []
 
