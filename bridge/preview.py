@@ -302,16 +302,18 @@ def preview_routes(settings: BridgeSettings, engine: Callable[[], EngineClient])
         """One binary message per frame: u32 big-endian header length, the header as JSON, the JPEG (left out with
         ``jpeg=0``: the MJPEG page's figures)."""
         with_jpeg = ws.query_params.get("jpeg", "1") != "0"
+        entered = False
         try:
-            avatar = check_avatar(ws.query_params.get("avatar"))
-        except PreviewError:
-            await ws.close(code=1008)
-            return
-        if not await viewers.enter():
-            await ws.close(code=1013)
-            return
-        try:
-            await ws.accept()
+            await ws.accept()  # then refusals are close codes the page can read, not a bare 403 handshake
+            try:
+                avatar = check_avatar(ws.query_params.get("avatar"))
+            except PreviewError as err:
+                await ws.close(code=1008, reason=err.message[:120])
+                return
+            entered = await viewers.enter()
+            if not entered:
+                await ws.close(code=1013, reason=f"at most {viewers.limit} streams at once")
+                return
 
             async def send() -> None:
                 async for header, jpeg in subscribe_frames(ctx, settings.frame_addr, avatar):
@@ -337,7 +339,8 @@ def preview_routes(settings: BridgeSettings, engine: Callable[[], EngineClient])
         except Exception:
             log.exception("preview websocket failed")
         finally:
-            await viewers.leave()
+            if entered:
+                await viewers.leave()
 
     return [
         Route("/preview", guarded(page), methods=["GET"]),

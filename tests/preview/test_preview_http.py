@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import struct
+import time
 
 import httpx
 import pytest
@@ -123,3 +124,33 @@ def test_websocket_frames_and_bad_avatar(bridge: BridgeProcess, engine: EnginePr
         asyncio.run(refused())
     engine.request({"v": 1, "cmd": "stream", "avatar": avatar, "fps": 0})
     assert httpx.get(bridge.url + "/health").status_code == 200
+
+
+def test_viewers_are_bounded(bridge: BridgeProcess, engine: EngineProcess) -> None:
+    """Each viewer costs the bridge a SUB socket and a copy of every frame: the ninth is turned away, not served."""
+    avatar = engine.request({"v": 1, "cmd": "list_avatars"})["default"]
+    ws_url = bridge.url.replace("http", "ws") + f"/preview/ws?avatar={avatar}&jpeg=0"
+
+    async def run() -> tuple[int, int]:
+        sockets = [await websockets.connect(ws_url) for _ in range(8)]
+        try:
+            async with websockets.connect(ws_url) as extra:
+                with pytest.raises(websockets.exceptions.ConnectionClosed):
+                    await asyncio.wait_for(extra.recv(), 5)
+                closed_code = extra.close_code
+            async with httpx.AsyncClient() as client:
+                mjpeg = await client.get(bridge.url + "/preview/stream.mjpeg", params={"avatar": avatar})
+            return closed_code, mjpeg.status_code
+        finally:
+            for sock in sockets:
+                await sock.close()
+
+    closed_code, mjpeg_status = asyncio.run(run())
+    assert closed_code == 1013 and mjpeg_status == 503
+
+    async def one_more() -> None:  # the slots come back when viewers leave
+        async with websockets.connect(ws_url) as ws:
+            await ws.ping()
+
+    time.sleep(0.5)
+    asyncio.run(one_more())
