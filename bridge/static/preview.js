@@ -275,8 +275,11 @@
 
   async function start() {
     wire();
-    const info = await guarded(() => api("/preview/api/info"));
-    if (!info) return;
+    let info = null;
+    while (!info) {  // the engine may still be starting: keep asking, the page says why it waits
+      info = await guarded(() => api("/preview/api/info"));
+      if (!info) await new Promise((resolve) => setTimeout(resolve, 2000));
+    }
     state.offset = info.clock.offset_s;
     state.fps = Number($("fps").value);
     buildExpressions(info.expressions);
