@@ -128,7 +128,7 @@ def test_websocket_frames_and_bad_avatar(bridge: BridgeProcess, engine: EnginePr
 
 def test_viewers_are_bounded(bridge: BridgeProcess, engine: EngineProcess) -> None:
     """Each viewer costs the bridge a SUB socket and a copy of every frame: the ninth is turned away, not served."""
-    avatar = engine.request({"v": 1, "cmd": "list_avatars"})["default"]
+    avatar = engine.request({"v": 1, "cmd": "stream", "avatar": "default", "fps": 25})["avatar"]
     ws_url = bridge.url.replace("http", "ws") + f"/preview/ws?avatar={avatar}&jpeg=0"
 
     async def run() -> tuple[int, int]:
@@ -150,7 +150,14 @@ def test_viewers_are_bounded(bridge: BridgeProcess, engine: EngineProcess) -> No
 
     async def one_more() -> None:  # the slots come back when viewers leave
         async with websockets.connect(ws_url) as ws:
-            await ws.ping()
+            await asyncio.wait_for(ws.recv(), 5)  # a header, not a 1013 close
 
     time.sleep(0.5)
     asyncio.run(one_more())
+    for _ in range(2 * 8):  # MJPEG viewers that hang up give their slots back too
+        with httpx.stream("GET", bridge.url + "/preview/stream.mjpeg", params={"avatar": avatar}, timeout=10) as r:
+            assert r.status_code == 200
+            next(r.iter_bytes())
+    time.sleep(0.5)
+    asyncio.run(one_more())
+    engine.request({"v": 1, "cmd": "stream", "avatar": avatar, "fps": 0})
