@@ -98,6 +98,9 @@
     if (state.delays.length > 250) state.delays.shift();
     state.arrivals.push(performance.now());
     state.frames += 1;
+    if (!state.lastHeader || state.lastHeader.expression !== header.expression) {
+      state.expressionSince = performance.now();  // when the first frame of this expression was shown
+    }
     state.lastHeader = header;
   }
 
