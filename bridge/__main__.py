@@ -13,6 +13,7 @@ from starlette.applications import Starlette
 from bridge.app import create_app
 from bridge.config import bridge_settings
 from bridge.http import JSONErrorH11Protocol
+from bridge.preview import PREVIEW_OPERATIONS, preview_routes
 
 
 class BridgeServer(uvicorn.Server):
@@ -30,7 +31,7 @@ class BridgeServer(uvicorn.Server):
 def main(argv: Sequence[str] | None = None) -> int:
     settings = bridge_settings(argv)
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    app = create_app(settings)
+    app = create_app(settings, extra_routes=preview_routes(settings), extra_operations=PREVIEW_OPERATIONS)
     # JSON 400s from uvicorn itself; a SIGTERM waits at most shutdown_timeout_s for the rest (e.g. slow uploads).
     config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level=settings.log_level.lower(),
                             access_log=False, http=JSONErrorH11Protocol,

@@ -15,6 +15,8 @@ BRIDGE_OPTIONS: tuple[Option, ...] = (
     Option("port", "--port", "LP_BRIDGE_PORT", int, 8081, "HTTP port"),
     Option("engine_addr", "--engine-addr", "LP_ENGINE_ADDR", str, "tcp://127.0.0.1:5555",
            "the engine's command socket"),
+    Option("frame_addr", "--frame-addr", "LP_FRAME_ADDR", str, "tcp://127.0.0.1:5556",
+           "the engine's frame (PUB) socket: the /preview page's stream"),
     Option("timeout_ms", "--timeout-ms", "LP_ENGINE_TIMEOUT_MS", int, 20_000,
            "how long one engine request may take before the bridge retries on a fresh socket"),
     Option("retries", "--retries", "LP_ENGINE_RETRIES", int, 1, "retries of a timed-out engine request"),
@@ -48,6 +50,7 @@ class BridgeSettings:
     host: str = "127.0.0.1"
     port: int = 8081
     engine_addr: str = "tcp://127.0.0.1:5555"
+    frame_addr: str = "tcp://127.0.0.1:5556"
     timeout_ms: int = 20_000
     retries: int = 1
     health_timeout_ms: int = 500

@@ -83,6 +83,11 @@ class EngineLink:
         """SIGTERM: requests in flight and new ones are answered 503 now instead of holding the exit up."""
         self._closing.set()
 
+    @property
+    def closing(self) -> bool:
+        """True once a shutdown began: long-lived streams (the /preview page's) end so they do not hold it up."""
+        return self._closing.is_set()
+
     async def run(self, work: Awaitable[T]) -> T:
         """Await engine work unless the engine is (or becomes) known to be down: then EngineUnavailable at once."""
         if self._closing.is_set() or (self.down_since is not None and await self.probe() is None):

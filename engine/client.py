@@ -458,7 +458,10 @@ class FrameSubscriber:
 def _frame(parts: list[bytes]) -> Frame:
     if len(parts) != 3:
         raise BadReply(f"a frame has 3 parts, this one {len(parts)}")
-    header = msgpack.unpackb(parts[1], raw=False)
+    try:
+        header = msgpack.unpackb(parts[1], raw=False)
+    except Exception as exc:  # msgpack raises several unrelated types for garbage
+        raise BadReply(f"a frame header that is not msgpack: {exc}") from None
     return Frame(parts[0].decode(), header if isinstance(header, dict) else {}, parts[2])
 
 
@@ -655,6 +658,18 @@ class AsyncFrameSubscriber:
         if timeout_ms is not None and not await self._sock.poll(timeout_ms, zmq.POLLIN):
             return None
         return _frame(await self._sock.recv_multipart())
+
+    async def recv_latest(self, timeout_ms: int | None = None) -> Frame | None:
+        """The newest frame already queued (older ones dropped): a slow consumer (a browser) then sees a lower
+        rate, never a growing delay. Raises BadReply for a malformed newest frame."""
+        if timeout_ms is not None and not await self._sock.poll(timeout_ms, zmq.POLLIN):
+            return None
+        parts = await self._sock.recv_multipart()
+        while True:
+            try:
+                parts = await self._sock.recv_multipart(flags=zmq.NOBLOCK)
+            except zmq.Again:
+                return _frame(parts)
 
     def __aiter__(self) -> AsyncIterator[Frame]:
         return self._frames()

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# Debian packages the tests use for real: espeak-ng (speech), sox (audio checks), chromium (the preview page),
-# node (the TypeScript client).
+# Debian packages the tests use for real: espeak-ng (speech), sox (audio checks), chromium and firefox-esr (the
+# preview page), node (the TypeScript client).
 # Run as root (CI does); installs only what is missing.
 set -euo pipefail
-pkgs=(espeak-ng sox chromium)
+pkgs=(espeak-ng sox chromium firefox-esr)
 missing=()
 for pkg in "${pkgs[@]}"; do
     dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")

@@ -5,9 +5,18 @@ from __future__ import annotations
 import asyncio
 import time
 
+import msgpack
 import pytest
+import zmq
 
-from engine.client import AsyncEngineClient, EngineReplyError, EngineUnavailable, Overloaded
+from engine.client import (
+    AsyncEngineClient,
+    AsyncFrameSubscriber,
+    BadReply,
+    EngineReplyError,
+    EngineUnavailable,
+    Overloaded,
+)
 from engine.codec import decode_jpeg
 from tests.service.conftest import EngineProcess
 
@@ -40,6 +49,41 @@ def test_async_helpers_and_frames(engine: EngineProcess, portrait: bytes) -> Non
             assert abs(offset.offset) <= offset.rtt / 2 + 0.002
 
     asyncio.run(main())
+
+
+def test_recv_latest_skips_queued_frames_and_reports_a_malformed_one() -> None:
+    """A real PUB on loopback: what queued while the reader was away is dropped, the newest comes back."""
+    ctx = zmq.Context()
+    pub = ctx.socket(zmq.PUB)
+    pub.setsockopt(zmq.LINGER, 0)
+    port = pub.bind_to_random_port("tcp://127.0.0.1")
+
+    def publish(seq: int, header: bytes | None = None) -> None:
+        pub.send_multipart([b"frame.a", header or msgpack.packb({"seq": seq, "ts": 1.0}), b"\xff\xd8jpeg"])
+
+    async def main() -> None:
+        async with AsyncFrameSubscriber(f"tcp://127.0.0.1:{port}", "a", hwm=100) as sub:
+            for _ in range(200):  # the slow joiner: publish until the subscription is in place
+                publish(0)
+                if await sub.recv_latest(50) is not None:
+                    break
+            await asyncio.sleep(0.2)
+            while await sub.recv_latest(50) is not None:  # drop the probes still queued
+                pass
+            for seq in range(1, 6):
+                publish(seq)
+            await asyncio.sleep(0.3)
+            frame = await sub.recv_latest(2000)
+            assert frame is not None and frame.seq == 5 and frame.avatar == "a"
+            publish(6, header=b"\xc1 not msgpack")
+            with pytest.raises(BadReply):
+                await sub.recv_latest(2000)
+
+    try:
+        asyncio.run(main())
+    finally:
+        pub.close(0)
+        ctx.term()
 
 
 def test_pool_wait_is_bounded_by_count_and_deadline(peer_factory) -> None:

@@ -14,21 +14,32 @@ from jsonschema import Draft202012Validator
 from openapi_spec_validator import validate
 from starlette.applications import Starlette
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import Mount, Route, WebSocketRoute
 
 from bridge.app import create_app
 from bridge.config import BridgeSettings
 from bridge.openapi import Answer, Operation, openapi_document
+from bridge.preview import PREVIEW_OPERATIONS, preview_routes
 from tests.service.conftest import DATA, BridgeProcess
 
 
 def app_operations(app: Starlette | None = None) -> set[tuple[str, str]]:
+    """Every HTTP operation of the app. Mounts (/docs/assets, /preview/static: a page's files) and WebSocket routes
+    (/preview/ws: OpenAPI 3.1 has no WebSocket operation; /preview's row describes it) are not operations."""
     app = app or create_app(BridgeSettings())
     ops = set()
     for route in app.routes:
-        if isinstance(route, Route) and not route.path.startswith("/docs/"):  # /docs/* are the page's assets
+        if isinstance(route, WebSocketRoute | Mount):
+            continue
+        assert isinstance(route, Route), route  # a new kind of route must be classified here
+        if not route.path.startswith("/docs/"):  # /docs/init.js is the page's script
             ops |= {(m.lower(), route.path) for m in route.methods or () if m != "HEAD"}
     return ops
+
+
+def preview_app() -> Starlette:
+    settings = BridgeSettings()
+    return create_app(settings, extra_routes=preview_routes(settings), extra_operations=PREVIEW_OPERATIONS)
 
 
 def doc_operations(doc: dict[str, Any]) -> set[tuple[str, str]]:
@@ -57,8 +68,19 @@ def test_a_feature_adds_its_routes_and_rows_in_one_call() -> None:
     assert ("get", "/preview") in app_operations(app)
 
 
-def test_every_error_answer_has_a_json_error_body() -> None:
-    doc = openapi_document()
+def test_the_preview_pages_rows_match_its_routes_both_ways() -> None:
+    app = preview_app()
+    validate(app.state.openapi)
+    preview_ops = {op for op in app_operations(app) if op[1].startswith("/preview")}
+    assert {op for op in doc_operations(app.state.openapi) if op[1].startswith("/preview")} == preview_ops
+    assert {("get", "/preview"), ("post", "/preview/api/command"), ("get", "/preview/stream.mjpeg")} <= preview_ops
+    assert doc_operations(app.state.openapi) == app_operations(app)
+    ws = [r.path for r in app.routes if isinstance(r, WebSocketRoute)]
+    assert ws == ["/preview/ws"] and "/preview/ws" in app.state.openapi["paths"]["/preview"]["get"]["description"]
+
+
+@pytest.mark.parametrize("doc", [openapi_document(), openapi_document(PREVIEW_OPERATIONS)], ids=["bridge", "preview"])
+def test_every_error_answer_has_a_json_error_body(doc: dict[str, Any]) -> None:
     render = doc["paths"]["/api/render"]["post"]["responses"]
     assert {"400", "413", "415", "422", "503"} <= set(render)
     for path, item in doc["paths"].items():
@@ -70,7 +92,7 @@ def test_every_error_answer_has_a_json_error_body() -> None:
 
 def test_served_document_and_real_bodies_match_it(bridge: BridgeProcess, portrait: bytes) -> None:
     doc = httpx.get(bridge.url + "/openapi.json").json()
-    assert doc == openapi_document()
+    assert doc == openapi_document(PREVIEW_OPERATIONS)  # python -m bridge serves the preview page too
     schema_of = {(p, m, s): a["content"].get("application/json", {}).get("schema")
                  for p, item in doc["paths"].items() for m, op in item.items() for s, a in op["responses"].items()}
     checks = [

@@ -1,0 +1,406 @@
+"""The live preview page at /preview: the avatar's frame stream in a browser, and the controls to drive it.
+
+Why two stream transports: the page draws frames from a WebSocket onto a canvas (``/preview/ws``), which lets it read
+every frame's header (ts, render_ms, late, renderer) and measure glass-to-glass delay; ``/preview/stream.mjpeg``
+(``multipart/x-mixed-replace``) is the plain-``<img>`` alternative. ``bench/bench_preview.py`` measures both the
+same way (a visible change's engine frame time -> the browser's paint); the page uses the WebSocket by default and
+``?transport=mjpeg`` switches it.
+
+The browser never speaks msgpack: it sends small JSON commands, which are checked here against a whitelist of
+commands and field types before they reach the engine; whatever it sends, the answer is JSON (4xx on its errors).
+Everything protocol-side goes through engine/client.py: commands over the bridge's ``EngineLink`` (its pools, its
+down-detection), frames through ``AsyncFrameSubscriber.recv_latest``, the clock through ``clock_offset``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import math
+import re
+import struct
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from starlette.requests import HTTPConnection, Request
+from starlette.responses import FileResponse, Response, StreamingResponse
+from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
+from starlette.staticfiles import StaticFiles
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from bridge.app import engine_error
+from bridge.config import BridgeSettings
+from bridge.engine_client import EngineLink
+from bridge.http import ClientError
+from bridge.openapi import BUSY, Answer, Operation
+from engine.client import BadReply, EngineClientError, Frame
+
+log = logging.getLogger(__name__)
+
+STATIC = Path(__file__).resolve().parent / "static"
+AVATAR_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+MAX_VIEWERS = 8  # each viewer holds a SUB socket and copies every frame: bounded so no browser can exhaust the bridge
+MAX_COMMAND_BYTES = 64 * 1024
+MAX_CONTROLS = 64
+MJPEG_BOUNDARY = "lpframe"
+CLOCK_PROBES = 3
+FRAME_POLL_MS = 1000  # how often a stream with no frames checks that the bridge is not shutting down
+
+# Commands the page may send, with each field's type; "avatar" is required on all of them.
+Number = (int, float)
+COMMANDS: dict[str, dict[str, tuple[type, ...]]] = {
+    "set_expression": {"expression": (str,), "intensity": Number, "transition_ms": Number},
+    "set_controls": {"controls": (dict,), "transition_ms": Number, "smooth": (bool,)},
+    "set_idle": {"enabled": (bool,), "seed": (int,)},
+    "stream": {"fps": Number},
+    "clear": {},
+}
+
+
+# The OpenAPI rows of preview_routes (create_app's extra_operations). /preview/ws is not a row: OpenAPI 3.1 has no
+# WebSocket operations, so it is described in /preview's row, and tests/service/test_openapi.py checks HTTP routes only.
+# /preview/static/* are the page's files (a Mount), like /docs/assets.
+PAGE_JSON = {"type": "object", "required": ["ok"], "properties": {"ok": {"const": True}}}
+ERR_400 = Answer(400, "a bad avatar id, field, type or command (the whitelist), or a body that is not JSON")
+ERR_413 = Answer(413, "the body is over the limit")
+ERR_500 = Answer(500, "a bug (logged)")
+WS_NOTE = ("The frame stream is the WebSocket /preview/ws?avatar=ID[&jpeg=0] (not an OpenAPI operation): one binary "
+           "message per frame, a u32 big-endian header length, the frame header as JSON (seq, ts on the engine "
+           "clock, render_ms, late, renderer, bridge_wall), then the JPEG. Refusals are close codes: 1008 bad "
+           "avatar, 1013 too many viewers or the bridge starting. ?transport=mjpeg switches the page to "
+           "/preview/stream.mjpeg.")
+PREVIEW_OPERATIONS: tuple[Operation, ...] = (
+    Operation("get", "/preview", "The live preview page: the avatar's frame stream and controls to drive it", (
+        Answer(200, "HTML page (its files under /preview/static/)", "text/html", {"type": "string"}),),
+        description=WS_NOTE),
+    Operation("get", "/preview/api/info", "What the page needs to start: renderer, presets, controls, avatars, "
+              "clock offset", (Answer(200, "the engine's presets, controls and avatars", schema=PAGE_JSON),
+                               ERR_500, BUSY)),
+    Operation("get", "/preview/api/clock", "Unix time minus engine time, for the page's delay figures", (
+        Answer(200, "offset_s and the probe's rtt_ms", schema={
+            "type": "object", "required": ["ok", "offset_s", "rtt_ms"], "properties": {
+                "ok": {"const": True}, "offset_s": {"type": "number"}, "rtt_ms": {"type": "number"}}}),
+        ERR_500, BUSY)),
+    Operation("get", "/preview/api/stats", "One avatar's stream figures from the engine's health reply", (
+        Answer(200, "renderer, engine now, the avatar's stream, frame timings", schema=PAGE_JSON),
+        ERR_400, ERR_500, BUSY)),
+    Operation("post", "/preview/api/command", "A whitelisted engine command as JSON: set_expression, set_controls, "
+              "set_idle, stream, clear", (
+                  Answer(200, "the engine's reply (bytes given as their size)", schema=PAGE_JSON),
+                  ERR_400, Answer(404, "unknown avatar"), ERR_413, ERR_500, BUSY),
+              {"required": True, "content": {"application/json": {"schema": {
+                  "type": "object", "required": ["cmd", "avatar"], "properties": {
+                      "cmd": {"enum": ["set_expression", "set_controls", "set_idle", "stream", "clear"]},
+                      "avatar": {"type": "string", "pattern": AVATAR_RE.pattern}}}}}}),
+    Operation("post", "/preview/api/source", "Upload a portrait (the raw image bytes): it becomes an avatar", (
+        Answer(200, "the engine's set_source reply: the new avatar", schema=PAGE_JSON),
+        ERR_400, ERR_413, Answer(422, "no face in the image"), ERR_500, BUSY),
+              {"required": True, "content": {"image/*": {"schema": {"type": "string", "format": "binary"}}}}),
+    Operation("post", "/preview/api/speak", "Make an avatar talk: a WAV body for the engine's speak command", (
+        Answer(200, "the engine's speak reply", schema=PAGE_JSON),
+        Answer(400, "a bad avatar id, or an engine that does not know speak yet"),
+        Answer(404, "unknown avatar"), ERR_413, Answer(415, "not a WAV file"), ERR_500, BUSY),
+              {"required": True, "content": {"audio/wav": {"schema": {"type": "string", "format": "binary"}}}}),
+    Operation("get", "/preview/stream.mjpeg", "One avatar's frames as MJPEG (for a plain <img>)", (
+        Answer(200, "multipart/x-mixed-replace of JPEG parts (X-Frame-Seq, X-Frame-Ts)",
+               f"multipart/x-mixed-replace; boundary={MJPEG_BOUNDARY}", {"type": "string", "format": "binary"}),
+        ERR_400, ERR_500, Answer(503, "too many viewers, or the bridge is starting"))),
+)
+
+
+class PreviewError(Exception):
+    """A request the page must not send; answered as 4xx JSON."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+@dataclass
+class Viewers:
+    """Open stream connections (WebSocket or MJPEG), counted against MAX_VIEWERS."""
+
+    count: int = 0
+    limit: int = MAX_VIEWERS
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    async def enter(self) -> bool:
+        async with self.lock:
+            if self.count >= self.limit:
+                return False
+            self.count += 1
+            return True
+
+    async def leave(self) -> None:
+        async with self.lock:
+            self.count -= 1
+
+
+def _json(body: dict[str, Any], status: int = 200) -> Response:
+    return Response(json.dumps(body), status_code=status, media_type="application/json",
+                    headers={"Cache-Control": "no-store"})
+
+
+def _error(status: int, code: str, message: str) -> Response:
+    return _json({"ok": False, "error": {"code": code, "message": message}}, status)
+
+
+def _jsonable(value: Any) -> Any:
+    """Engine replies may hold bytes (a frame, an image): the page never needs them, so they become their size."""
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, bytes | bytearray):
+        return {"bytes": len(value)}
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def check_avatar(raw: object) -> str:
+    if not isinstance(raw, str) or not AVATAR_RE.match(raw):
+        raise PreviewError(400, "bad_request", "avatar must be an avatar id (letters, digits, '-', '_'; 1-64)")
+    return raw
+
+
+def check_command(body: object) -> dict[str, Any]:
+    """The page's JSON command -> ``{"cmd", "avatar", fields...}`` for the engine, or PreviewError. Ranges are the
+    engine's to check."""
+    if not isinstance(body, dict):
+        raise PreviewError(400, "bad_request", "send a JSON object")
+    cmd = body.get("cmd")
+    if not isinstance(cmd, str) or cmd not in COMMANDS:
+        raise PreviewError(400, "unknown_command", f"cmd must be one of {sorted(COMMANDS)}")
+    fields = COMMANDS[cmd]
+    message: dict[str, Any] = {"cmd": cmd, "avatar": check_avatar(body.get("avatar"))}
+    for key, value in body.items():
+        if key in ("cmd", "avatar"):
+            continue
+        if key not in fields:
+            raise PreviewError(400, "bad_request", f"{cmd} takes no field {key!r}")
+        types = fields[key]
+        if isinstance(value, bool) and bool not in types:
+            raise PreviewError(400, "bad_request", f"{key} must be a number, not a boolean")
+        if not isinstance(value, types):
+            raise PreviewError(400, "bad_request", f"{key} has the wrong type")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise PreviewError(400, "bad_request", f"{key} must be finite")
+        message[key] = value
+    controls = message.get("controls")
+    if controls is not None:
+        if not controls or len(controls) > MAX_CONTROLS:
+            raise PreviewError(400, "bad_request", f"controls must name 1-{MAX_CONTROLS} controls")
+        for name, value in controls.items():
+            if not isinstance(name, str) or isinstance(value, bool) or not isinstance(value, Number) \
+                    or not math.isfinite(value):
+                raise PreviewError(400, "bad_request", "controls must map control names to finite numbers")
+    return message
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request body with a byte cap: 413 as soon as it is passed, before it is all in memory."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise PreviewError(413, "too_large", f"body is {declared} bytes; the limit is {limit}")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PreviewError(413, "too_large", f"body is over the limit of {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def bridge_link(conn: HTTPConnection) -> EngineLink:
+    """The bridge's engine link (made in create_app's lifespan); 503 while the bridge starts or stops."""
+    return conn.app.state.bridge.link
+
+
+async def newest_frames(link: EngineLink, addr: str, avatar: str) -> AsyncIterator[Frame]:
+    """Yield one avatar's frames, newest first: frames that queued while we were slow are skipped (recv_latest),
+    so a slow browser sees a lower rate, never a growing delay. A malformed frame is skipped, never fatal."""
+    async with link.work.subscribe(addr, avatar) as sub:
+        while True:
+            try:
+                frame = await sub.recv_latest(FRAME_POLL_MS)
+            except BadReply:
+                continue
+            if frame is None:
+                if link.closing:
+                    return
+                continue
+            if frame.avatar == avatar:  # ZMQ subscriptions are prefixes: frame.ab would also match frame.abc
+                yield frame
+
+
+def preview_routes(settings: BridgeSettings) -> list[BaseRoute]:
+    """The page, its static assets, its command endpoints and its two stream transports (for create_app's
+    ``extra_routes``; their OpenAPI rows are ``PREVIEW_OPERATIONS``)."""
+    viewers = Viewers()
+
+    async def call(request: Request, cmd: str, **fields: Any) -> dict[str, Any]:
+        """One engine command through the bridge's link; the engine's errors become the bridge's HTTP errors."""
+        link = bridge_link(request)
+        try:
+            return await link.run(link.work.call(cmd, **fields))
+        except EngineClientError as exc:
+            raise engine_error(exc) from exc
+
+    def guarded(handler: Callable[[Request], Any]) -> Callable[[Request], Any]:
+        async def wrapper(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except (PreviewError, ClientError) as err:
+                response = _error(err.status, err.code, err.message)
+                response.headers.update(getattr(err, "headers", None) or {})
+                return response
+            except Exception:  # a bug: logged, answered as JSON, never a crash
+                log.exception("preview %s failed", request.url.path)
+                return _error(500, "internal", "internal error")
+
+        return wrapper
+
+    async def page(request: Request) -> Response:
+        return FileResponse(STATIC / "preview.html", headers={"Cache-Control": "no-store"})
+
+    async def clock_offset(request: Request) -> dict[str, float]:
+        """Unix time minus engine time (seconds): the page maps a frame's ``ts`` (engine clock) onto Date.now().
+        The client measures engine = bridge monotonic + offset; the bridge's wall-minus-monotonic turns that into
+        the wall clock the browser shares."""
+        link = bridge_link(request)
+        try:
+            measured = await link.run(link.probes.clock_offset(CLOCK_PROBES))
+        except EngineClientError as exc:
+            raise engine_error(exc) from exc
+        wall_minus_monotonic = time.time() - time.monotonic()
+        return {"offset_s": wall_minus_monotonic - measured.offset, "rtt_ms": measured.rtt * 1000.0}
+
+    async def info(request: Request) -> Response:
+        expressions = await call(request, "expressions")
+        avatars = await call(request, "list_avatars")
+        return _json({"ok": True, "renderer": expressions.get("renderer"),
+                      "expressions": _jsonable(expressions.get("expressions", [])),
+                      "intensities": _jsonable(expressions.get("intensities", {})),
+                      "controls": _jsonable(expressions.get("controls", [])),
+                      "default_avatar": avatars.get("default"), "avatars": _jsonable(avatars.get("avatars", [])),
+                      "clock": await clock_offset(request)})
+
+    async def clock(request: Request) -> Response:
+        return _json({"ok": True, **await clock_offset(request)})
+
+    async def stats(request: Request) -> Response:
+        avatar = check_avatar(request.query_params.get("avatar"))
+        reply = await call(request, "health", timeout_ms=settings.health_timeout_ms)
+        streams = reply.get("streams") or {}
+        return _json({"ok": True, "renderer": reply.get("renderer"), "now": reply.get("now"),
+                      "stream": _jsonable(streams.get(avatar)), "frames": _jsonable(reply.get("frames", {}))})
+
+    async def command(request: Request) -> Response:
+        body = await read_body(request, MAX_COMMAND_BYTES)
+        try:
+            parsed = json.loads(body)
+        except (ValueError, UnicodeDecodeError):
+            raise PreviewError(400, "bad_request", "the body must be JSON") from None
+        return _json(_jsonable(await call(request, **check_command(parsed))))
+
+    async def source(request: Request) -> Response:
+        """The uploaded portrait's bytes as the body (what a file input's File is): it becomes an avatar."""
+        image = await read_body(request, settings.max_upload_bytes)
+        if not image:
+            raise PreviewError(400, "bad_request", "send the portrait's bytes as the request body")
+        return _json(_jsonable(await call(request, "set_source", image=image)))
+
+    async def speak(request: Request) -> Response:
+        """Make it talk: a WAV body for the engine's ``speak`` command (its error is shown until it knows it)."""
+        avatar = check_avatar(request.query_params.get("avatar"))
+        audio = await read_body(request, settings.max_upload_bytes)
+        if not audio.startswith(b"RIFF") or audio[8:12] != b"WAVE":
+            raise PreviewError(415, "invalid_audio", "send a WAV file (RIFF/WAVE)")
+        return _json(_jsonable(await call(request, "speak", avatar=avatar, audio=audio, format="wav")))
+
+    async def mjpeg(request: Request) -> Response:
+        avatar = check_avatar(request.query_params.get("avatar"))
+        link = bridge_link(request)
+        if not await viewers.enter():
+            raise PreviewError(503, "too_many_viewers", f"at most {viewers.limit} streams at once")
+
+        async def parts() -> AsyncIterator[bytes]:
+            try:
+                async for frame in newest_frames(link, settings.frame_addr, avatar):
+                    yield (f"--{MJPEG_BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {len(frame.jpeg)}\r\n"
+                           f"X-Frame-Seq: {frame.seq}\r\nX-Frame-Ts: {frame.ts}\r\n\r\n").encode() \
+                        + frame.jpeg + b"\r\n"
+            finally:
+                await viewers.leave()
+
+        return StreamingResponse(parts(), media_type=f"multipart/x-mixed-replace; boundary={MJPEG_BOUNDARY}",
+                                 headers={"Cache-Control": "no-store"})
+
+    async def websocket(ws: WebSocket) -> None:
+        """One binary message per frame: u32 big-endian header length, the header as JSON, the JPEG (left out with
+        ``jpeg=0``: the MJPEG page's figures)."""
+        with_jpeg = ws.query_params.get("jpeg", "1") != "0"
+        entered = False
+        try:
+            await ws.accept()  # then refusals are close codes the page can read, not a bare 403 handshake
+            try:
+                avatar = check_avatar(ws.query_params.get("avatar"))
+            except PreviewError as err:
+                await ws.close(code=1008, reason=err.message[:120])
+                return
+            try:
+                link = bridge_link(ws)
+            except ClientError as err:
+                await ws.close(code=1013, reason=err.message[:120])
+                return
+            entered = await viewers.enter()
+            if not entered:
+                await ws.close(code=1013, reason=f"at most {viewers.limit} streams at once")
+                return
+
+            async def send() -> None:
+                async for frame in newest_frames(link, settings.frame_addr, avatar):
+                    header = _jsonable(frame.header)
+                    header["bridge_wall"] = time.time()
+                    head = json.dumps(header).encode()
+                    await ws.send_bytes(struct.pack(">I", len(head)) + head + (frame.jpeg if with_jpeg else b""))
+
+            async def receive() -> None:  # the page sends nothing; this notices it leaving
+                while (await ws.receive())["type"] != "websocket.disconnect":
+                    pass
+
+            tasks = [asyncio.create_task(send()), asyncio.create_task(receive())]
+            done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:  # a closed socket ends send() with an error: expected, not logged
+                if not task.cancelled():
+                    task.exception()
+            for task in pending:
+                task.cancel()
+                with contextlib.suppress(BaseException):
+                    await task
+        except (WebSocketDisconnect, RuntimeError, ConnectionError):
+            pass
+        except Exception:
+            log.exception("preview websocket failed")
+        finally:
+            if entered:
+                await viewers.leave()
+
+    return [
+        Route("/preview", guarded(page), methods=["GET"]),
+        Route("/preview/api/info", guarded(info), methods=["GET"]),
+        Route("/preview/api/clock", guarded(clock), methods=["GET"]),
+        Route("/preview/api/stats", guarded(stats), methods=["GET"]),
+        Route("/preview/api/command", guarded(command), methods=["POST"]),
+        Route("/preview/api/source", guarded(source), methods=["POST"]),
+        Route("/preview/api/speak", guarded(speak), methods=["POST"]),
+        Route("/preview/stream.mjpeg", guarded(mjpeg), methods=["GET"]),
+        WebSocketRoute("/preview/ws", websocket),
+        Mount("/preview/static", app=StaticFiles(directory=STATIC), name="preview_static"),
+    ]

@@ -1,0 +1,37 @@
+"""A real engine and bridge on loopback, and headless Debian Chromium driven by Playwright (no browser download)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.service.conftest import BridgeProcess, EngineProcess
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]
+
+
+@pytest.fixture(scope="module")
+def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EngineProcess]:
+    proc = EngineProcess(tmp_path_factory.mktemp("engine")).start()
+    yield proc
+    proc.stop()
+
+
+@pytest.fixture(scope="module")
+def bridge(engine: EngineProcess, tmp_path_factory: pytest.TempPathFactory) -> Iterator[BridgeProcess]:
+    proc = BridgeProcess(tmp_path_factory.mktemp("bridge"), engine.command_addr,
+                         env={"LP_FRAME_ADDR": engine.frame_addr, "LP_MAX_UPLOAD_BYTES": "3000000"}).start()
+    yield proc
+    proc.stop()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    playwright = pytest.importorskip("playwright.sync_api")
+    with playwright.sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
