@@ -74,7 +74,21 @@ class Busy(EngineError):
 
 
 class RenderFailed(EngineError):
+    """The renderer could not draw this frame (a known, reportable cause)."""
+
     code = "render_failed"
+
+
+class Internal(EngineError):
+    """A bug: any command's unexpected exception. Logged with its traceback; the client gets this code."""
+
+    code = "internal"
+
+
+class ConfigError(EngineError):
+    """Settings that contradict each other or the machine; raised at start-up, never for a client's request."""
+
+    code = "config_error"
 
 
 # The bridge's mapping from wire code to HTTP status. Unlisted codes are 500.
@@ -90,4 +104,6 @@ HTTP_STATUS: dict[str, int] = {
     ModelsMissing.code: 503,
     WeightsInvalid.code: 503,
     RenderFailed.code: 500,
+    Internal.code: 500,
+    ConfigError.code: 503,
 }

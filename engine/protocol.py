@@ -24,6 +24,8 @@ VERSION = 1
 OUTPUTS = ("full", "crop")
 MAX_TRANSITION_MS = 10_000.0
 MAX_KEYFRAMES = 10_000
+MAX_FPS = 60.0  # the default of the engine's --max-fps; the engine passes its own setting to parse_request
+MIN_FPS = 0.1  # slower than this is a still, not a stream (and keeps every clock wait short)
 FRAME_TOPIC = b"frame."  # PUB topic prefix: frame.<avatar id>
 
 
@@ -225,7 +227,13 @@ _PARSERS = {
 COMMANDS: tuple[str, ...] = tuple(_PARSERS)
 
 
-def parse_request(raw: bytes, max_bytes: int) -> Request:
+def _check_fps(req: Stream, max_fps: float) -> Stream:
+    if req.fps is not None and req.fps != 0 and not MIN_FPS <= req.fps <= max_fps:
+        raise BadRequest(f"'fps' must be 0 (stop) or within {MIN_FPS}..{max_fps}, not {req.fps}")
+    return req
+
+
+def parse_request(raw: bytes, max_bytes: int, max_fps: float = MAX_FPS) -> Request:
     """Bytes off the socket -> a checked request dataclass, or a typed error."""
     if len(raw) > max_bytes:
         raise BadRequest(f"message is {len(raw)} bytes; the limit is {max_bytes}")
@@ -243,7 +251,8 @@ def parse_request(raw: bytes, max_bytes: int) -> Request:
     parser = _PARSERS.get(cmd) if isinstance(cmd, str) else None
     if parser is None:
         raise UnknownCommand(f"unknown command {cmd!r}; known: {', '.join(COMMANDS)}")
-    return parser(msg)
+    request = parser(msg)
+    return _check_fps(request, max_fps) if isinstance(request, Stream) else request
 
 
 def pack(message: Mapping[str, Any]) -> bytes:
