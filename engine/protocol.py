@@ -17,14 +17,13 @@ import msgpack
 
 from engine.animation.controls import validate_controls
 from engine.animation.presets import validate_expression, validate_intensity
-from engine.animation.timeline import Keyframe
+from engine.animation.timeline import DEFAULT_TRANSITION_MS, MAX_TRANSITION_MS, Keyframe
 from engine.errors import BadRequest, EngineError, UnknownCommand, UnsupportedVersion
 
 VERSION = 1
 OUTPUTS = ("full", "crop")
-MAX_TRANSITION_MS = 10_000.0
 MAX_KEYFRAMES = 10_000
-MAX_FPS = 60.0  # the default of the engine's --max-fps; the engine passes its own setting to parse_request
+DEFAULT_MAX_FPS = 60.0  # the default of the engine's --max-fps; the engine passes its setting to parse_request
 MIN_FPS = 0.1  # slower than this is a still, not a stream (and keeps every clock wait short)
 FRAME_TOPIC = b"frame."  # PUB topic prefix: frame.<avatar id>
 
@@ -59,14 +58,14 @@ class SetExpression:
     avatar: str
     expression: str
     intensity: float = 1.0
-    transition_ms: float = 250.0
+    transition_ms: float = DEFAULT_TRANSITION_MS
 
 
 @dataclass(frozen=True)
 class SetControls:
     avatar: str
     controls: dict[str, float] = field(default_factory=dict)
-    transition_ms: float = 250.0
+    transition_ms: float = DEFAULT_TRANSITION_MS
     smooth: bool = False
     keyframes: tuple[Keyframe, ...] = ()
 
@@ -165,7 +164,7 @@ def parse_controls(value: Any, name: str = "controls") -> dict[str, float]:
 
 
 def _transition(msg: Mapping[str, Any]) -> float:
-    return _number(msg, "transition_ms", 250.0, 0.0, MAX_TRANSITION_MS)
+    return _number(msg, "transition_ms", DEFAULT_TRANSITION_MS, 0.0, MAX_TRANSITION_MS)
 
 
 def _keyframes(value: Any) -> tuple[Keyframe, ...]:
@@ -233,7 +232,7 @@ def _check_fps(req: Stream, max_fps: float) -> Stream:
     return req
 
 
-def parse_request(raw: bytes, max_bytes: int, max_fps: float = MAX_FPS) -> Request:
+def parse_request(raw: bytes, max_bytes: int, max_fps: float = DEFAULT_MAX_FPS) -> Request:
     """Bytes off the socket -> a checked request dataclass, or a typed error."""
     if len(raw) > max_bytes:
         raise BadRequest(f"message is {len(raw)} bytes; the limit is {max_bytes}")
