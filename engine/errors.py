@@ -47,6 +47,12 @@ class ImageTooLarge(EngineError):
     code = "image_too_large"
 
 
+class ImageTooSmall(InvalidImage):
+    """An image too small to hold a usable face (a few pixels on a side)."""
+
+    code = "image_too_small"
+
+
 class NoFaceDetected(EngineError):
     code = "no_face"
 
@@ -98,6 +104,7 @@ HTTP_STATUS: dict[str, int] = {
     UnsupportedVersion.code: 400,
     InvalidImage.code: 415,
     ImageTooLarge.code: 413,
+    ImageTooSmall.code: 422,
     NoFaceDetected.code: 422,
     UnknownAvatar.code: 404,
     Busy.code: 503,

@@ -244,7 +244,7 @@ def parse_request(raw: bytes, max_bytes: int, max_fps: float = DEFAULT_MAX_FPS) 
     if not isinstance(msg, dict):
         raise BadRequest(f"message must be a msgpack map, not {type(msg).__name__}")
     version = msg.get("v")
-    if version != VERSION:
+    if type(version) is not int or version != VERSION:  # true == 1 and 1.0 == 1 in Python: not versions
         raise UnsupportedVersion(f"protocol version must be {VERSION}, not {version!r}")
     cmd = msg.get("cmd")
     parser = _PARSERS.get(cmd) if isinstance(cmd, str) else None

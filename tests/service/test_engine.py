@@ -106,6 +106,11 @@ BAD_INPUT = [
      "bad_request"),
     ({"v": 1, "cmd": "set_controls", "avatar": "default", "keyframes": [{"t": 2.0}]}, "bad_request"),
     ({"v": 1, "cmd": "stream", "avatar": "default", "fps": 1000}, "bad_request"),
+    ({"v": 1, "cmd": "stream", "avatar": "default", "fps": 1e-10}, "bad_request"),  # killed the clock thread
+    ({"v": True, "cmd": "health"}, "unsupported_version"),
+    ({"v": 1.0, "cmd": "health"}, "unsupported_version"),
+    ({"v": 1, "cmd": "set_source", "image": png_bytes(np.zeros((1, 1, 3), np.uint8))}, "image_too_small"),
+    ({"v": 1, "cmd": "render", "image": png_bytes(np.zeros((31, 200, 3), np.uint8))}, "image_too_small"),
     ({"v": 1, "cmd": "stream", "avatar": "nobody", "fps": 10}, "unknown_avatar"),
     ({"v": 1, "cmd": "drop_source", "avatar": "nobody"}, "unknown_avatar"),
 ]

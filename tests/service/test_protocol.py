@@ -41,6 +41,10 @@ def test_every_command_parses_with_its_defaults() -> None:
     ({"v": 1, "cmd": "set_idle", "avatar": "a", "enabled": "yes"}, BadRequest),
     ({"v": 1, "cmd": "set_idle", "avatar": "a", "enabled": True, "seed": -1}, BadRequest),
     ({"v": 1, "cmd": "stream", "avatar": "a", "fps": -1}, BadRequest),
+    ({"v": 1, "cmd": "stream", "avatar": "a", "fps": 1e-10}, BadRequest),
+    ({"v": 1, "cmd": "stream", "avatar": "a", "fps": 61}, BadRequest),
+    ({"v": True, "cmd": "health"}, UnsupportedVersion),
+    ({"v": 1.0, "cmd": "health"}, UnsupportedVersion),
 ])
 def test_refusals(message: dict, error: type[Exception]) -> None:
     with pytest.raises(error):
