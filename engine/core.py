@@ -25,7 +25,7 @@ from engine.face.pipeline import FacePipeline
 from engine.face.types import FaceCrop
 from engine.frames import STREAM_ENCODE_DEPTH, FramePath
 from engine.render.base import Renderer
-from engine.render.select import select_renderer
+from engine.render.select import fits_stream_budget, select_renderer
 from engine.workers import FrameClock, Mailbox, Worker
 
 log = logging.getLogger(__name__)
@@ -95,27 +95,58 @@ class Core:
     # -- start-up (render thread) --
 
     def load(self) -> None:
+        """Render thread: the renderer, the face detector, the default avatar, and (for ``auto``) the measurement."""
         s = self.settings
-        self.renderer, self.renderer_reason = select_renderer(s.renderer, s.models_dir, s.device, s.dtype)
-        self.frames.renderer = self.renderer
-        log.info("renderer: %s (%s)", self.renderer.name, self.renderer_reason)
-        detector = s.face_detector
-        if self.renderer.name == "offline":  # it animates dlib's 68 iBUG points, not InsightFace's 106
-            if detector == "onnx":
-                raise ConfigError("the offline renderer needs the dlib face detector (68 points): "
-                                  "use --face-detector auto or dlib with --renderer offline")
-            detector = "dlib"
-        self.faces = FacePipeline.create(s.models_dir, detector)
+        renderer, reason = select_renderer(s.renderer, s.models_dir, s.device, s.dtype)
+        self._use(renderer, reason)
+        avatar = self._default_avatar()
+        if s.renderer == "auto" and renderer.name == "liveportrait":
+            fits, why = fits_stream_budget(self._timed_frame(avatar), s.default_fps)
+            log.info("renderer check: %s", why)
+            if not fits:
+                from engine.render.offline import OfflineRenderer
+
+                self._use(OfflineRenderer(why), why)
+                avatar = self._default_avatar()
+            else:
+                self.renderer_reason = f"{reason}; {why}"
+        elif s.warmup:
+            log.info("warm-up render: %.1f ms", self._timed_frame(avatar))
+
+    def _use(self, renderer: Renderer, reason: str) -> None:
+        """Render thread: draw with this renderer, and pick the face detector it needs."""
+        s = self.settings
+        self.renderer, self.renderer_reason, self.frames.renderer = renderer, reason, renderer
+        log.info("renderer: %s (%s)", renderer.name, reason)
+        detector = "dlib" if renderer.name == "offline" else s.face_detector  # offline animates dlib's 68 points
+        if renderer.name == "offline" and s.face_detector == "onnx":
+            raise ConfigError("the offline renderer needs the dlib face detector (68 points): "
+                              "use --face-detector auto or dlib with --renderer offline")
+        if self.faces is None or (detector != "auto" and self.faces.name != detector):
+            self.faces = FacePipeline.create(s.models_dir, detector)
         if detector != s.face_detector:
             self.faces.reason = "the offline renderer animates dlib's 68 landmarks"
         log.info("face detector: %s (%s)", self.faces.name, self.faces.reason)
-        face = self.detect_face(default_portrait())
-        avatar = self.prepare(avatar_id(default_portrait()), face)
+
+    def _default_avatar(self) -> Avatar:
+        """Render thread: the bundled portrait, prepared by the current renderer (replacing any earlier one)."""
+        aid = avatar_id(default_portrait())
+        self.avatars.pop(aid)
+        avatar = self.prepare(aid, self.detect_face(default_portrait()))
         self.avatars.default_id = avatar.id
-        if s.warmup:
+        return avatar
+
+    def _timed_frame(self, avatar: Avatar) -> float:
+        """Render thread: ms to draw and encode one frame; a slow first frame (lazy set-up) is drawn twice."""
+        def once() -> float:
             started = time.perf_counter()
-            encode_jpeg(self.frames.draw(avatar, preset_state("neutral", 0.0), s.output).frame, s.jpeg_quality)
-            log.info("warm-up render: %.1f ms", (time.perf_counter() - started) * 1000)
+            encode_jpeg(self.frames.draw(avatar, preset_state("neutral", 0.0), self.settings.output).frame,
+                        self.settings.jpeg_quality)
+            return (time.perf_counter() - started) * 1000
+
+        first = once()
+        budget_ms = 1000.0 / self.settings.default_fps
+        return first if first <= budget_ms or first > 20 * budget_ms else min(first, once())
 
     def _loaded(self, future: Future[None]) -> None:
         """Command thread: start-up finished."""

@@ -218,9 +218,22 @@ def test_avatars_are_bounded_and_the_default_stays(tmp_path) -> None:
         eng.stop()
 
 
-def test_auto_picks_liveportrait_when_its_weights_load(tmp_path, golden_models) -> None:
-    """The synthetic golden checkpoints in the official layout: auto loads the network and says so everywhere."""
+def test_auto_measures_and_draws_offline_where_liveportrait_misses_the_stream_budget(tmp_path, golden_models) -> None:
+    """Weights present but no GPU: a LivePortrait frame takes seconds here, so auto measures it and falls back."""
     eng = EngineProcess(tmp_path, env={"LP_MODELS_DIR": str(golden_models), "LP_WARMUP": "0"}).start()
+    try:
+        health = eng.request({"v": 1, "cmd": "health"})
+        assert health["renderer"] == "offline", health["renderer_reason"]
+        assert "stream budget" in health["renderer_reason"] and " ms" in health["renderer_reason"]
+        assert "stream budget" in eng.log.read_text()
+    finally:
+        assert eng.stop() == 0
+
+
+def test_explicit_liveportrait_draws_with_the_network_even_on_a_cpu(tmp_path, golden_models) -> None:
+    """The synthetic golden checkpoints in the official layout: --renderer liveportrait loads and keeps the network."""
+    eng = EngineProcess(tmp_path, env={"LP_MODELS_DIR": str(golden_models), "LP_WARMUP": "0",
+                                       "LP_RENDERER": "liveportrait"}).start()
     try:
         health = eng.request({"v": 1, "cmd": "health"})
         assert health["renderer"] == "liveportrait" and health["renderer_info"]["device"] == "cpu"
