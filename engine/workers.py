@@ -47,6 +47,7 @@ class Worker:
         self.name = name
         self._jobs: queue.Queue[tuple[Callable[[], Any], Future] | None] = queue.Queue(max_queue)
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._closed = False
 
     def start(self) -> None:
         self._thread.start()
@@ -67,6 +68,8 @@ class Worker:
     def submit(self, fn: Callable[[], T]) -> Future[T]:
         """Queue a job; Busy when the queue is full (the caller answers busy or counts a late frame)."""
         future: Future[T] = Future()
+        if self._closed:
+            raise Busy("the engine is shutting down")
         try:
             self._jobs.put_nowait((fn, future))
         except queue.Full:
@@ -74,7 +77,8 @@ class Worker:
         return future
 
     def stop(self, timeout: float = 10.0) -> None:
-        """Finish the job in flight, refuse the rest with Busy, join the thread."""
+        """Finish the job in flight, refuse the rest (and any later one) with Busy, join the thread."""
+        self._closed = True
         while True:
             try:
                 job = self._jobs.get_nowait()

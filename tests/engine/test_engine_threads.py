@@ -162,3 +162,11 @@ def test_stream_frames_are_not_drawn_when_the_publisher_is_full(core: Core) -> N
     finally:
         gate.set()
     assert calls == [] and len(core.frames.stats.render_ms) == drawn_before
+
+
+def test_stop_joins_every_thread_and_refuses_later_work(core: Core) -> None:
+    assert core.dead_threads() == []
+    core.stop()
+    assert sorted(core.dead_threads()) == ["clock", "encode", "prep", "publish", "render"]
+    with pytest.raises(Busy, match="shutting down"):
+        core.prep.submit(lambda: None)
