@@ -75,6 +75,9 @@ ENGINE_OPTIONS: tuple[Option, ...] = (
            "default frame: the full photo with the face pasted back, or the 512x512 crop", OUTPUTS),
     Option("warmup", "--warmup", "LP_WARMUP", parse_bool, True,
            "render the bundled default portrait once before reporting ready"),
+    Option("curve_keys_dir", "--curve-keys-dir", "LP_CURVE_KEYS_DIR", Path, None,
+           "CURVE on both sockets: a folder with server.key_secret and clients/*.key (python -m engine.security "
+           "generate DIR); unset: off (LP_CURVE_SECRET_KEY alone also turns it on)"),
     Option("log_level", "--log-level", "LP_LOG_LEVEL", str, "INFO", "logging level",
            ("DEBUG", "INFO", "WARNING", "ERROR")),
 )
@@ -109,6 +112,7 @@ class Settings:
     jpeg_quality: int = _D["jpeg_quality"]
     output: str = _D["output"]
     warmup: bool = _D["warmup"]
+    curve_keys_dir: Path | None = _D["curve_keys_dir"]
     log_level: str = _D["log_level"]
 
 

@@ -22,6 +22,7 @@ from engine.config import Settings
 from engine.core import Core
 from engine.errors import BadRequest
 from engine.handlers import Reply
+from engine.security import CurveKeys, curve_server, start_authenticator
 
 log = logging.getLogger(__name__)
 
@@ -32,8 +33,10 @@ POLL_MS = 500
 class Engine:
     """Commands in, frames out. ``run()`` blocks the calling thread (the command thread) until ``stop()``."""
 
-    def __init__(self, settings: Settings, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, settings: Settings, clock: Callable[[], float] = time.monotonic,
+                 curve: CurveKeys | None = None) -> None:
         self.settings = settings
+        self._curve = curve
         self.core = Core(settings, clock)
         self._stopping = threading.Event()
         self._ctx = zmq.Context()
@@ -44,6 +47,11 @@ class Engine:
         self._pub.setsockopt(zmq.SNDHWM, FRAME_HWM)
         self._router.setsockopt(zmq.ROUTER_MANDATORY, 0)
         self._max_message = settings.max_image_bytes + 64 * 1024
+        self._auth = None
+        if curve is not None:  # both sockets encrypted; the ZAP handler admits the listed clients only
+            self._auth = start_authenticator(self._ctx, settings.curve_keys_dir)
+            for sock in (self._router, self._pub):
+                curve_server(sock, curve)
 
     def start(self) -> None:
         """Bind both sockets (errors surface here), then start the threads and the model loading."""
@@ -51,12 +59,11 @@ class Engine:
             self._router.bind(self.settings.command_addr)
             self._pub.bind(self.settings.frame_addr)
         except zmq.ZMQError:
-            self._router.close(0)
-            self._pub.close(0)
-            self._ctx.term()
+            self._close_sockets()
             self.core.mailbox.close()
             raise
-        log.info("commands on %s, frames on %s", self.settings.command_addr, self.settings.frame_addr)
+        log.info("commands on %s, frames on %s%s", self.settings.command_addr, self.settings.frame_addr,
+                 " (CURVE)" if self._curve is not None else "")
         self.core.frames.pub = self._pub
         self.core.start()
 
@@ -84,11 +91,16 @@ class Engine:
         """Intake is already stopped (the loop has returned); drain the workers in order, then close the sockets."""
         self.core.stop()
         self.core.mailbox.run_pending()  # answers of the jobs that finished while draining
-        self._router.close(0)
-        self._pub.close(0)
-        self._ctx.term()
+        self._close_sockets()
         self.core.mailbox.close()
         log.info("engine stopped")
+
+    def _close_sockets(self) -> None:
+        self._router.close(0)
+        self._pub.close(0)
+        if self._auth is not None:
+            self._auth.stop()
+        self._ctx.term()
 
     def _serve_one(self) -> None:
         try:
