@@ -191,7 +191,10 @@ def test_stream_publishes_at_the_rate_with_contiguous_seq_while_commands_are_ans
     assert rtts, "commands must be answered while streaming"
     seqs = [h["seq"] for _, h, _ in frames]
     assert seqs == list(range(seqs[0], seqs[0] + len(seqs))), "seq numbers must be contiguous"
-    assert 0.75 * fps * 3.0 <= len(frames) + frames[-1][1]["late"] <= 1.1 * fps * 3.0
+    # Frames received, not frames + late: one frame and 59 late ticks must fail. Half the rate is the floor on a
+    # shared 2-core machine (the offline renderer alone does ~60 fps at this size); every tick is a frame or late.
+    assert len(frames) >= 0.5 * fps * 3.0, (len(frames), frames[-1][1]["late"])
+    assert len(frames) + frames[-1][1]["late"] <= 1.1 * fps * 3.0
     ts = [h["ts"] for _, h, _ in frames]
     gaps = np.diff(ts)
     assert np.allclose(gaps[gaps < 1.5 / fps], 1.0 / fps, atol=1e-6), "tick times are exact multiples: no drift"

@@ -66,6 +66,6 @@ def test_lru_is_bounded_in_bytes_and_counts() -> None:
     assert lru.get("a") == b"1234" and lru.get("zz") is None
     evicted = lru.put("b", b"1234")  # 12 bytes > 10: the oldest unpinned ("a") goes
     assert evicted == ["a"] and lru.list_keys() == ["pin", "b"]
-    assert lru.put("huge", b"x" * 11) == [] and "huge" not in lru
+    assert lru.put("huge", b"x" * 11) == [] and lru.peek("huge") is None
     stats = lru.stats()
     assert (stats.hits, stats.misses, stats.evictions, stats.bytes) == (1, 1, 1, 8)
