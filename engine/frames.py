@@ -208,6 +208,15 @@ class FramePath:
     def publish(self, stream: StreamClock, avatar: Avatar, state: AnimationState, t: float, drawn: Drawn | None,
                 jpeg: bytes | None, key: FrameKey | None) -> None:
         """Publish thread: JPEG (unless cached), header with the next seq, PUB without blocking."""
+        try:
+            self._publish(stream, avatar, state, t, drawn, jpeg, key)
+        except Exception as exc:  # counted like a failed draw; the first of a run is logged with its traceback
+            self.stats.failed += 1
+            if self.frame_clock.count_failed(stream) == 1:
+                log.error("stream frame could not be published for %s", stream.avatar, exc_info=exc)
+
+    def _publish(self, stream: StreamClock, avatar: Avatar, state: AnimationState, t: float, drawn: Drawn | None,
+                 jpeg: bytes | None, key: FrameKey | None) -> None:
         started = time.perf_counter()
         if jpeg is None:
             assert drawn is not None

@@ -224,9 +224,18 @@ class FrameClock:
         with self._cond:
             stream.in_flight = False
             stream.late += int(late)
-            stream.failed += int(failed)
-            stream.failed_in_a_row = stream.failed_in_a_row + 1 if failed else 0
-            return stream.failed_in_a_row
+            return self._count(stream, failed)
+
+    def count_failed(self, stream: StreamClock) -> int:
+        """A later stage (publish) failed a frame; returns the failures in a row so far."""
+        with self._cond:
+            return self._count(stream, True)
+
+    @staticmethod
+    def _count(stream: StreamClock, failed: bool) -> int:
+        stream.failed += int(failed)
+        stream.failed_in_a_row = stream.failed_in_a_row + 1 if failed else 0
+        return stream.failed_in_a_row
 
     def _due(self) -> list[tuple[StreamClock, float]] | None:
         """Under the lock: the ticks due now, or None after waiting (at most MAX_CLOCK_WAIT_S)."""
