@@ -6,4 +6,8 @@ if [ "${LP_PREFETCH:-1}" = "1" ]; then
     python -m engine.models download --dir "${LP_MODELS_DIR:-/app/models}" \
         || echo "entrypoint: model download failed; the engine will fall back where it can (see /health)" >&2
 fi
+# CURVE keys for the ZMQ sockets: a server keypair and one for the bridge, made once (see engine/security.py).
+if [ -n "${LP_CURVE_KEYS_DIR:-}" ] && [ ! -f "${LP_CURVE_KEYS_DIR}/server.key_secret" ]; then
+    python -m engine.security generate "${LP_CURVE_KEYS_DIR}" bridge
+fi
 exec "$@"

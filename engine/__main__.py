@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import sys
 from collections.abc import Sequence
 
 from engine.config import engine_settings
 from engine.errors import EngineError
+from engine.security import engine_keys
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = engine_settings(argv)
+        curve = engine_keys(settings.curve_keys_dir, os.environ)
     except EngineError as exc:
         print(f"liveportrait-engine: {exc}", file=sys.stderr)
         return 2
@@ -22,7 +25,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from engine.server import Engine  # torch and the models load after the flags are known good
 
-    engine = Engine(settings)
+    engine = Engine(settings, curve=curve)
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: engine.stop())
     try:

@@ -86,6 +86,10 @@ class AvatarRegistry:
     def add(self, avatar: Avatar) -> list[Hashable]:
         return self._lru.put(avatar.id, avatar)
 
+    def pop(self, avatar_id: str) -> Avatar | None:
+        """Remove an avatar whatever it is (start-up replaces the default when the renderer changes)."""
+        return self._lru.pop(avatar_id)
+
     def drop(self, avatar: str) -> Avatar:
         key = self.resolve(avatar)
         if key == self.default_id:

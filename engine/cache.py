@@ -101,10 +101,6 @@ class ByteLRU(Generic[V]):
         with self._lock:
             return list(self._items)
 
-    def __contains__(self, key: Hashable) -> bool:
-        with self._lock:
-            return key in self._items
-
     def __len__(self) -> int:
         return len(self._items)
 

@@ -14,7 +14,9 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, TypeVar
 
-from engine.errors import BadRequest
+from engine.errors import ConfigError
+from engine.protocol import DEFAULT_MAX_FPS, OUTPUTS
+from engine.render.select import MODES as RENDERERS
 
 
 @dataclass(frozen=True)
@@ -47,14 +49,15 @@ ENGINE_OPTIONS: tuple[Option, ...] = (
     Option("models_dir", "--models-dir", "LP_MODELS_DIR", Path, Path("models"),
            "models folder in the HuggingFace repo layout (/app/models in the container)"),
     Option("renderer", "--renderer", "LP_RENDERER", str, "auto",
-           "auto: LivePortrait when its weights load, else offline", ("auto", "liveportrait", "offline")),
+           "auto: LivePortrait when its weights load and a warm-up frame fits the stream budget (1 / default fps), "
+           "else offline; liveportrait: always (stills on a CPU)", RENDERERS),
     Option("face_detector", "--face-detector", "LP_FACE_DETECTOR", str, "auto",
            "auto: InsightFace ONNX when its files exist, else dlib", ("auto", "onnx", "dlib")),
     Option("device", "--device", "LP_DEVICE", str, "auto", "torch device for LivePortrait", ("auto", "cpu", "cuda")),
     Option("dtype", "--dtype", "LP_DTYPE", str, "auto",
            "LivePortrait precision (auto: fp16 on CUDA, fp32 on CPU)", ("auto", "fp32", "fp16", "bf16")),
     Option("default_fps", "--default-fps", "LP_DEFAULT_FPS", float, 10.0, "stream rate when `stream` gives none"),
-    Option("max_fps", "--max-fps", "LP_MAX_FPS", float, 60.0, "highest stream rate accepted"),
+    Option("max_fps", "--max-fps", "LP_MAX_FPS", float, DEFAULT_MAX_FPS, "highest stream rate accepted"),
     Option("max_image_bytes", "--max-image-bytes", "LP_MAX_IMAGE_BYTES", int, 20_000_000,
            "largest source image accepted, in bytes"),
     Option("max_image_pixels", "--max-image-pixels", "LP_MAX_IMAGE_PIXELS", int, 40_000_000,
@@ -69,36 +72,60 @@ ENGINE_OPTIONS: tuple[Option, ...] = (
            "render jobs waiting at most; a render request beyond it is answered busy"),
     Option("jpeg_quality", "--jpeg-quality", "LP_JPEG_QUALITY", int, 90, "JPEG quality of published frames (1-100)"),
     Option("output", "--output", "LP_OUTPUT", str, "full",
-           "default frame: the full photo with the face pasted back, or the 512x512 crop", ("full", "crop")),
+           "default frame: the full photo with the face pasted back, or the 512x512 crop", OUTPUTS),
     Option("warmup", "--warmup", "LP_WARMUP", parse_bool, True,
            "render the bundled default portrait once before reporting ready"),
+    Option("curve_keys_dir", "--curve-keys-dir", "LP_CURVE_KEYS_DIR", Path, None,
+           "CURVE on both sockets: a folder with server.key_secret and clients/*.key (python -m engine.security "
+           "generate DIR); unset: off (LP_CURVE_SECRET_KEY alone also turns it on)"),
     Option("log_level", "--log-level", "LP_LOG_LEVEL", str, "INFO", "logging level",
            ("DEBUG", "INFO", "WARNING", "ERROR")),
 )
 
 
+def defaults(options: Sequence[Option]) -> dict[str, Any]:
+    return {opt.field: opt.default for opt in options}
+
+
+_D = defaults(ENGINE_OPTIONS)
+
+
 @dataclass(frozen=True)
 class Settings:
-    command_addr: str = "tcp://127.0.0.1:5555"
-    frame_addr: str = "tcp://127.0.0.1:5556"
-    models_dir: Path = Path("models")
-    renderer: str = "auto"
-    face_detector: str = "auto"
-    device: str = "auto"
-    dtype: str = "auto"
-    default_fps: float = 10.0
-    max_fps: float = 60.0
-    max_image_bytes: int = 20_000_000
-    max_image_pixels: int = 40_000_000
-    source_cache_mb: float = 2048.0
-    frame_cache_mb: float = 256.0
-    max_avatars: int = 16
-    render_queue: int = 8
-    jpeg_quality: int = 90
-    output: str = "full"
-    warmup: bool = True
-    log_level: str = "INFO"
+    """The engine's settings. Defaults come from ENGINE_OPTIONS (the one owner); ``check_fields`` keeps them equal."""
 
+    command_addr: str = _D["command_addr"]
+    frame_addr: str = _D["frame_addr"]
+    models_dir: Path = _D["models_dir"]
+    renderer: str = _D["renderer"]
+    face_detector: str = _D["face_detector"]
+    device: str = _D["device"]
+    dtype: str = _D["dtype"]
+    default_fps: float = _D["default_fps"]
+    max_fps: float = _D["max_fps"]
+    max_image_bytes: int = _D["max_image_bytes"]
+    max_image_pixels: int = _D["max_image_pixels"]
+    source_cache_mb: float = _D["source_cache_mb"]
+    frame_cache_mb: float = _D["frame_cache_mb"]
+    max_avatars: int = _D["max_avatars"]
+    render_queue: int = _D["render_queue"]
+    jpeg_quality: int = _D["jpeg_quality"]
+    output: str = _D["output"]
+    warmup: bool = _D["warmup"]
+    curve_keys_dir: Path | None = _D["curve_keys_dir"]
+    log_level: str = _D["log_level"]
+
+
+def check_fields(cls: type, options: Sequence[Option]) -> None:
+    """A settings dataclass and its option table name the same fields with the same defaults, or this raises."""
+    have = {f.name: f.default for f in fields(cls)}
+    want = defaults(options)
+    if have != want:
+        diff = sorted(set(have.items()) ^ set(want.items()), key=str)
+        raise ConfigError(f"{cls.__name__} and its option table differ: {diff}")
+
+
+check_fields(Settings, ENGINE_OPTIONS)
 
 T = TypeVar("T")
 
@@ -110,14 +137,18 @@ def build_parser(options: Sequence[Option], prog: str, description: str) -> argp
         extra: dict[str, Any] = {}
         if opt.choices:
             extra["choices"] = opt.choices
-        parser.add_argument(opt.flag, dest=opt.field, type=opt.kind, default=None, metavar=opt.field.upper(),
+        metavar = "{" + ",".join(opt.choices) + "}" if opt.choices else opt.field.upper()
+        parser.add_argument(opt.flag, dest=opt.field, type=opt.kind, default=None, metavar=metavar,
                             help=f"{opt.help} [env {opt.env}, default {opt.default}]", **extra)
     return parser
 
 
 def load(cls: type[T], options: Sequence[Option], argv: Sequence[str] | None, env: Mapping[str, str],
          prog: str, description: str) -> T:
-    """Settings from flags, then env vars, then defaults. A bad env value exits like a bad flag."""
+    """Settings from flags, then env vars, then defaults. A bad env value exits like a bad flag.
+
+    Every option must name a field of ``cls``: an option with nowhere to go is an error, never silently dropped."""
+    check_fields(cls, options)
     parser = build_parser(options, prog, description)
     args = parser.parse_args(argv)
     values: dict[str, Any] = {}
@@ -132,8 +163,7 @@ def load(cls: type[T], options: Sequence[Option], argv: Sequence[str] | None, en
                 parser.error(f"{opt.env}={env[opt.env]!r}: choose from {', '.join(opt.choices)}")
         if value is not None:
             values[opt.field] = value
-    known = {f.name for f in fields(cls)}  # type: ignore[arg-type]
-    return cls(**{k: v for k, v in values.items() if k in known})
+    return cls(**values)
 
 
 def engine_settings(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> Settings:
@@ -144,14 +174,20 @@ def engine_settings(argv: Sequence[str] | None = None, env: Mapping[str, str] | 
 
 
 def validate(settings: Settings) -> None:
+    """Settings that contradict each other: a ConfigError at start-up, before anything loads."""
+    from engine.protocol import MIN_FPS
+
     if not 1 <= settings.jpeg_quality <= 100:
-        raise BadRequest("jpeg_quality must be within 1..100")
-    if not 0 < settings.default_fps <= settings.max_fps:
-        raise BadRequest("default_fps must be > 0 and <= max_fps")
+        raise ConfigError("jpeg_quality must be within 1..100")
+    if not MIN_FPS <= settings.default_fps <= settings.max_fps:
+        raise ConfigError(f"default_fps must be within {MIN_FPS}..max_fps ({settings.max_fps})")
     if settings.render_queue < 1:
-        raise BadRequest("render_queue must be at least 1")
+        raise ConfigError("render_queue must be at least 1")
     if settings.max_avatars < 1:
-        raise BadRequest("max_avatars must be at least 1")
+        raise ConfigError("max_avatars must be at least 1")
+    if settings.renderer == "offline" and settings.face_detector == "onnx":
+        raise ConfigError("the offline renderer needs the dlib face detector (68 points): "
+                          "use --face-detector auto or dlib with --renderer offline")
 
 
 def markdown_table(options: Sequence[Option]) -> str:

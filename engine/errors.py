@@ -47,6 +47,12 @@ class ImageTooLarge(EngineError):
     code = "image_too_large"
 
 
+class ImageTooSmall(InvalidImage):
+    """An image too small to hold a usable face (a few pixels on a side)."""
+
+    code = "image_too_small"
+
+
 class NoFaceDetected(EngineError):
     code = "no_face"
 
@@ -74,7 +80,21 @@ class Busy(EngineError):
 
 
 class RenderFailed(EngineError):
+    """The renderer could not draw this frame (a known, reportable cause)."""
+
     code = "render_failed"
+
+
+class Internal(EngineError):
+    """A bug: any command's unexpected exception. Logged with its traceback; the client gets this code."""
+
+    code = "internal"
+
+
+class ConfigError(EngineError):
+    """Settings that contradict each other or the machine; raised at start-up, never for a client's request."""
+
+    code = "config_error"
 
 
 # The bridge's mapping from wire code to HTTP status. Unlisted codes are 500.
@@ -84,10 +104,13 @@ HTTP_STATUS: dict[str, int] = {
     UnsupportedVersion.code: 400,
     InvalidImage.code: 415,
     ImageTooLarge.code: 413,
+    ImageTooSmall.code: 422,
     NoFaceDetected.code: 422,
     UnknownAvatar.code: 404,
     Busy.code: 503,
     ModelsMissing.code: 503,
     WeightsInvalid.code: 503,
     RenderFailed.code: 500,
+    Internal.code: 500,
+    ConfigError.code: 503,
 }

@@ -17,13 +17,14 @@ import msgpack
 
 from engine.animation.controls import validate_controls
 from engine.animation.presets import validate_expression, validate_intensity
-from engine.animation.timeline import Keyframe
+from engine.animation.timeline import DEFAULT_TRANSITION_MS, MAX_TRANSITION_MS, Keyframe
 from engine.errors import BadRequest, EngineError, UnknownCommand, UnsupportedVersion
 
 VERSION = 1
 OUTPUTS = ("full", "crop")
-MAX_TRANSITION_MS = 10_000.0
 MAX_KEYFRAMES = 10_000
+DEFAULT_MAX_FPS = 60.0  # the default of the engine's --max-fps; the engine passes its setting to parse_request
+MIN_FPS = 0.1  # slower than this is a still, not a stream (and keeps every clock wait short)
 FRAME_TOPIC = b"frame."  # PUB topic prefix: frame.<avatar id>
 
 
@@ -57,14 +58,14 @@ class SetExpression:
     avatar: str
     expression: str
     intensity: float = 1.0
-    transition_ms: float = 250.0
+    transition_ms: float = DEFAULT_TRANSITION_MS
 
 
 @dataclass(frozen=True)
 class SetControls:
     avatar: str
     controls: dict[str, float] = field(default_factory=dict)
-    transition_ms: float = 250.0
+    transition_ms: float = DEFAULT_TRANSITION_MS
     smooth: bool = False
     keyframes: tuple[Keyframe, ...] = ()
 
@@ -163,7 +164,7 @@ def parse_controls(value: Any, name: str = "controls") -> dict[str, float]:
 
 
 def _transition(msg: Mapping[str, Any]) -> float:
-    return _number(msg, "transition_ms", 250.0, 0.0, MAX_TRANSITION_MS)
+    return _number(msg, "transition_ms", DEFAULT_TRANSITION_MS, 0.0, MAX_TRANSITION_MS)
 
 
 def _keyframes(value: Any) -> tuple[Keyframe, ...]:
@@ -225,7 +226,13 @@ _PARSERS = {
 COMMANDS: tuple[str, ...] = tuple(_PARSERS)
 
 
-def parse_request(raw: bytes, max_bytes: int) -> Request:
+def _check_fps(req: Stream, max_fps: float) -> Stream:
+    if req.fps is not None and req.fps != 0 and not MIN_FPS <= req.fps <= max_fps:
+        raise BadRequest(f"'fps' must be 0 (stop) or within {MIN_FPS}..{max_fps}, not {req.fps}")
+    return req
+
+
+def parse_request(raw: bytes, max_bytes: int, max_fps: float = DEFAULT_MAX_FPS) -> Request:
     """Bytes off the socket -> a checked request dataclass, or a typed error."""
     if len(raw) > max_bytes:
         raise BadRequest(f"message is {len(raw)} bytes; the limit is {max_bytes}")
@@ -237,13 +244,14 @@ def parse_request(raw: bytes, max_bytes: int) -> Request:
     if not isinstance(msg, dict):
         raise BadRequest(f"message must be a msgpack map, not {type(msg).__name__}")
     version = msg.get("v")
-    if version != VERSION:
+    if type(version) is not int or version != VERSION:  # true == 1 and 1.0 == 1 in Python: not versions
         raise UnsupportedVersion(f"protocol version must be {VERSION}, not {version!r}")
     cmd = msg.get("cmd")
     parser = _PARSERS.get(cmd) if isinstance(cmd, str) else None
     if parser is None:
         raise UnknownCommand(f"unknown command {cmd!r}; known: {', '.join(COMMANDS)}")
-    return parser(msg)
+    request = parser(msg)
+    return _check_fps(request, max_fps) if isinstance(request, Stream) else request
 
 
 def pack(message: Mapping[str, Any]) -> bytes:

@@ -30,7 +30,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     signal.signal(signal.SIGINT, forward)
     signal.signal(signal.SIGTERM, forward)
-    print("liveportrait-serve: bridge on http://127.0.0.1:8081 (try /health); Ctrl-C stops both", flush=True)
+    from bridge.config import bridge_settings
+
+    web = bridge_settings([])  # the same LP_BRIDGE_* variables the bridge process reads
+    print(f"liveportrait-serve: bridge on http://{web.host}:{web.port} (try /health); Ctrl-C stops both", flush=True)
     while all(proc.poll() is None for proc in procs):
         time.sleep(0.2)
     forward(signal.SIGTERM, None)

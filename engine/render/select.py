@@ -1,7 +1,10 @@
-"""Which renderer draws the face: LivePortrait when its weights load, else the offline CPU renderer.
+"""Which renderer draws the face: LivePortrait when its weights load and it is fast enough here, else offline.
 
 ``auto`` never fails for want of weights: it falls back and says why (the log, /health and every reply carry the
-renderer's name). ``liveportrait`` fails loudly instead; ``offline`` skips loading the network.
+renderer's name). It also measures: at warm-up one frame is drawn and timed, and LivePortrait stays only if that
+frame fits the stream budget (1 / default fps); on a CPU it takes seconds, so ``auto`` draws with the offline
+renderer there (``fits_stream_budget``). ``liveportrait`` keeps it regardless (stills on a CPU) and fails loudly
+without weights; ``offline`` skips loading the network.
 """
 
 from __future__ import annotations
@@ -37,3 +40,12 @@ def select_renderer(mode: str, models_dir: Path, device: str = "auto", precision
     from engine.render.offline import OfflineRenderer
 
     return OfflineRenderer(), reason
+
+
+def fits_stream_budget(frame_ms: float, fps: float) -> tuple[bool, str]:
+    """Whether a measured warm-up frame fits one stream period, and the reason in words for the log and /health."""
+    budget_ms = 1000.0 / fps
+    if frame_ms <= budget_ms:
+        return True, f"a LivePortrait frame took {frame_ms:.0f} ms at warm-up, within the {budget_ms:.0f} ms budget"
+    return False, (f"a LivePortrait frame took {frame_ms:.0f} ms at warm-up, over the {budget_ms:.0f} ms stream budget "
+                   f"(1 / {fps:g} fps): using the offline renderer (--renderer liveportrait keeps LivePortrait)")

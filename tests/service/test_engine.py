@@ -106,6 +106,11 @@ BAD_INPUT = [
      "bad_request"),
     ({"v": 1, "cmd": "set_controls", "avatar": "default", "keyframes": [{"t": 2.0}]}, "bad_request"),
     ({"v": 1, "cmd": "stream", "avatar": "default", "fps": 1000}, "bad_request"),
+    ({"v": 1, "cmd": "stream", "avatar": "default", "fps": 1e-10}, "bad_request"),  # killed the clock thread
+    ({"v": True, "cmd": "health"}, "unsupported_version"),
+    ({"v": 1.0, "cmd": "health"}, "unsupported_version"),
+    ({"v": 1, "cmd": "set_source", "image": png_bytes(np.zeros((1, 1, 3), np.uint8))}, "image_too_small"),
+    ({"v": 1, "cmd": "render", "image": png_bytes(np.zeros((31, 200, 3), np.uint8))}, "image_too_small"),
     ({"v": 1, "cmd": "stream", "avatar": "nobody", "fps": 10}, "unknown_avatar"),
     ({"v": 1, "cmd": "drop_source", "avatar": "nobody"}, "unknown_avatar"),
 ]
@@ -186,7 +191,10 @@ def test_stream_publishes_at_the_rate_with_contiguous_seq_while_commands_are_ans
     assert rtts, "commands must be answered while streaming"
     seqs = [h["seq"] for _, h, _ in frames]
     assert seqs == list(range(seqs[0], seqs[0] + len(seqs))), "seq numbers must be contiguous"
-    assert 0.75 * fps * 3.0 <= len(frames) + frames[-1][1]["late"] <= 1.1 * fps * 3.0
+    # Frames received, not frames + late: one frame and 59 late ticks must fail. Half the rate is the floor on a
+    # shared 2-core machine (the offline renderer alone does ~60 fps at this size); every tick is a frame or late.
+    assert len(frames) >= 0.5 * fps * 3.0, (len(frames), frames[-1][1]["late"])
+    assert len(frames) + frames[-1][1]["late"] <= 1.1 * fps * 3.0
     ts = [h["ts"] for _, h, _ in frames]
     gaps = np.diff(ts)
     assert np.allclose(gaps[gaps < 1.5 / fps], 1.0 / fps, atol=1e-6), "tick times are exact multiples: no drift"
@@ -213,9 +221,22 @@ def test_avatars_are_bounded_and_the_default_stays(tmp_path) -> None:
         eng.stop()
 
 
-def test_auto_picks_liveportrait_when_its_weights_load(tmp_path, golden_models) -> None:
-    """The synthetic golden checkpoints in the official layout: auto loads the network and says so everywhere."""
+def test_auto_measures_and_draws_offline_where_liveportrait_misses_the_stream_budget(tmp_path, golden_models) -> None:
+    """Weights present but no GPU: a LivePortrait frame takes seconds here, so auto measures it and falls back."""
     eng = EngineProcess(tmp_path, env={"LP_MODELS_DIR": str(golden_models), "LP_WARMUP": "0"}).start()
+    try:
+        health = eng.request({"v": 1, "cmd": "health"})
+        assert health["renderer"] == "offline", health["renderer_reason"]
+        assert "stream budget" in health["renderer_reason"] and " ms" in health["renderer_reason"]
+        assert "stream budget" in eng.log.read_text()
+    finally:
+        assert eng.stop() == 0
+
+
+def test_explicit_liveportrait_draws_with_the_network_even_on_a_cpu(tmp_path, golden_models) -> None:
+    """The synthetic golden checkpoints in the official layout: --renderer liveportrait loads and keeps the network."""
+    eng = EngineProcess(tmp_path, env={"LP_MODELS_DIR": str(golden_models), "LP_WARMUP": "0",
+                                       "LP_RENDERER": "liveportrait"}).start()
     try:
         health = eng.request({"v": 1, "cmd": "health"})
         assert health["renderer"] == "liveportrait" and health["renderer_info"]["device"] == "cpu"

@@ -41,6 +41,10 @@ def test_every_command_parses_with_its_defaults() -> None:
     ({"v": 1, "cmd": "set_idle", "avatar": "a", "enabled": "yes"}, BadRequest),
     ({"v": 1, "cmd": "set_idle", "avatar": "a", "enabled": True, "seed": -1}, BadRequest),
     ({"v": 1, "cmd": "stream", "avatar": "a", "fps": -1}, BadRequest),
+    ({"v": 1, "cmd": "stream", "avatar": "a", "fps": 1e-10}, BadRequest),
+    ({"v": 1, "cmd": "stream", "avatar": "a", "fps": 61}, BadRequest),
+    ({"v": True, "cmd": "health"}, UnsupportedVersion),
+    ({"v": 1.0, "cmd": "health"}, UnsupportedVersion),
 ])
 def test_refusals(message: dict, error: type[Exception]) -> None:
     with pytest.raises(error):
@@ -62,6 +66,6 @@ def test_lru_is_bounded_in_bytes_and_counts() -> None:
     assert lru.get("a") == b"1234" and lru.get("zz") is None
     evicted = lru.put("b", b"1234")  # 12 bytes > 10: the oldest unpinned ("a") goes
     assert evicted == ["a"] and lru.list_keys() == ["pin", "b"]
-    assert lru.put("huge", b"x" * 11) == [] and "huge" not in lru
+    assert lru.put("huge", b"x" * 11) == [] and lru.peek("huge") is None
     stats = lru.stats()
     assert (stats.hits, stats.misses, stats.evictions, stats.bytes) == (1, 1, 1, 8)

@@ -1,0 +1,210 @@
+"""One small function per command, looked up in ``HANDLERS`` by the request's type. All run on the command thread.
+
+A handler returns its reply at once, or returns None and calls ``respond`` later (from a continuation, which the
+Mailbox also runs on the command thread). It raises typed errors (engine/errors.py); anything else is a bug and
+becomes an ``internal`` error reply, logged with its traceback.
+
+Adding a command (e.g. ``speak``):
+1. protocol.py: a frozen request dataclass and its parser row in ``_PARSERS`` (every check of client input there).
+2. here: ``def speak(core: Core, req: p.Speak, respond: Respond) -> Reply | None`` - short; slow work goes to a
+   worker (``core.render.submit`` / ``core.prep.submit``) and comes back with ``core.mailbox.then``.
+3. here: one row in ``HANDLERS``: ``p.Speak: Route(speak)`` (``ready=False`` if it may run before the models load).
+4. docs/protocol.md: an example of the message and its reply.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass
+from typing import Any
+
+from engine import protocol as p
+from engine.animation.controls import CONTROLS
+from engine.animation.presets import EXPRESSIONS, preset_state
+from engine.avatars import Avatar
+from engine.core import Core
+from engine.errors import Busy, EngineError, Internal
+from engine.frames import Still, sample
+
+log = logging.getLogger(__name__)
+
+Reply = dict[str, Any]
+Respond = Callable[[Reply], None]
+
+
+def ok(core: Core, **fields: Any) -> Reply:
+    return p.ok(core.renderer_name, **fields)
+
+
+def error_reply(core: Core, exc: BaseException) -> Reply:
+    """The error reply for any failure: typed errors as they are, anything else is a bug: ``internal``, logged."""
+    if not isinstance(exc, EngineError):
+        log.error("request failed", exc_info=exc)
+        exc = Internal(f"internal error: {type(exc).__name__}: {exc}")
+    return p.error(exc, core.renderer_name)
+
+
+def reply_when_done(core: Core, future: Future[Any], respond: Respond, make: Callable[[Any], Reply]) -> None:
+    """When ``future`` resolves (on the command thread): ``respond(make(result))`` or the typed error reply."""
+    def done(f: Future[Any]) -> None:
+        try:
+            reply = make(f.result())
+        except Exception as exc:
+            reply = error_reply(core, exc)
+        respond(reply)
+
+    core.mailbox.then(future, done)
+
+
+# --- the commands ----------------------------------------------------------------------------------------------
+
+def health(core: Core, _req: p.Health, _respond: Respond) -> Reply:
+    dead = core.dead_threads()
+    status = "failed" if dead and core.status == "ok" else core.status
+    reply = ok(core, status=status, version=p.VERSION, now=core.clock(), renderer_reason=core.renderer_reason,
+               renderer_info=core.renderer.info() if core.renderer is not None else {},
+               face_detector=core.faces.name if core.faces is not None else None,
+               face_detector_reason=core.faces.reason if core.faces is not None else "",
+               avatars=len(core.avatars.ids()), default_avatar=core.avatars.default_id,
+               streams=core.frame_clock.snapshot(), frames=core.frames.stats.summary(),
+               caches={"sources": core.avatars.stats(), "frames": core.frames.cache.stats().as_dict()})
+    if dead:
+        reply["dead_threads"] = dead
+        reply["failure"] = Internal(f"engine thread(s) died: {', '.join(dead)}").to_wire()
+    elif core.failure is not None:
+        reply["failure"] = core.failure.to_wire()
+    return reply
+
+
+def expressions(core: Core, _req: p.Expressions, _respond: Respond) -> Reply:
+    return ok(core, expressions=list(EXPRESSIONS), intensities={"min": 0.0, "max": 1.0},
+              controls=[{"name": c.name, "min": c.minimum, "max": c.maximum} for c in CONTROLS])
+
+
+def list_avatars(core: Core, _req: p.ListAvatars, _respond: Respond) -> Reply:
+    return ok(core, avatars=core.avatars.ids(), default=core.avatars.default_id, streams=core.frame_clock.snapshot())
+
+
+def _source_reply(core: Core, avatar: Avatar, cached: bool) -> Reply:
+    face = avatar.source.face
+    return ok(core, avatar=avatar.id, cached=cached, faces=face.n_faces, detector=face.detector,
+              width=int(face.image.shape[1]), height=int(face.image.shape[0]))
+
+
+def set_source(core: Core, req: p.SetSource, respond: Respond) -> None:
+    reply_when_done(core, core.avatar_for(req.image), respond, lambda r: _source_reply(core, *r))
+
+
+def drop_source(core: Core, req: p.DropSource, _respond: Respond) -> Reply:
+    avatar = core.avatars.drop(req.avatar)
+    core.frame_clock.set_rate(avatar.id, 0)
+    return ok(core, avatar=avatar.id)
+
+
+def set_expression(core: Core, req: p.SetExpression, _respond: Respond) -> Reply:
+    avatar, now = core.avatars.get(req.avatar), core.clock()
+    with avatar.lock:
+        avatar.animator.set_expression(req.expression, req.intensity, req.transition_ms, now)
+    return ok(core, avatar=avatar.id, now=now)
+
+
+def set_controls(core: Core, req: p.SetControls, _respond: Respond) -> Reply:
+    avatar, now = core.avatars.get(req.avatar), core.clock()
+    with avatar.lock:
+        if req.controls:
+            avatar.animator.set_controls(req.controls, req.transition_ms, now, smooth=req.smooth)
+        if req.keyframes:
+            avatar.animator.schedule(req.keyframes, now)
+    return ok(core, avatar=avatar.id, now=now)
+
+
+def clear(core: Core, req: p.Clear, _respond: Respond) -> Reply:
+    avatar, now = core.avatars.get(req.avatar), core.clock()
+    with avatar.lock:
+        avatar.animator.clear(now)
+    return ok(core, avatar=avatar.id, now=now)
+
+
+def set_idle(core: Core, req: p.SetIdle, _respond: Respond) -> Reply:
+    avatar, now = core.avatars.get(req.avatar), core.clock()
+    with avatar.lock:
+        a = avatar.animator
+        seed = req.seed if req.seed is not None else a.idle_config.seed
+        a.set_idle(dataclasses.replace(a.idle_config, enabled=req.enabled, seed=seed), now)
+    return ok(core, avatar=avatar.id, now=now)
+
+
+def render(core: Core, req: p.Render, respond: Respond) -> None:
+    """A cached JPEG, or a frame drawn and encoded; the avatar first prepared when the request carries an image."""
+    output = req.output or core.settings.output
+    quality = req.quality or core.settings.jpeg_quality
+
+    def with_avatar(avatar: Avatar) -> None:
+        t = core.clock()
+        if req.expression is not None or req.controls:
+            state, static = preset_state(req.expression or "neutral", req.intensity, req.controls), True
+        else:
+            state, static = sample(avatar, t)
+        reply_when_done(core, core.frames.still(avatar, state, static, output, quality, t), respond,
+                        lambda s: _still_reply(core, avatar, s))
+
+    if req.image is None:
+        with_avatar(core.avatars.get(req.avatar))
+        return
+
+    def prepared(f: Future[tuple[Avatar, bool]]) -> None:
+        try:
+            with_avatar(f.result()[0])
+        except Exception as exc:
+            respond(error_reply(core, exc))
+
+    core.mailbox.then(core.avatar_for(req.image), prepared)
+
+
+def _still_reply(core: Core, avatar: Avatar, still: Still) -> Reply:
+    return ok(core, avatar=avatar.id, jpeg=still.jpeg, cached=still.cached, header=still.header)
+
+
+def stream(core: Core, req: p.Stream, _respond: Respond) -> Reply:
+    fps = core.settings.default_fps if req.fps is None else req.fps
+    avatar = core.avatars.get(req.avatar)
+    core.frame_clock.set_rate(avatar.id, fps)
+    return ok(core, avatar=avatar.id, fps=fps, topic=(p.FRAME_TOPIC + avatar.id.encode()).decode())
+
+
+# --- the table ---------------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Route:
+    handler: Callable[[Core, Any, Respond], Reply | None]
+    ready: bool = True  # needs the models loaded (answers busy while starting, the failure after)
+
+
+HANDLERS: dict[type, Route] = {
+    p.Health: Route(health, ready=False),
+    p.Expressions: Route(expressions, ready=False),
+    p.ListAvatars: Route(list_avatars),
+    p.SetSource: Route(set_source),
+    p.DropSource: Route(drop_source),
+    p.SetExpression: Route(set_expression),
+    p.SetControls: Route(set_controls),
+    p.Clear: Route(clear),
+    p.SetIdle: Route(set_idle),
+    p.Render: Route(render),
+    p.Stream: Route(stream),
+}
+
+
+def handle(core: Core, req: p.Request, respond: Respond) -> Reply | None:
+    """Command thread: run the request's handler; a reply now, or None when it will ``respond`` later."""
+    route = HANDLERS.get(type(req))
+    if route is None:
+        raise Internal(f"no handler for {type(req).__name__}")
+    if route.ready and core.status != "ok":
+        if core.failure is not None:
+            raise core.failure
+        raise Busy("the engine is starting (loading models); retry shortly")
+    return route.handler(core, req, respond)

@@ -1,0 +1,278 @@
+"""Every thread of the engine, and the queues between them. No other module starts a thread.
+
+::
+
+    client REQ ──> ROUTER ─┐
+                           │  command thread (server.Engine.run): parses, runs handlers.HANDLERS[type(req)],
+                           │  sends every reply, runs every continuation (Mailbox)
+       Mailbox (queue +    │
+       socketpair wake) <──┼──────────────────────────────────────────────┐
+                           ├─> prep Worker     (queue: render_queue)   decode + detect (CPU)      ─┤
+                           ├─> render Worker   (queue: render_queue)   load models, prepare avatar,─┤
+                           │                                           draw (render + paste-back)   │
+                           └─> encode Worker   (queue: render_queue)   JPEG for `render` replies   ─┘
+       FrameClock thread ("clock"): ticks each stream from a fixed origin ──> render Worker (stream frame)
+           render Worker ──> publish Worker (queue: STREAM_ENCODE_DEPTH) JPEG + PUB for streams; owns the PUB socket
+
+- A job's result reaches the command thread only through ``Mailbox.then``: a continuation never runs on a worker.
+- Stream frames have their own encode budget (the publish worker), so a burst of ``render`` replies cannot starve
+  a stream, and room in it is checked *before* drawing (``frames.FramePath``): no frame is drawn to be dropped.
+- Each thread reports ``alive``; ``health`` fails when one has died (``Threads.dead``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import queue
+import socket
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from engine.errors import Busy
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+MAX_CLOCK_WAIT_S = 1.0  # the clock never sleeps longer than this (no OverflowError, no missed stop)
+
+
+class Worker:
+    """One named thread, one job at a time, a bounded queue; a full queue raises Busy naming the queue."""
+
+    def __init__(self, name: str, max_queue: int) -> None:
+        self.name = name
+        self._jobs: queue.Queue[tuple[Callable[[], Any], Future] | None] = queue.Queue(max_queue)
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._closed = False
+
+    def start(self) -> None:
+        self._thread.start()
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    @property
+    def pending(self) -> int:
+        return self._jobs.qsize()
+
+    def has_room(self, depth: int | None = None) -> bool:
+        """Whether a job submitted now would be taken (``depth``: a tighter bound than the queue's own)."""
+        limit = self._jobs.maxsize if depth is None else min(depth, self._jobs.maxsize)
+        return self._jobs.qsize() < limit
+
+    def submit(self, fn: Callable[[], T]) -> Future[T]:
+        """Queue a job; Busy when the queue is full (the caller answers busy or counts a late frame)."""
+        future: Future[T] = Future()
+        if self._closed:
+            raise Busy("the engine is shutting down")
+        try:
+            self._jobs.put_nowait((fn, future))
+        except queue.Full:
+            raise Busy(f"the {self.name} queue is full ({self._jobs.maxsize} jobs); retry shortly") from None
+        return future
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Finish the job in flight, refuse the rest (and any later one) with Busy, join the thread."""
+        self._closed = True
+        while True:
+            try:
+                job = self._jobs.get_nowait()
+            except queue.Empty:
+                break
+            if job is not None:
+                job[1].set_exception(Busy("the engine is shutting down"))
+        with contextlib.suppress(queue.Full):
+            self._jobs.put(None, timeout=timeout)
+        if self._thread.is_alive() and self._thread is not threading.current_thread():
+            self._thread.join(timeout)
+
+    def _run(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            fn, future = job
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                future.set_result(fn())
+            except Exception as exc:  # a job's failure is its caller's answer, never the thread's end
+                future.set_exception(exc)
+
+
+class Mailbox:
+    """Work handed back to the command thread: a queue plus a socketpair whose read end wakes its poller."""
+
+    def __init__(self) -> None:
+        self._todo: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+
+    def fileno(self) -> int:
+        return self._wake_r.fileno()
+
+    def post(self, fn: Callable[[], None]) -> None:
+        """Any thread: run ``fn`` on the command thread soon."""
+        self._todo.put(fn)
+        self.wake()
+
+    def then(self, future: Future[T], fn: Callable[[Future[T]], None]) -> None:
+        """When ``future`` is done, run ``fn(future)`` on the command thread (never on the worker that finished it)."""
+        future.add_done_callback(lambda f: self.post(lambda: fn(f)))
+
+    def wake(self) -> None:
+        with contextlib.suppress(OSError):
+            self._wake_w.send(b"x")
+
+    def run_pending(self) -> None:
+        """Command thread: drain the wake bytes, then run every posted continuation."""
+        with contextlib.suppress(BlockingIOError, OSError):
+            self._wake_r.recv(4096)
+        while True:
+            try:
+                fn = self._todo.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                fn()
+            except Exception:  # a continuation's bug must not end the command loop
+                log.exception("continuation failed")
+
+    def close(self) -> None:
+        self._wake_r.close()
+        self._wake_w.close()
+
+
+@dataclass
+class StreamClock:
+    """One stream's timing: tick times are origin + tick / fps, so no drift accumulates."""
+
+    avatar: str
+    fps: float
+    origin: float
+    tick: int = 0
+    seq: int = 0  # frames published: contiguous on the wire
+    late: int = 0  # ticks skipped (renderer or encoder full, previous frame still drawing)
+    failed: int = 0  # frames whose drawing raised
+    failed_in_a_row: int = 0
+    in_flight: bool = False
+
+    @property
+    def next_time(self) -> float:
+        return self.origin + self.tick / self.fps
+
+
+class FrameClock:
+    """The clock thread: ticks each stream at its rate and hands the tick to ``on_tick``; owns the stream table."""
+
+    def __init__(self, on_tick: Callable[[StreamClock, float], bool], clock: Callable[[], float]) -> None:
+        self._on_tick = on_tick
+        self._clock = clock
+        self._streams: dict[str, StreamClock] = {}
+        self._cond = threading.Condition()
+        self._stopped = False
+        self._thread = threading.Thread(target=self._run, name="clock", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def stop(self) -> None:
+        with self._cond:
+            self._stopped = True
+            self._cond.notify()
+        if self._thread.is_alive():
+            self._thread.join(5.0)
+
+    def set_rate(self, avatar: str, fps: float) -> StreamClock | None:
+        """Start, re-time (fresh origin, seq continues) or, with fps 0, stop a stream."""
+        with self._cond:
+            if fps <= 0:
+                self._streams.pop(avatar, None)
+                self._cond.notify()
+                return None
+            stream = self._streams.get(avatar)
+            if stream is None:
+                stream = self._streams[avatar] = StreamClock(avatar, fps, self._clock())
+            elif stream.fps != fps:
+                stream.fps, stream.origin, stream.tick = fps, self._clock(), 0
+            self._cond.notify()
+            return stream
+
+    def is_streaming(self, avatar: object) -> bool:
+        with self._cond:
+            return avatar in self._streams
+
+    def snapshot(self) -> dict[str, dict[str, float]]:
+        with self._cond:
+            return {s.avatar: {"fps": s.fps, "seq": s.seq, "late": s.late, "failed": s.failed}
+                    for s in self._streams.values()}
+
+    def take_seq(self, stream: StreamClock) -> int:
+        with self._cond:
+            seq = stream.seq
+            stream.seq += 1
+            return seq
+
+    def frame_done(self, stream: StreamClock, *, late: bool = False, failed: bool = False) -> int:
+        """The render thread is done with this stream's tick; returns the failures in a row so far."""
+        with self._cond:
+            stream.in_flight = False
+            stream.late += int(late)
+            return self._count(stream, failed)
+
+    def count_failed(self, stream: StreamClock) -> int:
+        """A later stage (publish) failed a frame; returns the failures in a row so far."""
+        with self._cond:
+            return self._count(stream, True)
+
+    @staticmethod
+    def _count(stream: StreamClock, failed: bool) -> int:
+        stream.failed += int(failed)
+        stream.failed_in_a_row = stream.failed_in_a_row + 1 if failed else 0
+        return stream.failed_in_a_row
+
+    def _due(self) -> list[tuple[StreamClock, float]] | None:
+        """Under the lock: the ticks due now, or None after waiting (at most MAX_CLOCK_WAIT_S)."""
+        now = self._clock()
+        due = [s for s in self._streams.values() if s.next_time <= now]
+        if not due:
+            wait = min((s.next_time for s in self._streams.values()), default=now + MAX_CLOCK_WAIT_S) - now
+            self._cond.wait(timeout=min(max(wait, 0.0), MAX_CLOCK_WAIT_S))
+            return None
+        ticks = []
+        for s in due:
+            t = s.next_time
+            s.tick += 1
+            behind = int((now - s.next_time) * s.fps)  # the machine stalled past whole periods
+            if behind > 0:
+                s.tick += behind
+                s.late += behind
+            if s.in_flight:
+                s.late += 1
+            else:
+                s.in_flight = True
+                ticks.append((s, t))
+        return ticks
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                if self._stopped:
+                    return
+                ticks = self._due()
+            for s, t in ticks or ():
+                try:
+                    taken = self._on_tick(s, t)
+                except Exception:  # a tick's bug is counted on its stream, never the clock's end
+                    log.exception("tick failed for %s", s.avatar)
+                    taken = False
+                if not taken:
+                    with self._cond:
+                        s.in_flight = False
+                        s.late += 1

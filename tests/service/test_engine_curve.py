@@ -1,0 +1,96 @@
+"""CURVE on the engine's sockets (issue 12, item 7): listed clients get in, encrypted; anyone else gets nothing."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import msgpack
+import pytest
+import zmq
+import zmq.auth
+
+from engine.errors import ConfigError
+from engine.security import (
+    CurveKeys,
+    curve_client,
+    generate,
+    load_curve_keys,
+    load_public_key,
+)
+from tests.service.conftest import EngineProcess
+
+pytestmark = pytest.mark.skipif(not zmq.has("curve"), reason="libzmq built without CURVE")
+
+
+def curve_request(addr: str, server: bytes, keys: CurveKeys | None, timeout_ms: int = 1500) -> dict | None:
+    sock = zmq.Context.instance().socket(zmq.REQ)
+    sock.setsockopt(zmq.LINGER, 0)
+    if keys is not None:
+        curve_client(sock, server, keys)
+    sock.connect(addr)
+    try:
+        sock.send(msgpack.packb({"v": 1, "cmd": "health"}))
+        return msgpack.unpackb(sock.recv()) if sock.poll(timeout_ms) else None
+    finally:
+        sock.close(0)
+
+
+def test_keys_load_from_files_and_env(tmp_path: Path) -> None:
+    generate(tmp_path / "keys", ["bridge"])
+    from_file = load_curve_keys(tmp_path / "keys" / "clients" / "bridge.key_secret")
+    assert from_file is not None and len(from_file.public) == 40
+    from_env = load_curve_keys(None, {"LP_CURVE_CLIENT_SECRET_KEY": from_file.secret.decode()},
+                               "LP_CURVE_CLIENT_SECRET_KEY")
+    assert from_env == from_file
+    assert load_public_key(tmp_path / "keys" / "server.key") == load_curve_keys(
+        tmp_path / "keys" / "server.key_secret").public  # type: ignore[union-attr]
+    assert load_curve_keys(None, {}) is None
+    with pytest.raises(ConfigError):
+        load_curve_keys(None, {"LP_CURVE_SECRET_KEY": "too short"})
+
+
+def test_only_listed_clients_are_answered_and_frames_are_encrypted(tmp_path: Path) -> None:
+    keys = tmp_path / "keys"
+    generate(keys, ["bridge"])
+    zmq.auth.create_certificates(tmp_path, "stranger")  # a valid keypair the engine does not list
+    server = load_public_key(keys / "server.key")
+    bridge = load_curve_keys(keys / "clients" / "bridge.key_secret")
+    stranger = load_curve_keys(tmp_path / "stranger.key_secret")
+    assert server and bridge and stranger
+    eng = EngineProcess(tmp_path, env={"LP_CURVE_KEYS_DIR": str(keys), "LP_WARMUP": "0"}).start(wait=False)
+    try:
+        deadline = time.monotonic() + 90
+        while (reply := curve_request(eng.command_addr, server, bridge)) is None or reply["status"] != "ok":
+            assert time.monotonic() < deadline and eng.alive(), eng.log.read_text()[-3000:]
+            time.sleep(0.2)
+        assert curve_request(eng.command_addr, server, None) is None  # plain text: no answer
+        assert curve_request(eng.command_addr, server, stranger) is None  # unlisted key: no answer
+        sub = zmq.Context.instance().socket(zmq.SUB)
+        sub.setsockopt(zmq.LINGER, 0)
+        curve_client(sub, server, bridge)
+        sub.setsockopt(zmq.SUBSCRIBE, b"frame.")
+        sub.connect(eng.frame_addr)
+        time.sleep(0.3)
+        req = zmq.Context.instance().socket(zmq.REQ)
+        req.setsockopt(zmq.LINGER, 0)
+        curve_client(req, server, bridge)
+        req.connect(eng.command_addr)
+        req.send(msgpack.packb({"v": 1, "cmd": "stream", "avatar": "default", "fps": 20}))
+        assert req.poll(5000) and msgpack.unpackb(req.recv())["ok"]
+        assert sub.poll(5000), "a listed subscriber receives frames"
+        assert sub.recv_multipart()[0].startswith(b"frame.")
+        req.close(0)
+        sub.close(0)
+    finally:
+        assert eng.stop() == 0
+
+
+def test_the_compose_example_turns_curve_on() -> None:
+    import yaml
+
+    root = Path(__file__).resolve().parents[2]
+    service = yaml.safe_load((root / "docker-compose.yml").read_text())["services"]["secretary-liveportrait"]
+    assert service["environment"]["LP_CURVE_KEYS_DIR"] == "/app/keys"
+    assert "liveportrait-keys:/app/keys" in service["volumes"]
+    assert "engine.security generate" in (root / "docker" / "entrypoint.sh").read_text()
