@@ -10,6 +10,7 @@ client sends may crash the process. The engine protocol itself lives in engine/c
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
@@ -26,16 +27,27 @@ from starlette.staticfiles import StaticFiles
 
 from bridge.config import BridgeSettings
 from bridge.engine_client import EngineLink
-from bridge.forms import BodyLimits, read_render_form
+from bridge.forms import BodyLimits, read_render_form, read_speak_form
 from bridge.http import ClientError, json_bytes, log_error
 from bridge.openapi import DOCS_HTML, DOCS_INIT_JS, Operation, openapi_document, swagger_assets
 from engine.animation.presets import EXPRESSIONS
-from engine.client import EngineClientError, EngineReplyError, EngineUnavailable, HealthReply, Overloaded
-from engine.errors import HTTP_STATUS
+from engine.client import (
+    EngineClientError,
+    EngineReplyError,
+    EngineUnavailable,
+    HealthReply,
+    Overloaded,
+    build_message,
+    check_reply,
+)
+from engine.errors import HTTP_STATUS, EngineError
+from engine.protocol import MAX_AUDIO_SECONDS
+from engine.speech import decode_audio
 
 log = logging.getLogger(__name__)
 
 RETRY_AFTER_S = "1"
+CLIP_FRAME_BUDGET_S = 0.25  # engine time allowed per clip frame on top of --timeout-ms (draw + paste + H.264)
 Handler = Callable[[Request], Awaitable[Response]]
 
 
@@ -166,6 +178,30 @@ class Bridge:
             "X-Renderer": reply.renderer, "X-Cache": cache, "X-Render-Ms": str(reply.header.get("render_ms", 0)),
             "X-Avatar": reply.avatar})
 
+    async def speak(self, request: Request) -> Response:
+        """A talking-portrait MP4. The WAV is decoded here first (typed 400/413/415 without a round trip, and its
+        length sizes the engine timeout: ``timeout_ms`` + frames x CLIP_FRAME_BUDGET_S, no retry of a long clip)."""
+        form = await read_speak_form(request, self.limits)
+        try:
+            pcm = await asyncio.to_thread(decode_audio, form.audio, "wav", None, MAX_AUDIO_SECONDS)
+        except EngineError as exc:
+            raise ClientError(HTTP_STATUS.get(exc.code, 400), exc.code, exc.message) from None
+        timeout_ms = self.settings.timeout_ms + int(pcm.duration * form.fps * CLIP_FRAME_BUDGET_S * 1000)
+        link = self.link
+        try:
+            # two messages (the portrait, then the audio) so each stays under the engine's message limit
+            avatar = (await link.run(link.work.set_source(form.image))).avatar
+            message = build_message("speak_clip", {"avatar": avatar, "audio": form.audio, "format": "wav",
+                                                   "expression": form.expression, "intensity": form.intensity,
+                                                   "fps": form.fps})
+            reply = check_reply(await link.run(link.work.request(message, timeout_ms, retries=0,
+                                                                 wait_ms=timeout_ms)))
+        except EngineClientError as exc:
+            raise engine_error(exc) from exc
+        return Response(reply["mp4"], media_type="video/mp4", headers={
+            "X-Renderer": str(reply.get("renderer", "")), "X-Avatar": str(reply.get("avatar", "")),
+            "X-Frames": str(reply.get("frames", "")), "X-Duration": f"{float(reply.get('duration', 0.0)):.3f}"})
+
     async def metrics_route(self, request: Request) -> Response:
         reply = await self.probe()
         if reply is not None:
@@ -202,7 +238,8 @@ class Bridge:
 
     def routes(self) -> list[BaseRoute]:
         plain = [("/health", self.health, "GET"), ("/expressions", self.expressions, "GET"),
-                 ("/api/render", self.render, "POST"), ("/status", self.status, "GET"),
+                 ("/api/render", self.render, "POST"), ("/api/speak", self.speak, "POST"),
+                 ("/status", self.status, "GET"),
                  ("/metrics", self.metrics_route, "GET"), ("/openapi.json", self.openapi, "GET"),
                  ("/docs", self.docs, "GET")]
         return [

@@ -24,6 +24,19 @@ IMAGE_MAGIC = {b"\xff\xd8\xff": "jpeg", b"\x89PNG\r\n\x1a\n": "png"}
 IMAGE_FORMATS = "JPEG, PNG or WebP"
 
 
+MAX_AUDIO_BYTES = 16_000_000  # > 60 s of 48 kHz stereo 16-bit WAV, under the engine's message limit (20 MB)
+CLIP_FPS = (1.0, 60.0)
+
+
+@dataclass(frozen=True)
+class SpeakForm:
+    image: bytes
+    audio: bytes
+    expression: str
+    intensity: float
+    fps: float
+
+
 @dataclass(frozen=True)
 class BodyLimits:
     max_image_bytes: int
@@ -133,3 +146,55 @@ def _intensity(raw: object) -> float:
         raise ClientError(400, "bad_request", f"intensity must be a number in 0.0-1.0, not {raw!r}") from None
     except BadRequest as exc:
         raise ClientError(400, "bad_request", exc.message) from None
+
+
+async def read_speak_form(request: Request, limits: BodyLimits) -> SpeakForm:
+    """``POST /api/speak``: ``source_image`` as for /api/render plus an ``audio`` WAV and ``fps`` (default 25)."""
+    content_type = request.headers.get("content-type", "")
+    if not content_type.startswith("multipart/form-data"):
+        await drain(request, limits)
+        raise ClientError(415, "unsupported_media_type", "send multipart/form-data with 'source_image' and 'audio'")
+    limit = limits.max_image_bytes + MAX_AUDIO_BYTES + FORM_OVERHEAD
+    body = await read_body(request, limit, limits)
+
+    async def replay() -> dict[str, Any]:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    try:
+        form = await Request(request.scope, replay).form(max_files=2, max_fields=8, max_part_size=limit)
+    except Exception as exc:  # python-multipart's and Starlette's parse errors
+        raise ClientError(400, "bad_request", f"malformed multipart body: {exc}") from exc
+    try:
+        upload, sound = form.get("source_image"), form.get("audio")
+        if not isinstance(upload, UploadFile):
+            raise ClientError(400, "bad_request", f"missing file field 'source_image' (a {IMAGE_FORMATS} image)")
+        if not isinstance(sound, UploadFile):
+            raise ClientError(400, "bad_request", "missing file field 'audio' (a WAV file)")
+        image, audio = await upload.read(), await sound.read()
+        if len(image) > limits.max_image_bytes:
+            raise ClientError(413, "image_too_large",
+                              f"image is {len(image)} bytes; the limit is {limits.max_image_bytes}")
+        if len(audio) > MAX_AUDIO_BYTES:
+            raise ClientError(413, "audio_too_long", f"audio is {len(audio)} bytes; the limit is {MAX_AUDIO_BYTES}")
+        if image_format(image) is None:
+            raise ClientError(415, "invalid_image", f"source_image must be a {IMAGE_FORMATS} image")
+        expression = form.get("expression", "neutral")
+        try:
+            validate_expression(expression)
+        except BadRequest as exc:
+            raise ClientError(400, "bad_request", exc.message) from None
+        return SpeakForm(image, audio, str(expression), _intensity(form.get("intensity")), _fps(form.get("fps")))
+    finally:
+        await form.close()
+
+
+def _fps(raw: object) -> float:
+    if raw is None or raw == "":
+        return 25.0
+    try:
+        fps = float(str(raw))
+    except ValueError:
+        fps = float("nan")
+    if not CLIP_FPS[0] <= fps <= CLIP_FPS[1]:
+        raise ClientError(400, "bad_request", f"fps must be a number in {CLIP_FPS[0]:g}-{CLIP_FPS[1]:g}, not {raw!r}")
+    return fps

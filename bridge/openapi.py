@@ -71,6 +71,21 @@ OPERATIONS: list[Operation] = [
         Answer(422, "no face detected in the image"),
         Answer(500, "an engine bug (the message says what)"),
         BUSY), RENDER_FORM),
+    Operation("post", "/api/speak", "A talking-portrait MP4: the portrait speaking a WAV (H.264 + AAC)", (
+        Answer(200, "the clip, as long as the audio, at fps frames per second", "video/mp4",
+               {"type": "string", "format": "binary"}, ("X-Renderer", "X-Avatar", "X-Frames", "X-Duration")),
+        Answer(400, "a bad field or bad audio (cut short, no samples, NaN, absurd rate); bad multipart"),
+        Answer(408, "the request body did not arrive in time"),
+        Answer(413, "the body or the image is over the limit, or the audio is longer than 60 s"),
+        Answer(415, "not multipart/form-data, the image is not a JPEG, PNG or WebP, or the audio is not a WAV"),
+        Answer(422, "no face detected in the image"),
+        Answer(500, "an engine bug (the message says what)"),
+        BUSY), {
+        "required": True,
+        "content": {"multipart/form-data": {"schema": ref("SpeakForm"), "encoding": {
+            "source_image": {"contentType": "image/jpeg, image/png, image/webp"},
+            "audio": {"contentType": "audio/wav"}}}}},
+        "The engine's timeout scales with the audio: LP_ENGINE_TIMEOUT_MS + 0.25 s per frame; audio <= 60 s."),
     Operation("get", "/status", "What the engine runs and how it is doing (from its health reply)", (
         Answer(200, "renderer and why, device, dtype, face detector and why, avatars, streams, timings, caches",
                schema=ref("Status")),
@@ -97,6 +112,12 @@ SCHEMAS: dict[str, Any] = {
         "source_image": {"type": "string", "format": "binary", "description": "JPEG, PNG or WebP portrait"},
         "expression": {"enum": list(EXPRESSIONS), "default": "neutral"},
         "intensity": {"type": "number", "minimum": 0.0, "maximum": 1.0, "default": 1.0}}},
+    "SpeakForm": {"type": "object", "required": ["source_image", "audio"], "properties": {
+        "source_image": {"type": "string", "format": "binary", "description": "JPEG, PNG or WebP portrait"},
+        "audio": {"type": "string", "format": "binary", "description": "WAV (PCM int or float, 8-48 kHz), <= 60 s"},
+        "expression": {"enum": list(EXPRESSIONS), "default": "neutral"},
+        "intensity": {"type": "number", "minimum": 0.0, "maximum": 1.0, "default": 1.0},
+        "fps": {"type": "number", "minimum": 1.0, "maximum": 60.0, "default": 25.0}}},
     "Status": {"type": "object", "required": ["status", "renderer"], "properties": {
         "status": {"type": "string", "description": "the engine's status: ok, starting or failed"},
         "renderer": {"type": "string"}, "renderer_reason": {"type": "string"},

@@ -113,4 +113,7 @@ HTTP_STATUS: dict[str, int] = {
     RenderFailed.code: 500,
     Internal.code: 500,
     ConfigError.code: 503,
+    "bad_audio": 400,  # engine/speech/errors.py (kept there: the speech package's own refusals)
+    "unsupported_audio": 415,
+    "audio_too_long": 413,
 }

@@ -125,7 +125,7 @@ class FramePath:
         return {"seq": seq, "ts": t, "wall": time.time(), "avatar": avatar.id, "expression": state.expression,
                 "intensity": state.intensity, "width": width, "height": height,
                 "render_ms": round(drawn.render_ms, 3) if drawn else 0.0, "renderer": self._renderer_name(),
-                "late": late, "cached": drawn is None}
+                "late": late, "cached": drawn is None, "jawOpen": round(state.controls.get("jawOpen", 0.0), 4)}
 
     # -- `render` replies: command thread --
 

@@ -23,11 +23,15 @@ from typing import Any
 
 from engine import protocol as p
 from engine.animation.controls import CONTROLS
+from engine.animation.idle import IdleConfig
 from engine.animation.presets import EXPRESSIONS, preset_state
+from engine.animation.timeline import Animator
 from engine.avatars import Avatar
+from engine.clip import frame_count, render_speech_clip
 from engine.core import Core
 from engine.errors import Busy, EngineError, Internal
 from engine.frames import Still, sample
+from engine.speech import decode_audio
 
 log = logging.getLogger(__name__)
 
@@ -118,7 +122,8 @@ def set_controls(core: Core, req: p.SetControls, _respond: Respond) -> Reply:
             avatar.animator.set_controls(req.controls, req.transition_ms, now, smooth=req.smooth)
         if req.keyframes:
             avatar.animator.schedule(req.keyframes, now)
-    return ok(core, avatar=avatar.id, now=now)
+    extra = {"unrendered": list(req.unrendered)} if req.unrendered else {}
+    return ok(core, avatar=avatar.id, now=now, **extra)
 
 
 def clear(core: Core, req: p.Clear, _respond: Respond) -> Reply:
@@ -175,6 +180,57 @@ def stream(core: Core, req: p.Stream, _respond: Respond) -> Reply:
     return ok(core, avatar=avatar.id, fps=fps, topic=(p.FRAME_TOPIC + avatar.id.encode()).decode())
 
 
+def speak(core: Core, req: p.Speak, respond: Respond) -> None:
+    """Lip-sync audio on the avatar's live animator; the reply says when it is heard (engine seconds).
+
+    Decoding + analysis run on the prep worker, not here: measured on this 2-core machine a 60 s WAV (the one-message
+    limit) takes ~75 ms to decode and ~160 ms to analyse, long enough to hold up ``health`` and a barge-in ``clear``
+    behind it. A 5 s chunk (~10 ms) would be fine either way; one path for both keeps it simple. The animator is
+    updated under the avatar's lock (the stream samples it per frame, so streamed frames show the speech).
+    """
+    avatar = core.avatars.get(req.avatar)
+
+    def work() -> Reply:
+        pcm = decode_audio(req.audio, req.format, req.sample_rate, p.MAX_AUDIO_SECONDS)
+        with avatar.lock:
+            span = avatar.animator.speak(pcm, core.clock(), req.start, req.append)
+        return ok(core, avatar=avatar.id, start=span.start, end=span.end, duration=span.duration)
+
+    reply_when_done(core, core.prep.submit(work), respond, lambda r: r)
+
+
+CLIP_SEED = 7  # idle life in clips is seeded: the same request gives the same clip (blinks included)
+
+
+def speak_clip(core: Core, req: p.SpeakClip, respond: Respond) -> None:
+    """The whole MP4 of the avatar speaking, drawn on the render worker with a FRESH animator (the live one and its
+    stream are untouched): renderer + paste-back per frame, idle life on with a fixed seed. Bounded by the 60 s
+    audio limit and the fps bound (at most 3600 frames)."""
+    def with_avatar(avatar: Avatar) -> None:
+        def work() -> Reply:
+            pcm = decode_audio(req.audio, req.format, req.sample_rate, p.MAX_AUDIO_SECONDS)
+            animator = Animator(IdleConfig(enabled=True, seed=CLIP_SEED), now=0.0)
+            animator.set_expression(req.expression, req.intensity, 0.0, 0.0)
+            mp4 = render_speech_clip(pcm, lambda state: core.frames.draw(avatar, state, "full").frame,
+                                     animator, req.fps)
+            return ok(core, avatar=avatar.id, mp4=mp4, frames=frame_count(pcm.duration, req.fps),
+                      duration=pcm.duration, fps=req.fps)
+
+        reply_when_done(core, core.render.submit(work), respond, lambda r: r)
+
+    if req.image is None:
+        with_avatar(core.avatars.get(req.avatar))
+        return
+
+    def prepared(f: Future[tuple[Avatar, bool]]) -> None:
+        try:
+            with_avatar(f.result()[0])
+        except Exception as exc:
+            respond(error_reply(core, exc))
+
+    core.mailbox.then(core.avatar_for(req.image), prepared)
+
+
 # --- the table ---------------------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -195,6 +251,8 @@ HANDLERS: dict[type, Route] = {
     p.SetIdle: Route(set_idle),
     p.Render: Route(render),
     p.Stream: Route(stream),
+    p.Speak: Route(speak),
+    p.SpeakClip: Route(speak_clip),
 }
 
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import msgpack
 
-from engine.animation.controls import validate_controls
+from engine.animation.arkit import parse_controls as parse_arkit_controls
 from engine.animation.presets import validate_expression, validate_intensity
 from engine.animation.timeline import DEFAULT_TRANSITION_MS, MAX_TRANSITION_MS, Keyframe
 from engine.errors import BadRequest, EngineError, UnknownCommand, UnsupportedVersion
@@ -68,6 +68,7 @@ class SetControls:
     transition_ms: float = DEFAULT_TRANSITION_MS
     smooth: bool = False
     keyframes: tuple[Keyframe, ...] = ()
+    unrendered: tuple[str, ...] = ()  # ARKit names accepted but not drawn (told once in the reply)
 
 
 @dataclass(frozen=True)
@@ -99,8 +100,35 @@ class Stream:
     fps: float | None = None  # None: the engine's default rate; 0 stops
 
 
+AUDIO_FORMATS = ("wav", "pcm_s16le", "pcm_f32le")
+MAX_AUDIO_SECONDS = 60.0  # one message; longer speech is sent in chunks with append
+MAX_CLIP_FPS = 60.0
+
+
+@dataclass(frozen=True)
+class Speak:
+    avatar: str
+    audio: bytes
+    format: str = "wav"
+    sample_rate: int | None = None
+    start: float | None = None  # engine time the first sample is heard; None: now
+    append: bool = False
+
+
+@dataclass(frozen=True)
+class SpeakClip:
+    audio: bytes
+    avatar: str | None = None
+    image: bytes | None = None
+    format: str = "wav"
+    sample_rate: int | None = None
+    expression: str = "neutral"
+    intensity: float = 1.0
+    fps: float = 25.0
+
+
 Request = (Health | Expressions | ListAvatars | SetSource | DropSource | SetExpression | SetControls | Clear | SetIdle
-           | Render | Stream)
+           | Render | Stream | Speak | SpeakClip)
 
 
 # --- field readers: each raises BadRequest naming the field --------------------------------------------------------
@@ -158,33 +186,71 @@ def _avatar(msg: Mapping[str, Any]) -> str:
 
 def parse_controls(value: Any, name: str = "controls") -> dict[str, float]:
     """A map of control name -> value, each known, finite and inside its range (no silent clamping)."""
+    return parse_controls_arkit(value, name)[0]
+
+
+def parse_controls_arkit(value: Any, name: str = "controls") -> tuple[dict[str, float], tuple[str, ...]]:
+    """Our controls and ARKit's 52 blendshape names -> (control values, ARKit names accepted but not drawn)."""
     if not isinstance(value, Mapping):
         raise BadRequest(f"'{name}' must be a map of control name to number")
-    return validate_controls(value)
+    return parse_arkit_controls(value)
 
 
 def _transition(msg: Mapping[str, Any]) -> float:
     return _number(msg, "transition_ms", DEFAULT_TRANSITION_MS, 0.0, MAX_TRANSITION_MS)
 
 
-def _keyframes(value: Any) -> tuple[Keyframe, ...]:
+def _keyframes(value: Any) -> tuple[tuple[Keyframe, ...], list[str]]:
     if not isinstance(value, list | tuple) or len(value) > MAX_KEYFRAMES:
         raise BadRequest(f"'keyframes' must be a list of at most {MAX_KEYFRAMES} maps {{t, controls}}")
-    frames = []
+    frames, unrendered = [], []
     for i, item in enumerate(value):
         if not isinstance(item, Mapping):
             raise BadRequest(f"keyframes[{i}] must be a map {{t, controls}}")
-        frames.append(Keyframe(_number(item, "t", lo=0.0), parse_controls(_get(item, "controls"), f"keyframes[{i}]")))
+        controls, skipped = parse_controls_arkit(_get(item, "controls"), f"keyframes[{i}]")
+        frames.append(Keyframe(_number(item, "t", lo=0.0), controls))
+        unrendered.extend(skipped)
     if any(b.t < a.t for a, b in zip(frames, frames[1:], strict=False)):
         raise BadRequest("keyframes must be in time order")
-    return tuple(frames)
+    return tuple(frames), unrendered
 
 
 def _set_controls(m: Mapping[str, Any]) -> SetControls:
     if "controls" not in m and "keyframes" not in m:
         raise BadRequest("set_controls needs 'controls' or 'keyframes'")
-    return SetControls(_avatar(m), parse_controls(m.get("controls", {})), _transition(m),
-                       _bool(m, "smooth", False), _keyframes(m.get("keyframes", [])))
+    controls, unrendered = parse_controls_arkit(m.get("controls", {}))
+    keyframes, more = _keyframes(m.get("keyframes", []))
+    return SetControls(_avatar(m), controls, _transition(m), _bool(m, "smooth", False), keyframes,
+                       tuple(dict.fromkeys([*unrendered, *more])))
+
+
+def _audio_fields(m: Mapping[str, Any]) -> tuple[bytes, str, int | None]:
+    """audio bytes, format and (raw PCM only) sample rate; the bytes themselves are checked when decoded."""
+    audio = _bytes(m, "audio")
+    fmt = _string(m, "format", "wav", AUDIO_FORMATS)
+    rate = m.get("sample_rate")
+    if fmt == "wav":
+        if rate is not None:
+            raise BadRequest("'sample_rate' is for raw PCM only; a WAV carries its own")
+        return audio, fmt, None
+    if isinstance(rate, bool) or not isinstance(rate, int) or not 8000 <= rate <= 192_000:
+        raise BadRequest(f"'{fmt}' needs 'sample_rate', an integer in 8000..192000, not {rate!r}")
+    return audio, fmt, rate
+
+
+def _speak(m: Mapping[str, Any]) -> Speak:
+    audio, fmt, rate = _audio_fields(m)
+    start = _number(m, "start", lo=0.0) if m.get("start") is not None else None
+    return Speak(_avatar(m), audio, fmt, rate, start, _bool(m, "append", False))
+
+
+def _speak_clip(m: Mapping[str, Any]) -> SpeakClip:
+    if ("avatar" in m) == ("image" in m):
+        raise BadRequest("speak_clip takes 'avatar' or 'image' (one of them)")
+    audio, fmt, rate = _audio_fields(m)
+    return SpeakClip(audio, _avatar(m) if "avatar" in m else None, _bytes(m, "image") if "image" in m else None,
+                     fmt, rate, validate_expression(m.get("expression", "neutral")),
+                     validate_intensity(m.get("intensity", 1.0)), _number(m, "fps", 25.0, 1.0, MAX_CLIP_FPS))
 
 
 def _render(m: Mapping[str, Any]) -> Render:
@@ -222,6 +288,8 @@ _PARSERS = {
     "set_idle": _set_idle,
     "render": _render,
     "stream": lambda m: Stream(_avatar(m), _number(m, "fps", lo=0.0) if m.get("fps") is not None else None),
+    "speak": _speak,
+    "speak_clip": _speak_clip,
 }
 COMMANDS: tuple[str, ...] = tuple(_PARSERS)
 
