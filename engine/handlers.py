@@ -16,15 +16,19 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from engine import protocol as p
 from engine.animation.controls import CONTROLS
 from engine.animation.idle import IdleConfig
 from engine.animation.presets import EXPRESSIONS, preset_state
+from engine.animation.state import AnimationState
 from engine.animation.timeline import Animator
 from engine.avatars import Avatar
 from engine.clip import frame_count, render_speech_clip
@@ -200,23 +204,45 @@ def speak(core: Core, req: p.Speak, respond: Respond) -> None:
 
 
 CLIP_SEED = 7  # idle life in clips is seeded: the same request gives the same clip (blinks included)
+CLIP_FRAME_WAIT_S = 60.0  # one clip frame on the render worker (LivePortrait on a CPU takes seconds)
+BUSY_RETRY_S = 0.005
+
+
+def _draw_on_render_worker(core: Core, avatar: Avatar) -> Callable[[AnimationState], np.ndarray]:
+    """draw(state) for a clip: one render job per frame, so a live stream's ticks interleave with the clip's frames
+    instead of waiting behind the whole clip; a full render queue is waited out, not refused."""
+    def draw(state: AnimationState) -> np.ndarray:
+        deadline = time.monotonic() + CLIP_FRAME_WAIT_S
+        while True:
+            try:
+                future = core.render.submit(lambda: core.frames.draw(avatar, state, "full").frame)
+                break
+            except Busy:  # full now (or shutting down: then it stays full of refusals until the deadline)
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(BUSY_RETRY_S)
+        return future.result(timeout=CLIP_FRAME_WAIT_S)
+
+    return draw
 
 
 def speak_clip(core: Core, req: p.SpeakClip, respond: Respond) -> None:
-    """The whole MP4 of the avatar speaking, drawn on the render worker with a FRESH animator (the live one and its
-    stream are untouched): renderer + paste-back per frame, idle life on with a fixed seed. Bounded by the 60 s
-    audio limit and the fps bound (at most 3600 frames)."""
+    """The whole MP4 of the avatar speaking, through a FRESH animator (the live one and its stream are untouched):
+    the avatar's renderer + paste-back per frame, idle life on with a fixed seed so blinks happen.
+
+    The clip runs on the prep worker (decode, animation, H.264): it hands each frame to the render worker as its
+    own job, so streams keep their ticks, and it holds the prep worker (a set_source waits) for the clip's length.
+    Bounded by the 60 s audio limit and fps <= 60: at most 3600 frames."""
     def with_avatar(avatar: Avatar) -> None:
         def work() -> Reply:
             pcm = decode_audio(req.audio, req.format, req.sample_rate, p.MAX_AUDIO_SECONDS)
             animator = Animator(IdleConfig(enabled=True, seed=CLIP_SEED), now=0.0)
             animator.set_expression(req.expression, req.intensity, 0.0, 0.0)
-            mp4 = render_speech_clip(pcm, lambda state: core.frames.draw(avatar, state, "full").frame,
-                                     animator, req.fps)
+            mp4 = render_speech_clip(pcm, _draw_on_render_worker(core, avatar), animator, req.fps)
             return ok(core, avatar=avatar.id, mp4=mp4, frames=frame_count(pcm.duration, req.fps),
                       duration=pcm.duration, fps=req.fps)
 
-        reply_when_done(core, core.render.submit(work), respond, lambda r: r)
+        reply_when_done(core, core.prep.submit(work), respond, lambda r: r)
 
     if req.image is None:
         with_avatar(core.avatars.get(req.avatar))
