@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import shutil
 import subprocess
+import threading
 import time
 import wave
 from pathlib import Path
@@ -209,3 +210,27 @@ def test_api_speak_bad_fields(bridge: BridgeProcess, sentence_wav: bytes) -> Non
                                                            "audio": ("a.wav", sentence_wav)},
                          data={"fps": "500"}, timeout=30)
     assert bad_fps.status_code == 400
+
+
+def test_a_live_stream_keeps_publishing_while_a_clip_is_rendered(
+        engine: EngineProcess, client: EngineClient, avatar: str, sentence_wav: bytes) -> None:
+    raw, rate = pcm_s16(sentence_wav)
+    result: dict = {}
+    client.call("stream", avatar=avatar, fps=25)
+    try:
+        with client.subscribe(engine.frame_addr, avatar) as sub, \
+                EngineClient(engine.command_addr, timeout_ms=120_000, retries=0) as other:
+            sub.recv(timeout_ms=5000)
+            worker = threading.Thread(target=lambda: result.update(other.call(
+                "speak_clip", avatar=avatar, audio=raw * 2, format="pcm_s16le", sample_rate=rate, fps=25)))
+            worker.start()
+            arrivals = []
+            while worker.is_alive():
+                if sub.recv(timeout_ms=200) is not None:
+                    arrivals.append(time.monotonic())
+            worker.join()
+        assert result["frames"] == round(2 * wav_duration(sentence_wav) * 25)
+        gaps = np.diff(arrivals)
+        assert len(arrivals) > 5 and gaps.max() < 1.5, "the clip must not hold the render worker for its whole length"
+    finally:
+        client.call("stream", avatar=avatar, fps=0)
