@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import httpx
 import msgpack
 import pytest
 import zmq
@@ -18,7 +19,7 @@ from engine.security import (
     load_curve_keys,
     load_public_key,
 )
-from tests.service.conftest import EngineProcess
+from tests.service.conftest import DATA, BridgeProcess, EngineProcess
 
 pytestmark = pytest.mark.skipif(not zmq.has("curve"), reason="libzmq built without CURVE")
 
@@ -86,11 +87,48 @@ def test_only_listed_clients_are_answered_and_frames_are_encrypted(tmp_path: Pat
         assert eng.stop() == 0
 
 
+def test_bridge_with_keys_renders_and_a_bridge_without_keys_answers_503(tmp_path: Path) -> None:
+    """The container's wiring: engine with LP_CURVE_KEYS_DIR, bridge with the files the entrypoint writes."""
+    keys = tmp_path / "keys"
+    generate(keys, ["bridge"])
+    eng = EngineProcess(tmp_path, env={"LP_CURVE_KEYS_DIR": str(keys), "LP_WARMUP": "0"}).start(wait=False)
+    with_keys = BridgeProcess(tmp_path / "with", eng.command_addr, env={
+        "LP_CURVE_SERVER_KEY_FILE": str(keys / "server.key"),
+        "LP_CURVE_CLIENT_SECRET_FILE": str(keys / "clients" / "bridge.key_secret")})
+    no_keys = BridgeProcess(tmp_path / "without", eng.command_addr, env={"LP_HEALTH_TIMEOUT_MS": "300"})
+    (tmp_path / "with").mkdir()
+    (tmp_path / "without").mkdir()
+    try:
+        with_keys.start()
+        no_keys.start()
+        deadline = time.monotonic() + 90
+        while (health := httpx.get(with_keys.url + "/health", timeout=5)).status_code != 200:
+            assert time.monotonic() < deadline and eng.alive(), eng.log.read_text()[-3000:]
+            time.sleep(0.3)
+        assert health.json()["status"] == "ok"
+        photo = (DATA / "astronaut.jpg").read_bytes()
+        render = httpx.post(with_keys.url + "/api/render", files={"source_image": ("a.jpg", photo, "image/jpeg")},
+                            data={"expression": "happy"}, timeout=60)
+        assert render.status_code == 200 and render.headers["content-type"] == "image/jpeg", render.text
+        assert httpx.get(no_keys.url + "/health", timeout=5).status_code == 503
+        refused = httpx.post(no_keys.url + "/api/render", files={"source_image": ("a.jpg", photo, "image/jpeg")},
+                             timeout=60)
+        assert refused.status_code == 503 and refused.json()["error"]["code"] == "engine_unavailable", refused.text
+    finally:
+        with_keys.stop()
+        no_keys.stop()
+        assert eng.stop() == 0
+
+
 def test_the_compose_example_turns_curve_on() -> None:
     import yaml
 
     root = Path(__file__).resolve().parents[2]
     service = yaml.safe_load((root / "docker-compose.yml").read_text())["services"]["secretary-liveportrait"]
-    assert service["environment"]["LP_CURVE_KEYS_DIR"] == "/app/keys"
+    env = service["environment"]
+    assert env["LP_CURVE_KEYS_DIR"] == "/app/keys"
+    # the bridge runs in the same container (engine.serve) and must use the keys the entrypoint writes
+    assert env["LP_CURVE_SERVER_KEY_FILE"] == "/app/keys/server.key"
+    assert env["LP_CURVE_CLIENT_SECRET_FILE"] == "/app/keys/clients/bridge.key_secret"
     assert "liveportrait-keys:/app/keys" in service["volumes"]
     assert "engine.security generate" in (root / "docker" / "entrypoint.sh").read_text()
