@@ -6,15 +6,15 @@ import time
 from pathlib import Path
 
 import httpx
-import msgpack
 import pytest
 import zmq
 import zmq.auth
 
+from engine.client import EngineClient, EngineUnavailable
 from engine.errors import ConfigError
 from engine.security import (
+    CurveClientKeys,
     CurveKeys,
-    curve_client,
     generate,
     load_curve_keys,
     load_public_key,
@@ -25,16 +25,13 @@ pytestmark = pytest.mark.skipif(not zmq.has("curve"), reason="libzmq built witho
 
 
 def curve_request(addr: str, server: bytes, keys: CurveKeys | None, timeout_ms: int = 1500) -> dict | None:
-    sock = zmq.Context.instance().socket(zmq.REQ)
-    sock.setsockopt(zmq.LINGER, 0)
-    if keys is not None:
-        curve_client(sock, server, keys)
-    sock.connect(addr)
-    try:
-        sock.send(msgpack.packb({"v": 1, "cmd": "health"}))
-        return msgpack.unpackb(sock.recv()) if sock.poll(timeout_ms) else None
-    finally:
-        sock.close(0)
+    """``health`` through the one client, with or without CURVE keys; None when the engine does not answer."""
+    curve = CurveClientKeys(server, keys) if keys is not None else None
+    with EngineClient(addr, timeout_ms=timeout_ms, retries=0, curve=curve) as client:
+        try:
+            return client.call("health")
+        except EngineUnavailable:
+            return None
 
 
 def test_keys_load_from_files_and_env(tmp_path: Path) -> None:
@@ -67,22 +64,12 @@ def test_only_listed_clients_are_answered_and_frames_are_encrypted(tmp_path: Pat
             time.sleep(0.2)
         assert curve_request(eng.command_addr, server, None) is None  # plain text: no answer
         assert curve_request(eng.command_addr, server, stranger) is None  # unlisted key: no answer
-        sub = zmq.Context.instance().socket(zmq.SUB)
-        sub.setsockopt(zmq.LINGER, 0)
-        curve_client(sub, server, bridge)
-        sub.setsockopt(zmq.SUBSCRIBE, b"frame.")
-        sub.connect(eng.frame_addr)
-        time.sleep(0.3)
-        req = zmq.Context.instance().socket(zmq.REQ)
-        req.setsockopt(zmq.LINGER, 0)
-        curve_client(req, server, bridge)
-        req.connect(eng.command_addr)
-        req.send(msgpack.packb({"v": 1, "cmd": "stream", "avatar": "default", "fps": 20}))
-        assert req.poll(5000) and msgpack.unpackb(req.recv())["ok"]
-        assert sub.poll(5000), "a listed subscriber receives frames"
-        assert sub.recv_multipart()[0].startswith(b"frame.")
-        req.close(0)
-        sub.close(0)
+        with EngineClient(eng.command_addr, timeout_ms=5000, curve=CurveClientKeys(server, bridge)) as client, \
+                client.subscribe(eng.frame_addr) as frames:
+            time.sleep(0.3)
+            assert client.stream("default", fps=20).fps == 20
+            frame = frames.recv(5000)
+            assert frame is not None and frame.topic.startswith("frame."), "a listed subscriber receives frames"
     finally:
         assert eng.stop() == 0
 
