@@ -107,6 +107,21 @@ def test_bridge_with_keys_renders_and_a_bridge_without_keys_answers_503(tmp_path
         assert eng.stop() == 0
 
 
+def test_bridge_refuses_half_a_curve_configuration_at_start(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[2]
+    generate(tmp_path, ["bridge"])
+    for args, reason in ((["--curve-server-key-file", str(tmp_path / "server.key")], "half configured"),
+                         (["--curve-server-key-file", str(tmp_path / "missing.key"),
+                           "--curve-client-secret-file", str(tmp_path / "clients" / "bridge.key_secret")],
+                          "cannot read")):
+        done = subprocess.run([sys.executable, "-m", "bridge", "--port", "0", *args], cwd=root, capture_output=True,
+                              text=True, timeout=60)
+        assert done.returncode == 2 and reason in done.stderr, done.stderr
+
+
 def test_the_compose_example_turns_curve_on() -> None:
     import yaml
 
