@@ -16,10 +16,12 @@ import time
 from pathlib import Path
 
 import httpx
-import msgpack
-import zmq
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from engine.client import EngineClient  # noqa: E402  (after the path line, so the bench runs from a checkout)
+
 PHOTO = ROOT / "tests" / "data" / "s1.jpg"
 
 
@@ -32,11 +34,6 @@ def free_port() -> int:
 def pct(values: list[float], q: float) -> float:
     data = sorted(values)
     return data[min(len(data) - 1, int(len(data) * q))]
-
-
-def call(sock: zmq.Socket, **msg: object) -> dict:
-    sock.send(msgpack.packb({"v": 1, **msg}, use_bin_type=True))
-    return msgpack.unpackb(sock.recv(), raw=False)
 
 
 def main() -> None:
@@ -77,24 +74,19 @@ def main() -> None:
                 r = client.post(url + "/api/render", files=files, data={"expression": "happy", "intensity": "0.5"})
                 hit.append((time.perf_counter() - t0) * 1000)
             renderer = r.headers["x-renderer"]
-        ctx = zmq.Context.instance()
-        req = ctx.socket(zmq.REQ)
-        req.connect(cmd)
-        avatar = call(req, cmd="set_source", image=photo)["avatar"]
-        sub = ctx.socket(zmq.SUB)
-        sub.connect(frames)
-        sub.subscribe(b"frame." + avatar.encode())
+        engine_client = EngineClient(cmd)
+        avatar = engine_client.set_source(photo).avatar
+        sub = engine_client.subscribe(frames, avatar)
         time.sleep(0.3)
-        call(req, cmd="stream", avatar=avatar, fps=args.fps)
+        engine_client.stream(avatar, fps=args.fps)
         arrivals, late = [], 0
         end = time.monotonic() + args.seconds
         while time.monotonic() < end:
-            if sub.poll(200):
-                _, header, _ = sub.recv_multipart()
+            if (frame := sub.recv(200)) is not None:
                 arrivals.append(time.monotonic())
-                late = msgpack.unpackb(header)["late"]
-        call(req, cmd="stream", avatar=avatar, fps=0)
-        health = call(req, cmd="health")
+                late = frame.header["late"]
+        engine_client.stream(avatar, fps=0)
+        health = engine_client.call("health")
         gaps = [(b - a) * 1000 for a, b in zip(arrivals, arrivals[1:], strict=False)]
         f = health["frames"]
         print(f"renderer: {renderer}; photo {PHOTO.name}; {os.cpu_count()} CPUs")
@@ -109,8 +101,8 @@ def main() -> None:
         print(f"engine per stream frame: renderer p50 {f['render_ms_p50']} ms p95 {f['render_ms_p95']} ms; "
               f"after the renderer (paste-back + JPEG + PUB send) p50 {f['overhead_ms_p50']} ms "
               f"p95 {f['overhead_ms_p95']} ms; failed {f.get('failed', 0)}")
-        req.close(0)
-        sub.close(0)
+        engine_client.close()
+        sub.close()
     finally:
         bridge.terminate()
         engine.terminate()

@@ -14,6 +14,8 @@ from bridge.app import create_app
 from bridge.config import bridge_settings
 from bridge.http import JSONErrorH11Protocol
 from bridge.preview import PREVIEW_OPERATIONS, preview_routes
+from engine.errors import ConfigError
+from engine.security import client_keys
 
 
 class BridgeServer(uvicorn.Server):
@@ -30,6 +32,12 @@ class BridgeServer(uvicorn.Server):
 
 def main(argv: Sequence[str] | None = None) -> int:
     settings = bridge_settings(argv)
+    try:  # a CURVE mistake is a start-up error with its reason, not a bridge that can never reach the engine
+        client_keys(settings.curve_server_key, settings.curve_server_key_file, settings.curve_client_secret_key,
+                    settings.curve_client_secret_file)
+    except ConfigError as exc:
+        print(f"liveportrait-bridge: {exc}", file=sys.stderr)
+        return 2
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     app = create_app(settings, extra_routes=preview_routes(settings), extra_operations=PREVIEW_OPERATIONS)
     # JSON 400s from uvicorn itself; a SIGTERM waits at most shutdown_timeout_s for the rest (e.g. slow uploads).

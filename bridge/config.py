@@ -38,9 +38,13 @@ BRIDGE_OPTIONS: tuple[Option, ...] = (
     Option("queue", "--queue", "LP_BRIDGE_QUEUE", int, 32,
            "requests waiting for an engine slot; beyond it: 503 with Retry-After"),
     Option("curve_server_key", "--curve-server-key", "LP_CURVE_SERVER_KEY", str, "",
-           "ZMQ CURVE: the engine's public certificate file (empty: no CURVE)"),
-    Option("curve_client_secret", "--curve-client-secret", "LP_CURVE_CLIENT_SECRET_FILE", str, "",
-           "ZMQ CURVE: the bridge's secret certificate file (zmq.auth format)"),
+           "ZMQ CURVE: the engine's public key, z85 (wins over the file; empty and no file: no CURVE)"),
+    Option("curve_server_key_file", "--curve-server-key-file", "LP_CURVE_SERVER_KEY_FILE", str, "",
+           "ZMQ CURVE: the engine's public certificate file (KEYS_DIR/server.key)"),
+    Option("curve_client_secret_key", "--curve-client-secret-key", "LP_CURVE_CLIENT_SECRET_KEY", str, "",
+           "ZMQ CURVE: the bridge's secret key, z85 (wins over the file; prefer the env var to the flag)"),
+    Option("curve_client_secret_file", "--curve-client-secret-file", "LP_CURVE_CLIENT_SECRET_FILE", str, "",
+           "ZMQ CURVE: the bridge's secret certificate file (KEYS_DIR/clients/bridge.key_secret)"),
     Option("log_level", "--log-level", "LP_LOG_LEVEL", str, "INFO", "logging level", LOG_LEVELS),
 )
 
@@ -62,7 +66,9 @@ class BridgeSettings:
     concurrency: int = 4
     queue: int = 32
     curve_server_key: str = ""
-    curve_client_secret: str = ""
+    curve_server_key_file: str = ""
+    curve_client_secret_key: str = ""
+    curve_client_secret_file: str = ""
     log_level: str = "INFO"
 
 

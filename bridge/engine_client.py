@@ -16,7 +16,8 @@ from collections.abc import Awaitable
 from typing import TypeVar
 
 from bridge.config import BridgeSettings
-from engine.client import AsyncEngineClient, CurveKeys, EngineClientError, EngineUnavailable, HealthReply, Overloaded
+from engine.client import AsyncEngineClient, EngineClientError, EngineUnavailable, HealthReply, Overloaded
+from engine.security import client_keys
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -26,9 +27,8 @@ PROBE_POOL = 4  # /health callers and the background probe; each waits at most t
 class EngineLink:
     def __init__(self, settings: BridgeSettings) -> None:
         self.settings = settings
-        curve = None
-        if settings.curve_server_key and settings.curve_client_secret:
-            curve = CurveKeys.from_files(settings.curve_server_key, settings.curve_client_secret)
+        curve = client_keys(settings.curve_server_key, settings.curve_server_key_file,
+                            settings.curve_client_secret_key, settings.curve_client_secret_file)
         self.work = AsyncEngineClient(settings.engine_addr, settings.timeout_ms, settings.retries,
                                       pool_size=settings.concurrency, max_waiting=settings.queue,
                                       wait_ms=settings.timeout_ms * (1 + settings.retries), curve=curve)

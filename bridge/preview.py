@@ -239,12 +239,32 @@ async def newest_frames(link: EngineLink, addr: str, avatar: str) -> AsyncIterat
                 yield frame
 
 
-def preview_routes(settings: BridgeSettings) -> list[BaseRoute]:
-    """The page, its static assets, its command endpoints and its two stream transports (for create_app's
-    ``extra_routes``; their OpenAPI rows are ``PREVIEW_OPERATIONS``)."""
-    viewers = Viewers()
+def guarded(handler: Callable[[Request], Any]) -> Callable[[Request], Any]:
+    """Refusals as JSON with their status; a bug is logged and answered 500 JSON, never a crash."""
 
-    async def call(request: Request, cmd: str, **fields: Any) -> dict[str, Any]:
+    async def wrapper(request: Request) -> Response:
+        try:
+            return await handler(request)
+        except (PreviewError, ClientError) as err:
+            response = _error(err.status, err.code, err.message)
+            response.headers.update(getattr(err, "headers", None) or {})
+            return response
+        except Exception:  # a bug: logged, answered as JSON, never a crash
+            log.exception("preview %s failed", request.url.path)
+            return _error(500, "internal", "internal error")
+
+    return wrapper
+
+
+class PreviewRoutes:
+    """The page, its static assets, its command endpoints and its two stream transports (for create_app's
+    ``extra_routes``; their OpenAPI rows are ``PREVIEW_OPERATIONS``). One method per route."""
+
+    def __init__(self, settings: BridgeSettings) -> None:
+        self.settings = settings
+        self.viewers = Viewers()
+
+    async def call(self, request: Request, cmd: str, **fields: Any) -> dict[str, Any]:
         """One engine command through the bridge's link; the engine's errors become the bridge's HTTP errors."""
         link = bridge_link(request)
         try:
@@ -252,24 +272,10 @@ def preview_routes(settings: BridgeSettings) -> list[BaseRoute]:
         except EngineClientError as exc:
             raise engine_error(exc) from exc
 
-    def guarded(handler: Callable[[Request], Any]) -> Callable[[Request], Any]:
-        async def wrapper(request: Request) -> Response:
-            try:
-                return await handler(request)
-            except (PreviewError, ClientError) as err:
-                response = _error(err.status, err.code, err.message)
-                response.headers.update(getattr(err, "headers", None) or {})
-                return response
-            except Exception:  # a bug: logged, answered as JSON, never a crash
-                log.exception("preview %s failed", request.url.path)
-                return _error(500, "internal", "internal error")
-
-        return wrapper
-
-    async def page(request: Request) -> Response:
+    async def page(self, request: Request) -> Response:
         return FileResponse(STATIC / "preview.html", headers={"Cache-Control": "no-store"})
 
-    async def clock_offset(request: Request) -> dict[str, float]:
+    async def clock_offset(self, request: Request) -> dict[str, float]:
         """Unix time minus engine time (seconds): the page maps a frame's ``ts`` (engine clock) onto Date.now().
         The client measures engine = bridge monotonic + offset; the bridge's wall-minus-monotonic turns that into
         the wall clock the browser shares."""
@@ -281,68 +287,68 @@ def preview_routes(settings: BridgeSettings) -> list[BaseRoute]:
         wall_minus_monotonic = time.time() - time.monotonic()
         return {"offset_s": wall_minus_monotonic - measured.offset, "rtt_ms": measured.rtt * 1000.0}
 
-    async def info(request: Request) -> Response:
-        expressions = await call(request, "expressions")
-        avatars = await call(request, "list_avatars")
+    async def info(self, request: Request) -> Response:
+        expressions = await self.call(request, "expressions")
+        avatars = await self.call(request, "list_avatars")
         return _json({"ok": True, "renderer": expressions.get("renderer"),
                       "expressions": _jsonable(expressions.get("expressions", [])),
                       "intensities": _jsonable(expressions.get("intensities", {})),
                       "controls": _jsonable(expressions.get("controls", [])),
                       "default_avatar": avatars.get("default"), "avatars": _jsonable(avatars.get("avatars", [])),
-                      "clock": await clock_offset(request)})
+                      "clock": await self.clock_offset(request)})
 
-    async def clock(request: Request) -> Response:
-        return _json({"ok": True, **await clock_offset(request)})
+    async def clock(self, request: Request) -> Response:
+        return _json({"ok": True, **await self.clock_offset(request)})
 
-    async def stats(request: Request) -> Response:
+    async def stats(self, request: Request) -> Response:
         avatar = check_avatar(request.query_params.get("avatar"))
-        reply = await call(request, "health", timeout_ms=settings.health_timeout_ms)
+        reply = await self.call(request, "health", timeout_ms=self.settings.health_timeout_ms)
         streams = reply.get("streams") or {}
         return _json({"ok": True, "renderer": reply.get("renderer"), "now": reply.get("now"),
                       "stream": _jsonable(streams.get(avatar)), "frames": _jsonable(reply.get("frames", {}))})
 
-    async def command(request: Request) -> Response:
+    async def command(self, request: Request) -> Response:
         body = await read_body(request, MAX_COMMAND_BYTES)
         try:
             parsed = json.loads(body)
         except (ValueError, UnicodeDecodeError):
             raise PreviewError(400, "bad_request", "the body must be JSON") from None
-        return _json(_jsonable(await call(request, **check_command(parsed))))
+        return _json(_jsonable(await self.call(request, **check_command(parsed))))
 
-    async def source(request: Request) -> Response:
+    async def source(self, request: Request) -> Response:
         """The uploaded portrait's bytes as the body (what a file input's File is): it becomes an avatar."""
-        image = await read_body(request, settings.max_upload_bytes)
+        image = await read_body(request, self.settings.max_upload_bytes)
         if not image:
             raise PreviewError(400, "bad_request", "send the portrait's bytes as the request body")
-        return _json(_jsonable(await call(request, "set_source", image=image)))
+        return _json(_jsonable(await self.call(request, "set_source", image=image)))
 
-    async def speak(request: Request) -> Response:
+    async def speak(self, request: Request) -> Response:
         """Make it talk: a WAV body for the engine's ``speak`` command (its error is shown until it knows it)."""
         avatar = check_avatar(request.query_params.get("avatar"))
-        audio = await read_body(request, settings.max_upload_bytes)
+        audio = await read_body(request, self.settings.max_upload_bytes)
         if not audio.startswith(b"RIFF") or audio[8:12] != b"WAVE":
             raise PreviewError(415, "invalid_audio", "send a WAV file (RIFF/WAVE)")
-        return _json(_jsonable(await call(request, "speak", avatar=avatar, audio=audio, format="wav")))
+        return _json(_jsonable(await self.call(request, "speak", avatar=avatar, audio=audio, format="wav")))
 
-    async def mjpeg(request: Request) -> Response:
+    async def mjpeg(self, request: Request) -> Response:
         avatar = check_avatar(request.query_params.get("avatar"))
         link = bridge_link(request)
-        if not await viewers.enter():
-            raise PreviewError(503, "too_many_viewers", f"at most {viewers.limit} streams at once")
+        if not await self.viewers.enter():
+            raise PreviewError(503, "too_many_viewers", f"at most {self.viewers.limit} streams at once")
 
         async def parts() -> AsyncIterator[bytes]:
             try:
-                async for frame in newest_frames(link, settings.frame_addr, avatar):
+                async for frame in newest_frames(link, self.settings.frame_addr, avatar):
                     yield (f"--{MJPEG_BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {len(frame.jpeg)}\r\n"
                            f"X-Frame-Seq: {frame.seq}\r\nX-Frame-Ts: {frame.ts}\r\n\r\n").encode() \
                         + frame.jpeg + b"\r\n"
             finally:
-                await viewers.leave()
+                await self.viewers.leave()
 
         return StreamingResponse(parts(), media_type=f"multipart/x-mixed-replace; boundary={MJPEG_BOUNDARY}",
                                  headers={"Cache-Control": "no-store"})
 
-    async def websocket(ws: WebSocket) -> None:
+    async def websocket(self, ws: WebSocket) -> None:
         """One binary message per frame: u32 big-endian header length, the header as JSON, the JPEG (left out with
         ``jpeg=0``: the MJPEG page's figures)."""
         with_jpeg = ws.query_params.get("jpeg", "1") != "0"
@@ -359,48 +365,58 @@ def preview_routes(settings: BridgeSettings) -> list[BaseRoute]:
             except ClientError as err:
                 await ws.close(code=1013, reason=err.message[:120])
                 return
-            entered = await viewers.enter()
+            entered = await self.viewers.enter()
             if not entered:
-                await ws.close(code=1013, reason=f"at most {viewers.limit} streams at once")
+                await ws.close(code=1013, reason=f"at most {self.viewers.limit} streams at once")
                 return
 
-            async def send() -> None:
-                async for frame in newest_frames(link, settings.frame_addr, avatar):
-                    header = _jsonable(frame.header)
-                    header["bridge_wall"] = time.time()
-                    head = json.dumps(header).encode()
-                    await ws.send_bytes(struct.pack(">I", len(head)) + head + (frame.jpeg if with_jpeg else b""))
-
-            async def receive() -> None:  # the page sends nothing; this notices it leaving
-                while (await ws.receive())["type"] != "websocket.disconnect":
-                    pass
-
-            tasks = [asyncio.create_task(send()), asyncio.create_task(receive())]
-            done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-            for task in done:  # a closed socket ends send() with an error: expected, not logged
-                if not task.cancelled():
-                    task.exception()
-            for task in pending:
-                task.cancel()
-                with contextlib.suppress(BaseException):
-                    await task
+            await self._pump(ws, link, avatar, with_jpeg)
         except (WebSocketDisconnect, RuntimeError, ConnectionError):
             pass
         except Exception:
             log.exception("preview websocket failed")
         finally:
             if entered:
-                await viewers.leave()
+                await self.viewers.leave()
 
-    return [
-        Route("/preview", guarded(page), methods=["GET"]),
-        Route("/preview/api/info", guarded(info), methods=["GET"]),
-        Route("/preview/api/clock", guarded(clock), methods=["GET"]),
-        Route("/preview/api/stats", guarded(stats), methods=["GET"]),
-        Route("/preview/api/command", guarded(command), methods=["POST"]),
-        Route("/preview/api/source", guarded(source), methods=["POST"]),
-        Route("/preview/api/speak", guarded(speak), methods=["POST"]),
-        Route("/preview/stream.mjpeg", guarded(mjpeg), methods=["GET"]),
-        WebSocketRoute("/preview/ws", websocket),
-        Mount("/preview/static", app=StaticFiles(directory=STATIC), name="preview_static"),
-    ]
+    async def _pump(self, ws: WebSocket, link: EngineLink, avatar: str, with_jpeg: bool) -> None:
+        """Frames out until either side ends: the send loop, and a receive loop that notices the page leaving."""
+        async def send() -> None:
+            async for frame in newest_frames(link, self.settings.frame_addr, avatar):
+                header = _jsonable(frame.header)
+                header["bridge_wall"] = time.time()
+                head = json.dumps(header).encode()
+                await ws.send_bytes(struct.pack(">I", len(head)) + head + (frame.jpeg if with_jpeg else b""))
+
+        async def receive() -> None:  # the page sends nothing; this notices it leaving
+            while (await ws.receive())["type"] != "websocket.disconnect":
+                pass
+
+        tasks = [asyncio.create_task(send()), asyncio.create_task(receive())]
+        done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        for task in done:  # a closed socket ends send() with an error: expected, not logged
+            if not task.cancelled():
+                task.exception()
+        for task in pending:
+            task.cancel()
+            with contextlib.suppress(BaseException):
+                await task
+
+    def routes(self) -> list[BaseRoute]:
+        return [
+            Route("/preview", guarded(self.page), methods=["GET"]),
+            Route("/preview/api/info", guarded(self.info), methods=["GET"]),
+            Route("/preview/api/clock", guarded(self.clock), methods=["GET"]),
+            Route("/preview/api/stats", guarded(self.stats), methods=["GET"]),
+            Route("/preview/api/command", guarded(self.command), methods=["POST"]),
+            Route("/preview/api/source", guarded(self.source), methods=["POST"]),
+            Route("/preview/api/speak", guarded(self.speak), methods=["POST"]),
+            Route("/preview/stream.mjpeg", guarded(self.mjpeg), methods=["GET"]),
+            WebSocketRoute("/preview/ws", self.websocket),
+            Mount("/preview/static", app=StaticFiles(directory=STATIC), name="preview_static"),
+        ]
+
+
+def preview_routes(settings: BridgeSettings) -> list[BaseRoute]:
+    """The preview's routes for create_app's ``extra_routes``."""
+    return PreviewRoutes(settings).routes()

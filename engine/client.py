@@ -17,17 +17,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, fields
-from pathlib import Path
 from typing import Any, TypeVar
 
 import msgpack
 import zmq
 import zmq.asyncio
+
+from engine.security import CurveClientKeys
 
 PROTOCOL_VERSION = 1
 FRAME_TOPIC = b"frame."
@@ -239,47 +239,7 @@ def _decode(data: bytes) -> dict[str, Any]:
 # ---------------------------------------------------------------------------------------------------- CURVE
 
 
-@dataclass(frozen=True)
-class CurveKeys:
-    """ZMQ CURVE keys (Z85 bytes): the engine's public key and this client's keypair (pyzmq's own CURVE)."""
-
-    server_public: bytes
-    public: bytes
-    secret: bytes
-
-    @classmethod
-    def generate(cls, server_public: bytes) -> CurveKeys:
-        """A fresh client keypair (the server must then accept any client, or be told this public key)."""
-        public, secret = zmq.curve_keypair()
-        return cls(server_public, public, secret)
-
-    @classmethod
-    def from_files(cls, server_public_file: str | Path, client_secret_file: str | Path) -> CurveKeys:
-        """Read pyzmq certificate files (``zmq.auth.create_certificates``): the server's .key, ours .key_secret."""
-        import zmq.auth
-
-        server_public, _ = zmq.auth.load_certificate(str(server_public_file))
-        public, secret = zmq.auth.load_certificate(str(client_secret_file))
-        if secret is None:
-            raise ValueError(f"{client_secret_file} holds no secret key")
-        return cls(server_public, public, secret)
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> CurveKeys | None:
-        """LP_CURVE_SERVER_KEY + LP_CURVE_CLIENT_SECRET_FILE (files), or None when unset: CURVE is optional."""
-        env = os.environ if env is None else env
-        server, secret = env.get("LP_CURVE_SERVER_KEY"), env.get("LP_CURVE_CLIENT_SECRET_FILE")
-        if not server or not secret:
-            return None
-        return cls.from_files(server, secret)
-
-    def apply(self, sock: zmq.Socket) -> None:
-        sock.curve_serverkey = self.server_public
-        sock.curve_publickey = self.public
-        sock.curve_secretkey = self.secret
-
-
-def _socket(ctx: zmq.Context, kind: int, addr: str, curve: CurveKeys | None) -> Any:
+def _socket(ctx: zmq.Context, kind: int, addr: str, curve: CurveClientKeys | None) -> Any:
     sock = ctx.socket(kind)
     sock.setsockopt(zmq.LINGER, 0)
     if curve is not None:
@@ -301,7 +261,7 @@ class EngineClient:
     """Blocking client: one REQ socket behind a lock (safe from several threads, one request at a time)."""
 
     def __init__(self, addr: str, timeout_ms: int = DEFAULT_TIMEOUT_MS, retries: int = 1,
-                 curve: CurveKeys | None = None, context: zmq.Context | None = None) -> None:
+                 curve: CurveClientKeys | None = None, context: zmq.Context | None = None) -> None:
         self.addr, self.timeout_ms, self.retries, self.curve = addr, timeout_ms, retries, curve
         self._own_ctx = context is None
         self._ctx = context or zmq.Context()
@@ -419,7 +379,7 @@ class EngineClient:
 class FrameSubscriber:
     """SUB socket for ``frame.<avatar>`` (or every avatar): ``recv`` with a timeout, or iterate forever."""
 
-    def __init__(self, addr: str, avatar: str | None = None, *, curve: CurveKeys | None = None,
+    def __init__(self, addr: str, avatar: str | None = None, *, curve: CurveClientKeys | None = None,
                  context: zmq.Context | None = None, hwm: int = 4) -> None:
         self._own_ctx = context is None
         self._ctx = context or zmq.Context()
@@ -477,7 +437,7 @@ class AsyncEngineClient:
     """
 
     def __init__(self, addr: str, timeout_ms: int = DEFAULT_TIMEOUT_MS, retries: int = 1, pool_size: int = 4,
-                 max_waiting: int = 32, wait_ms: int | None = None, curve: CurveKeys | None = None,
+                 max_waiting: int = 32, wait_ms: int | None = None, curve: CurveClientKeys | None = None,
                  context: zmq.asyncio.Context | None = None) -> None:
         self.addr, self.timeout_ms, self.retries, self.curve = addr, timeout_ms, retries, curve
         self.max_waiting = max_waiting
@@ -642,7 +602,7 @@ class AsyncEngineClient:
 class AsyncFrameSubscriber:
     """``async for frame in sub`` over ``frame.<avatar>`` (or every avatar); ``recv`` takes a timeout."""
 
-    def __init__(self, addr: str, avatar: str | None = None, *, curve: CurveKeys | None = None,
+    def __init__(self, addr: str, avatar: str | None = None, *, curve: CurveClientKeys | None = None,
                  context: zmq.asyncio.Context | None = None, hwm: int = 4) -> None:
         self._own_ctx = context is None
         self._ctx = context or zmq.asyncio.Context()
@@ -694,7 +654,7 @@ class AsyncFrameSubscriber:
 
 __all__ = [
     "AsyncEngineClient", "AsyncFrameSubscriber", "AvatarReply", "AvatarsReply", "BadReply", "ClockOffset",
-    "CurveKeys", "EngineClient", "EngineClientError", "EngineReplyError", "EngineUnavailable", "ExpressionsReply",
+    "CurveClientKeys", "EngineClient", "EngineClientError", "EngineReplyError", "EngineUnavailable", "ExpressionsReply",
     "Frame", "FrameSubscriber", "HealthReply", "Keyframe", "Overloaded", "RenderReply", "Reply", "SourceReply",
     "StreamReply", "build_message", "check_reply", "parse_reply",
 ]

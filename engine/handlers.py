@@ -27,7 +27,7 @@ import numpy as np
 from engine import protocol as p
 from engine.animation.controls import CONTROLS
 from engine.animation.idle import IdleConfig
-from engine.animation.presets import EXPRESSIONS, preset_state
+from engine.animation.presets import EXPRESSIONS, INTENSITY_RANGE, preset_state
 from engine.animation.state import AnimationState
 from engine.animation.timeline import Animator
 from engine.avatars import Avatar
@@ -88,7 +88,7 @@ def health(core: Core, _req: p.Health, _respond: Respond) -> Reply:
 
 
 def expressions(core: Core, _req: p.Expressions, _respond: Respond) -> Reply:
-    return ok(core, expressions=list(EXPRESSIONS), intensities={"min": 0.0, "max": 1.0},
+    return ok(core, expressions=list(EXPRESSIONS), intensities=dict(INTENSITY_RANGE),
               controls=[{"name": c.name, "min": c.minimum, "max": c.maximum} for c in CONTROLS])
 
 

@@ -7,9 +7,15 @@ container binds 0.0.0.0):
   (or give the z85 secret in ``LP_CURVE_SECRET_KEY``); ``DIR/clients/*.key`` are the public keys of the clients
   allowed in (a ZAP handler checks each connection). Without a ``clients`` folder any client that knows the
   server's public key may connect (encrypted, not authenticated).
-- a client (the bridge, the orchestrator, MediaBridge): ``load_public_key`` for the server's public key
-  (``DIR/server.key`` or ``LP_CURVE_SERVER_KEY``), ``load_curve_keys`` for its own keypair
-  (``DIR/clients/<name>.key_secret`` or ``LP_CURVE_CLIENT_SECRET_KEY``), then ``curve_client(sock, ...)``.
+- a client (the bridge, the orchestrator, MediaBridge, engine/client.py): ``CurveClientKeys`` = the server's
+  public key + the client's own keypair, each given either as a z85 key or as a zmq.auth certificate file:
+
+  | what | z85 key (env) | certificate file (env) |
+  |---|---|---|
+  | engine's public key | ``LP_CURVE_SERVER_KEY`` | ``LP_CURVE_SERVER_KEY_FILE`` (``DIR/server.key``) |
+  | client's keypair | ``LP_CURVE_CLIENT_SECRET_KEY`` | ``LP_CURVE_CLIENT_SECRET_FILE`` (``clients/NAME.key_secret``) |
+
+  A key wins over a file; neither: CURVE off; one half without the other: ConfigError.
 
 ``python -m engine.security generate DIR [client ...]`` writes a server keypair and one keypair per client
 (default: ``bridge``) in zmq's certificate format.
@@ -30,7 +36,9 @@ from engine.errors import ConfigError
 
 SERVER_SECRET_ENV = "LP_CURVE_SECRET_KEY"
 SERVER_PUBLIC_ENV = "LP_CURVE_SERVER_KEY"
+SERVER_PUBLIC_FILE_ENV = "LP_CURVE_SERVER_KEY_FILE"
 CLIENT_SECRET_ENV = "LP_CURVE_CLIENT_SECRET_KEY"
+CLIENT_SECRET_FILE_ENV = "LP_CURVE_CLIENT_SECRET_FILE"
 SERVER_CERT = "server"
 CLIENTS_DIR = "clients"
 
@@ -98,6 +106,54 @@ def curve_client(sock: zmq.Socket, server_public: bytes, keys: CurveKeys) -> Non
     sock.curve_serverkey = server_public
     sock.curve_publickey = keys.public
     sock.curve_secretkey = keys.secret
+
+
+@dataclass(frozen=True)
+class CurveClientKeys:
+    """What a client socket needs for CURVE: the engine's public key and the client's own keypair (z85)."""
+
+    server_public: bytes
+    keys: CurveKeys
+
+    @classmethod
+    def generate(cls, server_public: bytes) -> CurveClientKeys:
+        """A fresh client keypair (the engine must then accept any client, or be given this public key)."""
+        public, secret = zmq.curve_keypair()
+        return cls(server_public, CurveKeys(public, secret))
+
+    @classmethod
+    def from_files(cls, server_key_file: str | Path, client_secret_file: str | Path) -> CurveClientKeys:
+        """From zmq.auth certificate files: the engine's ``server.key`` and the client's ``.key_secret``."""
+        found = client_keys(server_key_file=server_key_file, client_secret_file=client_secret_file)
+        assert found is not None  # both given
+        return found
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> CurveClientKeys | None:
+        """From the LP_CURVE_* variables in the module docstring's table; None when none is set."""
+        return client_keys(env.get(SERVER_PUBLIC_ENV, ""), env.get(SERVER_PUBLIC_FILE_ENV, ""),
+                           env.get(CLIENT_SECRET_ENV, ""), env.get(CLIENT_SECRET_FILE_ENV, ""))
+
+    def apply(self, sock: zmq.Socket) -> None:
+        """Make ``sock`` a CURVE client (before connect)."""
+        curve_client(sock, self.server_public, self.keys)
+
+
+def client_keys(server_key: str = "", server_key_file: str | Path = "", client_secret_key: str = "",
+                client_secret_file: str | Path = "") -> CurveClientKeys | None:
+    """A client's CURVE keys from z85 keys or certificate files (a key wins); None when nothing is given.
+
+    Half a configuration is refused (ConfigError) rather than silently connecting without CURVE."""
+    env = {SERVER_PUBLIC_ENV: server_key, CLIENT_SECRET_ENV: client_secret_key}
+    server = load_public_key(Path(server_key_file) if server_key_file else None, env)
+    keys = load_curve_keys(Path(client_secret_file) if client_secret_file else None, env, CLIENT_SECRET_ENV)
+    if server is None and keys is None:
+        return None
+    if server is None or keys is None:
+        missing = "the engine's public key" if server is None else "the client's secret key"
+        raise ConfigError(f"CURVE half configured: {missing} is missing ({SERVER_PUBLIC_ENV} / "
+                          f"{SERVER_PUBLIC_FILE_ENV} and {CLIENT_SECRET_ENV} / {CLIENT_SECRET_FILE_ENV})")
+    return CurveClientKeys(server, keys)
 
 
 def start_authenticator(ctx: zmq.Context, keys_dir: Path | None) -> ThreadAuthenticator:

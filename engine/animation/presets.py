@@ -27,6 +27,13 @@ PRESETS: dict[str, dict[str, float]] = {
 }
 
 
+# The intensity range, owned here: validate_intensity checks it and the `expressions` replies (engine and bridge)
+# publish it, so a client's slider and the check cannot disagree.
+INTENSITY_MIN = 0.0
+INTENSITY_MAX = 1.0
+INTENSITY_RANGE: dict[str, float] = {"min": INTENSITY_MIN, "max": INTENSITY_MAX}
+
+
 def validate_expression(expression: object) -> str:
     if not isinstance(expression, str) or expression not in PRESETS:
         raise BadRequest(f"unknown expression {expression!r}; known expressions: {', '.join(EXPRESSIONS)}")
@@ -35,10 +42,11 @@ def validate_expression(expression: object) -> str:
 
 def validate_intensity(intensity: object) -> float:
     if isinstance(intensity, bool) or not isinstance(intensity, numbers.Real):
-        raise BadRequest(f"intensity must be a number in 0..1, got {type(intensity).__name__}")
+        raise BadRequest(f"intensity must be a number in {INTENSITY_MIN:g}..{INTENSITY_MAX:g}, "
+                         f"got {type(intensity).__name__}")
     value = float(intensity)
-    if not math.isfinite(value) or not 0.0 <= value <= 1.0:
-        raise BadRequest(f"intensity is {value:g}, outside its range 0..1")
+    if not math.isfinite(value) or not INTENSITY_MIN <= value <= INTENSITY_MAX:
+        raise BadRequest(f"intensity is {value:g}, outside its range {INTENSITY_MIN:g}..{INTENSITY_MAX:g}")
     return value + 0.0
 
 

@@ -8,7 +8,6 @@ import pytest
 
 from engine.client import (
     AvatarReply,
-    CurveKeys,
     EngineClient,
     EngineReplyError,
     EngineUnavailable,
@@ -18,6 +17,8 @@ from engine.client import (
     RenderReply,
 )
 from engine.codec import decode_jpeg
+from engine.errors import ConfigError
+from engine.security import CurveClientKeys
 from tests.service.conftest import DATA, EngineProcess
 
 
@@ -111,19 +112,24 @@ def test_curve_keys(peer_factory, tmp_path) -> None:
 
     server_public, server_secret = zmq.curve_keypair()
     peer = peer_factory(curve_secret=server_secret)
-    with EngineClient(peer.addr, timeout_ms=2000, curve=CurveKeys.generate(server_public)) as client:
+    with EngineClient(peer.addr, timeout_ms=2000, curve=CurveClientKeys.generate(server_public)) as client:
         assert client.call("health")["echo"] == "health"
     with EngineClient(peer.addr, timeout_ms=300, retries=0) as plain, pytest.raises(EngineUnavailable):
         plain.call("health")  # the CURVE server ignores an unauthenticated peer
     _, client_secret_file = zmq.auth.create_certificates(str(tmp_path), "client")
     server_file = tmp_path / "server.key"
     server_file.write_text(f'metadata\ncurve\n    public-key = "{server_public.decode()}"\n')
-    keys = CurveKeys.from_env({"LP_CURVE_SERVER_KEY": str(server_file),
+    keys = CurveClientKeys.from_env({"LP_CURVE_SERVER_KEY_FILE": str(server_file),
                                "LP_CURVE_CLIENT_SECRET_FILE": client_secret_file})
     assert keys is not None and keys.server_public == server_public
     with EngineClient(peer.addr, timeout_ms=2000, curve=keys) as client:
         assert client.call("health")["echo"] == "health"
-    assert CurveKeys.from_env({}) is None
+    assert CurveClientKeys.from_env({}) is None
+    z85 = CurveClientKeys.from_env({"LP_CURVE_SERVER_KEY": server_public.decode(),
+                                    "LP_CURVE_CLIENT_SECRET_KEY": keys.keys.secret.decode()})
+    assert z85 == keys  # a z85 key and its certificate file are the same keys
+    with pytest.raises(ConfigError, match="half configured"):
+        CurveClientKeys.from_env({"LP_CURVE_SERVER_KEY_FILE": str(server_file)})
 
 
 def test_subscriber_recv_times_out(engine: EngineProcess) -> None:

@@ -172,15 +172,30 @@ def _background_renders(bridge: BridgeProcess, n: int) -> list[threading.Thread]
 
 
 def test_full_queue_answers_503_busy_at_once(stalling) -> None:
+    """One render holds the only socket, one waits (queue 1): the next is refused at once, not queued for 20 s.
+
+    When the second background render reaches the queue is not observable from outside, so probe instead of
+    sleeping: a probe that finds the queue not yet full becomes the waiter itself (and times out here, holding the
+    slot), so a later probe must be refused. With the bug back every probe hangs and the deadline fails the test.
+    """
     peer, bridge = stalling
-    _background_renders(bridge, 2)  # one holds the only socket, one waits: the queue (1) is full
+    _background_renders(bridge, 2)
     deadline = time.monotonic() + 10
-    while peer.held < 1 and time.monotonic() < deadline:
+    while peer.held < 1:
+        assert time.monotonic() < deadline, "the first render never reached the engine"
         time.sleep(0.05)
-    time.sleep(0.3)
-    started = time.monotonic()
-    response = post_render(bridge, (DATA / "s1.jpg").read_bytes(), expression="happy")
-    assert response.status_code == 503 and time.monotonic() - started < 2.5  # refused, not queued for 20 s
+    photo = (DATA / "s1.jpg").read_bytes()
+    deadline = time.monotonic() + 15
+    while True:
+        assert time.monotonic() < deadline, "a full queue never refused a render at once"
+        started = time.monotonic()
+        try:
+            response = httpx.post(bridge.url + "/api/render", files={"source_image": ("s1.jpg", photo, "image/jpeg")},
+                                  data={"expression": "happy"}, timeout=2.5)
+        except httpx.TimeoutException:
+            continue  # the queue was not full yet: this probe is now the waiter
+        break
+    assert response.status_code == 503 and time.monotonic() - started < 2.5, response.text
     assert response.json()["error"]["code"] == "busy" and response.headers["retry-after"] == "1"
 
 

@@ -5,35 +5,33 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import msgpack
+import httpx
 import pytest
 import zmq
 import zmq.auth
 
+from engine.client import EngineClient, EngineUnavailable
 from engine.errors import ConfigError
 from engine.security import (
+    CurveClientKeys,
     CurveKeys,
-    curve_client,
     generate,
     load_curve_keys,
     load_public_key,
 )
-from tests.service.conftest import EngineProcess
+from tests.service.conftest import DATA, BridgeProcess, EngineProcess
 
 pytestmark = pytest.mark.skipif(not zmq.has("curve"), reason="libzmq built without CURVE")
 
 
 def curve_request(addr: str, server: bytes, keys: CurveKeys | None, timeout_ms: int = 1500) -> dict | None:
-    sock = zmq.Context.instance().socket(zmq.REQ)
-    sock.setsockopt(zmq.LINGER, 0)
-    if keys is not None:
-        curve_client(sock, server, keys)
-    sock.connect(addr)
-    try:
-        sock.send(msgpack.packb({"v": 1, "cmd": "health"}))
-        return msgpack.unpackb(sock.recv()) if sock.poll(timeout_ms) else None
-    finally:
-        sock.close(0)
+    """``health`` through the one client, with or without CURVE keys; None when the engine does not answer."""
+    curve = CurveClientKeys(server, keys) if keys is not None else None
+    with EngineClient(addr, timeout_ms=timeout_ms, retries=0, curve=curve) as client:
+        try:
+            return client.call("health")
+        except EngineUnavailable:
+            return None
 
 
 def test_keys_load_from_files_and_env(tmp_path: Path) -> None:
@@ -66,24 +64,62 @@ def test_only_listed_clients_are_answered_and_frames_are_encrypted(tmp_path: Pat
             time.sleep(0.2)
         assert curve_request(eng.command_addr, server, None) is None  # plain text: no answer
         assert curve_request(eng.command_addr, server, stranger) is None  # unlisted key: no answer
-        sub = zmq.Context.instance().socket(zmq.SUB)
-        sub.setsockopt(zmq.LINGER, 0)
-        curve_client(sub, server, bridge)
-        sub.setsockopt(zmq.SUBSCRIBE, b"frame.")
-        sub.connect(eng.frame_addr)
-        time.sleep(0.3)
-        req = zmq.Context.instance().socket(zmq.REQ)
-        req.setsockopt(zmq.LINGER, 0)
-        curve_client(req, server, bridge)
-        req.connect(eng.command_addr)
-        req.send(msgpack.packb({"v": 1, "cmd": "stream", "avatar": "default", "fps": 20}))
-        assert req.poll(5000) and msgpack.unpackb(req.recv())["ok"]
-        assert sub.poll(5000), "a listed subscriber receives frames"
-        assert sub.recv_multipart()[0].startswith(b"frame.")
-        req.close(0)
-        sub.close(0)
+        with EngineClient(eng.command_addr, timeout_ms=5000, curve=CurveClientKeys(server, bridge)) as client, \
+                client.subscribe(eng.frame_addr) as frames:
+            time.sleep(0.3)
+            assert client.stream("default", fps=20).fps == 20
+            frame = frames.recv(5000)
+            assert frame is not None and frame.topic.startswith("frame."), "a listed subscriber receives frames"
     finally:
         assert eng.stop() == 0
+
+
+def test_bridge_with_keys_renders_and_a_bridge_without_keys_answers_503(tmp_path: Path) -> None:
+    """The container's wiring: engine with LP_CURVE_KEYS_DIR, bridge with the files the entrypoint writes."""
+    keys = tmp_path / "keys"
+    generate(keys, ["bridge"])
+    eng = EngineProcess(tmp_path, env={"LP_CURVE_KEYS_DIR": str(keys), "LP_WARMUP": "0"}).start(wait=False)
+    with_keys = BridgeProcess(tmp_path / "with", eng.command_addr, env={
+        "LP_CURVE_SERVER_KEY_FILE": str(keys / "server.key"),
+        "LP_CURVE_CLIENT_SECRET_FILE": str(keys / "clients" / "bridge.key_secret")})
+    no_keys = BridgeProcess(tmp_path / "without", eng.command_addr, env={"LP_HEALTH_TIMEOUT_MS": "300"})
+    (tmp_path / "with").mkdir()
+    (tmp_path / "without").mkdir()
+    try:
+        with_keys.start()
+        no_keys.start()
+        deadline = time.monotonic() + 90
+        while (health := httpx.get(with_keys.url + "/health", timeout=5)).status_code != 200:
+            assert time.monotonic() < deadline and eng.alive(), eng.log.read_text()[-3000:]
+            time.sleep(0.3)
+        assert health.json()["status"] == "ok"
+        photo = (DATA / "astronaut.jpg").read_bytes()
+        render = httpx.post(with_keys.url + "/api/render", files={"source_image": ("a.jpg", photo, "image/jpeg")},
+                            data={"expression": "happy"}, timeout=60)
+        assert render.status_code == 200 and render.headers["content-type"] == "image/jpeg", render.text
+        assert httpx.get(no_keys.url + "/health", timeout=5).status_code == 503
+        refused = httpx.post(no_keys.url + "/api/render", files={"source_image": ("a.jpg", photo, "image/jpeg")},
+                             timeout=60)
+        assert refused.status_code == 503 and refused.json()["error"]["code"] == "engine_unavailable", refused.text
+    finally:
+        with_keys.stop()
+        no_keys.stop()
+        assert eng.stop() == 0
+
+
+def test_bridge_refuses_half_a_curve_configuration_at_start(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[2]
+    generate(tmp_path, ["bridge"])
+    for args, reason in ((["--curve-server-key-file", str(tmp_path / "server.key")], "half configured"),
+                         (["--curve-server-key-file", str(tmp_path / "missing.key"),
+                           "--curve-client-secret-file", str(tmp_path / "clients" / "bridge.key_secret")],
+                          "cannot read")):
+        done = subprocess.run([sys.executable, "-m", "bridge", "--port", "0", *args], cwd=root, capture_output=True,
+                              text=True, timeout=60)
+        assert done.returncode == 2 and reason in done.stderr, done.stderr
 
 
 def test_the_compose_example_turns_curve_on() -> None:
@@ -91,6 +127,10 @@ def test_the_compose_example_turns_curve_on() -> None:
 
     root = Path(__file__).resolve().parents[2]
     service = yaml.safe_load((root / "docker-compose.yml").read_text())["services"]["secretary-liveportrait"]
-    assert service["environment"]["LP_CURVE_KEYS_DIR"] == "/app/keys"
+    env = service["environment"]
+    assert env["LP_CURVE_KEYS_DIR"] == "/app/keys"
+    # the bridge runs in the same container (engine.serve) and must use the keys the entrypoint writes
+    assert env["LP_CURVE_SERVER_KEY_FILE"] == "/app/keys/server.key"
+    assert env["LP_CURVE_CLIENT_SECRET_FILE"] == "/app/keys/clients/bridge.key_secret"
     assert "liveportrait-keys:/app/keys" in service["volumes"]
     assert "engine.security generate" in (root / "docker" / "entrypoint.sh").read_text()

@@ -79,6 +79,61 @@ class OfflineSource(SourceState):
     teeth: bool = True  # draw upper teeth in a new opening (not when the photo's mouth shows its own)
 
 
+Box = tuple[int, int, int, int]  # x0, y0, x1, y1, even crop px
+
+
+@dataclass(frozen=True, eq=False)
+class _Fields:
+    """The per-control fields of one avatar and the geometry the lip seal reuses (prepare's middle step)."""
+
+    upper: np.ndarray  # (n, h, w, 2) over the field box, half resolution
+    lower: np.ndarray  # (n, lh, lw, 2) over the lower-face box
+    seam_up: np.ndarray  # (n, len(SEAM), 2)
+    seam_lo: np.ndarray
+    seam_pts: np.ndarray  # the seam's landmarks, crop px
+    low_xy: np.ndarray  # the lower box's half-resolution sample points
+    low_frame: np.ndarray  # (lh, lw, 1) the rim falloff over the lower box
+
+
+def _field_boxes(lm: np.ndarray, iod: float, points: np.ndarray) -> tuple[Box, Box]:
+    """The field box (the head ellipse with its roll falloff, and everything within 3 sigma of a moved point) and
+    the lower-face box around the lip seam, inside it."""
+    centre, axes, _ = head_geometry(lm, iod)
+    lo = np.minimum(centre - 1.5 * axes, points.min(0) - iod)
+    hi = np.maximum(centre + 1.5 * axes, points.max(0) + iod)
+    box = even_box(lo[0], lo[1], hi[0], hi[1])
+    seam_lo = np.array([min(lm[i, 0] for i in SEAM) - LOW_REACH * iod, float(lm[list(SEAM), 1].min()) - 0.15 * iod])
+    low_box = even_box(seam_lo[0], seam_lo[1], max(lm[i, 0] for i in SEAM) + LOW_REACH * iod,
+                       float(lm[8, 1]) + 0.9 * iod)
+    low_box = (max(low_box[0], box[0]), max(low_box[1], box[1]), min(low_box[2], box[2]), min(low_box[3], box[3]))
+    return box, low_box
+
+
+def _lip_seal(points: np.ndarray, iod: float, seam_pts: np.ndarray, low_xy: np.ndarray,
+              low_frame: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The lip seal: the lower lip alone moving up, scaled so the seam's middle moves 1 px (field, seam moves)."""
+    lower_set = set(range(len(points))) - UPPER_ONLY
+    seal_moves = {i: (0.0, -1.0) for i in LOWER_LIP}
+    seal_seam = spread(seal_moves, SEAL_SIGMA, points, iod, seam_pts, lower_set)
+    unit = max(-float(seal_seam[SEAM_MIDDLE, 1]), 1e-6)
+    seal = spread(seal_moves, SEAL_SIGMA, points, iod, low_xy, lower_set) / unit * low_frame
+    return seal, seal_seam / unit
+
+
+def _mouth_colours(crop: np.ndarray, lm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The colours of a drawn mouth interior and of drawn teeth, from the photo's lips and the nose's skin."""
+    lips = np.zeros((CROP, CROP), np.uint8)
+    cv2.fillPoly(lips, [np.round(lm[48:60]).astype(np.int32)], 1)
+    cv2.fillPoly(lips, [np.round(lm[60:68]).astype(np.int32)], 0)
+    lip_rgb = crop[lips.astype(bool)].astype(np.float32)
+    lip_mean = lip_rgb.mean(0) if len(lip_rgb) else np.array([150.0, 80.0, 80.0], np.float32)
+    skin = crop[int(lm[29, 1]) - 3:int(lm[29, 1]) + 3, int(lm[29, 0]) - 3:int(lm[29, 0]) + 3]
+    brightness = float(skin.reshape(-1, 3).mean()) / 255.0 if skin.size else 0.7
+    mouth = (0.5 * lip_mean * np.array([1.0, 0.7, 0.7]) + 6.0).astype(np.float32)
+    teeth = (np.array([236.0, 228.0, 214.0]) * (0.55 + 0.4 * min(1.0, brightness))).astype(np.float32)
+    return mouth, teeth
+
+
 def _pair_eyes(a: Eye, b: Eye) -> tuple[Eye, Eye]:
     """Both eyes close to the same depth below their fit: drawn eyes are alike, and one eye's white may be hidden
     by a reflection or shadow where the other's shows."""
@@ -127,21 +182,27 @@ class OfflineRenderer:
         lm = face.crop_landmarks.astype(np.float64)
         iod = max(float(np.linalg.norm(lm[36:42].mean(0) - lm[42:48].mean(0))), 8.0)
         points = control_points(lm, iod)
+        box, low_box = _field_boxes(lm, iod, points)
+        fields = self._control_fields(lm, iod, points, box, low_box)
+        seal, seal_seam = _lip_seal(points, iod, fields.seam_pts, fields.low_xy, fields.low_frame)
+        x0, y0, x1, y1 = box
+        full = np.stack(np.meshgrid(np.arange(x0, x1, dtype=np.float32), np.arange(y0, y1, dtype=np.float32)), -1)
+        mouth_color, teeth_color = _mouth_colours(face.crop, lm)
+        return OfflineSource(
+            face=face, points=points.astype(np.float32), iod=iod, box=box, low_box=low_box,
+            upper=fields.upper, lower=fields.lower, seam_up=fields.seam_up, seam_lo=fields.seam_lo,
+            seal=seal.astype(np.float32), seal_seam=seal_seam.astype(np.float32),
+            grid=index_grid(*fields.upper.shape[1:3]), low_grid=index_grid(*fields.lower.shape[1:3]), full_grid=full,
+            eyes=_pair_eyes(eye_geometry(face.crop, lm, iod, EYE_A, BROW_A),
+                            eye_geometry(face.crop, lm, iod, EYE_B, BROW_B)),
+            mouth_color=mouth_color, teeth_color=teeth_color,
+            teeth=bool(np.linalg.norm(lm[66] - lm[62]) < 0.04 * iod),
+        )
 
-        # Field box: the head ellipse with its roll falloff, and everything within 3 sigma of a moved point.
-        centre, axes, _ = head_geometry(lm, iod)
-        lo = np.minimum(centre - 1.5 * axes, points.min(0) - iod)
-        hi = np.maximum(centre + 1.5 * axes, points.max(0) + iod)
-        box = even_box(lo[0], lo[1], hi[0], hi[1])
-        grid = half_grid(box)
+    def _control_fields(self, lm: np.ndarray, iod: float, points: np.ndarray, box: Box, low_box: Box) -> _Fields:
+        """Each control's displacement field over the upper box, the lower (mouth) box and the seam between them."""
+        grid, low_xy = half_grid(box), half_grid(low_box)
         shape = grid.shape[:2]
-
-        seam_lo = np.array([min(lm[i, 0] for i in SEAM) - LOW_REACH * iod, float(lm[list(SEAM), 1].min()) - 0.15 * iod])
-        low_box = even_box(seam_lo[0], seam_lo[1], max(lm[i, 0] for i in SEAM) + LOW_REACH * iod,
-                           float(lm[8, 1]) + 0.9 * iod)
-        low_box = (max(low_box[0], box[0]), max(low_box[1], box[1]), min(low_box[2], box[2]), min(low_box[3], box[3]))
-        low_xy = half_grid(low_box)
-
         all_points = set(range(len(points)))
         upper_set, lower_set = all_points - LOWER_ONLY, all_points - UPPER_ONLY
         head, head_low = head_fields(lm, iod, grid), head_fields(lm, iod, low_xy)
@@ -173,36 +234,7 @@ class OfflineRenderer:
         low_frame = frame[ly0:ly0 + lower.shape[1], lx0:lx0 + lower.shape[2], None]
         upper *= frame[None, :, :, None]
         lower *= low_frame[None]
-
-        # The lip seal: the lower lip alone moving up, scaled so the seam's middle moves 1 px.
-        seal_moves = {i: (0.0, -1.0) for i in LOWER_LIP}
-        seal_seam = spread(seal_moves, SEAL_SIGMA, points, iod, seam_pts, lower_set)
-        unit = max(-float(seal_seam[SEAM_MIDDLE, 1]), 1e-6)
-        seal = spread(seal_moves, SEAL_SIGMA, points, iod, low_xy, lower_set) / unit * low_frame
-        seal_seam = seal_seam / unit
-
-        x0, y0, x1, y1 = box
-        full = np.stack(np.meshgrid(np.arange(x0, x1, dtype=np.float32), np.arange(y0, y1, dtype=np.float32)), -1)
-
-        lips = np.zeros((CROP, CROP), np.uint8)
-        cv2.fillPoly(lips, [np.round(lm[48:60]).astype(np.int32)], 1)
-        cv2.fillPoly(lips, [np.round(lm[60:68]).astype(np.int32)], 0)
-        lip_rgb = face.crop[lips.astype(bool)].astype(np.float32)
-        lip_mean = lip_rgb.mean(0) if len(lip_rgb) else np.array([150.0, 80.0, 80.0], np.float32)
-        skin = face.crop[int(lm[29, 1]) - 3:int(lm[29, 1]) + 3, int(lm[29, 0]) - 3:int(lm[29, 0]) + 3]
-        brightness = float(skin.reshape(-1, 3).mean()) / 255.0 if skin.size else 0.7
-
-        return OfflineSource(
-            face=face, points=points.astype(np.float32), iod=iod, box=box, low_box=low_box,
-            upper=upper, lower=lower, seam_up=s_up, seam_lo=s_lo, seal=seal.astype(np.float32),
-            seal_seam=seal_seam.astype(np.float32), grid=index_grid(*shape),
-            low_grid=index_grid(*lower.shape[1:3]), full_grid=full,
-            eyes=_pair_eyes(eye_geometry(face.crop, lm, iod, EYE_A, BROW_A),
-                            eye_geometry(face.crop, lm, iod, EYE_B, BROW_B)),
-            mouth_color=(0.5 * lip_mean * np.array([1.0, 0.7, 0.7]) + 6.0).astype(np.float32),
-            teeth_color=(np.array([236.0, 228.0, 214.0]) * (0.55 + 0.4 * min(1.0, brightness))).astype(np.float32),
-            teeth=bool(np.linalg.norm(lm[66] - lm[62]) < 0.04 * iod),
-        )
+        return _Fields(upper, lower, s_up, s_lo, seam_pts, low_xy, low_frame)
 
     # ---------------------------------------------------------------- per frame
     def render(self, source: SourceState, state: AnimationState) -> np.ndarray:
