@@ -14,7 +14,7 @@ import numpy as np
 
 from engine.errors import ModelsMissing, NoFaceDetected
 from engine.face.crop import SOURCE_CROP, apply, crop_transform, network_input, openness_ratios, warp_crop
-from engine.face.intake import decode_image, limit_size
+from engine.face.intake import decode_image, give_back_memory, limit_size
 from engine.face.types import Face, FaceCrop
 
 log = logging.getLogger(__name__)
@@ -94,8 +94,14 @@ class FacePipeline:
                          landmarks203=self.detector.landmarks203(image, face))
 
     def crop_bytes(self, data: bytes, max_bytes: int = 20_000_000, max_pixels: int = 40_000_000) -> FaceCrop:
-        """Uploaded bytes -> FaceCrop: intake with its limits, then ``crop``."""
-        return self.crop(decode_image(data, max_bytes=max_bytes, max_pixels=max_pixels))
+        """Uploaded bytes -> FaceCrop: intake with its limits, then ``crop``.
+
+        The heap goes back to the OS after detection too: the detectors' scratch for a large photo is freed but
+        glibc would keep it (+70 MB after a 6000x6000 RGBA upload with no face, measured)."""
+        try:
+            return self.crop(decode_image(data, max_bytes=max_bytes, max_pixels=max_pixels))
+        finally:
+            give_back_memory()
 
 
 def make_crop(image: np.ndarray, face: Face, n_faces: int = 1, detector: str = "dlib",

@@ -52,6 +52,9 @@ def lean_engine(tmp_path_factory: pytest.TempPathFactory):
     eng = EngineProcess(tmp_path_factory.mktemp("memory")).start()
     ok = eng.request({"v": 1, "cmd": "set_source", "image": (DATA / "s1.jpg").read_bytes()})  # lazy loads done
     assert ok["ok"], ok
+    # A photo without a face runs the second (CNN) detector once; it loads lazily and stays, like the first.
+    none = eng.request({"v": 1, "cmd": "set_source", "image": png(np.full((480, 640, 3), 128, np.uint8))})
+    assert none["error"]["code"] == "no_face", none
     yield eng
     eng.stop()
 
