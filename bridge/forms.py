@@ -11,7 +11,7 @@ import asyncio
 from dataclasses import dataclass
 from typing import Any
 
-from starlette.datastructures import UploadFile
+from starlette.datastructures import FormData, UploadFile
 from starlette.requests import ClientDisconnect, Request
 
 from bridge.http import ClientError
@@ -101,22 +101,26 @@ async def drain(request: Request, limits: BodyLimits) -> None:
             raise
 
 
-async def read_render_form(request: Request, limits: BodyLimits) -> RenderForm:
-    """Read the multipart body with a byte cap, then check each field (400/413/415 with a JSON body)."""
-    content_type = request.headers.get("content-type", "")
-    if not content_type.startswith(("multipart/form-data", "application/x-www-form-urlencoded")):
-        await drain(request, limits)  # so the client receives the 415, not a broken pipe
-        raise ClientError(415, "unsupported_media_type", "send multipart/form-data with a 'source_image' file")
-    limit = limits.max_image_bytes + FORM_OVERHEAD
+async def _parse_form(request: Request, limits: BodyLimits, limit: int, max_files: int) -> FormData:
+    """The body read under its byte cap, then parsed; a malformed one is a 400 (not Starlette's plain-text error)."""
     body = await read_body(request, limit, limits)
 
     async def replay() -> dict[str, Any]:
         return {"type": "http.request", "body": body, "more_body": False}
 
     try:
-        form = await Request(request.scope, replay).form(max_files=1, max_fields=8, max_part_size=limit)
+        return await Request(request.scope, replay).form(max_files=max_files, max_fields=8, max_part_size=limit)
     except Exception as exc:  # python-multipart's and Starlette's parse errors
         raise ClientError(400, "bad_request", f"malformed multipart body: {exc}") from exc
+
+
+async def read_render_form(request: Request, limits: BodyLimits) -> RenderForm:
+    """Read the multipart body with a byte cap, then check each field (400/413/415 with a JSON body)."""
+    content_type = request.headers.get("content-type", "")
+    if not content_type.startswith(("multipart/form-data", "application/x-www-form-urlencoded")):
+        await drain(request, limits)  # so the client receives the 415, not a broken pipe
+        raise ClientError(415, "unsupported_media_type", "send multipart/form-data with a 'source_image' file")
+    form = await _parse_form(request, limits, limits.max_image_bytes + FORM_OVERHEAD, max_files=1)
     try:
         upload = form.get("source_image")
         if not isinstance(upload, UploadFile):
@@ -154,16 +158,7 @@ async def read_speak_form(request: Request, limits: BodyLimits) -> SpeakForm:
     if not content_type.startswith("multipart/form-data"):
         await drain(request, limits)
         raise ClientError(415, "unsupported_media_type", "send multipart/form-data with 'source_image' and 'audio'")
-    limit = limits.max_image_bytes + MAX_AUDIO_BYTES + FORM_OVERHEAD
-    body = await read_body(request, limit, limits)
-
-    async def replay() -> dict[str, Any]:
-        return {"type": "http.request", "body": body, "more_body": False}
-
-    try:
-        form = await Request(request.scope, replay).form(max_files=2, max_fields=8, max_part_size=limit)
-    except Exception as exc:  # python-multipart's and Starlette's parse errors
-        raise ClientError(400, "bad_request", f"malformed multipart body: {exc}") from exc
+    form = await _parse_form(request, limits, limits.max_image_bytes + MAX_AUDIO_BYTES + FORM_OVERHEAD, max_files=2)
     try:
         upload, sound = form.get("source_image"), form.get("audio")
         if not isinstance(upload, UploadFile):

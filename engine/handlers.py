@@ -160,17 +160,23 @@ def render(core: Core, req: p.Render, respond: Respond) -> None:
         reply_when_done(core, core.frames.still(avatar, state, static, output, quality, t), respond,
                         lambda s: _still_reply(core, avatar, s))
 
-    if req.image is None:
-        with_avatar(core.avatars.get(req.avatar))
+    _on_avatar(core, req.avatar, req.image, respond, with_avatar)
+
+
+def _on_avatar(core: Core, avatar_id: str | None, image: bytes | None, respond: Respond,
+               then: Callable[[Avatar], None]) -> None:
+    """Run ``then`` with a resident avatar, or, for an ``image``, once it is prepared (on the command thread)."""
+    if image is None:
+        then(core.avatars.get(avatar_id))
         return
 
     def prepared(f: Future[tuple[Avatar, bool]]) -> None:
         try:
-            with_avatar(f.result()[0])
+            then(f.result()[0])
         except Exception as exc:
             respond(error_reply(core, exc))
 
-    core.mailbox.then(core.avatar_for(req.image), prepared)
+    core.mailbox.then(core.avatar_for(image), prepared)
 
 
 def _still_reply(core: Core, avatar: Avatar, still: Still) -> Reply:
@@ -244,17 +250,7 @@ def speak_clip(core: Core, req: p.SpeakClip, respond: Respond) -> None:
 
         reply_when_done(core, core.prep.submit(work), respond, lambda r: r)
 
-    if req.image is None:
-        with_avatar(core.avatars.get(req.avatar))
-        return
-
-    def prepared(f: Future[tuple[Avatar, bool]]) -> None:
-        try:
-            with_avatar(f.result()[0])
-        except Exception as exc:
-            respond(error_reply(core, exc))
-
-    core.mailbox.then(core.avatar_for(req.image), prepared)
+    _on_avatar(core, req.avatar, req.image, respond, with_avatar)
 
 
 # --- the table ---------------------------------------------------------------------------------------------------
