@@ -248,6 +248,18 @@ def _socket(ctx: zmq.Context, kind: int, addr: str, curve: CurveClientKeys | Non
     return sock
 
 
+def _subscriber(ctx: zmq.Context, addr: str, avatar: str | None, curve: CurveClientKeys | None, hwm: int) -> Any:
+    """A SUB socket on ``frame.<avatar>`` (or every avatar), at most ``hwm`` frames queued."""
+    sock = ctx.socket(zmq.SUB)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.setsockopt(zmq.RCVHWM, hwm)
+    if curve is not None:
+        curve.apply(sock)
+    sock.subscribe(FRAME_TOPIC + (avatar.encode() if avatar else b""))
+    sock.connect(addr)
+    return sock
+
+
 def _best_offset(samples: Sequence[tuple[float, float, float]]) -> ClockOffset:
     """The sample with the smallest round trip bounds the error best (Cristian's algorithm)."""
     sent, now, received = min(samples, key=lambda s: s[2] - s[0])
@@ -383,13 +395,7 @@ class FrameSubscriber:
                  context: zmq.Context | None = None, hwm: int = 4) -> None:
         self._own_ctx = context is None
         self._ctx = context or zmq.Context()
-        self._sock = self._ctx.socket(zmq.SUB)
-        self._sock.setsockopt(zmq.LINGER, 0)
-        self._sock.setsockopt(zmq.RCVHWM, hwm)
-        if curve is not None:
-            curve.apply(self._sock)
-        self._sock.subscribe(FRAME_TOPIC + (avatar.encode() if avatar else b""))
-        self._sock.connect(addr)
+        self._sock = _subscriber(self._ctx, addr, avatar, curve, hwm)
 
     def recv(self, timeout_ms: int | None = None) -> Frame | None:
         """The next frame, or None after ``timeout_ms`` (None: wait for ever)."""
@@ -606,13 +612,7 @@ class AsyncFrameSubscriber:
                  context: zmq.asyncio.Context | None = None, hwm: int = 4) -> None:
         self._own_ctx = context is None
         self._ctx = context or zmq.asyncio.Context()
-        self._sock = self._ctx.socket(zmq.SUB)
-        self._sock.setsockopt(zmq.LINGER, 0)
-        self._sock.setsockopt(zmq.RCVHWM, hwm)
-        if curve is not None:
-            curve.apply(self._sock)
-        self._sock.subscribe(FRAME_TOPIC + (avatar.encode() if avatar else b""))
-        self._sock.connect(addr)
+        self._sock = _subscriber(self._ctx, addr, avatar, curve, hwm)
 
     async def recv(self, timeout_ms: int | None = None) -> Frame | None:
         if timeout_ms is not None and not await self._sock.poll(timeout_ms, zmq.POLLIN):
