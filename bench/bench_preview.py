@@ -21,36 +21,23 @@ import base64
 import hashlib
 import os
 import statistics
-import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
 
-import httpx
 import numpy as np
 import simplejpeg
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from _services import pct, services  # noqa: E402  (bench/ is on sys.path when run)
+
 from engine.client import EngineClient, FrameSubscriber  # noqa: E402
 
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run"]
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def pct(values: list[float], q: float) -> float:
-    data = sorted(values)
-    return data[min(len(data) - 1, int(len(data) * q))]
 
 
 class Engine:
@@ -176,20 +163,8 @@ def main() -> None:
     args = parser.parse_args()
     from playwright.sync_api import sync_playwright
 
-    cmd, frames, http = f"tcp://127.0.0.1:{free_port()}", f"tcp://127.0.0.1:{free_port()}", free_port()
-    env = {**os.environ, "LP_MODELS_DIR": os.environ.get("LP_MODELS_DIR", "/nonexistent"), "LP_LOG_LEVEL": "WARNING",
-           "LP_COMMAND_ADDR": cmd, "LP_FRAME_ADDR": frames, "LP_ENGINE_ADDR": cmd, "LP_BRIDGE_PORT": str(http)}
-    procs = [subprocess.Popen([sys.executable, "-m", module], cwd=ROOT, env=env) for module in ("engine", "bridge")]
-    url = f"http://127.0.0.1:{http}"
-    try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(url + "/health", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(0.3)
+    with services() as svc:
+        cmd, frames, url = svc.command_addr, svc.frame_addr, svc.url
         engine = Engine(cmd)
         controls = {c["name"]: c for c in engine(cmd="expressions")["controls"]}
         yaw = 0.6 * float(controls["headYaw"]["max"])
@@ -240,11 +215,6 @@ def main() -> None:
                           ("mjpeg - ws", "race, MJPEG minus WebSocket, same composited frames (exact)")):
             if results[key]:
                 summary(name, results[key])
-    finally:
-        for proc in procs:
-            proc.terminate()
-        for proc in procs:
-            proc.wait(timeout=20)
 
 
 if __name__ == "__main__":

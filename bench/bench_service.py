@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -20,20 +18,11 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from _services import pct, services  # noqa: E402  (bench/ is on sys.path when run)
+
 from engine.client import EngineClient  # noqa: E402  (after the path line, so the bench runs from a checkout)
 
 PHOTO = ROOT / "tests" / "data" / "s1.jpg"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def pct(values: list[float], q: float) -> float:
-    data = sorted(values)
-    return data[min(len(data) - 1, int(len(data) * q))]
 
 
 def main() -> None:
@@ -42,22 +31,8 @@ def main() -> None:
     parser.add_argument("--fps", type=float, default=25.0)
     parser.add_argument("--seconds", type=float, default=6.0)
     args = parser.parse_args()
-    cmd, frames, http = f"tcp://127.0.0.1:{free_port()}", f"tcp://127.0.0.1:{free_port()}", free_port()
-    env = {**os.environ, "LP_MODELS_DIR": os.environ.get("LP_MODELS_DIR", "/nonexistent"), "LP_LOG_LEVEL": "WARNING"}
-    engine = subprocess.Popen([sys.executable, "-m", "engine", "--command-addr", cmd, "--frame-addr", frames],
-                              cwd=ROOT, env=env)
-    bridge = subprocess.Popen([sys.executable, "-m", "bridge", "--port", str(http), "--engine-addr", cmd],
-                              cwd=ROOT, env=env)
-    url = f"http://127.0.0.1:{http}"
-    try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(url + "/health", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(0.3)
+    with services() as svc:
+        cmd, frames, url = svc.command_addr, svc.frame_addr, svc.url
         photo = PHOTO.read_bytes()
         files = {"source_image": ("s1.jpg", photo, "image/jpeg")}
         with httpx.Client(timeout=120) as client:
@@ -103,11 +78,6 @@ def main() -> None:
               f"p95 {f['overhead_ms_p95']} ms; failed {f.get('failed', 0)}")
         engine_client.close()
         sub.close()
-    finally:
-        bridge.terminate()
-        engine.terminate()
-        bridge.wait(10)
-        engine.wait(30)
 
 
 if __name__ == "__main__":

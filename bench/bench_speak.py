@@ -8,8 +8,6 @@ a 5 s WAV on the offline renderer. Starts its own engine and bridge on free port
 from __future__ import annotations
 
 import argparse
-import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -22,17 +20,13 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from _services import services  # noqa: E402  (bench/ is on sys.path when run)
+
 from engine.client import EngineClient  # noqa: E402
 
 PHOTO = ROOT / "tests" / "data" / "s1.jpg"
 SENTENCE = "Hello, my mom bought a puppy. Please be happy."
 MOVING = 0.05  # jawOpen above this: the mouth has visibly opened
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def espeak(text: str, speed: int = 140) -> bytes:
@@ -96,22 +90,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
-    cmd, frames, http = f"tcp://127.0.0.1:{free_port()}", f"tcp://127.0.0.1:{free_port()}", free_port()
-    env = {**os.environ, "LP_MODELS_DIR": os.environ.get("LP_MODELS_DIR", "/nonexistent"), "LP_LOG_LEVEL": "WARNING"}
-    engine_proc = subprocess.Popen([sys.executable, "-m", "engine", "--command-addr", cmd, "--frame-addr", frames],
-                                   cwd=ROOT, env=env)
-    bridge_proc = subprocess.Popen([sys.executable, "-m", "bridge", "--port", str(http), "--engine-addr", cmd],
-                                   cwd=ROOT, env=env)
-    url = f"http://127.0.0.1:{http}"
-    try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(url + "/health", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(0.3)
+    with services() as svc:
+        cmd, frames, url = svc.command_addr, svc.frame_addr, svc.url
         sentence = espeak(SENTENCE)
         five = espeak(SENTENCE + " " + SENTENCE, speed=225)  # ~5 s
         with EngineClient(cmd, timeout_ms=30_000, retries=0) as engine:
@@ -132,10 +112,6 @@ def main() -> None:
                 assert r.status_code == 200, r.text
         print(f"POST /api/speak, {float(r.headers['X-Duration']):.2f} s WAV at 25 fps "
               f"({r.headers['X-Frames']} frames, {len(r.content) / 1e3:.0f} kB): {figures(walls, 's')}")
-    finally:
-        for proc in (bridge_proc, engine_proc):
-            proc.terminate()
-            proc.wait(timeout=30)
 
 
 if __name__ == "__main__":
