@@ -13,7 +13,7 @@ It prints, in one run:
 5. avatars one GPU streams at 25 fps with no late tick, drawn one call per avatar per tick and one batched call per
    tick (warp + decode of all avatars at once), and the memory each resident avatar holds.
 
-``--small`` (what a CPU can do in a test): the same calls on a 16x16 corner of the feature volume (a 128 px image,
+``--small`` (what a CPU can do in a test): the same calls on a 32x32 corner of the feature volume (a 256 px image,
 resized to the crop before paste-back), two timed runs per figure, capacity tried at 1 and 2 avatars over two ticks;
 the goldens are full size, so that run compares bf16 with our fp32 only. fp16 is measured where the device has it
 (CUDA). Weights are the synthetic golden-0 set (written once into .bench/ unless --models names a folder): the
@@ -52,7 +52,7 @@ GOLDEN = ROOT / "tests" / "data" / "golden_golden-0.npz"
 PORTRAIT = ROOT / "tests" / "data" / "astronaut.jpg"
 FPS = 25.0
 GOLDEN_ATOL_FP32 = 3e-3  # check_core.py's bound for the 512 image at fp32
-SMALL_VOLUME = 16  # --small: a 16x16 corner of the 64x64 feature volume (a 128 px image, 1/16 of the work)
+SMALL_VOLUME = 32  # --small: a 32x32 corner of the 64x64 volume (a 256 px image, 1/4 of the work; the hourglass needs 32)
 CROP = 512  # the renderer's crop, what paste-back takes
 
 

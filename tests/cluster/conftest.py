@@ -37,7 +37,7 @@ def ray_pids(session_dir: str) -> list[int]:
     return [int(line.split()[0]) for line in out.splitlines() if session_dir in line]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def ray_nodes() -> Iterator[Cluster]:
     cluster = Cluster(initialize_head=True, head_node_args={
         "num_cpus": NODE_CPUS, "node_ip_address": "127.0.0.1", "include_dashboard": False,
