@@ -52,7 +52,7 @@ GOLDEN = ROOT / "tests" / "data" / "golden_golden-0.npz"
 PORTRAIT = ROOT / "tests" / "data" / "astronaut.jpg"
 FPS = 25.0
 GOLDEN_ATOL_FP32 = 3e-3  # check_core.py's bound for the 512 image at fp32
-SMALL_VOLUME = 32  # --small: a 32x32 corner of the 64x64 volume (a 256 px image, 1/4 of the work; the hourglass needs 32)
+SMALL_VOLUME = 32  # --small: a 32x32 corner of the 64x64 volume (a 256 px image; the hourglass needs 32)
 CROP = 512  # the renderer's crop, what paste-back takes
 
 
