@@ -93,12 +93,14 @@ def routing_overhead(service: ClusterService, rounds: int, per_round: int) -> tu
 def failover(service: ClusterService, client: EngineClient, fps: float, used: int) -> tuple[float, float, int]:
     """Kill the replica holding the most streaming avatars; (s to the last moved avatar's first frame, s the
     supervisor took, avatars moved)."""
-    ids = [client.set_source(p).avatar for p in portraits(3, used)]
+    for aid in list(service.placement.avatars):
+        client.drop_source(aid)
+    ids = [client.set_source(p).avatar for p in portraits(len(service.placement.live()) * 2, used)]
     for aid in ids:
         client.stream(aid, fps)
     time.sleep(1.0)
     victim = max(service.status()["replicas"], key=lambda r: len(r["avatars"]))
-    lost = set(victim["avatars"])
+    lost = set(victim["avatars"]) & set(ids)
     seen: set[str] = set()
     with ClusterFrameSubscriber(service.config.command_addr, refresh_s=0.5) as sub:
         killed = time.monotonic()

@@ -14,7 +14,7 @@ from collections import Counter
 
 import httpx
 
-from engine.client import ClusterFrameSubscriber, EngineClient, Frame
+from engine.client import ClusterFrameSubscriber, EngineClient, Frame, FrameSubscriber
 from engine.cluster.service import ClusterService
 from tests.service.conftest import BridgeProcess
 
@@ -83,6 +83,9 @@ def test_one_sub_receives_every_avatars_frames(cluster: ClusterService) -> None:
         seen = frames_until(sub, set(placed), 60)
     assert set(seen) == set(placed)
     assert all(f.epoch == 0 and f.jpeg[:2] == b"\xff\xd8" for f in seen.values())
+    with FrameSubscriber(cluster.config.frame_addr or "") as relay:  # the relay: one address for simple clients
+        frame = relay.recv(timeout_ms=30_000)
+        assert frame is not None and frame.avatar in placed, "the frame relay forwards the replicas' frames"
 
 
 def test_http_contract_through_the_cluster(cluster: ClusterService, cluster_bridge: BridgeProcess,
@@ -107,6 +110,7 @@ def test_http_contract_through_the_cluster(cluster: ClusterService, cluster_brid
         assert {"id", "node", "pid", "command_addr", "frame_addr", "avatars", "streams", "frames"} <= set(replica)
     assert sum(len(r["avatars"]) for r in replicas) == 9
     assert httpx.get(cluster_bridge.url + "/metrics").status_code == 200
+    assert httpx.get(cluster_bridge.url + "/preview").status_code == 200
 
 
 def _aid(image: bytes) -> str:
