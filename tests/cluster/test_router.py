@@ -112,3 +112,15 @@ def test_placement_spreads_new_and_moved_avatars() -> None:
     assert len(set(targets)) == 2
     placement.confirm("new-avatar-00000", "d", ok=False)  # a failed upload is forgotten
     assert placement.where("new-avatar-00000") is None
+
+
+@pytest.mark.parametrize("bad", [-1, True, 1.5, "1", 2**31])
+def test_stream_epoch_is_checked(bad: object) -> None:
+    from engine import protocol as p
+    from engine.errors import BadRequest
+
+    good = p.parse_request(p.pack({"v": 1, "cmd": "stream", "avatar": "a1", "fps": 5, "epoch": 3}), 1 << 20)
+    assert good == p.Stream("a1", 5.0, 3)
+    assert p.parse_request(p.pack({"v": 1, "cmd": "stream", "avatar": "a1"}), 1 << 20).epoch == 0
+    with pytest.raises(BadRequest, match="epoch"):
+        p.parse_request(p.pack({"v": 1, "cmd": "stream", "avatar": "a1", "epoch": bad}), 1 << 20)
