@@ -19,9 +19,20 @@ HEAD_DEPTH = 0.55  # depth amplitude of the parabolic face
 NOSE_DEPTH = 0.35  # extra depth of the nose bump
 NOSE_SIGMA = 0.28
 
-# Gaze: how far the eye's content slides, as a share of the eye's width.
+# Gaze: how far the iris moves at gaze +-1, as a share of the eye's width (corner to corner, about 30 mm on an
+# adult). A person's comfortable look aside turns the eye about 25-30 degrees: 12 mm eyeball radius x sin 25-30 deg
+# = 5-6 mm, a fifth of the width; up and down less (the lids follow the eye and cover more of it).
 GAZE_X = 0.2
-GAZE_Y = 0.09
+GAZE_Y = 0.14
+GAZE_LID_DOWN = 0.3  # looking fully down closes the upper lid this share of the way (it follows the eye down)
+GAZE_LID_UP = 0.5  # looking up raises the upper lid by this share of the iris's rise
+IRIS_MIN = 0.15  # the iris's radius, as a share of the eye's width: smallest accepted (adults ~0.2, cartoons more)
+IRIS_MAX = 0.4
+
+# Widening (AU5): the upper lid rises a few millimetres (0.05 iod is about 3 mm), never more than this share of
+# the lid skin between the lashes and the crease (a hooded lid has little to give).
+WIDE_RAISE = 0.05
+WIDE_ROOM = 0.6
 
 # Eyelids.
 LID_EASE = 2.5  # how strongly the closed lid favours the clean skin at its top over the packed-in crease
