@@ -350,7 +350,7 @@ def move_lids(maps: np.ndarray, eye: Eye, close: float, wide: float, gaze_y: flo
     span = np.clip(np.polyval(eye.lower, qx) + below - u, 0.0, None) * inside
     width = eye.x1 - eye.x0
     close = max(close, GAZE_LID_DOWN * max(-gaze_y, 0.0))  # looking down, the lid follows the eye down
-    lift = min(eye.raise_max, eye.raise_max * wide + GAZE_LID_UP * GAZE_Y * width * max(gaze_y, 0.0))
+    lift = min(1.5 * eye.raise_max, eye.raise_max * wide + GAZE_LID_UP * GAZE_Y * width * max(gaze_y, 0.0))
     # How far below the resting lid the moving lid edge is (negative: raised), a raise fading out at the corners.
     edge = close * (span + eye.overshoot * (span > 0)) - (1.0 - close) * lift * arch * inside
     if not edge.any() and not with_ball:

@@ -25,7 +25,7 @@ NOSE_SIGMA = 0.28
 GAZE_X = 0.2
 GAZE_Y = 0.14
 GAZE_LID_DOWN = 0.3  # looking fully down closes the upper lid this share of the way (it follows the eye down)
-GAZE_LID_UP = 0.5  # looking up raises the upper lid by this share of the iris's rise
+GAZE_LID_UP = 0.9  # looking up raises the upper lid almost as far as the iris rises (it follows the eye up)
 IRIS_MIN = 0.15  # the iris's radius, as a share of the eye's width: smallest accepted (adults ~0.2, cartoons more)
 IRIS_MAX = 0.4
 
