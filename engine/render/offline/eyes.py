@@ -36,6 +36,7 @@ from engine.render.offline.tuning import (
     LID_OVERSHOOT,
     SCLERA_CHROMA,
     SCLERA_REACH,
+    SCLERA_SHADE,
     WIDE_RAISE,
     WIDE_ROOM,
 )
@@ -253,16 +254,27 @@ def find_iris(crop: np.ndarray, eye: Eye) -> tuple[float, float, float, bool]:
     fitted = _fit_circle(iris, opening, a, b, radius)
     if fitted is not None:
         fx, fy, fr = fitted
-        if IRIS_MIN * width <= fr <= IRIS_MAX * width and abs(fx + x0 - cx) < 0.5 * fr:
+        if IRIS_MIN * width <= fr <= IRIS_MAX * width and a <= fx <= b:  # its centre over the dark columns
             cx, cy, radius = fx + x0, fy + y0, fr
     return cx, float(cy), radius, True
 
 
-def with_eyeball(crop: np.ndarray, eye: Eye) -> Eye:
-    """The eye with its eyeball: the iris disc cut out and completed, the white behind it filled in."""
-    cx, cy, radius, found = find_iris(crop, eye)
-    if not found:
-        return eye
+def with_eyeballs(crop: np.ndarray, eyes: tuple[Eye, ...]) -> tuple[Eye, ...]:
+    """Both eyes with their eyeballs. Irises are the same size in both eyes: each takes the larger of the two
+    finds (a shadowed eye loses its iris's edge to the shadow, a drawn one's light iris can read as its pupil)."""
+    found = [find_iris(crop, eye) for eye in eyes]
+    radius = max((r for *_, r, ok in found if ok), default=0.0)
+    out = []
+    for eye, (cx, cy, _, ok) in zip(eyes, found, strict=True):
+        width = eye.x1 - eye.x0
+        out.append(with_eyeball(crop, eye, (cx, cy, min(radius, IRIS_MAX * width))) if ok else eye)
+    return tuple(out)
+
+
+def with_eyeball(crop: np.ndarray, eye: Eye, iris_circle: tuple[float, float, float]) -> Eye:
+    """The eye with its eyeball: the iris disc (``iris_circle``: cx, cy, radius) cut out and completed, the white
+    behind it filled in."""
+    cx, cy, radius = iris_circle
     h, w = crop.shape[:2]
     x0, y0, x1, y1 = max(eye.box[0], 0), max(eye.box[1], 0), min(eye.box[2], w), min(eye.box[3], h)
     region = crop[y0:y1, x0:x1].astype(np.float32)
@@ -281,7 +293,13 @@ def with_eyeball(crop: np.ndarray, eye: Eye) -> Eye:
     sclera = np.median(region[known], axis=0) if known.any() else np.array([225.0, 220.0, 215.0], np.float32)
     base = np.where(known[..., None], region, sclera[None, None, :])
     filled = cv2.inpaint(np.clip(base, 0, 255).astype(np.uint8), (~known).astype(np.uint8), 4, cv2.INPAINT_TELEA)
-    background = np.where(fill[..., None], filled.astype(np.float32), region)
+    # The white is shaded under the upper lid (its shadow, and the eyeball curving away), as the photo's is.
+    span = max(float(np.median(_lid_rows(eye, xs)[1] - upper)), 2.0)
+    shade = 1.0 - SCLERA_SHADE * np.clip(1.0 - (gy - upper[None, :]) / (0.45 * span), 0.0, 1.0)
+    filled = filled.astype(np.float32) * shade[..., None]
+    # A soft seam between the filled white and the photo (full inside the old iris, so no ghost of it stays).
+    soft = np.maximum(cv2.GaussianBlur(fill.astype(np.float32), (0, 0), 1.2), (dist <= radius * 1.05) & fill)
+    background = region + soft[..., None] * (filled.astype(np.float32) - region)
     # The iris disc: visible pixels as they are; hidden ones mirrored across the centre line, else its ring colour.
     r = int(math.ceil(radius)) + 2
     side = 2 * r + 1

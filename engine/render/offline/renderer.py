@@ -19,7 +19,7 @@ from engine.animation.controls import BY_NAME, NAMES, SIDED, side_values
 from engine.animation.state import AnimationState
 from engine.face.types import FaceCrop
 from engine.render.base import SourceState
-from engine.render.offline.eyes import Eye, draw_eyeball, eye_geometry, gaze_shift, move_lids, with_eyeball
+from engine.render.offline.eyes import Eye, draw_eyeball, eye_geometry, gaze_shift, move_lids, with_eyeballs
 from engine.render.offline.fields import (
     blend_lower,
     control_points,
@@ -194,8 +194,8 @@ class OfflineRenderer:
             upper=fields.upper, lower=fields.lower, seam_up=fields.seam_up, seam_lo=fields.seam_lo,
             seal=seal.astype(np.float32), seal_seam=seal_seam.astype(np.float32),
             grid=index_grid(*fields.upper.shape[1:3]), low_grid=index_grid(*fields.lower.shape[1:3]), full_grid=full,
-            eyes=tuple(with_eyeball(face.crop, eye) for eye in _pair_eyes(
-                eye_geometry(face.crop, lm, iod, EYE_A, BROW_A), eye_geometry(face.crop, lm, iod, EYE_B, BROW_B))),
+            eyes=with_eyeballs(face.crop, _pair_eyes(eye_geometry(face.crop, lm, iod, EYE_A, BROW_A),
+                                                     eye_geometry(face.crop, lm, iod, EYE_B, BROW_B))),
             mouth_color=mouth_color, teeth_color=teeth_color,
             teeth=bool(np.linalg.norm(lm[66] - lm[62]) < 0.04 * iod),
         )

@@ -40,6 +40,7 @@ LID_BAND = 0.45  # share of the lid-to-brow height that stretches over a closing
 LASH = 0.035  # lash line that slides rigidly with the lid edge (at least the measured dark line, below)
 LASH_MAX = 0.045  # the thickest lid line (cartoons draw thick ones) that is moved rigidly
 SCLERA_CHROMA = 0.7  # white of the eye: brighter than the skin and at most this share of its colourfulness
+SCLERA_SHADE = 0.3  # a filled-in white is this much darker just under the upper lid (its shadow)
 SCLERA_REACH = 0.15  # the furthest below the fitted lower lid that white of the eye is looked for
 LID_OVERSHOOT = 0.012  # the closed lid tucks this far past the fitted lower lid (which sits a little high)
 
