@@ -180,3 +180,14 @@ def test_brow_controls_move_the_brows(avatars, renderer, detector, name, control
     lm = landmarks(detector, render(renderer, source, **{control: 1.0}))
     moved = float((lm[points, 1] - ref[points, 1]).mean()) / iod(ref)
     assert moved * sign > 0.03, (control, moved)
+
+
+def test_an_idle_sized_gaze_shift_shows(avatars, renderer):
+    """Idle life shifts the gaze by up to 0.5 (p90 >= 0.2, tests/animation/test_idle.py): a 0.25 look moves both
+    irises visibly (about 1.5 mm on an adult eye)."""
+    face, source, _ = avatars["astronaut.jpg"]
+    lm = face.crop_landmarks
+    out = render(renderer, source, gazeX=-0.25, gazeY=0.15)
+    for side, idx in EYES.items():
+        moved = iris_centre(out, lm[idx]) - iris_centre(face.crop, lm[idx])
+        assert moved[0] < -0.03 * eye_width(lm, side), (side, moved)
