@@ -5,7 +5,8 @@
 Columns are the README's portraits (three photos, a painting and a 3-D cartoon). Rows: the source, each expression
 at intensity 0.5 and 1.0, a blink, a wink (the face's left eye only), eyes wide, gaze left/right/up/down and an
 open mouth, so one expression can be compared across faces at a glance.
-Tiles are downscaled so the PNG stays small enough to commit.
+Tiles are the face (its landmarks' box with room for raised brows), downscaled so the PNG stays small enough to
+commit.
 """
 
 from __future__ import annotations
@@ -57,10 +58,15 @@ def render_sheet(paths: list[Path], tile: int) -> np.ndarray:
     for path in paths:
         face = pipeline.crop(decode_image(path.read_bytes()))
         source = renderer.prepare(face)
+        lm = face.crop_landmarks
+        centre = (lm.min(0) + lm.max(0)) / 2 - (0.0, 0.05 * float(np.ptp(lm[:, 1])))  # room for raised brows
+        half = int(0.62 * float(np.ptp(lm, axis=0).max()))
+        x0, y0 = (np.round(centre).astype(int) - half).clip(0)
+        x1, y1 = min(x0 + 2 * half, face.crop.shape[1]), min(y0 + 2 * half, face.crop.shape[0])
         tiles = []
         for _, state in sheet_rows:
             img = face.crop if state is None else renderer.render(source, state)
-            tiles.append(cv2.resize(img, (tile, tile), interpolation=cv2.INTER_AREA))
+            tiles.append(cv2.resize(img[y0:y1, x0:x1], (tile, tile), interpolation=cv2.INTER_AREA))
         columns.append(np.vstack(tiles))
     label = np.full((tile * len(sheet_rows), 96, 3), 255, np.uint8)
     for i, (name, _) in enumerate(sheet_rows):
@@ -73,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("portraits", nargs="*", type=Path, help="portrait files (default: five from tests/data)")
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "contact_sheet.png")
-    parser.add_argument("--tile", type=int, default=88, help="tile side in pixels")
+    parser.add_argument("--tile", type=int, default=90, help="tile side in pixels")
     args = parser.parse_args(argv)
     paths = args.portraits or [ROOT / p for p in DEFAULT_PORTRAITS]
     sheet = render_sheet(paths, args.tile)
