@@ -319,9 +319,9 @@ def with_eyeball(crop: np.ndarray, eye: Eye, iris_circle: tuple[float, float, fl
     rgb = np.where(ok[..., None], colour, np.where(mirror_ok[..., None], mirror, 0.0))
     known = ok | mirror_ok
     rings = np.clip(pd.astype(int), 0, r)
-    for ring in np.unique(rings[~known]):
-        band = known & (np.abs(pd - ring) < 1.5)
-        rgb[(rings == ring) & ~known] = rgb[band].mean(0) if band.any() else sclera * 0.5
+    for k in np.unique(rings[~known]):
+        near = known & (np.abs(pd - k) < 1.5)
+        rgb[(rings == k) & ~known] = rgb[near].mean(0) if near.any() else sclera * 0.5
     alpha = np.clip(radius + 0.5 - pd, 0.0, 1.0)[..., None].astype(np.float32)
     iris = np.concatenate([rgb.astype(np.float32) * alpha, alpha], -1)
     ball = Eyeball(centre=(float(cx), float(cy)), radius=float(radius), box=(x0, y0, x1, y1),
