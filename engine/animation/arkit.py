@@ -6,14 +6,14 @@ rendered, because no renderer can show them yet. "Left"/"Right" are the face's o
 
 Rendered ARKit names:
 - the same name: eyeBlinkL/R, eyeWideL/R, mouthSmileL/R, mouthFrownL/R, browDownL/R, browOuterUpL/R,
-  browInnerUp, jawOpen, mouthPucker, mouthFunnel, mouthShrugLower;
+  browInnerUp, jawOpen, mouthPucker, mouthFunnel, mouthShrugLower, mouthPressL/R, mouthUpperUpL/R,
+  mouthLowerDownL/R, mouthStretchL/R, mouthRollLower (the speech shapes, docs/speech.md);
 - eyeLookUpL/R, eyeLookDownL/R: gazeY, +0.5 each for up, -0.5 each for down (the mean of the two eyes);
 - eyeLookOutLeft, eyeLookInRight: gazeX +0.5 each (both eyes toward the face's left = image right);
   eyeLookInLeft, eyeLookOutRight: gazeX -0.5 each;
-- eyeSquintL/R: eyeBlinkL/R x 0.3 (a squint narrows the lids);
-- mouthPressL/R: mouthShrugLower x 0.5 each (pressed lips).
-Accepted, not rendered (UNRENDERED): jaw sideways/forward, mouthLeft/Right, dimples, stretch, rolls,
-mouthShrugUpper, mouthClose, mouthLowerDown, mouthUpperUp, cheekPuff, cheekSquint, noseSneer, tongueOut.
+- eyeSquintL/R: eyeBlinkL/R x 0.3 (a squint narrows the lids).
+Accepted, not rendered (UNRENDERED): jaw sideways/forward, mouthLeft/Right, dimples, mouthRollUpper,
+mouthShrugUpper, mouthClose, cheekPuff, cheekSquint, noseSneer, tongueOut.
 
 When a client sends a control directly and an ARKit name that maps onto it, the direct value wins.
 """
@@ -47,7 +47,6 @@ MAPPED: dict[str, tuple[tuple[str, float], ...]] = {
     "eyeLookOutLeft": (("gazeX", 0.5),), "eyeLookInRight": (("gazeX", 0.5),),
     "eyeLookInLeft": (("gazeX", -0.5),), "eyeLookOutRight": (("gazeX", -0.5),),
     "eyeSquintLeft": (("eyeBlinkLeft", 0.3),), "eyeSquintRight": (("eyeBlinkRight", 0.3),),
-    "mouthPressLeft": (("mouthShrugLower", 0.5),), "mouthPressRight": (("mouthShrugLower", 0.5),),
 }
 RENDERED: frozenset[str] = frozenset(n for n in ARKIT_NAMES if n in BY_NAME or n in MAPPED)
 UNRENDERED: tuple[str, ...] = tuple(n for n in ARKIT_NAMES if n not in RENDERED)

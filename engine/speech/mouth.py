@@ -29,10 +29,20 @@ from engine.speech.analysis import Features, FeatureStream
 from engine.speech.audio import Pcm
 
 HOP_S = 0.01
-MOUTH_CONTROLS: tuple[str, ...] = ("jawOpen", "mouthFunnel", "mouthPucker", "mouthSmile")
+# The opening controls come first (OPEN of them): their closures are widened before smoothing; the lip bite comes
+# last (CLOSE of them) and is widened the same way, so a short f is held, not flashed. Press is only smoothed: it
+# would otherwise spill into the vowels around a closure.
+MOUTH_CONTROLS: tuple[str, ...] = ("jawOpen", "mouthLowerDown", "mouthUpperUp", "mouthFunnel", "mouthPucker",
+                                   "mouthStretch", "mouthPress", "mouthRollLower")
+OPEN, CLOSE = 4, 1
 
 JAW_MAX = 0.7  # the widest speech opening; a shout is not a yawn
-SPREAD_MAX = 0.25
+LIP_MAX = 0.75  # mouthLowerDown at a loud syllable: the lips part apart from the jaw (JALI's lip axis)
+LIP_FLOOR = 0.45  # mouthLowerDown while voiced and not shut: a close vowel (/i/, /u/, schwa) still parts the lips
+UPPER_SHARE = 0.5  # mouthUpperUp as a share of the lip opening (more on front vowels)
+PRESS_MAX = 0.7  # mouthPress on a murmured closure (m, b)
+ROLL_MAX = 0.8  # mouthRollLower on f
+SPREAD_MAX = 0.5  # mouthStretch on a front vowel
 PUCKER_MAX = 0.8
 FUNNEL_MAX = 0.5
 RANGE_DB = 30.0  # loudness below the running peak by more than this is silence
@@ -126,8 +136,7 @@ class MouthAnalyser:
         # keep only what later frames still need: features from the next target on, targets within reach
         drop = done - self._fbase
         if drop > 0:
-            self._feat = Features(*(getattr(self._feat, k)[drop:] for k in ("level", "low_share", "voicing",
-                                                                            "f1", "f2")))
+            self._feat = self._feat.drop(drop)
             self._fbase = done
         keep = max(self._tbase, end + SHIFT - HALF - ERODE)
         self._targets = self._targets[keep - self._tbase:]
@@ -175,20 +184,36 @@ def _targets(f: Features, start: int, stop: int, state: _State) -> np.ndarray:
     f1n = np.where(has, np.exp(np.log(np.where(has, f1, PRIOR_F1)) - ref1), 1.0)
     f2n = np.where(has, np.exp(np.log(np.where(has, f2, PRIOR_F2)) - ref2), 1.0)
 
-    # jaw: F1 says how open a vowel is; unvoiced sounds (s, f, h) get a small fixed opening
+    # JALI's two axes. The jaw: F1 says how open a vowel is; unvoiced sounds (s, h) get a small fixed opening.
     vowel_open = np.clip(0.15 + 0.85 * (f1n - 0.55) / 0.85, 0.15, 1.0)
     shape = np.where(has, voicing * vowel_open + (1.0 - voicing) * 0.3, 0.3)
     low = np.clip((f.low_share[start:stop] - 0.7) / 0.1, 0.0, 1.0)
     quiet = np.clip((peak - 6.0 - lv) / 6.0, 0.0, 1.0)
     closure = low * quiet  # a murmur through the nose or behind closed lips: m, n, b
-    jaw = JAW_MAX * loud ** 0.8 * shape * (1.0 - closure)
+    # f (and espeak's th-less labiodental noise): frication of middling tilt with some low energy, well under the
+    # vowels: s, sh, th are steeper (high share > 0.5), h has no low part (docs/speech.md, measured on espeak-ng)
+    high, share = f.high_share[start:stop], f.low_share[start:stop]
+    bite = (np.clip((high - 0.12) / 0.08, 0.0, 1.0) * np.clip((0.5 - high) / 0.08, 0.0, 1.0)
+            * np.clip((share - 0.15) / 0.1, 0.0, 1.0) * np.clip((peak - 15.0 - lv) / 5.0, 0.0, 1.0)
+            * (loud > 0.0))
+    shut = np.maximum(closure, bite)
+    jaw = JAW_MAX * loud ** 0.8 * shape * (1.0 - shut)
+    # The lips: they part on every voiced sound however close the vowel (a floor while voiced), with loudness
+    # above it; unvoiced sounds part them a little (teeth show on s).
+    speaking = np.clip(loud * 1.6, 0.0, 1.0)
+    floor = LIP_FLOOR * np.clip((loud - 0.15) / 0.15, 0.0, 1.0) * voicing
+    lips = np.maximum(LIP_MAX * speaking ** 0.7 * (0.4 + 0.6 * voicing), floor) * (1.0 - shut)
 
     gate = np.clip(loud * 3.0, 0.0, 1.0) * voicing * has
     back = np.clip((1.3 - f2n) / 0.35, 0.0, 1.0)
-    pucker = PUCKER_MAX * gate * back * np.clip((1.05 - f1n) / 0.35, 0.0, 1.0) * (1.0 - closure)
-    funnel = FUNNEL_MAX * gate * back * np.clip(1.0 - np.abs(f1n - 1.1) / 0.4, 0.0, 1.0) * (1.0 - closure)
-    spread = SPREAD_MAX * gate * np.clip((f2n - 1.12) / 0.3, 0.0, 1.0)
-    out[:, 0], out[:, 1], out[:, 2], out[:, 3] = jaw, funnel, pucker, spread
+    front = np.clip((f2n - 1.12) / 0.3, 0.0, 1.0)
+    pucker = PUCKER_MAX * gate * back * np.clip((1.05 - f1n) / 0.35, 0.0, 1.0) * (1.0 - shut)
+    funnel = FUNNEL_MAX * gate * back * np.clip(1.0 - np.abs(f1n - 1.1) / 0.4, 0.0, 1.0) * (1.0 - shut)
+    upper = lips * UPPER_SHARE * (0.4 + 0.6 * front * gate)  # the upper teeth show, most on a spread vowel
+    stretch = SPREAD_MAX * gate * front * (1.0 - shut)
+    press = PRESS_MAX * closure * np.clip(loud * 4.0, 0.0, 1.0)
+    roll = ROLL_MAX * bite
+    out[:] = np.stack([jaw, lips, upper, funnel, pucker, stretch, press, roll], axis=1)
     return out
 
 
@@ -208,11 +233,14 @@ def _smooth(targets: np.ndarray, start: int, stop: int, base: int = 0) -> np.nda
                           np.zeros((pad_hi, targets.shape[1]))])
     m = len(seg) - 2 * ERODE
     eroded = seg[ERODE: ERODE + m].copy()
-    low = eroded[:, :2].copy()
+    low = eroded[:, :OPEN].copy()
+    high = eroded[:, -CLOSE:].copy()
     for j in range(2 * ERODE + 1):
-        low = np.minimum(low, seg[j: j + m, :2])  # jawOpen, mouthFunnel
+        low = np.minimum(low, seg[j: j + m, :OPEN])  # the openings
+        high = np.maximum(high, seg[j: j + m, -CLOSE:])  # the bite: held over the widened frication
     near = low < CLOSED  # only next to a closure: a one-frame dip inside a vowel must not punch a hole
-    eroded[:, :2] = np.where(near, low, eroded[:, :2])
+    eroded[:, :OPEN] = np.where(near, low, eroded[:, :OPEN])
+    eroded[:, -CLOSE:] = high
     out = np.zeros((n, targets.shape[1]))
     for j, w in enumerate(SMOOTH):
         out += w * eroded[j: j + n]
