@@ -37,11 +37,11 @@ MOUTH_CONTROLS: tuple[str, ...] = ("jawOpen", "mouthLowerDown", "mouthUpperUp", 
 OPEN, CLOSE = 4, 1
 
 JAW_MAX = 0.7  # the widest speech opening; a shout is not a yawn
-LIP_MAX = 0.75  # mouthLowerDown at a loud syllable: the lips part apart from the jaw (JALI's lip axis)
+LIP_MAX = 0.7  # mouthLowerDown at a loud syllable: the lips part apart from the jaw (JALI's lip axis)
 LIP_FLOOR = 0.45  # mouthLowerDown while voiced and not shut: a close vowel (/i/, /u/, schwa) still parts the lips
 UPPER_SHARE = 0.5  # mouthUpperUp as a share of the lip opening (more on front vowels)
 PRESS_MAX = 0.7  # mouthPress on a murmured closure (m, b)
-ROLL_MAX = 0.8  # mouthRollLower on f
+ROLL_MAX = 0.7  # mouthRollLower on f
 SPREAD_MAX = 0.5  # mouthStretch on a front vowel
 PUCKER_MAX = 0.8
 FUNNEL_MAX = 0.5
@@ -200,7 +200,7 @@ def _targets(f: Features, start: int, stop: int, state: _State) -> np.ndarray:
     jaw = JAW_MAX * loud ** 0.8 * shape * (1.0 - shut)
     # The lips: they part on every voiced sound however close the vowel (a floor while voiced), with loudness
     # above it; unvoiced sounds part them a little (teeth show on s).
-    speaking = np.clip(loud * 1.6, 0.0, 1.0)
+    speaking = np.clip(1.7 * loud - 0.1, 0.0, 1.0)
     floor = LIP_FLOOR * np.clip((loud - 0.15) / 0.15, 0.0, 1.0) * voicing
     lips = np.maximum(LIP_MAX * speaking ** 0.7 * (0.4 + 0.6 * voicing), floor) * (1.0 - shut)
 
@@ -210,7 +210,7 @@ def _targets(f: Features, start: int, stop: int, state: _State) -> np.ndarray:
     pucker = PUCKER_MAX * gate * back * np.clip((1.05 - f1n) / 0.35, 0.0, 1.0) * (1.0 - shut)
     funnel = FUNNEL_MAX * gate * back * np.clip(1.0 - np.abs(f1n - 1.1) / 0.4, 0.0, 1.0) * (1.0 - shut)
     upper = lips * UPPER_SHARE * (0.4 + 0.6 * front * gate)  # the upper teeth show, most on a spread vowel
-    stretch = SPREAD_MAX * gate * front * (1.0 - shut)
+    stretch = SPREAD_MAX * np.clip(2.0 * loud - 0.1, 0.0, 1.0) * voicing * has * front * (1.0 - shut)
     press = PRESS_MAX * closure * np.clip(loud * 4.0, 0.0, 1.0)
     roll = ROLL_MAX * bite
     out[:] = np.stack([jaw, lips, upper, funnel, pucker, stretch, press, roll], axis=1)

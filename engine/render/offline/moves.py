@@ -141,8 +141,8 @@ def expression_moves() -> dict[str, Move]:
         # m, b, p: the lips pressed together and thinned: their outer edges roll towards the seam, the corners
         # tighten a little; the renderer also seals the seam (PRESS_SEAL).
         "mouthPress": Move(mirror({
-            49: (0.0, 0.02), 50: (0.0, 0.03), 51: (0.0, 0.035), 59: (0.0, -0.03), 58: (0.0, -0.045),
-            57: (0.0, -0.05), 48: (0.015, 0.0), 60: (0.01, 0.0), 8: (0.0, -0.02),
+            49: (0.0, 0.03), 50: (0.0, 0.045), 51: (0.0, 0.05), 59: (0.0, -0.045), 58: (0.0, -0.065),
+            57: (0.0, -0.075), 48: (0.015, 0.0), 60: (0.01, 0.0), 8: (0.0, -0.03), 7: (0.0, -0.02),
         }), 0.14),
         # f, v: the lower lip rolled in under the upper teeth: its outer edge up and back, the chin a little up.
         "mouthRollLower": Move(mirror({
