@@ -135,7 +135,7 @@ def expression_moves() -> dict[str, Move]:
             48: (0.0, 0.01), 60: (0.0, 0.015), 7: (0.0, 0.01),
         }), 0.16),
         "mouthUpperUp": Move(mirror({
-            49: (0.0, -0.035), 50: (0.0, -0.05), 51: (0.0, -0.05), 61: (0.0, -0.05), 62: (0.0, -0.055),
+            49: (0.0, -0.045), 50: (0.0, -0.06), 51: (0.0, -0.045), 61: (0.0, -0.06), 62: (0.0, -0.05),
             48: (0.0, -0.01), 60: (0.0, -0.01),
         }), 0.14),
         # m, b, p: the lips pressed together and thinned: their outer edges roll towards the seam, the corners
