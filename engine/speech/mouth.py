@@ -2,12 +2,14 @@
 
 The mapping (docs/speech.md says why each piece is there):
 
-- opening: loudness against the utterance's own running peak (so any recording gain works), times an openness
-  from F1 (jaw height; F1 rises as the jaw drops), divided down for a closed-mouth murmur (energy almost all below
-  400 Hz and quieter than the vowels: m, n and the voice bar of b) so the lips shut on bilabials; a stop's silent
-  closure (p, b, t) is quiet and shuts them anyway;
+- two axes (JALI): the jaw is loudness against the utterance's own running peak (so any recording gain works)
+  times an openness from F1 (F1 rises as the jaw drops); the lips (mouthLowerDown, mouthUpperUp) are loudness
+  with a floor while voiced, so a close vowel still parts them;
+- a closed-mouth murmur (energy almost all below 400 Hz and quieter than the vowels: m, n and the voice bar of b)
+  shuts every opening and presses the lips (mouthPress); a stop's silent closure (p, b, t) is quiet and shuts them
+  anyway; f-like frication (middling spectral tilt with some low energy) rolls the lower lip in (mouthRollLower);
 - rounding: low F2 with low F1 -> mouthPucker ('oo'), low F2 with mid F1 -> mouthFunnel ('oh');
-- spreading: high F2 -> a small mouthSmile (front vowels 'ee'); the expression layer owns the real smile;
+- spreading: high F2 -> mouthStretch (front vowels 'ee'); the expression layer owns the smile;
 - formants are judged against the speaker's own running mean (a prior of an average adult voice that moves
   towards the speaker, at most 25%), so women, men and children need no calibration;
 - short closures are widened by ERODE frames each side (only next to a closure), then every control is smoothed
