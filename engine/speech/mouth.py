@@ -56,8 +56,11 @@ SMOOTH = SMOOTH / SMOOTH.sum()
 HALF = len(SMOOTH) // 2
 CLOSED = 0.02  # a target below this is a closure (or silence)
 ERODE = 3  # frames: a stop's closure of 30 ms still shuts the lips fully (real closures last 50-150 ms)
+MIN_OPEN = 4  # frames: the erosion leaves a syllable between two closures at least this long open (espeak-ng's
+# short vowels between f, v, m last 40-70 ms: a plain 30 ms erosion each side wiped them out)
+SEE = 2 * ERODE + 1  # frames: how far the erosion looks for a closure to know the open run's length
 SHIFT = 1  # frames: the erosion delays the opening by ERODE; reading one frame ahead re-centres it
-LOOKAHEAD = PEAK_AHEAD + HALF + ERODE + SHIFT  # frames beyond a frame that it depends on
+LOOKAHEAD = PEAK_AHEAD + HALF + SEE + SHIFT  # frames beyond a frame that it depends on
 PRIOR_F1, PRIOR_F2 = 500.0, 1500.0  # Hz: an average adult's vowel space centre (Peterson & Barney)
 PRIOR_FRAMES = 300.0  # the prior weighs as much as 3 s of voiced speech
 MAX_ADAPT = 0.25
@@ -131,7 +134,7 @@ class MouthAnalyser:
             more = _targets(self._feat, done - self._fbase, ready - self._fbase, self._state)
             self._targets = np.concatenate([self._targets, more])
             done = ready
-        end = done if last else max(self._out, done - HALF - ERODE - SHIFT)
+        end = done if last else max(self._out, done - HALF - SEE - SHIFT)
         rows = _smooth(self._targets, self._out, end, self._tbase)
         self._out = end
         self.finished = last
@@ -140,7 +143,7 @@ class MouthAnalyser:
         if drop > 0:
             self._feat = self._feat.drop(drop)
             self._fbase = done
-        keep = max(self._tbase, end + SHIFT - HALF - ERODE)
+        keep = max(self._tbase, end + SHIFT - HALF - SEE)
         self._targets = self._targets[keep - self._tbase:]
         self._tbase = keep
         return rows
@@ -191,7 +194,10 @@ def _targets(f: Features, start: int, stop: int, state: _State) -> np.ndarray:
     shape = np.where(has, voicing * vowel_open + (1.0 - voicing) * 0.3, 0.3)
     low = np.clip((f.low_share[start:stop] - 0.7) / 0.1, 0.0, 1.0)
     quiet = np.clip((peak - 6.0 - lv) / 6.0, 0.0, 1.0)
-    closure = low * quiet  # a murmur through the nose or behind closed lips: m, n, b
+    # a murmur through the nose or behind closed lips (m, n, b) has no energy up where F2/F3 of a vowel are: a low
+    # voice's /i/ (F1 ~280 Hz) has most of its power below 400 Hz too, but its F2/F3 keep 2-3.8 kHz over 10%
+    no_f2 = np.clip((0.1 - f.high_share[start:stop]) / 0.06, 0.0, 1.0)
+    closure = low * quiet * no_f2
     # f (and espeak's th-less labiodental noise): frication of middling tilt with some low energy, well under the
     # vowels: s, sh, th are steeper (high share > 0.5), h has no low part (docs/speech.md, measured on espeak-ng)
     high, share = f.high_share[start:stop], f.low_share[start:stop]
@@ -220,28 +226,37 @@ def _targets(f: Features, start: int, stop: int, state: _State) -> np.ndarray:
 
 
 def _smooth(targets: np.ndarray, start: int, stop: int, base: int = 0) -> np.ndarray:
-    """Rows start..stop of the output: opening controls eroded (a short closure widens to ERODE frames each
-    side, so the smoothing cannot fill it in), all convolved with SMOOTH, read SHIFT frames ahead. ``targets``
-    holds frames base..; frames before the utterance and after the last target are zeros (silence)."""
+    """Rows start..stop of the output: opening controls eroded (a short closure widens by up to ERODE frames each
+    side, so the smoothing cannot fill it in, but never so far that a short syllable between two closures keeps
+    less than MIN_OPEN frames open), all convolved with SMOOTH, read SHIFT frames ahead. ``targets`` holds frames
+    base..; frames before the utterance and after the last target are zeros (silence)."""
     n = stop - start
     if n <= 0:
         return np.zeros((0, targets.shape[1]))
-    reach = HALF + ERODE
+    reach = HALF + SEE
     lo, hi = start + SHIFT - reach - base, stop + SHIFT + reach - base
     pad_lo, pad_hi = max(0, -lo), max(0, hi - len(targets))
     if pad_lo and base:
         raise AssertionError("a frame needed for smoothing was trimmed")  # a bug, never client input
     seg = np.concatenate([np.zeros((pad_lo, targets.shape[1])), targets[max(0, lo): min(hi, len(targets))],
                           np.zeros((pad_hi, targets.shape[1]))])
-    m = len(seg) - 2 * ERODE
-    eroded = seg[ERODE: ERODE + m].copy()
+    m = len(seg) - 2 * SEE
+    eroded = seg[SEE: SEE + m].copy()
     low = eroded[:, :OPEN].copy()
     high = eroded[:, -CLOSE:].copy()
-    for j in range(2 * ERODE + 1):
+    for j in range(SEE - ERODE, SEE + ERODE + 1):
         low = np.minimum(low, seg[j: j + m, :OPEN])  # the openings
         high = np.maximum(high, seg[j: j + m, -CLOSE:])  # the bite: held over the widened frication
-    near = low < CLOSED  # only next to a closure: a one-frame dip inside a vowel must not punch a hole
-    eroded[:, :OPEN] = np.where(near, low, eroded[:, :OPEN])
+    # distance to the nearest closed frame on each side (SEE + 1: none within sight), and the open run's length
+    closed = seg[:, :OPEN].max(axis=1) < CLOSED
+    left = np.full(m, SEE + 1)
+    right = np.full(m, SEE + 1)
+    for d in range(SEE, 0, -1):
+        left = np.where(closed[SEE - d: SEE - d + m], d, left)
+        right = np.where(closed[SEE + d: SEE + d + m], d, right)
+    reach_each = np.clip((left + right - 1 - MIN_OPEN) // 2, 0, ERODE)
+    erode = closed[SEE: SEE + m] | (np.minimum(left, right) <= reach_each)
+    eroded[:, :OPEN] = np.where(erode[:, None], low, eroded[:, :OPEN])
     eroded[:, -CLOSE:] = high
     out = np.zeros((n, targets.shape[1]))
     for j, w in enumerate(SMOOTH):
