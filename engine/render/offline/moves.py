@@ -43,7 +43,7 @@ BLINK = "eyeBlink"
 # Controls that part the lips: their fields are built in two halves that listen to different points (the upper
 # half ignores the jaw, the lower half the upper lip and everything above the nose), so the halves tear apart
 # along the seam. Every other control moves both lips with one field, so it never opens the mouth by accident.
-OPENING = ("jawOpen", "mouthFunnel", "mouthUpperUp", "mouthLowerDown")
+OPENING = ("jawOpen", "mouthFunnel", "mouthUpperUp", "mouthLowerDown", "mouthRollLower")
 LOWER_ONLY = frozenset(CHIN) | frozenset(LOWER_LIP)
 UPPER_ONLY = frozenset(UPPER_LIP) | frozenset(range(17, 48)) | frozenset(FOREHEAD) | {27, 28, 29, 30}
 
@@ -144,10 +144,12 @@ def expression_moves() -> dict[str, Move]:
             49: (0.0, 0.03), 50: (0.0, 0.045), 51: (0.0, 0.05), 59: (0.0, -0.045), 58: (0.0, -0.065),
             57: (0.0, -0.075), 48: (0.015, 0.0), 60: (0.01, 0.0), 8: (0.0, -0.03), 7: (0.0, -0.02),
         }), 0.14),
-        # f, v: the lower lip rolled in under the upper teeth: its outer edge up and back, the chin a little up.
+        # f, v: the lower lip rolled in under the upper teeth: its outer edge up and back, the chin a little up, the
+        # upper lip lifted a little off the teeth, which the interior draws resting on the lower lip (a torn field).
         "mouthRollLower": Move(mirror({
-            59: (0.0, -0.05), 58: (0.0, -0.085), 57: (0.0, -0.095), 67: (0.0, -0.02), 66: (0.0, -0.025),
-            8: (0.0, -0.03), 7: (0.0, -0.025),
+            59: (0.0, -0.05), 58: (0.0, -0.085), 57: (0.0, -0.095), 67: (0.0, -0.005), 66: (0.0, -0.005),
+            8: (0.0, -0.03), 7: (0.0, -0.025), 61: (0.0, -0.055), 62: (0.0, -0.06), 50: (0.0, -0.035),
+            51: (0.0, -0.035), 49: (0.0, -0.02),
         }), 0.14),
         # i, e: the lips spread, corners out and a little down (AU20, not a smile's AU12), the red thinned.
         "mouthStretch": Move(mirror({

@@ -258,13 +258,13 @@ class OfflineRenderer:
         seam0 = source.face.crop_landmarks[list(SEAM)]
         seam_top = seam0 + np.tensordot(weights, source.seam_up, 1)
         seam_bot = seam0 + np.tensordot(weights, source.seam_lo, 1)
-        # Soft lips stay sealed while the jaw drops a hair (longer in a smile, and pressed or rolled lips hold
-        # against a jaw that opens): the lower lip follows the upper.
+        # Soft lips stay sealed while the jaw drops a hair (longer in a smile, and pressed lips hold against a jaw
+        # that opens): the lower lip follows the upper.
         gap = float(seam_bot[SEAM_MIDDLE, 1] - seam_top[SEAM_MIDDLE, 1])
         if gap > 0.0:
             smile = float(weights[FIELDS.index("mouthSmileLeft")] + weights[FIELDS.index("mouthSmileRight")]) / 2
             press = float(weights[FIELDS.index("mouthPressLeft")] + weights[FIELDS.index("mouthPressRight")]) / 2
-            hold = min(1.0, press + float(weights[FIELDS.index("mouthRollLower")]))
+            hold = press
             close = min(gap, (LIP_SEAL + LIP_SEAL_SMILE * smile + PRESS_SEAL * hold * hold) * source.iod)
             lo += close * source.seal
             seam_bot = seam_bot + close * source.seal_seam
@@ -280,5 +280,6 @@ class OfflineRenderer:
                 blink(maps, eye, w, source.box)
         out = crop.copy()
         out[y0:y1, x0:x1] = cv2.remap(crop, maps, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        draw_interior(out, seam_top, seam_bot, source.iod, source.mouth_color, source.teeth_color, source.teeth)
+        draw_interior(out, seam_top, seam_bot, source.iod, source.mouth_color, source.teeth_color, source.teeth,
+                      float(weights[FIELDS.index("mouthRollLower")]))
         return out
