@@ -153,3 +153,21 @@ def test_no_chattering_at_the_frame_rate(speech: Speech) -> None:
             assert step <= 0.5, f"{name} jumps {step:.2f} in one frame at {fps:g} fps"
             flips = np.sum(np.diff(np.sign(np.diff(v[v > 0.02]))) != 0) if (v > 0.02).sum() > 3 else 0
             assert flips < 0.8 * len(t), f"{name} reverses direction on most frames"
+
+
+@pytest.mark.parametrize("voice", ["de", "en"])
+@pytest.mark.parametrize("consonant", ["m", "p", "b"])
+def test_lips_close_before_the_closure_is_heard(speech: Speech, consonant: str, voice: str) -> None:
+    """Anticipation: the lips are shut by the time the closure starts (a murmur: power almost all below 400 Hz; a
+    silent closure: 30 dB under the peak), and they start to close at least 40 ms before it."""
+    pcm = speech(f"[[A:{consonant}A:]]", voice)
+    f = FeatureStream(pcm.sample_rate).push(pcm.samples, last=True)
+    opening = analyse(pcm)[:, OPENING].max(axis=1)
+    vowel = int(np.argmax(f.level > f.level.max() - 6.0))
+    closed = (f.low_share > 0.7) | (f.level < f.level.max() - 30.0)
+    onset = vowel + int(np.argmax(closed[vowel:]))
+    assert onset > vowel
+    assert opening[onset] < 0.03, f"the lips are {opening[onset]:.2f} open as /{consonant}/ starts"
+    plateau = opening[vowel:onset].max()
+    falling = vowel + int(np.argmax(opening[vowel:onset + 1] < 0.9 * plateau))
+    assert (onset - falling) * HOP_S >= 0.04 - 1e-9, (onset, falling)
