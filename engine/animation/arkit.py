@@ -6,15 +6,15 @@ rendered, because no renderer can show them yet. "Left"/"Right" are the face's o
 
 Rendered ARKit names:
 - the same name: eyeBlinkL/R, eyeWideL/R, mouthSmileL/R, mouthFrownL/R, browDownL/R, browOuterUpL/R,
-  browInnerUp, jawOpen, mouthPucker, mouthFunnel, mouthShrugLower;
+  browInnerUp, jawOpen, mouthPucker, mouthFunnel, mouthShrugLower, mouthPressL/R, mouthUpperUpL/R,
+  mouthLowerDownL/R, mouthStretchL/R, mouthRollLower (the speech shapes, docs/speech.md);
 - eyeLookUp/Down/In/Out per eye: gazeY (up +) and gazeX (+ toward the face's left = image right: eyeLookOutLeft,
   eyeLookInRight), each eye's own direction (e.g. eyeLookOutLeft - eyeLookInLeft), averaged over the eyes the
   client named: both eyes sent look where they agree, one eye alone moves the gaze all the way (our gaze is one
   for both eyes, and a control at 1.0 must show as a full look, not half of one);
-- eyeSquintL/R: eyeBlinkL/R x 0.3 (a squint narrows the lids);
-- mouthPressL/R: mouthShrugLower x 0.5 each (pressed lips).
-Accepted, not rendered (UNRENDERED): jaw sideways/forward, mouthLeft/Right, dimples, stretch, rolls,
-mouthShrugUpper, mouthClose, mouthLowerDown, mouthUpperUp, cheekPuff, cheekSquint, noseSneer, tongueOut.
+- eyeSquintL/R: eyeBlinkL/R x 0.3 (a squint narrows the lids).
+Accepted, not rendered (UNRENDERED): jaw sideways/forward, mouthLeft/Right, dimples, mouthRollUpper,
+mouthShrugUpper, mouthClose, cheekPuff, cheekSquint, noseSneer, tongueOut.
 
 When a client sends a control directly and an ARKit name that maps onto it, the direct value wins.
 """
@@ -49,7 +49,6 @@ MAPPED: dict[str, tuple[tuple[str, float], ...]] = {
     "eyeLookOutLeft": (("gazeX", 1.0),), "eyeLookInRight": (("gazeX", 1.0),),
     "eyeLookInLeft": (("gazeX", -1.0),), "eyeLookOutRight": (("gazeX", -1.0),),
     "eyeSquintLeft": (("eyeBlinkLeft", 0.3),), "eyeSquintRight": (("eyeBlinkRight", 0.3),),
-    "mouthPressLeft": (("mouthShrugLower", 0.5),), "mouthPressRight": (("mouthShrugLower", 0.5),),
 }
 RENDERED: frozenset[str] = frozenset(n for n in ARKIT_NAMES if n in BY_NAME or n in MAPPED)
 UNRENDERED: tuple[str, ...] = tuple(n for n in ARKIT_NAMES if n not in RENDERED)

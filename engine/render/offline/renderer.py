@@ -50,7 +50,7 @@ from engine.render.offline.moves import (
     field_moves,
     field_names,
 )
-from engine.render.offline.tuning import CROP, LIP_SEAL, LIP_SEAL_SMILE, LOW_REACH, STEP
+from engine.render.offline.tuning import CROP, LIP_SEAL, LIP_SEAL_SMILE, LOW_REACH, PRESS_SEAL, STEP
 
 FIELDS = field_names()
 SEAM_MIDDLE = SEAM.index(66)
@@ -219,7 +219,8 @@ class OfflineRenderer:
         for k, name in enumerate(FIELDS):
             if name in self._moves:
                 mv = self._moves[name]
-                up_set, lo_set = (upper_set, lower_set) if name in OPENING else (all_points, all_points)
+                base = name.removesuffix("Left").removesuffix("Right")
+                up_set, lo_set = (upper_set, lower_set) if base in OPENING else (all_points, all_points)
                 upper[k] = spread(mv.moves, mv.sigma, points, iod, grid, up_set, mv.fit)
                 lower[k] = spread(mv.moves, mv.sigma, points, iod, low_xy, lo_set, mv.fit)
                 s_up[k] = spread(mv.moves, mv.sigma, points, iod, seam_pts, up_set, mv.fit)
@@ -255,11 +256,14 @@ class OfflineRenderer:
         seam0 = source.face.crop_landmarks[list(SEAM)]
         seam_top = seam0 + np.tensordot(weights, source.seam_up, 1)
         seam_bot = seam0 + np.tensordot(weights, source.seam_lo, 1)
-        # Soft lips stay sealed while the jaw drops a little (longer in a smile): the lower lip follows the upper.
+        # Soft lips stay sealed while the jaw drops a hair (longer in a smile, and pressed lips hold against a jaw
+        # that opens): the lower lip follows the upper.
         gap = float(seam_bot[SEAM_MIDDLE, 1] - seam_top[SEAM_MIDDLE, 1])
         if gap > 0.0:
             smile = float(weights[FIELDS.index("mouthSmileLeft")] + weights[FIELDS.index("mouthSmileRight")]) / 2
-            close = min(gap, (LIP_SEAL + LIP_SEAL_SMILE * smile) * source.iod)
+            press = float(weights[FIELDS.index("mouthPressLeft")] + weights[FIELDS.index("mouthPressRight")]) / 2
+            hold = press
+            close = min(gap, (LIP_SEAL + LIP_SEAL_SMILE * smile + PRESS_SEAL * hold * hold) * source.iod)
             lo += close * source.seal
             seam_bot = seam_bot + close * source.seal_seam
         up = invert(up, source.grid)
@@ -280,5 +284,6 @@ class OfflineRenderer:
         for eye, frame in zip(source.eyes, lids, strict=True):
             if frame is not None:
                 draw_eyeball(out, eye, frame, gaze_shift(eye, gaze_x, gaze_y))
-        draw_interior(out, seam_top, seam_bot, source.iod, source.mouth_color, source.teeth_color, source.teeth)
+        draw_interior(out, seam_top, seam_bot, source.iod, source.mouth_color, source.teeth_color, source.teeth,
+                      float(weights[FIELDS.index("mouthRollLower")]))
         return out

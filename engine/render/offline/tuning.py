@@ -45,8 +45,10 @@ SCLERA_REACH = 0.15  # the furthest below the fitted lower lid that white of the
 LID_OVERSHOOT = 0.012  # the closed lid tucks this far past the fitted lower lid (which sits a little high)
 
 # Lips: they stay sealed while the jaw drops a little (soft lips follow the jaw), more so in a smile.
-LIP_SEAL = 0.02  # seam gap that the lips close by themselves
-LIP_SEAL_SMILE = 0.05  # extra seal at a full smile (a closed-lip smile until high intensity)
+LIP_SEAL = 0.004  # seam gap that the lips close by themselves (small: speech must part them from small openings on)
+LIP_SEAL_SMILE = 0.066  # extra seal at a full smile (a closed-lip smile until high intensity)
+PRESS_SEAL = 0.15  # extra seal at full mouthPress / mouthRollLower (on their square, so a press easing in or out
+# of a vowel does not shut it): pressed lips stay shut on a jaw still opening
 
 # The jaw's own field (below the lips' seam) and how it joins the upper face's.
 LOW_REACH = 0.9  # the lower region reaches this far beyond the mouth corners
