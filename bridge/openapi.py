@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from engine.animation.presets import EXPRESSIONS
+from engine.constants import EXPRESSIONS
 
 JSON = "application/json"
 
