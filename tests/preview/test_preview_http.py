@@ -42,7 +42,17 @@ def test_bad_commands_are_4xx_json(bridge: BridgeProcess, body: bytes, status: i
     response = post(bridge, "/preview/api/command", body, **{"content-type": "application/json"})
     assert response.status_code == status, response.text
     assert response.json()["error"]["code"] == code
+    assert set(response.json()) == {"error"} and set(response.json()["error"]) == {"code", "message"}  # one shape
     assert httpx.get(bridge.url + "/health").status_code == 200
+
+
+def test_preview_routes_are_counted_in_metrics_by_template(bridge: BridgeProcess) -> None:
+    post(bridge, "/preview/api/command", b"not json")
+    httpx.get(bridge.url + "/preview/api/stats", params={"avatar": "no/such"})
+    metrics = httpx.get(bridge.url + "/metrics").text
+    assert 'method="POST",route="/preview/api/command",status="400"' in metrics
+    assert 'method="GET",route="/preview/api/stats",status="400"' in metrics
+    assert 'bridge_http_request_seconds_count{route="/preview/api/command"}' in metrics
 
 
 def test_good_command_passes_the_engines_reply(bridge: BridgeProcess) -> None:
