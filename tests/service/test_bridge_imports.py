@@ -1,5 +1,7 @@
 """The bridge is a small HTTP process: importing it loads the engine's client and the few small modules that client
-and the bridge share, never the engine's renderers, animation or speech (nor numpy, torch, OpenCV, Pillow)."""
+and the bridge share, never the engine's renderers, animation, speech or workers. Its core and the preview need no
+numpy, torch, OpenCV or Pillow either; a feature that does media work (WHEP encodes video) may bring its own
+libraries, but never the engine's modules: what it needs of the protocol belongs in engine/client.py."""
 
 from __future__ import annotations
 
@@ -38,11 +40,15 @@ def imported(module: str) -> set[str]:
     return names
 
 
-@pytest.mark.parametrize("module", ["bridge.app", "bridge.features", "bridge.__main__"])
+@pytest.mark.parametrize("module", ["bridge.app", "bridge.preview", "bridge.features", "bridge.__main__"])
 def test_the_bridge_loads_only_the_engines_client_and_its_small_helpers(module: str) -> None:
     names = imported(module)
     engine = {n for n in names if n == "engine" or n.startswith("engine.")}
     assert engine <= ALLOWED, sorted(engine - ALLOWED)
     assert "engine.client" in engine
-    heavy = sorted(n for n in names if n.split(".")[0] in HEAVY)
+
+
+@pytest.mark.parametrize("module", ["bridge.app", "bridge.preview"])
+def test_the_bridges_core_needs_no_numeric_or_image_library(module: str) -> None:
+    heavy = sorted(n for n in imported(module) if n.split(".")[0] in HEAVY)
     assert not heavy, heavy
