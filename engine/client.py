@@ -718,5 +718,5 @@ __all__ = [
     "AsyncEngineClient", "AsyncFrameSubscriber", "AvatarReply", "AvatarsReply", "BadReply", "ClockOffset",
     "CurveClientKeys", "EngineClient", "EngineClientError", "EngineReplyError", "EngineUnavailable", "ExpressionsReply",
     "Frame", "FrameSubscriber", "HealthReply", "Keyframe", "Overloaded", "RenderReply", "Reply", "SourceReply",
-    "StreamReply", "build_message", "check_reply", "parse_reply", "COMMANDS", "Command",
+    "StreamReply", "build_message", "check_reply", "parse_reply",
 ]
