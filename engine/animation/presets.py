@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from engine.animation.controls import NEUTRAL, validate_controls
+from engine.animation.controls import BY_NAME, NEUTRAL, validate_controls
 from engine.animation.state import AnimationState
 from engine.constants import (  # noqa: F401  (re-exported: the names are owned by engine/constants.py)
     EXPRESSIONS,
@@ -20,24 +20,30 @@ from engine.constants import (  # noqa: F401  (re-exported: the names are owned 
 
 # Weights at intensity 1.0, built from FACS prototypes (docs/animation.md): happy AU6+AU12 (smile with the cheeks
 # pushing the lower lids up, lips barely parted); sad AU1+AU4+AU15+AU17 (inner brows up and knit, corners down, chin
-# raised); surprised AU1+AU2+AU5+AU26 (brows up, eyes wide, jaw dropped). Each control's LivePortrait delta at 1.0
-# is inside the range real faces produce; tests/render/test_lp_motion_map.py checks each preset against the clips.
+# raised); surprised AU1+AU2+AU5+AU26/27 (brows up high, upper lids raised, the jaw dropped with relaxed lips: an
+# oval mouth; the rounding (funnel, pucker) keeps the corners in, so no smile pull and no teeth in a smile shape).
+# Each control's LivePortrait delta at 1.0 is inside the range real faces produce; tests/render/test_lp_motion_map.py
+# checks each preset against the clips.
+# A weight above 1 saturates early (values are capped at the control's maximum): happy's smile is full from
+# intensity 0.55 on, so a half-intensity smile already reads as one; above that the cheeks and lids keep rising.
 PRESETS: dict[str, dict[str, float]] = {
     "neutral": {},
-    "happy": {"mouthSmile": 1.0, "jawOpen": 0.08, "eyeBlink": 0.1},
+    "happy": {"mouthSmile": 1.8, "jawOpen": 0.08, "eyeBlink": 0.25},
     "sad": {"browInnerUp": 0.6, "browDown": 0.5, "mouthFrown": 1.0, "mouthShrugLower": 0.7, "eyeBlink": 0.15},
-    "surprised": {"browInnerUp": 0.5, "browOuterUp": 0.8, "eyeWide": 1.0, "jawOpen": 0.45},
+    "surprised": {"browInnerUp": 0.6, "browOuterUp": 1.0, "eyeWide": 1.0, "jawOpen": 1.0, "mouthFunnel": 0.5,
+                  "mouthPucker": 0.5},
 }
 assert tuple(PRESETS) == EXPRESSIONS, "engine/constants.py's EXPRESSIONS and the presets name the same expressions"
 
 
 def preset_controls(expression: str, intensity: float) -> dict[str, float]:
-    """Every control's value for a preset at an intensity: weight * intensity (0 gives exact zeros)."""
+    """Every control's value for a preset at an intensity: weight * intensity, capped at the control's maximum (0
+    gives exact zeros)."""
     weights = PRESETS[validate_expression(expression)]
     scale = validate_intensity(intensity)
     values = dict(NEUTRAL)
     for name, weight in weights.items():
-        values[name] = weight * scale + 0.0
+        values[name] = min(weight * scale, BY_NAME[name].maximum) + 0.0
     return values
 
 

@@ -40,6 +40,16 @@ def test_mapped_names_drive_our_controls() -> None:
     assert direct["gazeY"] == -0.25  # a control sent directly wins over a mapped contribution
 
 
+@pytest.mark.parametrize(("name", "control", "value"), [
+    ("eyeLookUpLeft", "gazeY", 1.0), ("eyeLookUpRight", "gazeY", 1.0), ("eyeLookDownLeft", "gazeY", -1.0),
+    ("eyeLookDownRight", "gazeY", -1.0), ("eyeLookOutLeft", "gazeX", 1.0), ("eyeLookInLeft", "gazeX", -1.0),
+    ("eyeLookInRight", "gazeX", 1.0), ("eyeLookOutRight", "gazeX", -1.0)])
+def test_one_eye_at_full_weight_is_a_full_look(name: str, control: str, value: float) -> None:
+    """Our gaze is one for both eyes: an eye named alone moves it all the way (issue 15: half a look went unseen)."""
+    controls, _ = parse_controls({name: 1.0})
+    assert controls[control] == pytest.approx(value)
+
+
 @pytest.mark.parametrize("values", [{"eyeLookUpLeft": 1.5}, {"cheekPuff": -0.1}, {"tongueOut": "x"},
                                     {"tongueOut": float("nan")}, {"mouthSmileLeft": True}, {"notAShape": 0.1}])
 def test_bad_values_are_refused(values: dict) -> None:
