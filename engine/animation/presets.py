@@ -5,15 +5,18 @@ A preset never touches the head pose or gaze: those move only when a control (or
 
 from __future__ import annotations
 
-import math
-import numbers
 from collections.abc import Mapping
 
 from engine.animation.controls import BY_NAME, NEUTRAL, validate_controls
 from engine.animation.state import AnimationState
-from engine.errors import BadRequest
-
-EXPRESSIONS: tuple[str, ...] = ("neutral", "happy", "sad", "surprised")
+from engine.constants import (  # noqa: F401  (re-exported: the names are owned by engine/constants.py)
+    EXPRESSIONS,
+    INTENSITY_MAX,
+    INTENSITY_MIN,
+    INTENSITY_RANGE,
+    validate_expression,
+    validate_intensity,
+)
 
 # Weights at intensity 1.0, built from FACS prototypes (docs/animation.md): happy AU6+AU12 (smile with the cheeks
 # pushing the lower lids up, lips barely parted); sad AU1+AU4+AU15+AU17 (inner brows up and knit, corners down, chin
@@ -30,29 +33,7 @@ PRESETS: dict[str, dict[str, float]] = {
     "surprised": {"browInnerUp": 0.6, "browOuterUp": 1.0, "eyeWide": 1.0, "jawOpen": 1.0, "mouthFunnel": 0.5,
                   "mouthPucker": 0.5},
 }
-
-
-# The intensity range, owned here: validate_intensity checks it and the `expressions` replies (engine and bridge)
-# publish it, so a client's slider and the check cannot disagree.
-INTENSITY_MIN = 0.0
-INTENSITY_MAX = 1.0
-INTENSITY_RANGE: dict[str, float] = {"min": INTENSITY_MIN, "max": INTENSITY_MAX}
-
-
-def validate_expression(expression: object) -> str:
-    if not isinstance(expression, str) or expression not in PRESETS:
-        raise BadRequest(f"unknown expression {expression!r}; known expressions: {', '.join(EXPRESSIONS)}")
-    return expression
-
-
-def validate_intensity(intensity: object) -> float:
-    if isinstance(intensity, bool) or not isinstance(intensity, numbers.Real):
-        raise BadRequest(f"intensity must be a number in {INTENSITY_MIN:g}..{INTENSITY_MAX:g}, "
-                         f"got {type(intensity).__name__}")
-    value = float(intensity)
-    if not math.isfinite(value) or not INTENSITY_MIN <= value <= INTENSITY_MAX:
-        raise BadRequest(f"intensity is {value:g}, outside its range {INTENSITY_MIN:g}..{INTENSITY_MAX:g}")
-    return value + 0.0
+assert tuple(PRESETS) == EXPRESSIONS, "engine/constants.py's EXPRESSIONS and the presets name the same expressions"
 
 
 def preset_controls(expression: str, intensity: float) -> dict[str, float]:

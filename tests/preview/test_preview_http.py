@@ -42,7 +42,17 @@ def test_bad_commands_are_4xx_json(bridge: BridgeProcess, body: bytes, status: i
     response = post(bridge, "/preview/api/command", body, **{"content-type": "application/json"})
     assert response.status_code == status, response.text
     assert response.json()["error"]["code"] == code
+    assert set(response.json()) == {"error"} and set(response.json()["error"]) == {"code", "message"}  # one shape
     assert httpx.get(bridge.url + "/health").status_code == 200
+
+
+def test_preview_routes_are_counted_in_metrics_by_template(bridge: BridgeProcess) -> None:
+    post(bridge, "/preview/api/command", b"not json")
+    httpx.get(bridge.url + "/preview/api/stats", params={"avatar": "no/such"})
+    metrics = httpx.get(bridge.url + "/metrics").text
+    assert 'method="POST",route="/preview/api/command",status="400"' in metrics
+    assert 'method="GET",route="/preview/api/stats",status="400"' in metrics
+    assert 'bridge_http_request_seconds_count{route="/preview/api/command"}' in metrics
 
 
 def test_good_command_passes_the_engines_reply(bridge: BridgeProcess) -> None:
@@ -54,7 +64,7 @@ def test_source_upload_errors(bridge: BridgeProcess) -> None:
     assert post(bridge, "/preview/api/source", b"").status_code == 400
     assert post(bridge, "/preview/api/source", b"GIF89a" + b"\0" * 100).json()["error"]["code"] == "invalid_image"
     big = post(bridge, "/preview/api/source", b"\xff\xd8\xff" + b"\0" * 3_100_000)
-    assert big.status_code == 413 and big.json()["error"]["code"] == "too_large"
+    assert big.status_code == 413 and big.json()["error"]["code"] == "image_too_large"
     noface = post(bridge, "/preview/api/source", (DATA / "coffee.jpg").read_bytes())
     assert noface.status_code == 422 and noface.json()["error"]["code"] == "no_face"
 
@@ -66,7 +76,7 @@ def test_source_upload_makes_an_avatar(bridge: BridgeProcess) -> None:
 
 def test_speak_checks_the_wav_and_forwards_it(bridge: BridgeProcess) -> None:
     not_wav = post(bridge, "/preview/api/speak?avatar=default", b"ID3\x03mp3")
-    assert not_wav.status_code == 415 and not_wav.json()["error"]["code"] == "invalid_audio"
+    assert not_wav.status_code == 415 and not_wav.json()["error"]["code"] == "unsupported_audio"
     assert post(bridge, "/preview/api/speak?avatar=../x", b"RIFF").status_code == 400
     wav = b"RIFF\x24\x00\x00\x00WAVEfmt " + b"\0" * 32
     reply = post(bridge, "/preview/api/speak?avatar=default", wav)
