@@ -20,7 +20,9 @@ reinstall=()    # packages to reinstall (a NodeSource nodejs whose npm is gone)
 problems=()     # what apt cannot fix
 
 # python3 -m venv needs ensurepip, which Debian ships in python3-venv (only for Debian's own python3).
-if ! "$PY" -c "import ensurepip, venv" >/dev/null 2>&1; then
+if ! command -v "$PY" >/dev/null 2>&1; then
+    missing+=(python3 python3-venv)
+elif ! "$PY" -c "import ensurepip, venv" >/dev/null 2>&1; then
     if dpkg -S "$(readlink -f "$(command -v "$PY")")" >/dev/null 2>&1; then
         missing+=(python3-venv)
     else

@@ -35,7 +35,8 @@ def stub(folder: Path, name: str, body: str) -> None:
 
 
 def run_deps(tmp_path: Path, *, installed: str, node: str | None, npm: bool = False, node_owner: str = "",
-             owner_files: str = "", uid: int = 0, profile: str = "test") -> tuple[int, str, list[str]]:
+             owner_files: str = "", uid: int = 0, profile: str = "test", py: str = "python3",
+             ) -> tuple[int, str, list[str]]:
     """system-deps.sh on a PATH of stand-ins; returns its exit status, its output and the apt-get calls."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
@@ -53,7 +54,7 @@ def run_deps(tmp_path: Path, *, installed: str, node: str | None, npm: bool = Fa
     if npm:
         stub(bin_dir, "npm", "#!/bin/bash\necho 10\n")
     env = {"PATH": str(bin_dir), "INSTALLED": installed, "NODE_OWNER": node_owner, "OWNER_FILES": owner_files,
-           "HOME": str(tmp_path)}
+           "HOME": str(tmp_path), "PY": py}
     done = subprocess.run([str(bin_dir / "bash"), str(SCRIPT), profile], env=env, capture_output=True, text=True,
                           timeout=60)
     calls = log.read_text().splitlines() if log.exists() else []
@@ -105,6 +106,12 @@ def test_not_root_gets_one_line_saying_what_to_run(tmp_path: Path) -> None:
 
 def test_make_run_asks_only_for_what_running_needs(tmp_path: Path) -> None:
     assert run_deps(tmp_path, installed="", node=None, uid=1000, profile="run") == (0, "", [])
+
+
+def test_no_python_gets_python_and_venv(tmp_path: Path) -> None:
+    rc, out, calls = run_deps(tmp_path, installed="", node=None, profile="run", py="python3.missing")
+    assert rc == 0, out
+    assert calls[-1].split()[-2:] == ["python3", "python3-venv"], calls
 
 
 def test_make_and_ci_call_it() -> None:
