@@ -110,10 +110,11 @@ def test_make_it_talk_moves_the_mouth(page, sentence_wav: bytes) -> None:
     text = tab.locator("#speak-result").inner_text()
     assert text.startswith("speaking") and '"ok":true' in text, text
     tab.wait_for_function("Math.max(...window.jaws) > 0.15", timeout=10_000)
-    tab.wait_for_timeout(3_500)  # the rest of the sentence (about 3 s)
+    # then shut again for a second (the end of the sentence, or a pause longer than espeak's): it moves, not sticks
+    tab.wait_for_function("window.jaws.slice(window.jaws.findIndex(j => j > 0.15)).slice(-50)"
+                          ".filter(j => j < 0.05).length === 50", timeout=20_000)
     jaws = tab.evaluate("() => { clearInterval(window.jawTimer); return window.jaws; }")
-    opened = [j for j in jaws if j > 0.05]
-    assert len(opened) >= 10 and jaws[-1] < 0.05, "the mouth moved with the speech, then closed"
+    assert sum(j > 0.05 for j in jaws) >= 10, "the mouth was open for a moment only"
     assert errors == []
 
 
