@@ -1,12 +1,24 @@
-"""Bridge settings: flags, LP_* env vars and --help from one table (the engine's Option machinery)."""
+"""Bridge settings: flags, LP_* env vars and --help from one table (engine/options.py's machinery, stdlib only).
+
+A feature (bridge/app.py's ``Feature``: the preview page, WHEP, ...) brings its own option table and settings
+dataclass; ``load_settings`` parses the core table and every feature's from one argv, so ``--help`` lists them all
+and each feature's values land in its own dataclass. ``python -m bridge.config --markdown`` prints the README tables.
+"""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
 
-from engine.config import Option, load
+from engine.options import Option, load_tables, markdown_table
+
+if TYPE_CHECKING:
+    from bridge.app import Feature
+
+PROG = "liveportrait-bridge"
+DESCRIPTION = "HTTP bridge to the LivePortrait engine (port 8081)"
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
@@ -79,16 +91,29 @@ def _help_lists_choices(options: Sequence[Option]) -> tuple[Option, ...]:
 
 
 def bridge_settings(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> BridgeSettings:
-    return load(BridgeSettings, _help_lists_choices(BRIDGE_OPTIONS), argv, os.environ if env is None else env,
-                "liveportrait-bridge", "HTTP bridge to the LivePortrait engine (port 8081)")
+    """The core settings alone (no feature's options)."""
+    return load_settings(argv, env)[0]
+
+
+def load_settings(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None,
+                  features: Sequence[Feature] = ()) -> tuple[BridgeSettings, dict[str, Any]]:
+    """The core settings and each feature's (by feature name; features without options are left out)."""
+    tables: list[tuple[type, Sequence[Option]]] = [(BridgeSettings, _help_lists_choices(BRIDGE_OPTIONS))]
+    named = [f for f in features if f.settings is not None]
+    tables += [(f.settings, _help_lists_choices(f.options)) for f in named]  # type: ignore[misc]
+    core, *extra = load_tables(tables, argv, os.environ if env is None else env, PROG, DESCRIPTION)
+    return core, {f.name: values for f, values in zip(named, extra, strict=True)}
 
 
 if __name__ == "__main__":
     import sys
 
-    from engine.config import markdown_table
+    from bridge.features import FEATURES
 
     if "--markdown" in sys.argv:
         print(markdown_table(BRIDGE_OPTIONS))
+        for feature in FEATURES:
+            if feature.options:
+                print(f"\n{feature.name}:\n{markdown_table(feature.options)}")
     else:
-        print(bridge_settings(sys.argv[1:]))
+        print(load_settings(sys.argv[1:], features=FEATURES))
