@@ -64,6 +64,7 @@ def unavailable_reason(reply: HealthReply | None) -> str | None:
 
 def status_body(reply: HealthReply, link: EngineLink) -> dict[str, Any]:
     info = reply.renderer_info or {}
+    cluster = {"cluster": reply.raw["cluster"]} if "cluster" in reply.raw else {}  # engine/cluster/: every replica
     return {
         "status": reply.status, "renderer": reply.renderer, "renderer_reason": reply.renderer_reason,
         "device": info.get("device"), "dtype": info.get("dtype"), "renderer_info": info,
@@ -71,6 +72,7 @@ def status_body(reply: HealthReply, link: EngineLink) -> dict[str, Any]:
         "avatars": reply.avatars, "default_avatar": reply.default_avatar, "streams": reply.streams,
         "frames": reply.frames, "caches": reply.caches,
         "bridge": {"engine_addr": link.settings.engine_addr, "engine_down_since": link.down_since},
+        **cluster,
     }
 
 

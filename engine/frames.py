@@ -224,6 +224,7 @@ class FramePath:
             if key is not None:
                 self.cache.put(key, jpeg)
         header = self.header(avatar, state, jpeg, drawn, t, self.frame_clock.take_seq(stream), stream.late)
+        header["epoch"] = stream.epoch
         assert self.pub is not None
         # PUB never blocks and never says when it drops for a slow subscriber, so no dropped count is kept.
         self.pub.send_multipart([p.FRAME_TOPIC + avatar.id.encode(), msgpack.packb(header), jpeg], zmq.NOBLOCK)

@@ -106,6 +106,7 @@ class Render:
 class Stream:
     avatar: str
     fps: float | None = None  # None: the engine's default rate; 0 stops
+    epoch: int = 0  # the frame header's `epoch`: a cluster raises it each time the avatar moves to another replica
 
 
 @dataclass(frozen=True)
@@ -271,6 +272,13 @@ def _render(m: Mapping[str, Any]) -> Render:
     )
 
 
+def _epoch(m: Mapping[str, Any]) -> int:
+    epoch = m.get("epoch", 0)
+    if isinstance(epoch, bool) or not isinstance(epoch, int) or not 0 <= epoch < 2**31:
+        raise BadRequest("'epoch' must be an integer in 0..2**31-1")
+    return epoch
+
+
 def _set_idle(m: Mapping[str, Any]) -> SetIdle:
     seed = m.get("seed")
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63):
@@ -290,7 +298,8 @@ _PARSERS = {
     "clear": lambda m: Clear(_avatar(m)),
     "set_idle": _set_idle,
     "render": _render,
-    "stream": lambda m: Stream(_avatar(m), _number(m, "fps", lo=0.0) if m.get("fps") is not None else None),
+    "stream": lambda m: Stream(_avatar(m), _number(m, "fps", lo=0.0) if m.get("fps") is not None else None,
+                               _epoch(m)),
     "speak": _speak,
     "speak_clip": _speak_clip,
 }

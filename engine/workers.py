@@ -158,6 +158,7 @@ class StreamClock:
     failed: int = 0  # frames whose drawing raised
     failed_in_a_row: int = 0
     in_flight: bool = False
+    epoch: int = 0  # stamped on every frame header: raised when a cluster moves the avatar (engine/cluster/)
 
     @property
     def next_time(self) -> float:
@@ -189,7 +190,7 @@ class FrameClock:
         if self._thread.is_alive():
             self._thread.join(5.0)
 
-    def set_rate(self, avatar: str, fps: float) -> StreamClock | None:
+    def set_rate(self, avatar: str, fps: float, epoch: int = 0) -> StreamClock | None:
         """Start, re-time (fresh origin, seq continues) or, with fps 0, stop a stream."""
         with self._cond:
             if fps <= 0:
@@ -201,6 +202,7 @@ class FrameClock:
                 stream = self._streams[avatar] = StreamClock(avatar, fps, self._clock())
             elif stream.fps != fps:
                 stream.fps, stream.origin, stream.tick = fps, self._clock(), 0
+            stream.epoch = epoch
             self._cond.notify()
             return stream
 

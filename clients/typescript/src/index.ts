@@ -36,3 +36,4 @@ export {
   type RenderInfo,
   type RenderParams,
 } from "./http.js";
+export { ClusterFrameSubscription, type ClusterReplica, type ClusterStatus, type ClusterSubscribeOptions } from "./cluster.js";

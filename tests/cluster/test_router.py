@@ -1,0 +1,126 @@
+"""The router alone, on real sockets, against a peer that never answers (no Ray needed): nothing a dead or wedged
+replica does can hang a client, and the placement rules that keep avatars spread."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+import zmq
+
+from engine.client import EngineClient, EngineReplyError
+from engine.cluster.placement import Placement, ReplicaInfo
+from engine.cluster.router import Router
+from tests.service.conftest import free_port
+
+
+class SilentReplica:
+    """A ROUTER that reads requests and never answers: a wedged engine."""
+
+    def __init__(self) -> None:
+        self.addr = f"tcp://127.0.0.1:{free_port()}"
+        self.ctx = zmq.Context()
+        self.sock = self.ctx.socket(zmq.ROUTER)
+        self.sock.setsockopt(zmq.LINGER, 0)
+        self.sock.bind(self.addr)
+        self.received = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            if self.sock.poll(100):
+                self.sock.recv_multipart()
+                self.received += 1
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.sock.close(0)
+        self.ctx.term()
+
+
+@pytest.fixture
+def wedged() -> Iterator[tuple[Router, SilentReplica]]:
+    peer = SilentReplica()
+    placement = Placement()
+    placement.add_replica(ReplicaInfo("a", "node", 1, peer.addr, f"tcp://127.0.0.1:{free_port()}"))
+    router = Router(f"tcp://127.0.0.1:{free_port()}", placement, request_timeout_s=3.0)
+    router.start()
+    router.add_replica("a", peer.addr, placement.replicas["a"].frame_addr)
+    yield router, peer
+    router.stop()
+    peer.close()
+
+
+def ask(router: Router, message: dict, timeout_ms: int = 10_000) -> tuple[str, float]:
+    started = time.monotonic()
+    fields = dict(message)
+    with EngineClient(router.command_addr, timeout_ms=timeout_ms, retries=0) as client, \
+            pytest.raises(EngineReplyError) as err:
+        client.call(fields.pop("cmd"), **fields)
+    return err.value.code, time.monotonic() - started
+
+
+def test_a_request_in_flight_on_a_dying_replica_gets_a_typed_error(wedged: tuple[Router, SilentReplica]) -> None:
+    router, peer = wedged
+    threading.Timer(0.5, lambda: router.remove_replica("a", "died")).start()
+    code, took = ask(router, {"cmd": "expressions"})
+    assert peer.received == 1
+    assert code == "busy" and took < 2.5  # answered when the replica was declared dead, not at the deadline
+
+
+def test_a_wedged_replica_cannot_hang_a_client(wedged: tuple[Router, SilentReplica]) -> None:
+    router, _ = wedged
+    code, took = ask(router, {"cmd": "expressions"})
+    assert code == "busy" and 2.0 < took < 8.0  # the router's deadline (3 s), swept once a second
+
+
+def test_no_replica_and_a_moving_avatar_answer_busy_at_once(wedged: tuple[Router, SilentReplica]) -> None:
+    router, _ = wedged
+    router.placement.home_for_upload("feedfacefeedface", b"photo")
+    router.placement.confirm("feedfacefeedface", "a", ok=True)
+    router.placement.remove_replica("a")  # its avatar has no home until the supervisor places it again
+    code, took = ask(router, {"cmd": "set_expression", "avatar": "feedfacefeedface", "expression": "happy"})
+    assert code == "busy" and took < 1.0
+    code, took = ask(router, {"cmd": "health"})
+    assert code == "busy" and took < 1.0
+
+
+def test_placement_spreads_new_and_moved_avatars() -> None:
+    placement = Placement()
+    for rid in "abc":
+        placement.add_replica(ReplicaInfo(rid, "n", 1, "", ""))
+    homes = [placement.home_for_upload(f"{i:016x}", b"x") for i in range(6)]
+    assert sorted(homes) == ["a", "a", "b", "b", "c", "c"]
+    for i in range(6):
+        placement.confirm(f"{i:016x}", homes[i], ok=True)
+    placement.drain("c")
+    assert placement.least_loaded() in ("a", "b")
+    placement.add_replica(ReplicaInfo("d", "n", 1, "", ""))
+    assert placement.home_for_upload("new-avatar-00000", b"y") == "d"  # a replica added takes new avatars
+    moved = placement.remove_replica("a")
+    assert {m.avatar for m in moved} == {f"{i:016x}" for i in range(6) if homes[i] == "a"}
+    targets = []
+    for m in moved:  # what the supervisor does: each counts where it is going, so they do not pile up
+        target = placement.least_loaded(exclude="a")
+        placement.moving(m.avatar, target)
+        targets.append(target)
+    assert len(set(targets)) == 2
+    placement.confirm("new-avatar-00000", "d", ok=False)  # a failed upload is forgotten
+    assert placement.where("new-avatar-00000") is None
+
+
+@pytest.mark.parametrize("bad", [-1, True, 1.5, "1", 2**31])
+def test_stream_epoch_is_checked(bad: object) -> None:
+    from engine import protocol as p
+    from engine.errors import BadRequest
+
+    good = p.parse_request(p.pack({"v": 1, "cmd": "stream", "avatar": "a1", "fps": 5, "epoch": 3}), 1 << 20)
+    assert good == p.Stream("a1", 5.0, 3)
+    assert p.parse_request(p.pack({"v": 1, "cmd": "stream", "avatar": "a1"}), 1 << 20).epoch == 0
+    with pytest.raises(BadRequest, match="epoch"):
+        p.parse_request(p.pack({"v": 1, "cmd": "stream", "avatar": "a1", "epoch": bad}), 1 << 20)
