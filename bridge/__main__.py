@@ -14,6 +14,7 @@ from bridge.app import create_app
 from bridge.config import bridge_settings
 from bridge.http import JSONErrorH11Protocol
 from bridge.preview import PREVIEW_OPERATIONS, preview_routes
+from bridge.whep import WHEP_OPERATIONS, mount_whep
 from engine.errors import ConfigError
 from engine.security import client_keys
 
@@ -39,7 +40,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"liveportrait-bridge: {exc}", file=sys.stderr)
         return 2
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    app = create_app(settings, extra_routes=preview_routes(settings), extra_operations=PREVIEW_OPERATIONS)
+    app = create_app(settings, extra_routes=preview_routes(settings),
+                     extra_operations=(*PREVIEW_OPERATIONS, *WHEP_OPERATIONS))
+    mount_whep(app, settings)  # /whep: WebRTC viewers; their sessions end with the app
     # JSON 400s from uvicorn itself; a SIGTERM waits at most shutdown_timeout_s for the rest (e.g. slow uploads).
     config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level=settings.log_level.lower(),
                             access_log=False, http=JSONErrorH11Protocol,

@@ -48,6 +48,28 @@ BRIDGE_OPTIONS: tuple[Option, ...] = (
     Option("log_level", "--log-level", "LP_LOG_LEVEL", str, "INFO", "logging level", LOG_LEVELS),
 )
 
+# WHEP (bridge/whep.py): the WebRTC viewers' limits, ICE and codec. Codec and bitrate measured in bench/bench_webrtc.py.
+WHEP_OPTIONS: tuple[Option, ...] = (
+    Option("whep_max_viewers", "--whep-max-viewers", "LP_WHEP_MAX_VIEWERS", int, 8,
+           "WebRTC (WHEP) viewers on this bridge at once; beyond it 503 + Retry-After"),
+    Option("whep_max_per_avatar", "--whep-max-per-avatar", "LP_WHEP_MAX_PER_AVATAR", int, 4,
+           "WHEP viewers of one avatar at once (each costs one video encode)"),
+    Option("whep_ice_servers", "--whep-ice-servers", "LP_WHEP_ICE_SERVERS", str, "",
+           "STUN/TURN servers, comma-separated (stun:host:port, turn:user:pass@host:port); empty: host candidates "
+           "only, nothing outside is contacted"),
+    Option("whep_ice_addresses", "--whep-ice-addresses", "LP_WHEP_ICE_ADDRESSES", str, "",
+           "local addresses WHEP may offer as ICE host candidates, comma-separated; empty: --host if it is one "
+           "address, else every interface"),
+    Option("whep_codec", "--whep-codec", "LP_WHEP_CODEC", str, "vp8", "WHEP video codec", ("vp8", "h264")),
+    Option("whep_bitrate_kbps", "--whep-bitrate-kbps", "LP_WHEP_BITRATE_KBPS", int, 800,
+           "WHEP video bitrate ceiling (the receiver's estimate may lower it)"),
+    Option("whep_delay_ms", "--whep-delay-ms", "LP_WHEP_DELAY_MS", int, 100,
+           "media of engine time t goes out at t + this: covers render, JPEG and transport of the frames"),
+    Option("whep_fps", "--whep-fps", "LP_WHEP_FPS", float, 25.0,
+           "frame rate WHEP starts an avatar's engine stream at when it is not streaming"),
+)
+BRIDGE_OPTIONS = BRIDGE_OPTIONS + WHEP_OPTIONS
+
 
 @dataclass(frozen=True)
 class BridgeSettings:
@@ -70,6 +92,14 @@ class BridgeSettings:
     curve_client_secret_key: str = ""
     curve_client_secret_file: str = ""
     log_level: str = "INFO"
+    whep_max_viewers: int = 8
+    whep_max_per_avatar: int = 4
+    whep_ice_servers: str = ""
+    whep_ice_addresses: str = ""
+    whep_codec: str = "vp8"
+    whep_bitrate_kbps: int = 800
+    whep_delay_ms: int = 100
+    whep_fps: float = 25.0
 
 
 def _help_lists_choices(options: Sequence[Option]) -> tuple[Option, ...]:

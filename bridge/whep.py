@@ -1,0 +1,397 @@
+"""WHEP (WebRTC-HTTP egress, RFC 9725) on the bridge: the avatar's face and voice as one WebRTC stream.
+
+``POST /whep/{avatar}`` (``/whep``: the default avatar) with an SDP offer (``application/sdp``) answers ``201`` with
+the SDP answer and a ``Location`` (``/whep/session/{id}``) that ``DELETE`` ends. A browser, OBS (WHEP source) or
+GStreamer's ``whepsrc`` plays it. The media come from bridge/media.py (one feed per avatar, both tracks on the
+engine clock); this module holds the sessions, their limits and their ends:
+
+- viewers per bridge and per avatar are bounded (503 + Retry-After beyond them);
+- a session ends on DELETE, on ICE/DTLS failure or close (a closed tab: consent freshness or DTLS close_notify),
+  and if it never connects within ``CONNECT_TIMEOUT_S``; its peer connection is closed and dropped, and the
+  avatar's feed (SUB socket, task) goes with its last viewer;
+- ICE: host candidates only, unless ``--whep-ice-servers`` names STUN/TURN servers; host candidates only on the
+  addresses ``--whep-ice-addresses`` lists (default: the bridge's own ``--host`` when it is one address, so a bridge
+  on 127.0.0.1 offers 127.0.0.1 only). aioice reads the host's interfaces itself and leaves out loopback, so the
+  allowed list replaces its address lookup (``aioice.ice.get_host_addresses``, process-wide, one bridge per process).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import logging
+import secrets
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import aioice.ice
+from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
+from aiortc.codecs import h264, vpx
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from bridge.config import BridgeSettings
+from bridge.media import AvatarFeed, FeedAudioTrack, FeedVideoTrack
+from bridge.openapi import Answer, Operation
+from bridge.preview import AVATAR_RE, bridge_link
+from engine.client import EngineClientError
+
+log = logging.getLogger(__name__)
+
+MAX_SDP_BYTES = 64 * 1024
+CONNECT_TIMEOUT_S = 20.0  # a session whose ICE has not connected by then is closed
+RETRY_AFTER_S = "5"
+CORS = {"Access-Control-Allow-Origin": "*", "Access-Control-Expose-Headers": "Location, ETag",
+        "Access-Control-Allow-Methods": "POST, DELETE, OPTIONS", "Access-Control-Allow-Headers": "Content-Type"}
+CODECS = {"vp8": "video/VP8", "h264": "video/H264"}
+
+
+@dataclass
+class Session:
+    id: str
+    avatar: str
+    pc: RTCPeerConnection
+    video: FeedVideoTrack
+    audio: FeedAudioTrack
+    created: float = field(default_factory=time.monotonic)
+    closed: bool = False
+
+
+def ice_addresses(settings: BridgeSettings) -> list[str]:
+    """The addresses host candidates may use: the option, else the bridge's own host if it is one address."""
+    listed = [a.strip() for a in settings.whep_ice_addresses.split(",") if a.strip()]
+    if listed:
+        return listed
+    with contextlib.suppress(ValueError):
+        if not ipaddress.ip_address(settings.host).is_unspecified:
+            return [settings.host]
+    return []  # every interface (aioice's own choice)
+
+
+def ice_servers(settings: BridgeSettings) -> list[RTCIceServer]:
+    """``stun:host:port`` or ``turn:user:pass@host:port`` entries, comma-separated; none by default."""
+    servers = []
+    for entry in (e.strip() for e in settings.whep_ice_servers.split(",") if e.strip()):
+        if entry.startswith(("turn:", "turns:")) and "@" in entry:
+            scheme, rest = entry.split(":", 1)
+            creds, host = rest.rsplit("@", 1)
+            user, _, password = creds.partition(":")
+            servers.append(RTCIceServer(f"{scheme}:{host}", username=user, credential=password))
+        else:
+            servers.append(RTCIceServer(entry))
+    return servers
+
+
+def _restrict_host_addresses(allowed: list[str]) -> None:
+    if not allowed:
+        return
+    original = getattr(aioice.ice.get_host_addresses, "__wrapped__", aioice.ice.get_host_addresses)
+
+    def only_allowed(use_ipv4: bool, use_ipv6: bool) -> list[str]:
+        return [a for a in allowed if (":" in a and use_ipv6) or (":" not in a and use_ipv4)]
+
+    only_allowed.__wrapped__ = original  # type: ignore[attr-defined]
+    aioice.ice.get_host_addresses = only_allowed
+
+
+def _set_bitrate(kbps: int) -> None:
+    """aiortc's encoders start at their DEFAULT_BITRATE and follow the receiver's REMB up to MAX_BITRATE; both are
+    module constants, so the option sets them (one bridge per process)."""
+    bps = kbps * 1000
+    for module in (vpx, h264):
+        module.DEFAULT_BITRATE = min(bps, module.DEFAULT_BITRATE) if bps >= module.MIN_BITRATE else module.MIN_BITRATE
+        module.MAX_BITRATE = max(bps, module.MIN_BITRATE)
+        module.DEFAULT_BITRATE = min(module.DEFAULT_BITRATE, module.MAX_BITRATE)
+
+
+class WhepError(Exception):
+    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message, self.headers = status, code, message, headers or {}
+
+
+class Whep:
+    """The sessions, the per-avatar feeds and the limits; the routes' handlers."""
+
+    def __init__(self, settings: BridgeSettings) -> None:
+        self.settings = settings
+        self.sessions: dict[str, Session] = {}
+        self.feeds: dict[str, AvatarFeed] = {}
+        self.started_streams: set[str] = set()  # avatars whose engine stream the WHEP viewers started
+        self.opened = 0
+        self.closed = 0
+        self._lock = asyncio.Lock()
+        self._app: Starlette | None = None
+        self.ice_addresses = ice_addresses(settings)
+        _restrict_host_addresses(self.ice_addresses)
+        _set_bitrate(settings.whep_bitrate_kbps)
+
+    # -- life cycle --
+
+    async def aclose(self) -> None:
+        for session in list(self.sessions.values()):
+            await self.end(session, "bridge stopping")
+        for feed in list(self.feeds.values()):
+            await feed.close()
+        self.feeds.clear()
+
+    def lifespan(self, inner: Callable[[Starlette], Any]) -> Callable[[Starlette], Any]:
+        @asynccontextmanager
+        async def wrapped(app: Starlette) -> AsyncIterator[Any]:
+            self._app = app
+            async with inner(app) as state:
+                try:
+                    yield state
+                finally:
+                    await self.aclose()
+        return wrapped
+
+    # -- routes --
+
+    async def offer(self, request: Request) -> Response:
+        if not request.headers.get("content-type", "").lower().startswith("application/sdp"):
+            raise WhepError(415, "unsupported_media_type", "the body must be an SDP offer (application/sdp)")
+        body = await _read(request, MAX_SDP_BYTES)
+        try:
+            sdp = body.decode("utf-8")
+        except UnicodeDecodeError:
+            raise WhepError(400, "bad_sdp", "the SDP offer is not UTF-8 text") from None
+        if "v=0" not in sdp or "m=" not in sdp:
+            raise WhepError(400, "bad_sdp", "not an SDP offer (no v=0 / m= lines)")
+        avatar = await self._avatar(request, request.path_params.get("avatar"))
+        async with self._lock:  # the count and the new session together, so the limits hold under a burst
+            self._check_limits(avatar)
+            session = await self._open(avatar, sdp)
+        await self._ensure_stream(request, avatar)
+        assert session.pc.localDescription is not None
+        headers = {**CORS, "Location": f"/whep/session/{session.id}", "ETag": f'"{session.id}"'}
+        return Response(session.pc.localDescription.sdp, 201, media_type="application/sdp", headers=headers)
+
+    async def delete(self, request: Request) -> Response:
+        session = self.sessions.get(request.path_params["session"])
+        if session is None:
+            raise WhepError(404, "not_found", "no such WHEP session (ended already?)")
+        await self.end(session, "DELETE")
+        return Response(status_code=200, headers=CORS)
+
+    async def patch(self, request: Request) -> Response:
+        raise WhepError(405, "method_not_allowed", "no trickle ICE: the answer carries every candidate",
+                        {"Allow": "DELETE"})
+
+    async def options(self, request: Request) -> Response:
+        return Response(status_code=204, headers={**CORS, "Accept-Post": "application/sdp"})
+
+    async def stats(self, request: Request) -> Response:
+        per_avatar: dict[str, int] = {}
+        for s in self.sessions.values():
+            per_avatar[s.avatar] = per_avatar.get(s.avatar, 0) + 1
+        return JSONResponse({
+            "sessions": len(self.sessions), "feeds": len(self.feeds), "per_avatar": per_avatar,
+            "opened": self.opened, "closed": self.closed,
+            "limits": {"viewers": self.settings.whep_max_viewers,
+                       "per_avatar": self.settings.whep_max_per_avatar},
+            "codec": self.settings.whep_codec, "ice_addresses": self.ice_addresses,
+            "detail": [{"id": s.id, "avatar": s.avatar, "state": s.pc.connectionState, "video_sent": s.video.sent,
+                        "video_skipped": s.video.skipped, "age_s": round(time.monotonic() - s.created, 1)}
+                       for s in self.sessions.values()],
+            "feed_detail": {a: {"frames": f.stats.frames, "bad": f.stats.bad, "audio_messages": f.audio.received,
+                                "audio_lost": f.audio.lost, "offset_s": f.offset,
+                                "frame_late_ms_p50": _pct(f.stats.late_ms, 50),
+                                "frame_late_ms_p95": _pct(f.stats.late_ms, 95)}
+                            for a, f in self.feeds.items()},
+        }, headers=CORS)
+
+    # -- sessions --
+
+    async def _avatar(self, request: Request, raw: str | None) -> str:
+        link = bridge_link(request)
+        try:
+            avatars = await link.run(link.work.call("list_avatars"))
+        except EngineClientError as exc:
+            raise WhepError(503, "engine_unavailable", exc.message, {"Retry-After": RETRY_AFTER_S}) from None
+        avatar = raw or avatars.get("default")
+        if not isinstance(avatar, str) or not AVATAR_RE.match(avatar) or avatar not in avatars.get("avatars", []):
+            raise WhepError(404, "unknown_avatar", f"no avatar {raw!r} on the engine")
+        return avatar
+
+    def _check_limits(self, avatar: str) -> None:
+        s = self.settings
+        if len(self.sessions) >= s.whep_max_viewers:
+            raise WhepError(503, "too_many_viewers", f"at most {s.whep_max_viewers} WHEP viewers on this bridge",
+                            {"Retry-After": RETRY_AFTER_S})
+        if sum(1 for x in self.sessions.values() if x.avatar == avatar) >= s.whep_max_per_avatar:
+            raise WhepError(503, "too_many_viewers", f"at most {s.whep_max_per_avatar} WHEP viewers per avatar",
+                            {"Retry-After": RETRY_AFTER_S})
+
+    async def _open(self, avatar: str, sdp: str) -> Session:
+        feed = self._feed(avatar)
+        pc = RTCPeerConnection(RTCConfiguration(iceServers=ice_servers(self.settings)))  # [] = no STUN at all
+        session = Session(secrets.token_urlsafe(12), avatar, pc, FeedVideoTrack(feed), FeedAudioTrack(feed))
+        try:
+            await pc.setRemoteDescription(RTCSessionDescription(sdp, "offer"))
+            kinds = {t.kind for t in pc.getTransceivers()}
+            if kinds != {"audio", "video"} and not kinds >= {"video"}:
+                raise ValueError("the offer needs a video m-line (and an audio one for the voice)")
+            for t in pc.getTransceivers():
+                if t.kind == "video":
+                    t.sender.replaceTrack(session.video)
+                    t.direction = "sendonly"
+                    wanted = CODECS[self.settings.whep_codec]
+                    caps = [c for c in RTCRtpSender.getCapabilities("video").codecs
+                            if c.mimeType in (wanted, "video/rtx")]
+                    with contextlib.suppress(Exception):
+                        t.setCodecPreferences(caps)
+                elif t.kind == "audio":
+                    t.sender.replaceTrack(session.audio)
+                    t.direction = "sendonly"
+            await pc.setLocalDescription(await pc.createAnswer())
+        except Exception as exc:
+            await self._discard(session)
+            if isinstance(exc, WhepError):
+                raise
+            raise WhepError(400, "bad_sdp", f"the SDP offer was refused: {exc}") from None
+        self.sessions[session.id] = session
+        self.opened += 1
+
+        @pc.on("connectionstatechange")
+        async def changed() -> None:
+            if pc.connectionState in ("failed", "closed"):
+                await self.end(session, f"connection {pc.connectionState}")
+
+        asyncio.get_running_loop().call_later(CONNECT_TIMEOUT_S, self._connect_deadline, session)
+        log.info("whep session %s for %s opened (%d open)", session.id, avatar, len(self.sessions))
+        return session
+
+    def _connect_deadline(self, session: Session) -> None:
+        if not session.closed and session.pc.connectionState not in ("connected",):
+            asyncio.ensure_future(self.end(session, "never connected"))
+
+    def _feed(self, avatar: str) -> AvatarFeed:
+        feed = self.feeds.get(avatar)
+        if feed is None:
+            link = bridge_link_of(self._app)
+
+            async def offset() -> float:
+                return (await link.run(link.probes.clock_offset(3))).offset
+
+            feed = AvatarFeed(avatar, self.settings.frame_addr, link.work.curve, offset,
+                              self.settings.whep_delay_ms / 1000.0)
+            feed.start()
+            self.feeds[avatar] = feed
+        return feed
+
+    async def _ensure_stream(self, request: Request, avatar: str) -> None:
+        """The engine streams the avatar (started at ``whep_fps`` if it was not; stopped with the last viewer)."""
+        link = bridge_link(request)
+        with contextlib.suppress(EngineClientError):
+            streams = (await link.run(link.work.call("list_avatars"))).get("streams", {})
+            if avatar not in streams:
+                await link.run(link.work.call("stream", avatar=avatar, fps=self.settings.whep_fps))
+                self.started_streams.add(avatar)
+
+    async def end(self, session: Session, why: str) -> None:
+        if session.closed:
+            return
+        session.closed = True
+        self.sessions.pop(session.id, None)
+        self.closed += 1
+        await self._discard(session)
+        log.info("whep session %s ended: %s (%d open)", session.id, why, len(self.sessions))
+        if not any(s.avatar == session.avatar for s in self.sessions.values()):
+            feed = self.feeds.pop(session.avatar, None)
+            if feed is not None:
+                await feed.close()
+            if session.avatar in self.started_streams and self._app is not None:
+                self.started_streams.discard(session.avatar)
+                with contextlib.suppress(Exception):
+                    link = bridge_link_of(self._app)
+                    await link.run(link.work.call("stream", avatar=session.avatar, fps=0))
+
+    async def _discard(self, session: Session) -> None:
+        session.video.stop()
+        session.audio.stop()
+        with contextlib.suppress(Exception):
+            await session.pc.close()
+
+    # -- wiring --
+
+    def guarded(self, handler: Callable[[Request], Any]) -> Callable[[Request], Any]:
+        async def wrapper(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except WhepError as err:
+                return JSONResponse({"error": {"code": err.code, "message": err.message}}, err.status,
+                                    headers={**CORS, **err.headers})
+            except Exception as exc:
+                if type(exc).__name__ == "ClientError":  # the bridge's own (engine down, starting)
+                    return JSONResponse({"error": {"code": exc.code, "message": exc.message}},  # type: ignore
+                                        exc.status, headers={**CORS, **(exc.headers or {})})  # type: ignore
+                log.exception("whep %s failed", request.url.path)
+                return JSONResponse({"error": {"code": "internal", "message": "internal error"}}, 500,
+                                    headers=CORS)
+        return wrapper
+
+    def routes(self) -> list[BaseRoute]:
+        g = self.guarded
+        return [
+            Route("/whep", g(self.offer), methods=["POST"]),
+            Route("/whep", g(self.options), methods=["OPTIONS"]),
+            Route("/whep/session", g(self.stats), methods=["GET"]),
+            Route("/whep/session/{session}", g(self.delete), methods=["DELETE"]),
+            Route("/whep/session/{session}", g(self.patch), methods=["PATCH"]),
+            Route("/whep/session/{session}", g(self.options), methods=["OPTIONS"]),
+            Route("/whep/{avatar}", g(self.offer), methods=["POST"]),
+            Route("/whep/{avatar}", g(self.options), methods=["OPTIONS"]),
+        ]
+
+
+def bridge_link_of(app: Starlette | None) -> Any:
+    assert app is not None
+    return app.state.bridge.link
+
+
+async def _read(request: Request, limit: int) -> bytes:
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise WhepError(413, "too_large", f"an SDP offer is at most {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _pct(values: list[float], q: int) -> float:
+    data = sorted(values)
+    return round(data[min(len(data) - 1, len(data) * q // 100)], 1) if data else 0.0
+
+
+SDP_BODY = {"required": True, "content": {"application/sdp": {"schema": {"type": "string"}}}}
+WHEP_ANSWERS = (Answer(201, "the SDP answer; Location: /whep/session/{id} (DELETE ends it)", "application/sdp",
+                       {"type": "string"}),
+                Answer(400, "not an SDP offer, or one aiortc refuses"), Answer(404, "unknown avatar"),
+                Answer(413, "offer over 64 KiB"), Answer(415, "not application/sdp"),
+                Answer(503, "too many viewers (Retry-After), or the engine is unavailable"))
+WHEP_OPERATIONS: tuple[Operation, ...] = (
+    Operation("post", "/whep", "WHEP: the default avatar's face and voice as WebRTC (VP8/H.264 + Opus)",
+              WHEP_ANSWERS, SDP_BODY),
+    Operation("post", "/whep/{avatar}", "WHEP: one avatar's face and voice as WebRTC", WHEP_ANSWERS, SDP_BODY),
+    Operation("delete", "/whep/session/{session}", "End a WHEP session", (
+        Answer(200, "ended"), Answer(404, "no such session"))),
+    Operation("get", "/whep/session", "The open WHEP sessions, feeds and limits", (
+        Answer(200, "counts, limits and per-session figures", schema={"type": "object"}),)),
+)
+
+
+def mount_whep(app: Starlette, settings: BridgeSettings) -> Whep:
+    """Add the WHEP routes to the bridge app and close every session with it."""
+    whep = Whep(settings)
+    app.router.routes.extend(whep.routes())
+    app.router.lifespan_context = whep.lifespan(app.router.lifespan_context)
+    app.state.whep = whep
+    return whep
