@@ -26,6 +26,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 import av
+import msgpack
 import numpy as np
 import simplejpeg
 import soxr
@@ -198,7 +199,7 @@ class AvatarFeed:
                 else:
                     newest = parts
             if newest is not None:
-                self._frame(newest)
+                await self._frame(newest)
 
     def _audio(self, parts: list[bytes]) -> None:
         try:
@@ -209,19 +210,17 @@ class AvatarFeed:
         if msg.avatar == self.avatar:
             self.audio.add(msg)
 
-    def _frame(self, parts: list[bytes]) -> None:
-        import msgpack
-
+    async def _frame(self, parts: list[bytes]) -> None:
+        """Decode once for every viewer, off the event loop (a few ms that would jitter the audio's pacing)."""
         try:
             header = msgpack.unpackb(parts[1])
             if header.get("avatar") != self.avatar:
                 return
             ts = float(header["ts"])
-            yuv = simplejpeg.decode_jpeg(parts[2], colorspace="RGB")
+            frame = await asyncio.to_thread(_decode, parts[2])
         except Exception:
             self.stats.bad += 1
             return
-        frame = av.VideoFrame.from_ndarray(yuv, format="rgb24").reformat(format="yuv420p")
         if self.origin is None:
             self.origin = ts
         frame.pts = int(round((ts - self.origin) * VIDEO_CLOCK))
@@ -236,12 +235,19 @@ class AvatarFeed:
         self.audio.drop_before(self.engine_now() - 2.0)
 
 
+def _decode(jpeg: bytes) -> av.VideoFrame:
+    """JPEG -> the encoders' yuv420p (converted once here instead of once per viewer's encoder)."""
+    rgb = simplejpeg.decode_jpeg(jpeg, colorspace="RGB")
+    return av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv420p")
+
+
 class _Paced:
     """The release time of a track's next item, minus what the encoder is measured to take after it."""
 
     def __init__(self) -> None:
         self.lead = 0.0
         self._returned: float | None = None
+        self.late_ms: deque[float] = deque(maxlen=500)  # how late items went out (event loop or encoder behind)
 
     def called(self) -> None:
         """recv() was called again: the time since the last return is what encode + send took."""
@@ -255,6 +261,7 @@ class _Paced:
         if pause > 0:
             await asyncio.sleep(pause)
         self._returned = time.monotonic()
+        self.late_ms.append((self._returned - (at - self.lead)) * 1000)
 
 
 class FeedVideoTrack(MediaStreamTrack):
@@ -319,6 +326,11 @@ class FeedAudioTrack(MediaStreamTrack):
         self._block = 0
         self._paced = _Paced()
         self._layout = "mono"
+
+    @property
+    def origin(self) -> float | None:
+        """Engine time of the first audio block (pts 0); None until the first recv."""
+        return self._origin
 
     async def recv(self) -> av.AudioFrame:
         self._paced.called()

@@ -198,7 +198,12 @@ class Whep:
                        "per_avatar": self.settings.whep_max_per_avatar},
             "codec": self.settings.whep_codec, "ice_addresses": self.ice_addresses,
             "detail": [{"id": s.id, "avatar": s.avatar, "state": s.pc.connectionState, "video_sent": s.video.sent,
-                        "video_skipped": s.video.skipped, "age_s": round(time.monotonic() - s.created, 1)}
+                        "video_skipped": s.video.skipped,
+                        "video_late_ms_p95": _pct(list(s.video._paced.late_ms), 95),
+                        "audio_late_ms_p50": _pct(list(s.audio._paced.late_ms), 50),
+                        "audio_late_ms_p95": _pct(list(s.audio._paced.late_ms), 95),
+                        "video_lead_ms": round(s.video._paced.lead * 1000, 1),
+                        "audio_origin": s.audio.origin, "age_s": round(time.monotonic() - s.created, 1)}
                        for s in self.sessions.values()],
             "feed_detail": {a: {"frames": f.stats.frames, "bad": f.stats.bad, "audio_messages": f.audio.received,
                                 "audio_lost": f.audio.lost, "offset_s": f.offset,

@@ -54,12 +54,12 @@ def wait_for(predicate, timeout: float = 30.0, step: float = 0.2) -> bool:
     return False
 
 
-def open_player(chromium, bridge: BridgeProcess, path: str = "/whep"):
+def open_player(chromium, bridge: BridgeProcess, path: str = "/whep", jitter_ms: int = 0):
     context = chromium.new_context()
     tab = context.new_page()
     tab.goto(bridge.url + "/whep/session")  # same origin as the endpoint
     tab.add_script_tag(content=PLAYER)
-    result = tab.evaluate("path => whepPlay(path)", path)
+    result = tab.evaluate("([path, jitter]) => whepPlay(path, jitter)", [path, jitter_ms])
     return context, tab, result
 
 

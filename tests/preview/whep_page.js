@@ -1,9 +1,12 @@
 // A WHEP player written by hand for the tests (no library): recvonly audio + video, the whole offer POSTed once
 // ICE gathering is done, the answer applied; getStats sampled into window.samples.
-window.whepPlay = async (path) => {
+window.whepPlay = async (path, jitterMs = 0) => {
   const pc = new RTCPeerConnection();
   pc.addTransceiver("video", {direction: "recvonly"});
   pc.addTransceiver("audio", {direction: "recvonly"});
+  // A floor under both jitter buffers: on a loaded machine the audio one starts deep and then shrinks, and the
+  // browser's A/V sync follows it seconds late; a steady floor gives it a steady target.
+  if (jitterMs) for (const r of pc.getReceivers()) r.jitterBufferTarget = jitterMs;
   const stream = new MediaStream();
   pc.ontrack = (ev) => stream.addTrack(ev.track);
   await pc.setLocalDescription(await pc.createOffer());
@@ -38,4 +41,42 @@ window.whepPlay = async (path) => {
   }, 100);
   return {status: res.status, location: res.headers.get("Location"),
           tracks: stream.getTracks().map((t) => t.kind).sort()};
+};
+
+// What the viewer sees and hears, on one clock (performance.now, ms): each displayed frame, grey, 128 x 128 (the
+// analysis finds the mouth: the only part that moves with idle life off), at requestVideoFrameCallback's expected display time;
+// and each audio packet's level at the time it was delivered to the track for playout (getSynchronizationSources:
+// its timestamp, RTP timestamp and audioLevel; polled every 4 ms, one row per packet).
+const SYNC_SIZE = 128;
+window.syncStart = async () => {
+  const rec = {audio: [], video: [], stop: false, seen: new Set()};
+  const receiver = window.pc.getReceivers().find((r) => r.track.kind === "audio");
+  rec.poll = setInterval(() => {
+    for (const s of receiver.getSynchronizationSources()) {
+      if (rec.seen.has(s.rtpTimestamp)) continue;
+      rec.seen.add(s.rtpTimestamp);
+      rec.audio.push([s.timestamp - performance.timeOrigin, s.rtpTimestamp, s.audioLevel || 0]);
+    }
+  }, 4);
+  const canvas = document.createElement("canvas"); canvas.width = canvas.height = SYNC_SIZE;
+  const g = canvas.getContext("2d", {willReadFrequently: true});
+  const onFrame = (now, meta) => {
+    if (rec.stop) return;
+    g.drawImage(window.video, 0, 0, SYNC_SIZE, SYNC_SIZE);
+    const px = g.getImageData(0, 0, SYNC_SIZE, SYNC_SIZE).data;
+    let gray = "";
+    for (let i = 0; i < px.length; i += 4) {
+      gray += String.fromCharCode(Math.round(0.299 * px[i] + 0.587 * px[i + 1] + 0.114 * px[i + 2]));
+    }
+    rec.video.push([meta.expectedDisplayTime, btoa(gray)]);
+    window.video.requestVideoFrameCallback(onFrame);
+  };
+  window.video.requestVideoFrameCallback(onFrame);
+  window.rec = rec;
+};
+
+window.syncStop = () => {
+  const rec = window.rec;
+  rec.stop = true; clearInterval(rec.poll);
+  return {video: rec.video, audio: rec.audio};
 };

@@ -1,0 +1,41 @@
+"""A/V sync of the WHEP stream, measured in headless Chromium on what is shown and heard (tests/preview/whep_sync.py):
+vowel bursts with sharp onsets at known engine times; per burst, when the viewer hears the onset against when it
+shows the mouth opening for it, minus the same at the engine. |offset| <= 40 ms (ITU-R BT.1359: audio ahead of
+video is noticed from about 45 ms)."""
+
+from __future__ import annotations
+
+import statistics
+
+import httpx
+import pytest
+
+from tests.preview.test_whep import chromium, open_player  # noqa: F401 (the fixture)
+from tests.preview.whep_sync import measure
+from tests.service.conftest import BridgeProcess, EngineProcess
+
+pytestmark = pytest.mark.timeout(180)
+JITTER_MS = 200  # the player's jitter buffer floor (whep_page.js), as the preview page sets it
+
+
+def test_voice_and_mouth_arrive_together(chromium, bridge: BridgeProcess, engine: EngineProcess) -> None:  # noqa: F811
+    context, tab, result = open_player(chromium, bridge, jitter_ms=JITTER_MS)
+    try:
+        assert result["status"] == 201, result
+        # the browser's A/V sync converges over seconds (its audio jitter buffer starts deep on a loaded machine)
+        tab.wait_for_function("window.samples.length && window.samples.at(-1).framesDecoded > 100", timeout=60_000)
+        default = engine.request({"v": 1, "cmd": "list_avatars"})["default"]
+
+        def audio_origin() -> float:
+            (session,) = [s for s in httpx.get(bridge.url + "/whep/session").json()["detail"]
+                          if result["location"].endswith(s["id"])]
+            return session["audio_origin"]
+
+        sync = measure(tab, engine.request, engine.frame_addr, default, count=6, audio_origin=audio_origin)
+        print(f"offsets ms {[round(x, 1) for x in sync.offsets_ms]}; video g2g {[round(x) for x in sync.video_g2g_ms]}"
+              f"; audio g2g {[round(x) for x in sync.audio_g2g_ms]}")
+        assert len(sync.offsets_ms) >= 4, sync  # most bursts found at both ends
+        assert abs(statistics.median(sync.offsets_ms)) <= 40, sync
+        assert max(abs(x) for x in sync.offsets_ms) <= 80, sync  # no burst wildly off (one display frame of slack)
+    finally:
+        context.close()
