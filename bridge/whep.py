@@ -47,7 +47,7 @@ log = logging.getLogger(__name__)
 MAX_SDP_BYTES = 64 * 1024
 CONNECT_TIMEOUT_S = 20.0  # a session whose ICE has not connected by then is closed
 RETRY_AFTER_S = "5"
-CORS = {"Access-Control-Allow-Origin": "*", "Access-Control-Expose-Headers": "Location, ETag",
+CORS = {"Access-Control-Allow-Origin": "*", "Access-Control-Expose-Headers": "Location, ETag, X-Playout-Delay-Ms",
         "Access-Control-Allow-Methods": "POST, DELETE, OPTIONS", "Access-Control-Allow-Headers": "Content-Type"}
 CODECS = {"vp8": "video/VP8", "h264": "video/H264"}
 
@@ -170,7 +170,8 @@ class Whep:
             session = await self._open(avatar, sdp)
         await self._ensure_stream(request, avatar)
         assert session.pc.localDescription is not None
-        headers = {**CORS, "Location": f"/whep/session/{session.id}", "ETag": f'"{session.id}"'}
+        headers = {**CORS, "Location": f"/whep/session/{session.id}", "ETag": f'"{session.id}"',
+                   "X-Playout-Delay-Ms": str(self.settings.whep_delay_ms)}
         return Response(session.pc.localDescription.sdp, 201, media_type="application/sdp", headers=headers)
 
     async def delete(self, request: Request) -> Response:

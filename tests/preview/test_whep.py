@@ -122,3 +122,42 @@ def test_bad_offers_are_refused(bridge: BridgeProcess) -> None:
     assert httpx.post(bridge.url + "/whep/nosuchavatar", content=bad, headers=sdp).status_code == 404
     assert httpx.post(bridge.url + "/whep", content=b"v=0 m=" * 20000, headers=sdp).status_code == 413
     assert httpx.delete(bridge.url + "/whep/session/nope").status_code == 404
+
+
+def test_the_preview_page_plays_webrtc_by_default_with_sound_on_a_click(chromium, bridge: BridgeProcess) -> None:
+    before = sessions(bridge)
+    context = chromium.new_context(viewport={"width": 1200, "height": 900})
+    tab = context.new_page()
+    errors: list[str] = []
+    tab.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+    tab.on("pageerror", lambda exc: errors.append(str(exc)))
+    tab.goto(bridge.url + "/preview")
+    tab.wait_for_function("window.preview && window.preview.ready && window.preview.frames > 3", timeout=60_000)
+    tab.wait_for_function("document.getElementById('video').readyState >= 2", timeout=30_000)
+    shown = tab.evaluate("document.getElementById('video').currentTime")
+    tab.wait_for_function(f"document.getElementById('video').currentTime > {shown} + 1", timeout=10_000)
+    assert tab.locator("#fig-transport").inner_text().startswith("WebRTC")
+    assert tab.locator("#canvas").is_hidden() and tab.locator("#video").is_visible()
+    assert sessions(bridge) == before + 1
+    tab.wait_for_function("/^-?\\d+$/.test(document.getElementById('fig-av').textContent)", timeout=15_000)
+    tab.wait_for_function("document.getElementById('fig-delay').textContent.includes('glass')", timeout=15_000)
+    assert tab.evaluate("document.getElementById('video').muted")  # autoplay needs muted: the button unmutes
+    tab.click("#unmute")
+    assert not tab.evaluate("document.getElementById('video').muted")
+    assert tab.locator("#unmute").is_hidden()
+    assert errors == []
+    context.close()  # pagehide: the page DELETEs its session
+    assert wait_for(lambda: sessions(bridge) == before, timeout=60)
+
+
+def test_the_preview_page_falls_back_to_the_websocket(chromium, bridge: BridgeProcess) -> None:
+    context = chromium.new_context()
+    tab = context.new_page()
+    tab.add_init_script("delete window.RTCPeerConnection")  # a browser without WebRTC
+    tab.goto(bridge.url + "/preview")
+    tab.wait_for_function("window.preview && window.preview.ready && window.preview.frames > 3", timeout=60_000)
+    assert tab.evaluate("window.preview.transport") == "ws"
+    assert tab.locator("#canvas").is_visible()
+    tab.wait_for_timeout(500)
+    assert tab.locator("#fig-transport").inner_text() == "WebSocket + canvas (WebRTC: not in this browser)"
+    context.close()
