@@ -48,7 +48,8 @@ BRIDGE_OPTIONS: tuple[Option, ...] = (
     Option("log_level", "--log-level", "LP_LOG_LEVEL", str, "INFO", "logging level", LOG_LEVELS),
 )
 
-# WHEP (bridge/whep.py): the WebRTC viewers' limits, ICE and codec. Codec and bitrate measured in bench/bench_webrtc.py.
+# WHEP (bridge/whep.py): the WebRTC viewers' limits, ICE and codec. VP8 at 800 kbps: on this CPU VP8 encodes a 512 x 512
+# frame in ~6 ms, libx264 (aiortc's H.264) in ~18-36 ms, and each viewer costs one encode (bench/bench_webrtc.py).
 WHEP_OPTIONS: tuple[Option, ...] = (
     Option("whep_max_viewers", "--whep-max-viewers", "LP_WHEP_MAX_VIEWERS", int, 8,
            "WebRTC (WHEP) viewers on this bridge at once; beyond it 503 + Retry-After"),
@@ -67,6 +68,8 @@ WHEP_OPTIONS: tuple[Option, ...] = (
            "media of engine time t goes out at t + this: covers render, JPEG and transport of the frames"),
     Option("whep_fps", "--whep-fps", "LP_WHEP_FPS", float, 25.0,
            "frame rate WHEP starts an avatar's engine stream at when it is not streaming"),
+    Option("whep_connect_timeout_s", "--whep-connect-timeout-s", "LP_WHEP_CONNECT_TIMEOUT_S", float, 20.0,
+           "a WHEP session not connected by then (a player that vanished after its POST) is closed"),
 )
 BRIDGE_OPTIONS = BRIDGE_OPTIONS + WHEP_OPTIONS
 
@@ -100,6 +103,7 @@ class BridgeSettings:
     whep_bitrate_kbps: int = 800
     whep_delay_ms: int = 100
     whep_fps: float = 25.0
+    whep_connect_timeout_s: float = 20.0
 
 
 def _help_lists_choices(options: Sequence[Option]) -> tuple[Option, ...]:

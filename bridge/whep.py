@@ -7,7 +7,7 @@ engine clock); this module holds the sessions, their limits and their ends:
 
 - viewers per bridge and per avatar are bounded (503 + Retry-After beyond them);
 - a session ends on DELETE, on ICE/DTLS failure or close (a closed tab: consent freshness or DTLS close_notify),
-  and if it never connects within ``CONNECT_TIMEOUT_S``; its peer connection is closed and dropped, and the
+  and if it never connects within ``--whep-connect-timeout-s``; its peer connection is closed and dropped, and the
   avatar's feed (SUB socket, task) goes with its last viewer;
 - ICE: host candidates only, unless ``--whep-ice-servers`` names STUN/TURN servers; host candidates only on the
   addresses ``--whep-ice-addresses`` lists (default: the bridge's own ``--host`` when it is one address, so a bridge
@@ -45,7 +45,6 @@ from engine.client import EngineClientError
 log = logging.getLogger(__name__)
 
 MAX_SDP_BYTES = 64 * 1024
-CONNECT_TIMEOUT_S = 20.0  # a session whose ICE has not connected by then is closed
 RETRY_AFTER_S = "5"
 CORS = {"Access-Control-Allow-Origin": "*", "Access-Control-Expose-Headers": "Location, ETag, X-Playout-Delay-Ms",
         "Access-Control-Allow-Methods": "POST, DELETE, OPTIONS", "Access-Control-Allow-Headers": "Content-Type"}
@@ -270,7 +269,7 @@ class Whep:
             if pc.connectionState in ("failed", "closed"):
                 await self.end(session, f"connection {pc.connectionState}")
 
-        asyncio.get_running_loop().call_later(CONNECT_TIMEOUT_S, self._connect_deadline, session)
+        asyncio.get_running_loop().call_later(self.settings.whep_connect_timeout_s, self._connect_deadline, session)
         log.info("whep session %s for %s opened (%d open)", session.id, avatar, len(self.sessions))
         return session
 

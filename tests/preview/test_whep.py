@@ -8,6 +8,7 @@ import json
 import shutil
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -31,6 +32,15 @@ def chromium() -> object:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=WEBRTC_ARGS)
         yield browser
         browser.close()
+
+
+@pytest.fixture(scope="module")
+def bridge(engine: EngineProcess, tmp_path_factory: pytest.TempPathFactory) -> Iterator[BridgeProcess]:
+    """The preview's bridge with WHEP limits small enough to reach: 3 viewers per avatar, 5 s to connect."""
+    proc = BridgeProcess(tmp_path_factory.mktemp("bridge"), engine.command_addr, env={
+        "LP_FRAME_ADDR": engine.frame_addr, "LP_WHEP_MAX_PER_AVATAR": "3", "LP_WHEP_CONNECT_TIMEOUT_S": "5"}).start()
+    yield proc
+    proc.stop()
 
 
 @pytest.fixture(scope="module")
@@ -161,3 +171,33 @@ def test_the_preview_page_falls_back_to_the_websocket(chromium, bridge: BridgePr
     tab.wait_for_timeout(500)
     assert tab.locator("#fig-transport").inner_text() == "WebSocket + canvas (WebRTC: not in this browser)"
     context.close()
+
+
+def test_a_vanished_viewer_never_slows_the_others_and_the_limit_holds(chromium, bridge: BridgeProcess) -> None:
+    """A player that POSTs and is never heard from again (no ICE): its frames are skipped, not queued; a connected
+    viewer keeps its rate; the session is closed after the connect timeout; beyond 3 per avatar: 503 Retry-After."""
+    before = sessions(bridge)
+    context, tab, result = open_player(chromium, bridge)
+    try:
+        assert result["status"] == 201, result
+        ghosts = []
+        for _ in range(2):  # offers whose answers nobody applies: ICE never starts
+            offer = tab.evaluate("""async () => { const pc = new RTCPeerConnection();
+                pc.addTransceiver('video', {direction: 'recvonly'});
+                pc.addTransceiver('audio', {direction: 'recvonly'});
+                await pc.setLocalDescription(await pc.createOffer()); await new Promise(r => setTimeout(r, 300));
+                return pc.localDescription.sdp; }""")
+            ghosts.append(httpx.post(bridge.url + "/whep", content=offer,
+                                     headers={"Content-Type": "application/sdp"}))
+        assert [g.status_code for g in ghosts] == [201, 201]
+        refused = httpx.post(bridge.url + "/whep", content=offer, headers={"Content-Type": "application/sdp"})
+        assert refused.status_code == 503 and refused.headers["Retry-After"]
+        assert sessions(bridge) == before + 3
+        first = tab.evaluate("window.samples.at(-1)")
+        tab.wait_for_timeout(3000)
+        second = tab.evaluate("window.samples.at(-1)")
+        fps = (second["framesDecoded"] - first["framesDecoded"]) / ((second["t"] - first["t"]) / 1000)
+        assert fps >= 15, fps  # the connected viewer keeps the stream's rate
+        assert wait_for(lambda: sessions(bridge) == before + 1, timeout=20)  # the ghosts closed after 5 s
+    finally:
+        context.close()
