@@ -65,7 +65,8 @@ WHEP_OPTIONS: tuple[Option, ...] = (
     Option("whep_bitrate_kbps", "--whep-bitrate-kbps", "LP_WHEP_BITRATE_KBPS", int, 800,
            "WHEP video bitrate ceiling (the receiver's estimate may lower it)"),
     Option("whep_delay_ms", "--whep-delay-ms", "LP_WHEP_DELAY_MS", int, 100,
-           "media of engine time t goes out at t + this: covers render, JPEG and transport of the frames"),
+           "media of engine time t go out at t + this at least (more while frames arrive later): covers render, "
+           "JPEG and transport of the frames"),
     Option("whep_fps", "--whep-fps", "LP_WHEP_FPS", float, 25.0,
            "frame rate WHEP starts an avatar's engine stream at when it is not streaming"),
     Option("whep_connect_timeout_s", "--whep-connect-timeout-s", "LP_WHEP_CONNECT_TIMEOUT_S", float, 20.0,

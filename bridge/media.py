@@ -4,14 +4,16 @@ Why one clock: the browser lines audio up with video through each track's RTCP s
 with (the wall time a packet was sent, its RTP timestamp). So both tracks hand out media at the same moment relative
 to its engine time: the frame or 20 ms audio block of engine time ``t`` is released at bridge time
 ``t - offset + delay`` (``offset``: engine minus bridge monotonic, measured; ``delay``: covers the frames' render,
-JPEG and transport time). The RTP timestamps follow engine time (90 kHz video, 48 kHz audio, contiguous), so the
-sender reports of both tracks map engine time to one wall clock, and the browser's own A/V sync does the rest.
+JPEG and transport time, at least ``--whep-delay-ms``, more when frames arrive later: ``_adapt_delay``). The RTP
+timestamps follow engine time (90 kHz video, 48 kHz audio, contiguous), so the sender reports of both tracks map
+engine time to one wall clock, and the browser's own A/V sync does the rest.
 The time aiortc spends encoding a frame before it sends it (VP8: milliseconds, Opus: ~0) is measured per track
 and the frame released that much earlier, so the send time, not the release time, lands on ``t + delay``.
 
 Per avatar one ``AvatarFeed``: one SUB socket on ``frame.<avatar>`` and ``audio.<avatar>`` (engine/audio_out.py),
-one JPEG decode per frame, shared by every viewer; a viewer's video track holds only the newest frame (a viewer that
-stalls skips frames, never queues them, and never holds up the feed or the other viewers).
+one JPEG decode per frame, shared by every viewer; a viewer's video track holds the few frames waiting for their
+time and sends only the newest one due (a viewer that stalls skips frames, never queues them, and never holds up
+the feed or the other viewers).
 """
 
 from __future__ import annotations
@@ -49,6 +51,9 @@ AUDIO_KEEP_S = 120.0  # buffered speech at most (two 60 s requests ahead)
 CUT_FADE = 240  # samples (5 ms) faded at a cut: no click
 CLOCK_REFRESH_S = 20.0  # the engine-bridge clock offset is measured again this often (drift is tiny, but cheap)
 LEAD_ALPHA = 0.1  # EWMA weight of the measured encode time
+DELAY_MARGIN_S = 0.02  # the delay covers the frames' p95 lateness plus this
+MAX_DELAY_S = 1.0
+DELAY_STEP_DOWN_S = 0.01  # the delay shrinks at most this much per second (grows at once)
 
 
 @dataclass
@@ -141,7 +146,7 @@ class AvatarFeed:
     def __init__(self, avatar: str, frame_addr: str, curve: CurveClientKeys | None,
                  clock_offset: Callable[[], Awaitable[float]], delay_s: float) -> None:
         self.avatar = avatar
-        self.delay_s = delay_s
+        self.min_delay_s = self.delay_s = delay_s
         self.audio = AudioBuffer()
         self.stats = FeedStats()
         self.offset = 0.0  # engine time = bridge monotonic + offset
@@ -201,6 +206,19 @@ class AvatarFeed:
             if newest is not None:
                 await self._frame(newest)
 
+    def _adapt_delay(self) -> None:
+        """A frame sent after t + delay is stamped late in the sender reports, and the browser then shows it late
+        against the voice: so the delay follows the frames' p95 lateness (a loaded engine or bridge), growing at
+        once and shrinking slowly; both tracks follow it, so the browser sees a path that got longer."""
+        recent = sorted(self.stats.late_ms[-100:])
+        if len(recent) < 25:
+            return
+        target = min(MAX_DELAY_S, recent[int(len(recent) * 0.95)] / 1000 + DELAY_MARGIN_S)
+        if target > self.delay_s:
+            self.delay_s = target
+        else:
+            self.delay_s = max(self.min_delay_s, target, self.delay_s - DELAY_STEP_DOWN_S)
+
     def _audio(self, parts: list[bytes]) -> None:
         try:
             msg = parse(parts)
@@ -229,6 +247,8 @@ class AvatarFeed:
         self.stats.frames += 1
         self.stats.late_ms.append((now - (ts - self.offset)) * 1000)
         del self.stats.late_ms[:-200]
+        if self.stats.frames % 25 == 0:
+            self._adapt_delay()
         item = FeedFrame(ts, frame, now)
         for viewer in list(self.viewers):
             viewer.offer(item)

@@ -170,7 +170,7 @@ class Whep:
         await self._ensure_stream(request, avatar)
         assert session.pc.localDescription is not None
         headers = {**CORS, "Location": f"/whep/session/{session.id}", "ETag": f'"{session.id}"',
-                   "X-Playout-Delay-Ms": str(self.settings.whep_delay_ms)}
+                   "X-Playout-Delay-Ms": str(round(self.feeds[avatar].delay_s * 1000))}
         return Response(session.pc.localDescription.sdp, 201, media_type="application/sdp", headers=headers)
 
     async def delete(self, request: Request) -> Response:
@@ -207,6 +207,7 @@ class Whep:
                        for s in self.sessions.values()],
             "feed_detail": {a: {"frames": f.stats.frames, "bad": f.stats.bad, "audio_messages": f.audio.received,
                                 "audio_lost": f.audio.lost, "offset_s": f.offset,
+                                "delay_ms": round(f.delay_s * 1000, 1),
                                 "frame_late_ms_p50": _pct(f.stats.late_ms, 50),
                                 "frame_late_ms_p95": _pct(f.stats.late_ms, 95)}
                             for a, f in self.feeds.items()},

@@ -15,15 +15,16 @@ from tests.preview.whep_sync import measure
 from tests.service.conftest import BridgeProcess, EngineProcess
 
 pytestmark = pytest.mark.timeout(180)
-JITTER_MS = 200  # the player's jitter buffer floor (whep_page.js), as the preview page sets it
+JITTER_MS = 150  # the jitter buffer floor the preview page sets (bridge/static/preview.js)
 
 
 def test_voice_and_mouth_arrive_together(chromium, bridge: BridgeProcess, engine: EngineProcess) -> None:  # noqa: F811
     context, tab, result = open_player(chromium, bridge, jitter_ms=JITTER_MS)
     try:
         assert result["status"] == 201, result
-        # the browser's A/V sync converges over seconds (its audio jitter buffer starts deep on a loaded machine)
-        tab.wait_for_function("window.samples.length && window.samples.at(-1).framesDecoded > 100", timeout=60_000)
+        # the browser's A/V sync converges over seconds (its audio jitter buffer starts deep on a loaded machine):
+        # measured once its own estimate has settled (a sender whose reports lied would still fail on content)
+        tab.wait_for_function("avSettled(25, 10)", timeout=60_000, polling=200)
         default = engine.request({"v": 1, "cmd": "list_avatars"})["default"]
 
         def audio_origin() -> float:

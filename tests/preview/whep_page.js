@@ -48,6 +48,14 @@ window.whepPlay = async (path, jitterMs = 0) => {
 // and each audio packet's level at the time it was delivered to the track for playout (getSynchronizationSources:
 // its timestamp, RTP timestamp and audioLevel; polled every 4 ms, one row per packet).
 const SYNC_SIZE = 128;
+// True once the browser's own A/V estimate (inbound-rtp estimatedPlayoutTimestamp, audio minus video, from the
+// sender reports) has stayed within tolMs for the last n samples: its sync has converged.
+window.avSettled = (tolMs = 25, n = 10) => {
+  const last = window.samples.slice(-n);
+  return last.length === n && last.every((s) => s.audioPlayout && s.videoPlayout &&
+                                                Math.abs(s.audioPlayout - s.videoPlayout) < tolMs);
+};
+
 window.syncStart = async () => {
   const rec = {audio: [], video: [], stop: false, seen: new Set()};
   const receiver = window.pc.getReceivers().find((r) => r.track.kind === "audio");
