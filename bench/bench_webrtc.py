@@ -10,7 +10,7 @@ Starts a real engine (offline renderer unless LP_MODELS_DIR is set) and bridge o
   viewers: 1, 2, 4, ... players of one avatar; per step the frames each session sent per second, the frames it
            skipped, and the bridge's CPU; stops when a viewer gets < 24 fps or skips frames
   rss:     100 WHEP sessions opened (connected) and DELETEd one after another; the bridge's RSS before and after
-  python bench/bench_webrtc.py [--bursts 10] [--max-viewers 12] [--cycles 100]
+  python bench/bench_webrtc.py [--bursts 10] [--max-viewers 12] [--cycles 100] [--only codecs|sync|viewers|rss]
 """
 
 from __future__ import annotations
@@ -107,6 +107,12 @@ def open_player(browser, url: str, jitter_ms: int):
     return tab, result
 
 
+def close_player(url: str, tab, result: dict) -> None:
+    """DELETE first (a closed tab alone is noticed by ICE consent only after ~30 s, and streams on until then)."""
+    httpx.delete(url + result["location"])
+    tab.close()
+
+
 def sync_run(browser, url: str, request, frame_addr: str, avatar: str, jitter_ms: int, bursts: int) -> None:
     tab, result = open_player(browser, url, jitter_ms)
     try:
@@ -114,20 +120,27 @@ def sync_run(browser, url: str, request, frame_addr: str, avatar: str, jitter_ms
             detail = httpx.get(url + "/whep/session").json()["detail"]
             return next(s["audio_origin"] for s in detail if result["location"].endswith(s["id"]))
 
-        tab.wait_for_timeout(2000)
+        started = time.monotonic()
+        settled = "settled"
+        try:
+            tab.wait_for_function("avSettled(25, 10)", timeout=30_000, polling=200)
+        except Exception:
+            settled = "NOT settled"
+        settle_s = time.monotonic() - started
         r = measure(tab, request, frame_addr, avatar, count=bursts, audio_origin=origin)
         label = f"jitter floor {jitter_ms} ms" if jitter_ms else "no jitter floor (a plain player)"
         if not r.offsets_ms:
             print(f"  {label}: no burst found at both ends")
             return
-        print(f"  {label}: {len(r.offsets_ms)}/{bursts} bursts")
+        print(f"  {label}: {len(r.offsets_ms)}/{bursts} bursts; the browser's own A/V estimate {settled} "
+              f"(within 25 ms) {settle_s:.1f} s after the first 25 frames")
         worst = pct([abs(x) for x in r.offsets_ms], 0.95)
         print(f"    A/V offset ms      p50 {pct(r.offsets_ms, 0.5):6.1f}  p95 of |offset| {worst:5.1f}"
               f"  (all: {[round(x) for x in r.offsets_ms]})")
         print(f"    glass-to-glass ms  video p50 {pct(r.video_g2g_ms, 0.5):5.0f} p95 {pct(r.video_g2g_ms, 0.95):5.0f};"
               f"  voice p50 {pct(r.audio_g2g_ms, 0.5):5.0f} p95 {pct(r.audio_g2g_ms, 0.95):5.0f}")
     finally:
-        tab.close()
+        close_player(url, tab, result)
 
 
 def viewers(browser, url: str, pid: int, most: int) -> None:
@@ -139,7 +152,7 @@ def viewers(browser, url: str, pid: int, most: int) -> None:
     try:
         for n in steps:
             while len(tabs) < n:
-                tabs.append(open_player(browser, url, 150)[0])
+                tabs.append(open_player(browser, url, 150))
             time.sleep(2)
             before = {s["id"]: s for s in httpx.get(url + "/whep/session").json()["detail"]}
             c0, t0 = cpu_s(pid), time.monotonic()
@@ -155,8 +168,8 @@ def viewers(browser, url: str, pid: int, most: int) -> None:
                 print(f"  -> frames drop at {n} viewers")
                 break
     finally:
-        for tab in tabs:
-            tab.close()
+        for tab, result in tabs:
+            close_player(url, tab, result)
 
 
 def rss(browser, url: str, pid: int, cycles: int) -> None:
@@ -180,13 +193,16 @@ def rss(browser, url: str, pid: int, cycles: int) -> None:
     states = []
     for i in range(cycles):
         states.append(tab.evaluate(once))
-        if i + 1 in (10, cycles // 2, cycles):
+        if (i + 1) % 25 == 0 or i + 1 == 10:
             time.sleep(1)
             marks[i + 1] = rss_mb(pid)
     tab.close()
+    time.sleep(10)  # sessions closed last are let go within ~8 s (bridge/whep.py _stop_late_senders)
+    marks["rest"] = rss_mb(pid)
     stats = httpx.get(url + "/whep/session").json()
     print(f"  {cycles} connect/disconnect cycles: {states.count('connected')} connected; bridge RSS MB "
           + ", ".join(f"after {k}: {v:.1f}" for k, v in marks.items())
+          + " (rest: 10 s later)"
           + f"; open sessions after: {stats['sessions']}, feeds: {stats['feeds']}")
 
 
@@ -195,14 +211,19 @@ def main() -> None:
     parser.add_argument("--bursts", type=int, default=10)
     parser.add_argument("--max-viewers", type=int, default=12)
     parser.add_argument("--cycles", type=int, default=100)
-    parser.add_argument("--skip-codecs", action="store_true")
+    parser.add_argument("--only", choices=("codecs", "sync", "viewers", "rss"), help="one part only")
     args = parser.parse_args()
     from playwright.sync_api import sync_playwright
 
     with open("/proc/loadavg") as f:
         print(f"machine: {os.cpu_count()} cores, load average {f.read().split()[:3]} (other work shares it)")
-    if not args.skip_codecs:
+    def part(name: str) -> bool:
+        return args.only in (None, name)
+
+    if part("codecs"):
         codecs()
+    if args.only == "codecs":
+        return
     os.environ.update({"LP_WHEP_MAX_PER_AVATAR": "32", "LP_WHEP_MAX_VIEWERS": "32"})
     with services() as svc, sync_playwright() as p:
         port = int(svc.url.rsplit(":", 1)[1])
@@ -214,13 +235,16 @@ def main() -> None:
 
             avatar = engine.call("list_avatars")["default"]
             engine.call("stream", avatar=avatar, fps=25)
-            print("sync and delay (one viewer, 25 fps):")
-            for jitter in (150, 0):
-                sync_run(browser, svc.url, request, svc.frame_addr, avatar, jitter, args.bursts)
-            print("viewers of one avatar (each a Chromium player on this same machine, decoding VP8 too):")
-            viewers(browser, svc.url, pid, args.max_viewers)
-            print("hygiene:")
-            rss(browser, svc.url, pid, args.cycles)
+            if part("sync"):
+                print("sync and delay (one viewer, 25 fps):")
+                for jitter in (150, 0):
+                    sync_run(browser, svc.url, request, svc.frame_addr, avatar, jitter, args.bursts)
+            if part("viewers"):
+                print("viewers of one avatar (each a Chromium player on this same machine, decoding VP8 too):")
+                viewers(browser, svc.url, pid, args.max_viewers)
+            if part("rss"):
+                print("hygiene:")
+                rss(browser, svc.url, pid, args.cycles)
         browser.close()
 
 
