@@ -241,25 +241,22 @@ class Whep:
         pc = RTCPeerConnection(RTCConfiguration(iceServers=ice_servers(self.settings)))  # [] = no STUN at all
         session = Session(secrets.token_urlsafe(12), avatar, pc, FeedVideoTrack(feed), FeedAudioTrack(feed))
         try:
+            # our transceivers first, with the codec preference: aiortc picks the codecs in setRemoteDescription
+            video = pc.addTransceiver(session.video, direction="sendonly")
+            wanted = CODECS[self.settings.whep_codec]
+            video.setCodecPreferences([c for c in RTCRtpSender.getCapabilities("video").codecs
+                                       if c.mimeType in (wanted, "video/rtx")])
+            pc.addTransceiver(session.audio, direction="sendonly")
             await pc.setRemoteDescription(RTCSessionDescription(sdp, "offer"))
-            kinds = {t.kind for t in pc.getTransceivers()}
-            if kinds != {"audio", "video"} and not kinds >= {"video"}:
-                raise ValueError("the offer needs a video m-line (and an audio one for the voice)")
-            for t in pc.getTransceivers():
-                if t.kind == "video":
-                    t.sender.replaceTrack(session.video)
-                    t.direction = "sendonly"
-                    wanted = CODECS[self.settings.whep_codec]
-                    caps = [c for c in RTCRtpSender.getCapabilities("video").codecs
-                            if c.mimeType in (wanted, "video/rtx")]
-                    with contextlib.suppress(Exception):
-                        t.setCodecPreferences(caps)
-                elif t.kind == "audio":
-                    t.sender.replaceTrack(session.audio)
-                    t.direction = "sendonly"
+            if video.mid is None:
+                raise ValueError("the offer has no video m-line")
             await pc.setLocalDescription(await pc.createAnswer())
         except Exception as exc:
             await self._discard(session)
+            if not any(s.avatar == avatar for s in self.sessions.values()):
+                feed = self.feeds.pop(avatar, None)
+                if feed is not None:
+                    await feed.close()
             if isinstance(exc, WhepError):
                 raise
             raise WhepError(400, "bad_sdp", f"the SDP offer was refused: {exc}") from None

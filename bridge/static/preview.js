@@ -169,9 +169,12 @@
     const pc = state.pc;
     if (!pc || pc.connectionState !== "connected") return;
     const playing = {};
+    const codecs = [];
     (await pc.getStats()).forEach((r) => {
       if (r.type === "inbound-rtp" && r.estimatedPlayoutTimestamp) playing[r.kind] = r.estimatedPlayoutTimestamp;
+      if (r.type === "codec") codecs.push(r.mimeType);
     });
+    state.codecs = codecs.sort().reverse().map((m) => m.split("/")[1]).join(" + ");  // video first
     if (playing.video === undefined) return;
     const NTP_UNIX_MS = 2208988800000;
     state.delays.push(Date.now() - (playing.video - NTP_UNIX_MS) + state.whepDelayMs);
@@ -248,7 +251,7 @@
     const ws = state.transport === "ws";
     $("fig-transport").textContent = {
       ws: state.fallback ? `WebSocket + canvas (WebRTC: ${state.fallback})` : "WebSocket + canvas", mjpeg: "MJPEG <img> (+ headers by WebSocket)",
-      webrtc: "WebRTC (WHEP): VP8 + Opus (+ headers by WebSocket)" }[state.transport];
+      webrtc: `WebRTC (WHEP): ${state.codecs || "..."} (+ headers by WebSocket)` }[state.transport];
     const av = percentile(state.av.slice(-20), 0.5);
     $("fig-av").textContent = state.transport === "webrtc" && !Number.isNaN(av) ? av.toFixed(0) : "-";
     $("fig-fps").textContent = String(state.arrivals.length);
