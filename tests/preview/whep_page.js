@@ -86,5 +86,7 @@ window.syncStart = async () => {
 window.syncStop = () => {
   const rec = window.rec;
   rec.stop = true; clearInterval(rec.poll);
-  return {video: rec.video, audio: rec.audio};
+  const estimate = window.samples.filter((x) => x.audioPlayout && x.videoPlayout)
+    .map((x) => [x.t, x.audioPlayout - x.videoPlayout]);
+  return {video: rec.video, audio: rec.audio, estimate};
 };

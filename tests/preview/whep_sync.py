@@ -161,6 +161,13 @@ class SyncResult:
     video_g2g_ms: list[float]  # engine frame time -> displayed
     audio_g2g_ms: list[float]  # engine time of the onset -> heard
     bursts: int
+    browser_ms: list[float] = field(default_factory=list)  # per burst: the browser's own A/V estimate then
+
+    def settled(self, tolerance_ms: float = 30.0) -> list[float]:
+        """The offsets of the bursts shown while the browser believed itself in sync (its estimate within the
+        tolerance): after a stall its sync takes seconds to catch up, and it knows it. A sender whose timestamps
+        lie is still caught: the browser then believes itself in sync while the content is not."""
+        return [o for o, b in zip(self.offsets_ms, self.browser_ms, strict=True) if abs(b) <= tolerance_ms]
 
 
 def block_levels(wav: bytes, start: float, origin: float, blocks: int) -> np.ndarray:
@@ -217,7 +224,8 @@ def measure(tab, request: Callable[[dict], dict], frame_addr: str, avatar: str, 
     video = np.column_stack([[t for t, _ in page["video"]], mouth_metric(shown_px, mask)])
     audio = np.array(page["audio"])
     to_unix = origin / 1000.0  # page performance ms -> unix s: origin + t / 1000
-    offsets, vg2g, ag2g = [], [], []
+    offsets, vg2g, ag2g, browser = [], [], [], []
+    estimate = np.array(page["estimate"]) if page["estimate"] else np.zeros((0, 2))
     blocks = int((start - origin_a + count * (BURST_S + GAP_S) + 1.0) / 0.02)
     sent_levels = block_levels(wav, start, origin_a, blocks)
     block_t = origin_a + 0.02 * np.arange(blocks)
@@ -235,6 +243,8 @@ def measure(tab, request: Callable[[dict], dict], frame_addr: str, avatar: str, 
         if shown is None or heard is None:
             continue
         offsets.append((shown - heard) - (t_mouth - t_audio) * 1000)
+        near = np.argmin(np.abs(estimate[:, 0] - shown)) if len(estimate) else None
+        browser.append(float(estimate[near, 1]) if near is not None else float("nan"))
         vg2g.append(to_unix * 1000 + shown - (t_mouth + unix_of_engine) * 1000)
         ag2g.append(to_unix * 1000 + heard - (t_audio + unix_of_engine) * 1000)
-    return SyncResult(offsets, vg2g, ag2g, count)
+    return SyncResult(offsets, vg2g, ag2g, count, browser)
