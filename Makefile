@@ -1,13 +1,20 @@
-# The two commands for a fresh machine: `make run` and `make test`. Both create .venv first.
+# The two commands for a fresh machine: `make run` and `make test`. Both install the Debian packages they need first
+# (tools/system-deps.sh: as root it installs them, otherwise it says the one command to run) and create .venv.
 PY ?= python3
 VENV := .venv
 TORCH_VERSION ?= 2.13.0
 TORCH_CPU_INDEX ?= https://download.pytorch.org/whl/cpu
 BIN := $(VENV)/bin
 
-.PHONY: run test lint bench bench-ts venv clean
+.PHONY: run test lint bench bench-ts venv clean system-deps-run system-deps-test
 
-$(BIN)/liveportrait-serve: pyproject.toml
+system-deps-run:
+	PY=$(PY) bash tools/system-deps.sh run
+
+system-deps-test:
+	PY=$(PY) bash tools/system-deps.sh test
+
+$(BIN)/liveportrait-serve: pyproject.toml | system-deps-run
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	# Without a GPU, take the CPU build of torch first, from PyTorch's CPU wheel index where it is reachable
@@ -24,10 +31,10 @@ $(BIN)/liveportrait-serve: pyproject.toml
 
 venv: $(BIN)/liveportrait-serve
 
-run: venv
+run: system-deps-run venv
 	$(BIN)/liveportrait-serve
 
-test: venv
+test: system-deps-test venv
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
 

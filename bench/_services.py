@@ -28,6 +28,10 @@ def pct(values: list[float], q: float) -> float:
     return data[min(len(data) - 1, int(len(data) * q))]
 
 
+class ServicesNotReady(RuntimeError):
+    """The engine or the bridge exited, or /health never answered 200: nothing worth measuring."""
+
+
 @dataclass(frozen=True)
 class Services:
     command_addr: str
@@ -37,22 +41,34 @@ class Services:
 
 @contextlib.contextmanager
 def services(ready_s: float = 120.0) -> Iterator[Services]:
-    """Start both processes, wait until the bridge's /health answers 200, stop both on the way out."""
+    """Start both processes, wait until the bridge's /health answers 200, stop both on the way out.
+
+    A service that exits or is not healthy within ``ready_s`` raises ServicesNotReady: a bench must never measure
+    the 503s of an engine that did not start."""
     cmd, frames, http = f"tcp://127.0.0.1:{free_port()}", f"tcp://127.0.0.1:{free_port()}", free_port()
     env = {**os.environ, "LP_MODELS_DIR": os.environ.get("LP_MODELS_DIR", "/nonexistent"), "LP_LOG_LEVEL": "WARNING",
            "LP_COMMAND_ADDR": cmd, "LP_FRAME_ADDR": frames, "LP_ENGINE_ADDR": cmd, "LP_BRIDGE_PORT": str(http)}
-    procs = [subprocess.Popen([sys.executable, "-m", module], cwd=ROOT, env=env) for module in ("engine", "bridge")]
+    procs = {module: subprocess.Popen([sys.executable, "-m", module], cwd=ROOT, env=env)
+             for module in ("engine", "bridge")}
     url = f"http://127.0.0.1:{http}"
     try:
         deadline = time.monotonic() + ready_s
-        while time.monotonic() < deadline:
+        last = "no answer"
+        while True:
+            dead = [f"{module} exited {proc.returncode}" for module, proc in procs.items() if proc.poll() is not None]
+            if dead:
+                raise ServicesNotReady(", ".join(dead))
             with contextlib.suppress(httpx.TransportError):
-                if httpx.get(url + "/health", timeout=2).status_code == 200:
+                health = httpx.get(url + "/health", timeout=2)
+                if health.status_code == 200:
                     break
+                last = f"{health.status_code} {health.text[:200]}"
+            if time.monotonic() > deadline:
+                raise ServicesNotReady(f"{url}/health not 200 within {ready_s:.0f} s (last: {last})")
             time.sleep(0.3)
         yield Services(cmd, frames, url)
     finally:
-        for proc in procs:
+        for proc in procs.values():
             proc.terminate()
-        for proc in procs:
+        for proc in procs.values():
             proc.wait(timeout=30)

@@ -1,7 +1,10 @@
-"""Speech figures: analysis speed as a multiple of real time (one core), streaming chunk cost, formants against
+"""Speech figures. First, articulation per analysis path and voice, measured on rendered offline frames with dlib's
+68 points (tests/speech/lipmeter.py): syllable nuclei where the lips part, r and lag of the mouth opening against
+the loudness, analysis speed, and the live path's audio -> mouth latency; test voices and held-out voices (never
+tuned on). Then analysis speed as a multiple of real time (one core), streaming chunk cost, formants against
 praat-parselmouth (speed and agreement), the speech layer's per-frame cost, and MP4 writing for a 5 s clip.
 
-Run: .venv/bin/python bench/bench_speech.py [--repeat 7]
+Run: .venv/bin/python bench/bench_speech.py [--repeat 7] [--articulation-only]
 Prints median / min / max over the repeats; no assertions. Needs espeak-ng (the speech is made here).
 """
 
@@ -89,6 +92,101 @@ def bench_parselmouth(pcm: Pcm, repeat: int) -> None:
           f"{100 * np.mean(d2 < 0.15):.0f}%)")
 
 
+# (voice, pitch): the test voices (tests/speech/test_speech_render.py) and held-out ones, never tuned on
+TEST_VOICES = [("en", 50), ("en-us+f3", 80), ("de", 40), ("fr+f2", 70)]
+HELD_OUT = [("en-gb-x-rp+m3", 25), ("en-us+f4", 95), ("es+m1", 40), ("it+f5", 70), ("nl", 50), ("pl+m2", 35)]
+SENTENCES = {"en": "Hello, my mom bought a puppy. Please be happy.",
+             "en2": "Five very fine vans moved over the bridge before we woke up."}
+
+
+def _rows_state(rows: np.ndarray, t: float) -> object:
+    from engine.animation.controls import NEUTRAL
+    from engine.animation.state import AnimationState
+    from engine.speech.mouth import HOP_S, MOUTH_CONTROLS
+    x = t / HOP_S
+    i = min(max(int(x), 0), len(rows) - 2)
+    f = min(max(x - i, 0.0), 1.0)
+    row = rows[i] * (1 - f) + rows[i + 1] * f
+    return AnimationState("bench", 1.0, {**NEUTRAL, **{n: float(min(1.0, v)) for n, v in zip(MOUTH_CONTROLS, row,
+                                                                                            strict=True)}})
+
+
+def live_latency(pcm: Pcm, chunk_s: float = 0.01) -> tuple[float, float]:
+    """(median, max) seconds between a sample arriving and the final mouth row for its time existing, when the
+    audio streams in chunk_s pieces (the provisional tail fills the gap before that, closing the mouth)."""
+    from engine.speech.mouth import HOP_S, MouthAnalyser
+    a = MouthAnalyser(pcm.sample_rate)
+    n = int(chunk_s * pcm.sample_rate)
+    lat: list[float] = []
+    done = 0
+    for i in range(0, len(pcm.samples), n):
+        rows = a.push(pcm.samples[i: i + n])
+        arrived = min(len(pcm.samples), i + n) / pcm.sample_rate
+        lat += [arrived - (done + k) * HOP_S for k in range(len(rows))]
+        done += len(rows)
+    return float(np.median(lat)), float(np.max(lat))
+
+
+def bench_articulation(repeat: int) -> None:
+    from engine.face.intake import decode_image
+    from engine.face.pipeline import FacePipeline
+    from engine.render.offline import OfflineRenderer
+    from engine.speech import phonetic
+    from tests.speech.lipmeter import PARTED, LipMeter, best_lag, envelope, loudness, nuclei
+    face = FacePipeline.create(mode="dlib").crop(decode_image((ROOT / "tests/data/s1.jpg").read_bytes()))
+    renderer = OfflineRenderer()
+    source = renderer.prepare(face)
+    meter = LipMeter(face.crop)
+    paths: dict[str, Callable[[Pcm], np.ndarray]] = {"formant": analyse}
+    if phonetic.available():
+        decoder = phonetic.PhoneDecoder()
+        paths["phonetic"] = lambda p: phonetic.analyse_phonetic(p, decoder)
+    else:
+        print("pocketsphinx not installed: the phonetic path is skipped (pip install pocketsphinx==5.1.1)")
+    fps = 25.0
+    print("articulation on rendered frames (s1.jpg, 512 crop, 25 fps, dlib 68 points; opened = inner-lip gap >= "
+          f"{PARTED} iod within a frame of a nucleus; r at the best lag within 120 ms, loudness = amplitude^0.6, "
+          "and r on the dB level)")
+    print(f"{'set':<9}{'path':<10}{'voice':<16}{'text':<5}{'opened':>9}{'r':>7}{'lag ms':>8}{'r dB':>7}"
+          f"{'p95 gap':>9}{'x real time':>13}")
+    summary: dict[tuple[str, str], list[tuple[float, float, float]]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for label, voices in (("test", TEST_VOICES), ("held-out", HELD_OUT)):
+            for voice, pitch in voices:
+                for key, text in SENTENCES.items():
+                    wav = Path(tmp) / "v.wav"
+                    subprocess.run(["espeak-ng", "-v", voice, "-p", str(pitch), "-w", str(wav), text], check=True,
+                                   capture_output=True)
+                    pcm = decode_audio(wav.read_bytes())
+                    env = envelope(pcm)
+                    peaks = nuclei(env)
+                    times = np.arange(0.0, pcm.duration, 1.0 / fps)
+                    level = np.interp(times, np.arange(len(env)) * 0.01, env)
+                    for name, fn in paths.items():
+                        speed = statistics.median(pcm.duration / t for t in timed(lambda f=fn, p=pcm: f(p),
+                                                                                   max(1, repeat // 3)))
+                        rows = fn(pcm)
+                        gap = np.array([meter.mouth(renderer.render(source, _rows_state(rows, t))).gap
+                                        for t in times])
+                        at = np.clip(np.round(peaks * fps).astype(int), 0, len(gap) - 1)
+                        opened = np.array([gap[max(0, i - 1): i + 2].max() >= PARTED for i in at])
+                        r, lag = best_lag(gap, loudness(level), 1.0 / fps)
+                        r_db, _ = best_lag(gap, level, 1.0 / fps)
+                        summary.setdefault((label, name), []).append((opened.mean(), r, abs(lag)))
+                        print(f"{label:<9}{name:<10}{voice:<16}{key:<5}{opened.sum():>4}/{len(opened):<4}{r:>7.2f}"
+                              f"{lag * 1000:>8.0f}{r_db:>7.2f}{np.percentile(gap, 95):>9.3f}{speed:>12.0f}x")
+    for (label, name), vals in summary.items():
+        v = np.array(vals)
+        print(f"{label} {name}: opened median {100 * np.median(v[:, 0]):.0f}% (min {100 * v[:, 0].min():.0f}%), "
+              f"r median {np.median(v[:, 1]):.2f} (min {v[:, 1].min():.2f}), max |lag| {1000 * v[:, 2].max():.0f} ms")
+    with tempfile.TemporaryDirectory() as tmp:
+        pcm = speech(Path(tmp), TEXT, 24000)
+    for chunk in (0.01, 0.04, 0.2):
+        med, worst = live_latency(pcm, chunk)
+        print(f"live path: audio -> final mouth row, {chunk * 1000:.0f} ms chunks: median {med * 1000:.0f} ms, "
+              f"max {worst * 1000:.0f} ms (the provisional tail shows a closing mouth until then)")
+
+
 def _wav_bytes(samples: np.ndarray, rate: int) -> bytes:
     import struct
     body = (np.clip(samples, -1, 1) * 32767).astype("<i2").tobytes()
@@ -100,7 +198,11 @@ def _wav_bytes(samples: np.ndarray, rate: int) -> bytes:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeat", type=int, default=7)
+    parser.add_argument("--articulation-only", action="store_true")
     args = parser.parse_args()
+    bench_articulation(args.repeat)
+    if args.articulation_only:
+        return
     with tempfile.TemporaryDirectory() as tmp:
         pcm24 = speech(Path(tmp), TEXT, 24000)  # XTTS's rate
         pcm22 = speech(Path(tmp), TEXT, 22050)

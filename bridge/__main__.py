@@ -11,10 +11,9 @@ import uvicorn
 from starlette.applications import Starlette
 
 from bridge.app import create_app
-from bridge.config import bridge_settings
+from bridge.config import load_settings
+from bridge.features import FEATURES
 from bridge.http import JSONErrorH11Protocol
-from bridge.preview import PREVIEW_OPERATIONS, preview_routes
-from bridge.whep import WHEP_OPERATIONS, mount_whep
 from engine.errors import ConfigError
 from engine.security import client_keys
 
@@ -32,7 +31,7 @@ class BridgeServer(uvicorn.Server):
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    settings = bridge_settings(argv)
+    settings, feature_settings = load_settings(argv, features=FEATURES)
     try:  # a CURVE mistake is a start-up error with its reason, not a bridge that can never reach the engine
         client_keys(settings.curve_server_key, settings.curve_server_key_file, settings.curve_client_secret_key,
                     settings.curve_client_secret_file)
@@ -40,9 +39,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"liveportrait-bridge: {exc}", file=sys.stderr)
         return 2
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    app = create_app(settings, extra_routes=preview_routes(settings),
-                     extra_operations=(*PREVIEW_OPERATIONS, *WHEP_OPERATIONS))
-    mount_whep(app, settings)  # /whep: WebRTC viewers; their sessions end with the app
+    app = create_app(settings, features=FEATURES, feature_settings=feature_settings)
     # JSON 400s from uvicorn itself; a SIGTERM waits at most shutdown_timeout_s for the rest (e.g. slow uploads).
     config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level=settings.log_level.lower(),
                             access_log=False, http=JSONErrorH11Protocol,

@@ -1,25 +1,28 @@
-"""HTTP routes: the seed contract exactly, plus /status, /metrics, /openapi.json and /docs.
+"""The bridge's app: the seed contract exactly, plus /status, /metrics, /openapi.json and /docs, and the features.
 
 - ``GET /health`` -> ``{"status": "ok"}``; 503 ``{"status": "unavailable", ...}`` when the engine does not answer.
 - ``POST /api/render`` multipart ``source_image`` (JPEG/PNG/WebP), ``expression``, ``intensity`` -> ``image/jpeg``.
 - ``GET /expressions`` -> ``{"expressions": [...], "intensities": {"min": 0.0, "max": 1.0}}``.
 
-Every refusal is JSON ``{"error": {"code", "message"}}`` with a 4xx/5xx status, logged once with its code; nothing a
-client sends may crash the process. The engine protocol itself lives in engine/client.py.
+Routes raise typed errors; bridge/errors.py answers each as ``{"error": {"code", "message"}}`` (one handler per
+error type) and bridge/metrics.py counts and times every request (one middleware). A feature (``Feature``: the
+preview page, WHEP, ...) adds its routes, OpenAPI rows, options, middleware and start/stop work without editing this
+file; bridge/features.py lists the features ``python -m bridge`` serves. The engine protocol lives in
+engine/client.py; this module imports nothing of the engine beyond it and its small helpers (tests/service/
+test_bridge_imports.py keeps it so).
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
 from typing import Any
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
-from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route
@@ -27,65 +30,24 @@ from starlette.staticfiles import StaticFiles
 
 from bridge.config import BridgeSettings
 from bridge.engine_client import EngineLink
+from bridge.errors import EXCEPTION_HANDLERS
 from bridge.forms import BodyLimits, read_render_form, read_speak_form
-from bridge.http import ClientError, json_bytes, log_error
+from bridge.http import json_bytes, log_error
+from bridge.metrics import Metrics, MetricsMiddleware
 from bridge.openapi import DOCS_HTML, DOCS_INIT_JS, Operation, openapi_document, swagger_assets
-from engine.animation.presets import EXPRESSIONS
-from engine.client import (
-    EngineClientError,
-    EngineReplyError,
-    EngineUnavailable,
-    HealthReply,
-    Overloaded,
-    build_message,
-    check_reply,
-)
-from engine.errors import HTTP_STATUS, EngineError
-from engine.protocol import MAX_AUDIO_SECONDS
-from engine.speech import decode_audio
+from engine.client import HealthReply, build_message, check_reply
+from engine.constants import EXPRESSIONS, INTENSITY_RANGE, MAX_AUDIO_SECONDS
+from engine.errors import EngineUnavailableError
+from engine.options import Option
+from engine.wav import read_header
 
 log = logging.getLogger(__name__)
 
-RETRY_AFTER_S = "1"
 CLIP_FRAME_BUDGET_S = 0.25  # engine time allowed per clip frame on top of --timeout-ms (draw + paste + H.264)
-Handler = Callable[[Request], Awaitable[Response]]
 
 
-def json_response(body: dict[str, Any], status: int = 200, headers: dict[str, str] | None = None) -> Response:
+def json_response(body: dict[str, Any], status: int = 200, headers: Mapping[str, str] | None = None) -> Response:
     return Response(json_bytes(body), status_code=status, media_type="application/json", headers=headers)
-
-
-def error_response(err: ClientError, request: Request) -> Response:
-    log_error(request.method, request.url.path, err.status, err.code, err.message)
-    return json_response({"error": {"code": err.code, "message": err.message}}, err.status, err.headers)
-
-
-def engine_error(exc: EngineClientError) -> ClientError:
-    """The engine client's typed errors as HTTP: busy/unavailable are 503 with Retry-After."""
-    retry = {"Retry-After": RETRY_AFTER_S}
-    if isinstance(exc, Overloaded):
-        return ClientError(503, "busy", exc.message, retry)
-    if isinstance(exc, EngineUnavailable):
-        return ClientError(503, "engine_unavailable", exc.message, retry)
-    if isinstance(exc, EngineReplyError):
-        status = HTTP_STATUS.get(exc.code, 500)
-        return ClientError(status, exc.code, exc.message, retry if status == 503 else None)
-    return ClientError(502, exc.code, exc.message)
-
-
-class Metrics:
-    """One registry per app (tests run several apps in one process)."""
-
-    def __init__(self) -> None:
-        self.registry = CollectorRegistry()
-        self.requests = Counter("bridge_http_requests", "HTTP requests", ["route", "method", "status"],
-                                registry=self.registry)
-        self.latency = Histogram("bridge_http_request_seconds", "HTTP request latency", ["route"],
-                                 buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
-                                 registry=self.registry)
-        self.renders = Counter("bridge_renders", "renders answered by the engine", ["cache"], registry=self.registry)
-        self.engine_up = Gauge("engine_up", "1 when the engine answered the last health probe", registry=self.registry)
-        self.engine = Gauge("engine_stat", "engine figures from its health reply", ["name"], registry=self.registry)
 
 
 def unavailable_reason(reply: HealthReply | None) -> str | None:
@@ -112,20 +74,51 @@ def status_body(reply: HealthReply, link: EngineLink) -> dict[str, Any]:
     }
 
 
-class Bridge:
-    """The routes' handlers and what they share: settings, metrics and the engine link (made in the lifespan)."""
+@dataclass(frozen=True)
+class Feature:
+    """What a module adds to the bridge without editing it (list it in bridge/features.py):
 
-    def __init__(self, settings: BridgeSettings, operations: Iterable[Operation] = ()) -> None:
+    - ``routes(bridge)``: its Starlette routes; they reach the engine through ``bridge.link``, read bodies with
+      bridge.forms.read_body(request, limit, bridge.limits), and raise engine/errors.py's errors to refuse;
+    - ``operations``: their OpenAPI rows (tests/service/test_openapi.py checks rows and routes agree);
+    - ``options`` + ``settings``: its option table and the frozen dataclass it fills (fields and defaults equal,
+      engine/options.py); parsed with the core's (one --help); read with ``bridge.settings_of(feature)``;
+    - ``middleware``: Starlette ``Middleware`` entries, inside the metrics middleware;
+    - ``lifespan(bridge)``: an async context manager entered after the engine link starts, left before it closes.
+    """
+
+    name: str
+    routes: Callable[[Bridge], Sequence[BaseRoute]] | None = None
+    operations: Sequence[Operation] = ()
+    options: Sequence[Option] = ()
+    settings: type | None = None
+    middleware: Sequence[Middleware] = ()
+    lifespan: Callable[[Bridge], AbstractAsyncContextManager[None]] | None = None
+
+
+class Bridge:
+    """The routes' handlers and what they share: settings, metrics, body limits and the engine link (made in the
+    lifespan), and the features' settings."""
+
+    def __init__(self, settings: BridgeSettings, operations: Iterable[Operation] = (),
+                 features: Sequence[Feature] = (), feature_settings: Mapping[str, Any] | None = None) -> None:
         self.settings = settings
+        self.features = tuple(features)
         self.metrics = Metrics()
         self.limits = BodyLimits(settings.max_upload_bytes, settings.max_discard_bytes, settings.body_timeout_s)
-        self.document = openapi_document(operations)
+        self.document = openapi_document([*operations, *(op for f in self.features for op in f.operations)])
+        self._feature_settings = {**{f.name: f.settings() for f in self.features if f.settings is not None},
+                                  **(feature_settings or {})}
         self._link: EngineLink | None = None
+
+    def settings_of(self, feature: Feature) -> Any:
+        """A feature's settings: parsed from argv/env by load_settings, else its dataclass's defaults."""
+        return self._feature_settings[feature.name]
 
     @property
     def link(self) -> EngineLink:
         if self._link is None:
-            raise ClientError(503, "engine_unavailable", "the bridge is starting or stopping", {"Retry-After": "1"})
+            raise EngineUnavailableError("the bridge is starting or stopping")
         return self._link
 
     @asynccontextmanager
@@ -133,7 +126,11 @@ class Bridge:
         self._link = EngineLink(self.settings)
         self._link.start()
         try:
-            yield
+            async with AsyncExitStack() as features:
+                for feature in self.features:
+                    if feature.lifespan is not None:
+                        await features.enter_async_context(feature.lifespan(self))
+                yield
         finally:
             link, self._link = self._link, None
             await link.aclose()  # sockets closed, contexts terminated off the event loop
@@ -151,27 +148,24 @@ class Bridge:
         reason = unavailable_reason(await self.probe())
         if reason is None:
             return json_response({"status": "ok"})
-        log_error(request.method, request.url.path, 503, "engine_unavailable", reason)
+        log_error(request.method, request.url.path, 503, EngineUnavailableError.code, reason)
         return json_response({"status": "unavailable", "reason": reason}, 503)
 
     async def status(self, request: Request) -> Response:
         reply = await self.probe()
         if reply is None:
-            log_error(request.method, request.url.path, 503, "engine_unavailable", "engine not answering")
+            log_error(request.method, request.url.path, 503, EngineUnavailableError.code, "engine not answering")
             return json_response({"status": "unavailable", "reason": "engine not answering"}, 503)
         return json_response(status_body(reply, self.link))
 
     async def expressions(self, request: Request) -> Response:
-        return json_response({"expressions": list(EXPRESSIONS), "intensities": {"min": 0.0, "max": 1.0}})
+        return json_response({"expressions": list(EXPRESSIONS), "intensities": dict(INTENSITY_RANGE)})
 
     async def render(self, request: Request) -> Response:
         form = await read_render_form(request, self.limits)
         link = self.link
-        try:
-            reply = await link.run(link.work.render(image=form.image, expression=form.expression,
-                                                    intensity=form.intensity))
-        except EngineClientError as exc:
-            raise engine_error(exc) from exc
+        reply = await link.run(link.work.render(image=form.image, expression=form.expression,
+                                                intensity=form.intensity))
         cache = "hit" if reply.cached else "miss"
         self.metrics.renders.labels(cache).inc()
         return Response(reply.jpeg, media_type="image/jpeg", headers={
@@ -179,25 +173,18 @@ class Bridge:
             "X-Avatar": reply.avatar})
 
     async def speak(self, request: Request) -> Response:
-        """A talking-portrait MP4. The WAV is decoded here first (typed 400/413/415 without a round trip, and its
-        length sizes the engine timeout: ``timeout_ms`` + frames x CLIP_FRAME_BUDGET_S, no retry of a long clip)."""
+        """A talking-portrait MP4. The WAV's header is checked here first (typed 400/413/415 without a round trip),
+        and its length sizes the engine timeout: ``timeout_ms`` + frames x CLIP_FRAME_BUDGET_S, no retry."""
         form = await read_speak_form(request, self.limits)
-        try:
-            pcm = await asyncio.to_thread(decode_audio, form.audio, "wav", None, MAX_AUDIO_SECONDS)
-        except EngineError as exc:
-            raise ClientError(HTTP_STATUS.get(exc.code, 400), exc.code, exc.message) from None
-        timeout_ms = self.settings.timeout_ms + int(pcm.duration * form.fps * CLIP_FRAME_BUDGET_S * 1000)
+        wav = read_header(form.audio, MAX_AUDIO_SECONDS)
+        timeout_ms = self.settings.timeout_ms + int(wav.duration * form.fps * CLIP_FRAME_BUDGET_S * 1000)
         link = self.link
-        try:
-            # two messages (the portrait, then the audio) so each stays under the engine's message limit
-            avatar = (await link.run(link.work.set_source(form.image))).avatar
-            message = build_message("speak_clip", {"avatar": avatar, "audio": form.audio, "format": "wav",
-                                                   "expression": form.expression, "intensity": form.intensity,
-                                                   "fps": form.fps})
-            reply = check_reply(await link.run(link.work.request(message, timeout_ms, retries=0,
-                                                                 wait_ms=timeout_ms)))
-        except EngineClientError as exc:
-            raise engine_error(exc) from exc
+        # two messages (the portrait, then the audio) so each stays under the engine's message limit
+        avatar = (await link.run(link.work.set_source(form.image))).avatar
+        message = build_message("speak_clip", {"avatar": avatar, "audio": form.audio, "format": "wav",
+                                               "expression": form.expression, "intensity": form.intensity,
+                                               "fps": form.fps})
+        reply = check_reply(await link.run(link.work.request(message, timeout_ms, retries=0, wait_ms=timeout_ms)))
         return Response(reply["mp4"], media_type="video/mp4", headers={
             "X-Renderer": str(reply.get("renderer", "")), "X-Avatar": str(reply.get("avatar", "")),
             "X-Frames": str(reply.get("frames", "")), "X-Duration": f"{float(reply.get('duration', 0.0)):.3f}"})
@@ -218,53 +205,30 @@ class Bridge:
     async def docs_init(self, request: Request) -> Response:
         return Response(DOCS_INIT_JS, media_type="text/javascript")
 
-    def timed(self, route: str, handler: Handler) -> Handler:
-        """Counts and times each request; turns ClientError into its JSON answer and a bug into a logged 500."""
-
-        async def wrapper(request: Request) -> Response:
-            started = time.perf_counter()
-            try:
-                response = await handler(request)
-            except ClientError as err:
-                response = error_response(err, request)
-            except Exception:  # never a bare 500 page; log the bug
-                log.exception("%s failed", route)
-                response = error_response(ClientError(500, "internal", "internal error"), request)
-            self.metrics.requests.labels(route, request.method, str(response.status_code)).inc()
-            self.metrics.latency.labels(route).observe(time.perf_counter() - started)
-            return response
-
-        return wrapper
-
     def routes(self) -> list[BaseRoute]:
-        plain = [("/health", self.health, "GET"), ("/expressions", self.expressions, "GET"),
+        """The core's route table: (path, handler, method) rows, then the docs page's files."""
+        table = [("/health", self.health, "GET"), ("/expressions", self.expressions, "GET"),
                  ("/api/render", self.render, "POST"), ("/api/speak", self.speak, "POST"),
-                 ("/status", self.status, "GET"),
-                 ("/metrics", self.metrics_route, "GET"), ("/openapi.json", self.openapi, "GET"),
-                 ("/docs", self.docs, "GET")]
-        return [
-            *(Route(path, self.timed(path, handler), methods=[method]) for path, handler, method in plain),
-            Route("/docs/init.js", self.docs_init, methods=["GET"]),
-            Mount("/docs/assets", StaticFiles(directory=swagger_assets()), name="docs-assets"),
-        ]
-
-
-async def http_error(request: Request, exc: Exception) -> Response:
-    """Starlette's own 404/405 (and any HTTPException) as the bridge's JSON error."""
-    assert isinstance(exc, HTTPException)
-    code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-    message = exc.detail
-    if exc.status_code == 404 and request.url.path.endswith("/") and request.url.path != "/":
-        message += f"; did you mean {request.url.path.rstrip('/')}?"
-    return error_response(ClientError(exc.status_code, code, message, dict(exc.headers or {})), request)
+                 ("/status", self.status, "GET"), ("/metrics", self.metrics_route, "GET"),
+                 ("/openapi.json", self.openapi, "GET"), ("/docs", self.docs, "GET"),
+                 ("/docs/init.js", self.docs_init, "GET")]
+        return [*(Route(path, handler, methods=[method]) for path, handler, method in table),
+                Mount("/docs/assets", StaticFiles(directory=swagger_assets()), name="docs-assets")]
 
 
 def create_app(settings: BridgeSettings, extra_routes: Sequence[BaseRoute] = (),
-               extra_operations: Iterable[Operation] = ()) -> Starlette:
-    """The bridge app; ``extra_routes`` + ``extra_operations`` add a feature's routes and their OpenAPI rows."""
-    bridge = Bridge(settings, extra_operations)
-    app = Starlette(routes=[*bridge.routes(), *extra_routes], lifespan=bridge.lifespan,
-                    exception_handlers={HTTPException: http_error})
+               extra_operations: Iterable[Operation] = (), features: Sequence[Feature] = (),
+               feature_settings: Mapping[str, Any] | None = None) -> Starlette:
+    """The bridge app: the core routes, then each feature's (``features``; ``feature_settings`` from
+    bridge.config.load_settings). ``extra_routes`` + ``extra_operations`` add bare routes and their OpenAPI rows."""
+    bridge = Bridge(settings, extra_operations, features, feature_settings)
+    routes = [*bridge.routes(), *extra_routes]
+    for feature in bridge.features:
+        routes += feature.routes(bridge) if feature.routes is not None else []
+    middleware = [Middleware(MetricsMiddleware, metrics=bridge.metrics),
+                  *(m for feature in bridge.features for m in feature.middleware)]
+    app = Starlette(routes=routes, middleware=middleware, lifespan=bridge.lifespan,
+                    exception_handlers=dict(EXCEPTION_HANDLERS))
     app.router.redirect_slashes = False  # /api/render/ is a 404 with a hint, never a 307 that drops the body
     app.state.bridge = bridge
     app.state.metrics = bridge.metrics

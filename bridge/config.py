@@ -1,12 +1,24 @@
-"""Bridge settings: flags, LP_* env vars and --help from one table (the engine's Option machinery)."""
+"""Bridge settings: flags, LP_* env vars and --help from one table (engine/options.py's machinery, stdlib only).
+
+A feature (bridge/app.py's ``Feature``: the preview page, WHEP, ...) brings its own option table and settings
+dataclass; ``load_settings`` parses the core table and every feature's from one argv, so ``--help`` lists them all
+and each feature's values land in its own dataclass. ``python -m bridge.config --markdown`` prints the README tables.
+"""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
 
-from engine.config import Option, load
+from engine.options import Option, load_tables, markdown_table
+
+if TYPE_CHECKING:
+    from bridge.app import Feature
+
+PROG = "liveportrait-bridge"
+DESCRIPTION = "HTTP bridge to the LivePortrait engine (port 8081)"
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
@@ -48,32 +60,6 @@ BRIDGE_OPTIONS: tuple[Option, ...] = (
     Option("log_level", "--log-level", "LP_LOG_LEVEL", str, "INFO", "logging level", LOG_LEVELS),
 )
 
-# WHEP (bridge/whep.py): the WebRTC viewers' limits, ICE and codec. VP8 at 800 kbps: on this CPU VP8 encodes a 512 x 512
-# frame in ~6 ms, libx264 (aiortc's H.264) in ~18-36 ms, and each viewer costs one encode (bench/bench_webrtc.py).
-WHEP_OPTIONS: tuple[Option, ...] = (
-    Option("whep_max_viewers", "--whep-max-viewers", "LP_WHEP_MAX_VIEWERS", int, 8,
-           "WebRTC (WHEP) viewers on this bridge at once; beyond it 503 + Retry-After"),
-    Option("whep_max_per_avatar", "--whep-max-per-avatar", "LP_WHEP_MAX_PER_AVATAR", int, 4,
-           "WHEP viewers of one avatar at once (each costs one video encode)"),
-    Option("whep_ice_servers", "--whep-ice-servers", "LP_WHEP_ICE_SERVERS", str, "",
-           "STUN/TURN servers, comma-separated (stun:host:port, turn:user:pass@host:port); empty: host candidates "
-           "only, nothing outside is contacted"),
-    Option("whep_ice_addresses", "--whep-ice-addresses", "LP_WHEP_ICE_ADDRESSES", str, "",
-           "local addresses WHEP may offer as ICE host candidates, comma-separated; empty: --host if it is one "
-           "address, else every interface"),
-    Option("whep_codec", "--whep-codec", "LP_WHEP_CODEC", str, "vp8", "WHEP video codec", ("vp8", "h264")),
-    Option("whep_bitrate_kbps", "--whep-bitrate-kbps", "LP_WHEP_BITRATE_KBPS", int, 800,
-           "WHEP video bitrate ceiling (the receiver's estimate may lower it)"),
-    Option("whep_delay_ms", "--whep-delay-ms", "LP_WHEP_DELAY_MS", int, 100,
-           "media of engine time t go out at t + this at least (more while frames arrive later): covers render, "
-           "JPEG and transport of the frames"),
-    Option("whep_fps", "--whep-fps", "LP_WHEP_FPS", float, 25.0,
-           "frame rate WHEP starts an avatar's engine stream at when it is not streaming"),
-    Option("whep_connect_timeout_s", "--whep-connect-timeout-s", "LP_WHEP_CONNECT_TIMEOUT_S", float, 20.0,
-           "a WHEP session not connected by then (a player that vanished after its POST) is closed"),
-)
-BRIDGE_OPTIONS = BRIDGE_OPTIONS + WHEP_OPTIONS
-
 
 @dataclass(frozen=True)
 class BridgeSettings:
@@ -96,15 +82,6 @@ class BridgeSettings:
     curve_client_secret_key: str = ""
     curve_client_secret_file: str = ""
     log_level: str = "INFO"
-    whep_max_viewers: int = 8
-    whep_max_per_avatar: int = 4
-    whep_ice_servers: str = ""
-    whep_ice_addresses: str = ""
-    whep_codec: str = "vp8"
-    whep_bitrate_kbps: int = 800
-    whep_delay_ms: int = 100
-    whep_fps: float = 25.0
-    whep_connect_timeout_s: float = 20.0
 
 
 def _help_lists_choices(options: Sequence[Option]) -> tuple[Option, ...]:
@@ -114,16 +91,29 @@ def _help_lists_choices(options: Sequence[Option]) -> tuple[Option, ...]:
 
 
 def bridge_settings(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> BridgeSettings:
-    return load(BridgeSettings, _help_lists_choices(BRIDGE_OPTIONS), argv, os.environ if env is None else env,
-                "liveportrait-bridge", "HTTP bridge to the LivePortrait engine (port 8081)")
+    """The core settings alone (no feature's options)."""
+    return load_settings(argv, env)[0]
+
+
+def load_settings(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None,
+                  features: Sequence[Feature] = ()) -> tuple[BridgeSettings, dict[str, Any]]:
+    """The core settings and each feature's (by feature name; features without options are left out)."""
+    tables: list[tuple[type, Sequence[Option]]] = [(BridgeSettings, _help_lists_choices(BRIDGE_OPTIONS))]
+    named = [f for f in features if f.settings is not None]
+    tables += [(f.settings, _help_lists_choices(f.options)) for f in named]  # type: ignore[misc]
+    core, *extra = load_tables(tables, argv, os.environ if env is None else env, PROG, DESCRIPTION)
+    return core, {f.name: values for f, values in zip(named, extra, strict=True)}
 
 
 if __name__ == "__main__":
     import sys
 
-    from engine.config import markdown_table
+    from bridge.features import FEATURES
 
     if "--markdown" in sys.argv:
         print(markdown_table(BRIDGE_OPTIONS))
+        for feature in FEATURES:
+            if feature.options:
+                print(f"\n{feature.name}:\n{markdown_table(feature.options)}")
     else:
-        print(bridge_settings(sys.argv[1:]))
+        print(load_settings(sys.argv[1:], features=FEATURES))

@@ -1,4 +1,5 @@
-"""Reading ``POST /api/render``'s multipart body with bounds on size and time, then checking each field.
+"""The bridge's one body reader (a byte cap and a timeout, for every route that reads a body), and the multipart
+forms of ``POST /api/render`` and ``/api/speak``, each field checked (typed errors from engine/errors.py).
 
 An oversized body is still read (and dropped) up to ``max_discard_bytes`` before the 413 goes out: a client that
 streams its upload without ``Expect: 100-continue`` (Python urllib/requests, Node fetch) would otherwise get a broken
@@ -14,9 +15,18 @@ from typing import Any
 from starlette.datastructures import FormData, UploadFile
 from starlette.requests import ClientDisconnect, Request
 
-from bridge.http import ClientError
-from engine.animation.presets import validate_expression, validate_intensity
-from engine.errors import BadRequest
+from bridge.errors import Abort
+from engine.constants import MAX_CLIP_FPS, MIN_CLIP_FPS, validate_expression, validate_intensity
+from engine.errors import (
+    AudioTooLong,
+    BadRequest,
+    BodyTimeout,
+    BodyTooLarge,
+    EngineError,
+    ImageTooLarge,
+    InvalidImage,
+    UnsupportedMediaType,
+)
 
 FORM_OVERHEAD = 64 * 1024  # multipart boundaries and the small fields, on top of the image's own limit
 # The formats the engine decodes (engine/face/intake.py); the bridge refuses the rest before a round trip.
@@ -25,7 +35,7 @@ IMAGE_FORMATS = "JPEG, PNG or WebP"
 
 
 MAX_AUDIO_BYTES = 16_000_000  # > 60 s of 48 kHz stereo 16-bit WAV, under the engine's message limit (20 MB)
-CLIP_FPS = (1.0, 60.0)
+CLIP_FPS = (MIN_CLIP_FPS, MAX_CLIP_FPS)
 
 
 @dataclass(frozen=True)
@@ -60,15 +70,16 @@ def image_format(data: bytes) -> str | None:
     return None
 
 
-async def read_body(request: Request, limit: int, limits: BodyLimits) -> bytes:
-    """The whole body, or ClientError: 413 over ``limit`` (after draining), 408 past the timeout."""
+async def read_body(request: Request, limit: int, limits: BodyLimits,
+                    too_large: type[EngineError] = BodyTooLarge) -> bytes:
+    """The one body reader of the bridge: the whole body, or a typed error. ``too_large`` (413) over ``limit``, after
+    reading and dropping the rest up to ``max_discard_bytes`` (beyond it: answered at once and the connection
+    closed); BodyTimeout (408, connection closed) past ``timeout_s``; BadRequest when the client goes away."""
     declared = request.headers.get("content-length")
     declared_size = int(declared) if declared is not None and declared.isdigit() else None
-    too_large = ClientError(413, "image_too_large",
-                            f"request body is {declared_size or 'over'} bytes; the limit is {limit}")
+    refusal = too_large(f"request body is {declared_size or 'over'} bytes; the limit is {limit}")
     if declared_size is not None and declared_size > limits.max_discard_bytes:
-        too_large.headers["Connection"] = "close"  # too big even to drain: answer now, drop the connection
-        raise too_large
+        raise Abort(refusal)  # too big even to drain: answer now, drop the connection
     chunks: list[bytes] = []
     size = 0
     try:
@@ -76,34 +87,32 @@ async def read_body(request: Request, limit: int, limits: BodyLimits) -> bytes:
             async for chunk in request.stream():
                 size += len(chunk)
                 if size > limits.max_discard_bytes:
-                    too_large.headers["Connection"] = "close"
-                    raise too_large
+                    raise Abort(refusal)
                 if size <= limit:
                     chunks.append(chunk)
                 else:
                     chunks.clear()  # keep reading so the client can finish sending, but hold nothing
     except TimeoutError:
-        raise ClientError(408, "body_timeout", f"the request body did not arrive within {limits.timeout_s:g} s",
-                          {"Connection": "close"}) from None
+        raise Abort(BodyTimeout(f"the request body did not arrive within {limits.timeout_s:g} s")) from None
     except ClientDisconnect:
-        raise ClientError(400, "bad_request", "the client went away before sending the whole body") from None
+        raise BadRequest("the client went away before sending the whole body") from None
     if size > limit or (declared_size is not None and declared_size > limit):
-        raise too_large
+        raise refusal
     return b"".join(chunks)
 
 
 async def drain(request: Request, limits: BodyLimits) -> None:
-    """Read and drop a body we refuse anyway (bounded like any other)."""
+    """Read and drop a body we refuse anyway (bounded like any other), so the client receives our answer."""
     try:
         await read_body(request, 0, limits)
-    except ClientError as err:
-        if err.status != 413:
+    except (Abort, BodyTooLarge) as exc:
+        if not isinstance(exc.error if isinstance(exc, Abort) else exc, BodyTooLarge):
             raise
 
 
 async def _parse_form(request: Request, limits: BodyLimits, limit: int, max_files: int) -> FormData:
     """The body read under its byte cap, then parsed; a malformed one is a 400 (not Starlette's plain-text error)."""
-    body = await read_body(request, limit, limits)
+    body = await read_body(request, limit, limits, ImageTooLarge)
 
     async def replay() -> dict[str, Any]:
         return {"type": "http.request", "body": body, "more_body": False}
@@ -111,7 +120,7 @@ async def _parse_form(request: Request, limits: BodyLimits, limit: int, max_file
     try:
         return await Request(request.scope, replay).form(max_files=max_files, max_fields=8, max_part_size=limit)
     except Exception as exc:  # python-multipart's and Starlette's parse errors
-        raise ClientError(400, "bad_request", f"malformed multipart body: {exc}") from exc
+        raise BadRequest(f"malformed multipart body: {exc}") from exc
 
 
 async def read_render_form(request: Request, limits: BodyLimits) -> RenderForm:
@@ -119,23 +128,18 @@ async def read_render_form(request: Request, limits: BodyLimits) -> RenderForm:
     content_type = request.headers.get("content-type", "")
     if not content_type.startswith(("multipart/form-data", "application/x-www-form-urlencoded")):
         await drain(request, limits)  # so the client receives the 415, not a broken pipe
-        raise ClientError(415, "unsupported_media_type", "send multipart/form-data with a 'source_image' file")
+        raise UnsupportedMediaType("send multipart/form-data with a 'source_image' file")
     form = await _parse_form(request, limits, limits.max_image_bytes + FORM_OVERHEAD, max_files=1)
     try:
         upload = form.get("source_image")
         if not isinstance(upload, UploadFile):
-            raise ClientError(400, "bad_request", f"missing file field 'source_image' (a {IMAGE_FORMATS} image)")
+            raise BadRequest(f"missing file field 'source_image' (a {IMAGE_FORMATS} image)")
         image = await upload.read()
         if len(image) > limits.max_image_bytes:
-            raise ClientError(413, "image_too_large",
-                              f"image is {len(image)} bytes; the limit is {limits.max_image_bytes}")
+            raise ImageTooLarge(f"image is {len(image)} bytes; the limit is {limits.max_image_bytes}")
         if image_format(image) is None:
-            raise ClientError(415, "invalid_image", f"source_image must be a {IMAGE_FORMATS} image")
-        expression = form.get("expression", "neutral")
-        try:
-            validate_expression(expression)
-        except BadRequest as exc:
-            raise ClientError(400, "bad_request", exc.message) from None
+            raise InvalidImage(f"source_image must be a {IMAGE_FORMATS} image")
+        expression = validate_expression(form.get("expression", "neutral"))
         return RenderForm(image, str(expression), _intensity(form.get("intensity")))
     finally:
         await form.close()
@@ -145,11 +149,10 @@ def _intensity(raw: object) -> float:
     if raw is None or raw == "":
         return 1.0
     try:
-        return validate_intensity(float(str(raw)))
+        value = float(str(raw))
     except ValueError:
-        raise ClientError(400, "bad_request", f"intensity must be a number in 0.0-1.0, not {raw!r}") from None
-    except BadRequest as exc:
-        raise ClientError(400, "bad_request", exc.message) from None
+        raise BadRequest(f"intensity must be a number in 0.0-1.0, not {raw!r}") from None
+    return validate_intensity(value)
 
 
 async def read_speak_form(request: Request, limits: BodyLimits) -> SpeakForm:
@@ -157,27 +160,22 @@ async def read_speak_form(request: Request, limits: BodyLimits) -> SpeakForm:
     content_type = request.headers.get("content-type", "")
     if not content_type.startswith("multipart/form-data"):
         await drain(request, limits)
-        raise ClientError(415, "unsupported_media_type", "send multipart/form-data with 'source_image' and 'audio'")
+        raise UnsupportedMediaType("send multipart/form-data with 'source_image' and 'audio'")
     form = await _parse_form(request, limits, limits.max_image_bytes + MAX_AUDIO_BYTES + FORM_OVERHEAD, max_files=2)
     try:
         upload, sound = form.get("source_image"), form.get("audio")
         if not isinstance(upload, UploadFile):
-            raise ClientError(400, "bad_request", f"missing file field 'source_image' (a {IMAGE_FORMATS} image)")
+            raise BadRequest(f"missing file field 'source_image' (a {IMAGE_FORMATS} image)")
         if not isinstance(sound, UploadFile):
-            raise ClientError(400, "bad_request", "missing file field 'audio' (a WAV file)")
+            raise BadRequest("missing file field 'audio' (a WAV file)")
         image, audio = await upload.read(), await sound.read()
         if len(image) > limits.max_image_bytes:
-            raise ClientError(413, "image_too_large",
-                              f"image is {len(image)} bytes; the limit is {limits.max_image_bytes}")
+            raise ImageTooLarge(f"image is {len(image)} bytes; the limit is {limits.max_image_bytes}")
         if len(audio) > MAX_AUDIO_BYTES:
-            raise ClientError(413, "audio_too_long", f"audio is {len(audio)} bytes; the limit is {MAX_AUDIO_BYTES}")
+            raise AudioTooLong(f"audio is {len(audio)} bytes; the limit is {MAX_AUDIO_BYTES}")
         if image_format(image) is None:
-            raise ClientError(415, "invalid_image", f"source_image must be a {IMAGE_FORMATS} image")
-        expression = form.get("expression", "neutral")
-        try:
-            validate_expression(expression)
-        except BadRequest as exc:
-            raise ClientError(400, "bad_request", exc.message) from None
+            raise InvalidImage(f"source_image must be a {IMAGE_FORMATS} image")
+        expression = validate_expression(form.get("expression", "neutral"))
         return SpeakForm(image, audio, str(expression), _intensity(form.get("intensity")), _fps(form.get("fps")))
     finally:
         await form.close()
@@ -191,5 +189,5 @@ def _fps(raw: object) -> float:
     except ValueError:
         fps = float("nan")
     if not CLIP_FPS[0] <= fps <= CLIP_FPS[1]:
-        raise ClientError(400, "bad_request", f"fps must be a number in {CLIP_FPS[0]:g}-{CLIP_FPS[1]:g}, not {raw!r}")
+        raise BadRequest(f"fps must be a number in {CLIP_FPS[0]:g}-{CLIP_FPS[1]:g}, not {raw!r}")
     return fps

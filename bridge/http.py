@@ -1,4 +1,8 @@
-"""HTTP plumbing shared by the routes: JSON errors (logged with their code) and uvicorn's own 400s as JSON."""
+"""HTTP plumbing shared by the routes: JSON bodies, the one error body, its log line, and uvicorn's own 400s as JSON.
+
+Every refusal the bridge answers, on every route, is ``{"error": {"code", "message"}}`` with a 4xx/5xx status
+(the seed contract's shape); ``code`` is always one of engine/errors.py's. bridge/errors.py turns exceptions into it.
+"""
 
 from __future__ import annotations
 
@@ -8,20 +12,18 @@ from typing import Any
 
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
+from engine.errors import BadRequest
+
 log = logging.getLogger("bridge.http")
-
-
-class ClientError(Exception):
-    """A refusal with its HTTP status and wire-style code; becomes ``{"error": {"code", "message"}}``."""
-
-    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None) -> None:
-        super().__init__(message)
-        self.status, self.code, self.message, self.headers = status, code, message, headers or {}
 
 
 def json_bytes(body: dict[str, Any]) -> bytes:
     """Python's default separators: the seed service's bytes, ``{"status": "ok"}``."""
     return json.dumps(body).encode()
+
+
+def error_body(code: str, message: str) -> bytes:
+    return json_bytes({"error": {"code": code, "message": message}})
 
 
 def log_error(method: str, path: str, status: int, code: str, message: str) -> None:
@@ -36,8 +38,8 @@ class JSONErrorH11Protocol(H11Protocol):
     def send_400_response(self, msg: str) -> None:
         import h11
 
-        body = json_bytes({"error": {"code": "bad_request", "message": msg}})
-        log_error("-", "-", 400, "bad_request", msg)
+        body = error_body(BadRequest.code, msg)
+        log_error("-", "-", 400, BadRequest.code, msg)
         headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
                    (b"connection", b"close")]
         self.transport.write(self.conn.send(h11.Response(status_code=400, headers=headers, reason=b"Bad Request")))

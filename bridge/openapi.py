@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from engine.animation.presets import EXPRESSIONS
+from engine.constants import EXPRESSIONS
 
 JSON = "application/json"
 
@@ -152,8 +152,8 @@ def openapi_document(operations: Iterable[Operation] = (), version: str = "0.1.0
         "info": {"title": "liveportrait-engine HTTP bridge", "version": version, "license": {
             "name": "MIT", "identifier": "MIT"},
             "description": "The seed service's contract (/health, /api/render, /expressions) plus status, metrics "
-                           "and docs. Errors are JSON {\"error\": {\"code\", \"message\"}}; unknown paths 404 and "
-                           "wrong methods 405, both with that body."},
+                           "and docs. Errors are JSON {\"error\": {\"code\", \"message\"}} on every route; unknown "
+                           "paths 404 and wrong methods 405, both with that body."},
         "paths": paths,
         "components": {"schemas": SCHEMAS},
     }

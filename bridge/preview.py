@@ -7,7 +7,9 @@ same way (a visible change's engine frame time -> the browser's paint); the page
 ``?transport=mjpeg`` switches it.
 
 The browser never speaks msgpack: it sends small JSON commands, which are checked here against a whitelist of
-commands and field types before they reach the engine; whatever it sends, the answer is JSON (4xx on its errors).
+commands and field types before they reach the engine; whatever it sends, the answer is JSON: ``{"ok": true, ...}``,
+or the bridge's one error shape ``{"error": {"code", "message"}}`` with a 4xx/5xx status (bridge/errors.py). The
+page is a bridge ``Feature`` (``PREVIEW``): its routes, their OpenAPI rows, no options of its own.
 Everything protocol-side goes through engine/client.py: commands over the bridge's ``EngineLink`` (its pools, its
 down-detection), frames through ``AsyncFrameSubscriber.recv_latest``, the clock through ``clock_offset``.
 """
@@ -22,7 +24,7 @@ import math
 import re
 import struct
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,12 +35,15 @@ from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from bridge.app import engine_error
+from bridge.app import Bridge, Feature
 from bridge.config import BridgeSettings
 from bridge.engine_client import EngineLink
-from bridge.http import ClientError
+from bridge.forms import read_body
 from bridge.openapi import BUSY, Answer, Operation
-from engine.client import BadReply, EngineClientError, Frame
+from engine.client import BadReply, Frame
+from engine.constants import MAX_AUDIO_SECONDS
+from engine.errors import AudioTooLong, BadRequest, Busy, EngineError, ImageTooLarge, UnknownCommand
+from engine.wav import read_header
 
 log = logging.getLogger(__name__)
 
@@ -113,14 +118,6 @@ PREVIEW_OPERATIONS: tuple[Operation, ...] = (
 )
 
 
-class PreviewError(Exception):
-    """A request the page must not send; answered as 4xx JSON."""
-
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status, self.code, self.message = status, code, message
-
-
 @dataclass
 class Viewers:
     """Open stream connections (WebSocket or MJPEG), counted against MAX_VIEWERS."""
@@ -146,10 +143,6 @@ def _json(body: dict[str, Any], status: int = 200) -> Response:
                     headers={"Cache-Control": "no-store"})
 
 
-def _error(status: int, code: str, message: str) -> Response:
-    return _json({"ok": False, "error": {"code": code, "message": message}}, status)
-
-
 def _jsonable(value: Any) -> Any:
     """Engine replies may hold bytes (a frame, an image): the page never needs them, so they become their size."""
     if isinstance(value, dict):
@@ -165,61 +158,51 @@ def _jsonable(value: Any) -> Any:
 
 def check_avatar(raw: object) -> str:
     if not isinstance(raw, str) or not AVATAR_RE.match(raw):
-        raise PreviewError(400, "bad_request", "avatar must be an avatar id (letters, digits, '-', '_'; 1-64)")
+        raise BadRequest("avatar must be an avatar id (letters, digits, '-', '_'; 1-64)")
     return raw
 
 
 def check_command(body: object) -> dict[str, Any]:
-    """The page's JSON command -> ``{"cmd", "avatar", fields...}`` for the engine, or PreviewError. Ranges are the
+    """The page's JSON command -> ``{"cmd", "avatar", fields...}`` for the engine, or BadRequest. Ranges are the
     engine's to check."""
     if not isinstance(body, dict):
-        raise PreviewError(400, "bad_request", "send a JSON object")
+        raise BadRequest("send a JSON object")
     cmd = body.get("cmd")
     if not isinstance(cmd, str) or cmd not in COMMANDS:
-        raise PreviewError(400, "unknown_command", f"cmd must be one of {sorted(COMMANDS)}")
+        raise UnknownCommand(f"cmd must be one of {sorted(COMMANDS)}")
     fields = COMMANDS[cmd]
     message: dict[str, Any] = {"cmd": cmd, "avatar": check_avatar(body.get("avatar"))}
     for key, value in body.items():
         if key in ("cmd", "avatar"):
             continue
         if key not in fields:
-            raise PreviewError(400, "bad_request", f"{cmd} takes no field {key!r}")
+            raise BadRequest(f"{cmd} takes no field {key!r}")
         types = fields[key]
         if isinstance(value, bool) and bool not in types:
-            raise PreviewError(400, "bad_request", f"{key} must be a number, not a boolean")
+            raise BadRequest(f"{key} must be a number, not a boolean")
         if not isinstance(value, types):
-            raise PreviewError(400, "bad_request", f"{key} has the wrong type")
+            raise BadRequest(f"{key} has the wrong type")
         if isinstance(value, float) and not math.isfinite(value):
-            raise PreviewError(400, "bad_request", f"{key} must be finite")
+            raise BadRequest(f"{key} must be finite")
         message[key] = value
     controls = message.get("controls")
     if controls is not None:
         if not controls or len(controls) > MAX_CONTROLS:
-            raise PreviewError(400, "bad_request", f"controls must name 1-{MAX_CONTROLS} controls")
+            raise BadRequest(f"controls must name 1-{MAX_CONTROLS} controls")
         for name, value in controls.items():
             if not isinstance(name, str) or isinstance(value, bool) or not isinstance(value, Number) \
                     or not math.isfinite(value):
-                raise PreviewError(400, "bad_request", "controls must map control names to finite numbers")
+                raise BadRequest("controls must map control names to finite numbers")
     return message
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    """The request body with a byte cap: 413 as soon as it is passed, before it is all in memory."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise PreviewError(413, "too_large", f"body is {declared} bytes; the limit is {limit}")
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise PreviewError(413, "too_large", f"body is over the limit of {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
+def bridge_of(conn: HTTPConnection) -> Bridge:
+    return conn.app.state.bridge
 
 
 def bridge_link(conn: HTTPConnection) -> EngineLink:
     """The bridge's engine link (made in create_app's lifespan); 503 while the bridge starts or stops."""
-    return conn.app.state.bridge.link
+    return bridge_of(conn).link
 
 
 async def newest_frames(link: EngineLink, addr: str, avatar: str) -> AsyncIterator[Frame]:
@@ -239,23 +222,6 @@ async def newest_frames(link: EngineLink, addr: str, avatar: str) -> AsyncIterat
                 yield frame
 
 
-def guarded(handler: Callable[[Request], Any]) -> Callable[[Request], Any]:
-    """Refusals as JSON with their status; a bug is logged and answered 500 JSON, never a crash."""
-
-    async def wrapper(request: Request) -> Response:
-        try:
-            return await handler(request)
-        except (PreviewError, ClientError) as err:
-            response = _error(err.status, err.code, err.message)
-            response.headers.update(getattr(err, "headers", None) or {})
-            return response
-        except Exception:  # a bug: logged, answered as JSON, never a crash
-            log.exception("preview %s failed", request.url.path)
-            return _error(500, "internal", "internal error")
-
-    return wrapper
-
-
 class PreviewRoutes:
     """The page, its static assets, its command endpoints and its two stream transports (for create_app's
     ``extra_routes``; their OpenAPI rows are ``PREVIEW_OPERATIONS``). One method per route."""
@@ -265,12 +231,9 @@ class PreviewRoutes:
         self.viewers = Viewers()
 
     async def call(self, request: Request, cmd: str, **fields: Any) -> dict[str, Any]:
-        """One engine command through the bridge's link; the engine's errors become the bridge's HTTP errors."""
+        """One engine command through the bridge's link (its errors are answered by bridge/errors.py)."""
         link = bridge_link(request)
-        try:
-            return await link.run(link.work.call(cmd, **fields))
-        except EngineClientError as exc:
-            raise engine_error(exc) from exc
+        return await link.run(link.work.call(cmd, **fields))
 
     async def page(self, request: Request) -> Response:
         return FileResponse(STATIC / "preview.html", headers={"Cache-Control": "no-store"})
@@ -280,10 +243,7 @@ class PreviewRoutes:
         The client measures engine = bridge monotonic + offset; the bridge's wall-minus-monotonic turns that into
         the wall clock the browser shares."""
         link = bridge_link(request)
-        try:
-            measured = await link.run(link.probes.clock_offset(CLOCK_PROBES))
-        except EngineClientError as exc:
-            raise engine_error(exc) from exc
+        measured = await link.run(link.probes.clock_offset(CLOCK_PROBES))
         wall_minus_monotonic = time.time() - time.monotonic()
         return {"offset_s": wall_minus_monotonic - measured.offset, "rtt_ms": measured.rtt * 1000.0}
 
@@ -308,33 +268,32 @@ class PreviewRoutes:
                       "stream": _jsonable(streams.get(avatar)), "frames": _jsonable(reply.get("frames", {}))})
 
     async def command(self, request: Request) -> Response:
-        body = await read_body(request, MAX_COMMAND_BYTES)
+        body = await read_body(request, MAX_COMMAND_BYTES, bridge_of(request).limits)
         try:
             parsed = json.loads(body)
         except (ValueError, UnicodeDecodeError):
-            raise PreviewError(400, "bad_request", "the body must be JSON") from None
+            raise BadRequest("the body must be JSON") from None
         return _json(_jsonable(await self.call(request, **check_command(parsed))))
 
     async def source(self, request: Request) -> Response:
         """The uploaded portrait's bytes as the body (what a file input's File is): it becomes an avatar."""
-        image = await read_body(request, self.settings.max_upload_bytes)
+        image = await read_body(request, self.settings.max_upload_bytes, bridge_of(request).limits, ImageTooLarge)
         if not image:
-            raise PreviewError(400, "bad_request", "send the portrait's bytes as the request body")
+            raise BadRequest("send the portrait's bytes as the request body")
         return _json(_jsonable(await self.call(request, "set_source", image=image)))
 
     async def speak(self, request: Request) -> Response:
-        """Make it talk: a WAV body for the engine's ``speak`` command (its error is shown until it knows it)."""
+        """Make it talk: a WAV body for the engine's ``speak`` command (its header checked here first)."""
         avatar = check_avatar(request.query_params.get("avatar"))
-        audio = await read_body(request, self.settings.max_upload_bytes)
-        if not audio.startswith(b"RIFF") or audio[8:12] != b"WAVE":
-            raise PreviewError(415, "invalid_audio", "send a WAV file (RIFF/WAVE)")
+        audio = await read_body(request, self.settings.max_upload_bytes, bridge_of(request).limits, AudioTooLong)
+        read_header(audio, MAX_AUDIO_SECONDS)  # 415 not a WAV, 400 a broken one, 413 too long: before a round trip
         return _json(_jsonable(await self.call(request, "speak", avatar=avatar, audio=audio, format="wav")))
 
     async def mjpeg(self, request: Request) -> Response:
         avatar = check_avatar(request.query_params.get("avatar"))
         link = bridge_link(request)
         if not await self.viewers.enter():
-            raise PreviewError(503, "too_many_viewers", f"at most {self.viewers.limit} streams at once")
+            raise Busy(f"at most {self.viewers.limit} streams at once")
 
         async def parts() -> AsyncIterator[bytes]:
             try:
@@ -357,12 +316,12 @@ class PreviewRoutes:
             await ws.accept()  # then refusals are close codes the page can read, not a bare 403 handshake
             try:
                 avatar = check_avatar(ws.query_params.get("avatar"))
-            except PreviewError as err:
+            except BadRequest as err:
                 await ws.close(code=1008, reason=err.message[:120])
                 return
             try:
                 link = bridge_link(ws)
-            except ClientError as err:
+            except EngineError as err:
                 await ws.close(code=1013, reason=err.message[:120])
                 return
             entered = await self.viewers.enter()
@@ -404,19 +363,22 @@ class PreviewRoutes:
 
     def routes(self) -> list[BaseRoute]:
         return [
-            Route("/preview", guarded(self.page), methods=["GET"]),
-            Route("/preview/api/info", guarded(self.info), methods=["GET"]),
-            Route("/preview/api/clock", guarded(self.clock), methods=["GET"]),
-            Route("/preview/api/stats", guarded(self.stats), methods=["GET"]),
-            Route("/preview/api/command", guarded(self.command), methods=["POST"]),
-            Route("/preview/api/source", guarded(self.source), methods=["POST"]),
-            Route("/preview/api/speak", guarded(self.speak), methods=["POST"]),
-            Route("/preview/stream.mjpeg", guarded(self.mjpeg), methods=["GET"]),
+            Route("/preview", self.page, methods=["GET"]),
+            Route("/preview/api/info", self.info, methods=["GET"]),
+            Route("/preview/api/clock", self.clock, methods=["GET"]),
+            Route("/preview/api/stats", self.stats, methods=["GET"]),
+            Route("/preview/api/command", self.command, methods=["POST"]),
+            Route("/preview/api/source", self.source, methods=["POST"]),
+            Route("/preview/api/speak", self.speak, methods=["POST"]),
+            Route("/preview/stream.mjpeg", self.mjpeg, methods=["GET"]),
             WebSocketRoute("/preview/ws", self.websocket),
             Mount("/preview/static", app=StaticFiles(directory=STATIC), name="preview_static"),
         ]
 
 
 def preview_routes(settings: BridgeSettings) -> list[BaseRoute]:
-    """The preview's routes for create_app's ``extra_routes``."""
+    """The preview's routes alone (for create_app's ``extra_routes``; ``PREVIEW`` is the same as a feature)."""
     return PreviewRoutes(settings).routes()
+
+
+PREVIEW = Feature("preview", routes=lambda bridge: preview_routes(bridge.settings), operations=PREVIEW_OPERATIONS)

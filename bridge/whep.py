@@ -23,6 +23,7 @@ import ipaddress
 import logging
 import secrets
 import time
+import weakref
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -31,16 +32,17 @@ from typing import Any
 import aioice.ice
 from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
 from aiortc.codecs import h264, vpx
-from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from bridge.config import BridgeSettings
+from bridge.app import Bridge, Feature
 from bridge.media import AvatarFeed, FeedAudioTrack, FeedVideoTrack
 from bridge.openapi import Answer, Operation
-from bridge.preview import AVATAR_RE, bridge_link
+from bridge.preview import AVATAR_RE
 from engine.client import EngineClientError
+from engine.errors import HTTP_STATUS, EngineError
+from engine.options import Option
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +51,45 @@ RETRY_AFTER_S = "5"
 CORS = {"Access-Control-Allow-Origin": "*", "Access-Control-Expose-Headers": "Location, ETag, X-Playout-Delay-Ms",
         "Access-Control-Allow-Methods": "POST, DELETE, OPTIONS", "Access-Control-Allow-Headers": "Content-Type"}
 CODECS = {"vp8": "video/VP8", "h264": "video/H264"}
+
+
+# The WebRTC viewers' limits, ICE and codec. VP8 at 800 kbps: on this CPU VP8 encodes a 512 x 512 frame in ~2-6 ms,
+# libx264 (aiortc's H.264) in ~12-36 ms, and each viewer costs one encode (bench/bench_webrtc.py).
+WHEP_OPTIONS: tuple[Option, ...] = (
+    Option("whep_max_viewers", "--whep-max-viewers", "LP_WHEP_MAX_VIEWERS", int, 8,
+           "WebRTC (WHEP) viewers on this bridge at once; beyond it 503 + Retry-After"),
+    Option("whep_max_per_avatar", "--whep-max-per-avatar", "LP_WHEP_MAX_PER_AVATAR", int, 4,
+           "WHEP viewers of one avatar at once (each costs one video encode)"),
+    Option("whep_ice_servers", "--whep-ice-servers", "LP_WHEP_ICE_SERVERS", str, "",
+           "STUN/TURN servers, comma-separated (stun:host:port, turn:user:pass@host:port); empty: host candidates "
+           "only, nothing outside is contacted"),
+    Option("whep_ice_addresses", "--whep-ice-addresses", "LP_WHEP_ICE_ADDRESSES", str, "",
+           "local addresses WHEP may offer as ICE host candidates, comma-separated; empty: --host if it is one "
+           "address, else every interface"),
+    Option("whep_codec", "--whep-codec", "LP_WHEP_CODEC", str, "vp8", "WHEP video codec", ("vp8", "h264")),
+    Option("whep_bitrate_kbps", "--whep-bitrate-kbps", "LP_WHEP_BITRATE_KBPS", int, 800,
+           "WHEP video bitrate ceiling (the receiver's estimate may lower it)"),
+    Option("whep_delay_ms", "--whep-delay-ms", "LP_WHEP_DELAY_MS", int, 100,
+           "media of engine time t go out at t + this at least (more while frames arrive later): covers render, "
+           "JPEG and transport of the frames"),
+    Option("whep_fps", "--whep-fps", "LP_WHEP_FPS", float, 25.0,
+           "frame rate WHEP starts an avatar's engine stream at when it is not streaming"),
+    Option("whep_connect_timeout_s", "--whep-connect-timeout-s", "LP_WHEP_CONNECT_TIMEOUT_S", float, 20.0,
+           "a WHEP session not connected by then (a player that vanished after its POST) is closed"),
+)
+
+
+@dataclass(frozen=True)
+class WhepSettings:
+    whep_max_viewers: int = 8
+    whep_max_per_avatar: int = 4
+    whep_ice_servers: str = ""
+    whep_ice_addresses: str = ""
+    whep_codec: str = "vp8"
+    whep_bitrate_kbps: int = 800
+    whep_delay_ms: int = 100
+    whep_fps: float = 25.0
+    whep_connect_timeout_s: float = 20.0
 
 
 @dataclass
@@ -63,18 +104,18 @@ class Session:
     deadline: asyncio.TimerHandle | None = None  # the connect timeout: cancelled at the end (it holds the session)
 
 
-def ice_addresses(settings: BridgeSettings) -> list[str]:
+def ice_addresses(settings: WhepSettings, host: str) -> list[str]:
     """The addresses host candidates may use: the option, else the bridge's own host if it is one address."""
     listed = [a.strip() for a in settings.whep_ice_addresses.split(",") if a.strip()]
     if listed:
         return listed
     with contextlib.suppress(ValueError):
-        if not ipaddress.ip_address(settings.host).is_unspecified:
-            return [settings.host]
+        if not ipaddress.ip_address(host).is_unspecified:
+            return [host]
     return []  # every interface (aioice's own choice)
 
 
-def ice_servers(settings: BridgeSettings) -> list[RTCIceServer]:
+def ice_servers(settings: WhepSettings) -> list[RTCIceServer]:
     """``stun:host:port`` or ``turn:user:pass@host:port`` entries, comma-separated; none by default."""
     servers = []
     for entry in (e.strip() for e in settings.whep_ice_servers.split(",") if e.strip()):
@@ -119,7 +160,8 @@ class WhepError(Exception):
 class Whep:
     """The sessions, the per-avatar feeds and the limits; the routes' handlers."""
 
-    def __init__(self, settings: BridgeSettings) -> None:
+    def __init__(self, bridge: Bridge, settings: WhepSettings) -> None:
+        self.bridge = bridge
         self.settings = settings
         self.sessions: dict[str, Session] = {}
         self.feeds: dict[str, AvatarFeed] = {}
@@ -127,8 +169,7 @@ class Whep:
         self.opened = 0
         self.closed = 0
         self._lock = asyncio.Lock()
-        self._app: Starlette | None = None
-        self.ice_addresses = ice_addresses(settings)
+        self.ice_addresses = ice_addresses(settings, bridge.settings.host)
         _restrict_host_addresses(self.ice_addresses)
         _set_bitrate(settings.whep_bitrate_kbps)
 
@@ -140,17 +181,6 @@ class Whep:
         for feed in list(self.feeds.values()):
             await feed.close()
         self.feeds.clear()
-
-    def lifespan(self, inner: Callable[[Starlette], Any]) -> Callable[[Starlette], Any]:
-        @asynccontextmanager
-        async def wrapped(app: Starlette) -> AsyncIterator[Any]:
-            self._app = app
-            async with inner(app) as state:
-                try:
-                    yield state
-                finally:
-                    await self.aclose()
-        return wrapped
 
     # -- routes --
 
@@ -217,7 +247,7 @@ class Whep:
     # -- sessions --
 
     async def _avatar(self, request: Request, raw: str | None) -> str:
-        link = bridge_link(request)
+        link = self.bridge.link
         try:
             avatars = await link.run(link.work.call("list_avatars"))
         except EngineClientError as exc:
@@ -280,12 +310,12 @@ class Whep:
     def _feed(self, avatar: str) -> AvatarFeed:
         feed = self.feeds.get(avatar)
         if feed is None:
-            link = bridge_link_of(self._app)
+            link = self.bridge.link
 
             async def offset() -> float:
                 return (await link.run(link.probes.clock_offset(3))).offset
 
-            feed = AvatarFeed(avatar, self.settings.frame_addr, link.work.curve, offset,
+            feed = AvatarFeed(avatar, self.bridge.settings.frame_addr, link.work.curve, offset,
                               self.settings.whep_delay_ms / 1000.0)
             feed.start()
             self.feeds[avatar] = feed
@@ -293,7 +323,7 @@ class Whep:
 
     async def _ensure_stream(self, request: Request, avatar: str) -> None:
         """The engine streams the avatar (started at ``whep_fps`` if it was not; stopped with the last viewer)."""
-        link = bridge_link(request)
+        link = self.bridge.link
         with contextlib.suppress(EngineClientError):
             streams = (await link.run(link.work.call("list_avatars"))).get("streams", {})
             if avatar not in streams:
@@ -312,10 +342,10 @@ class Whep:
             feed = self.feeds.pop(session.avatar, None)
             if feed is not None:
                 await feed.close()
-            if session.avatar in self.started_streams and self._app is not None:
+            if session.avatar in self.started_streams:
                 self.started_streams.discard(session.avatar)
                 with contextlib.suppress(Exception):
-                    link = bridge_link_of(self._app)
+                    link = self.bridge.link
                     await link.run(link.work.call("stream", avatar=session.avatar, fps=0))
 
     async def _discard(self, session: Session) -> None:
@@ -337,10 +367,10 @@ class Whep:
             except WhepError as err:
                 return JSONResponse({"error": {"code": err.code, "message": err.message}}, err.status,
                                     headers={**CORS, **err.headers})
-            except Exception as exc:
-                if type(exc).__name__ == "ClientError":  # the bridge's own (engine down, starting)
-                    return JSONResponse({"error": {"code": exc.code, "message": exc.message}},  # type: ignore
-                                        exc.status, headers={**CORS, **(exc.headers or {})})  # type: ignore
+            except EngineError as exc:  # the bridge's own (engine down or starting)
+                return JSONResponse({"error": exc.to_wire()}, HTTP_STATUS.get(exc.code, 500),
+                                    headers={**CORS, "Retry-After": RETRY_AFTER_S})
+            except Exception:
                 log.exception("whep %s failed", request.url.path)
                 return JSONResponse({"error": {"code": "internal", "message": "internal error"}}, 500,
                                     headers=CORS)
@@ -372,11 +402,6 @@ async def _stop_late_senders(pc: RTCPeerConnection) -> None:
         for transceiver in pc.getTransceivers():
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(transceiver.sender.stop(), 2.0)
-
-
-def bridge_link_of(app: Starlette | None) -> Any:
-    assert app is not None
-    return app.state.bridge.link
 
 
 async def _read(request: Request, limit: int) -> bytes:
@@ -411,10 +436,23 @@ WHEP_OPERATIONS: tuple[Operation, ...] = (
 )
 
 
-def mount_whep(app: Starlette, settings: BridgeSettings) -> Whep:
-    """Add the WHEP routes to the bridge app and close every session with it."""
-    whep = Whep(settings)
-    app.router.routes.extend(whep.routes())
-    app.router.lifespan_context = whep.lifespan(app.router.lifespan_context)
-    app.state.whep = whep
-    return whep
+_WHEPS: weakref.WeakKeyDictionary[Bridge, Whep] = weakref.WeakKeyDictionary()  # one per bridge (tests run several)
+
+
+def _whep_of(bridge: Bridge) -> Whep:
+    if bridge not in _WHEPS:
+        _WHEPS[bridge] = Whep(bridge, bridge.settings_of(WHEP))
+    return _WHEPS[bridge]
+
+
+@asynccontextmanager
+async def _lifespan(bridge: Bridge) -> AsyncIterator[None]:
+    """Every session and feed closed before the engine link is."""
+    try:
+        yield
+    finally:
+        await _whep_of(bridge).aclose()
+
+
+WHEP = Feature("whep", routes=lambda bridge: _whep_of(bridge).routes(), operations=WHEP_OPERATIONS,
+               options=WHEP_OPTIONS, settings=WhepSettings, lifespan=_lifespan)

@@ -17,20 +17,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import inspect
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, fields
-from typing import Any, TypeVar
+from typing import Any, Generic, ParamSpec, TypeVar
 
 import msgpack
 import zmq
 import zmq.asyncio
 
+from engine.constants import FRAME_TOPIC, PROTOCOL_VERSION
+from engine.errors import BadEngineReply, Busy, EngineUnavailableError
 from engine.security import CurveClientKeys
 
-PROTOCOL_VERSION = 1
-FRAME_TOPIC = b"frame."
 DEFAULT_TIMEOUT_MS = 20_000
 
 # ---------------------------------------------------------------------------------------------------- errors
@@ -62,19 +64,19 @@ class EngineReplyError(EngineClientError):
 class EngineUnavailable(EngineClientError):
     """No reply within the timeout after every retry (the engine is down, wedged or unreachable)."""
 
-    code = "engine_unavailable"
+    code = EngineUnavailableError.code
 
 
 class Overloaded(EngineClientError):
     """Too many callers already wait for a socket of the pool, or the wait passed its deadline."""
 
-    code = "busy"
+    code = Busy.code
 
 
 class BadReply(EngineClientError):
     """The engine's bytes were not a msgpack map: a different program is listening, or a bug."""
 
-    code = "bad_reply"
+    code = BadEngineReply.code
 
 
 # ---------------------------------------------------------------------------------------------------- replies
@@ -195,6 +197,7 @@ class Keyframe:
 
 
 R = TypeVar("R", bound=Reply)
+T = TypeVar("T")
 
 
 def parse_reply(cls: type[R], reply: Mapping[str, Any]) -> R:
@@ -266,11 +269,157 @@ def _best_offset(samples: Sequence[tuple[float, float, float]]) -> ClockOffset:
     return ClockOffset(now - (sent + received) / 2, received - sent)
 
 
+# ---------------------------------------------------------------------------------------------------- commands
+# One row per command helper. A row is a function whose signature and docstring are the helper's, returning the
+# command's fields (None: left out, the engine's default applies); ``command`` names the wire command and the typed
+# reply. EngineClient and AsyncEngineClient both get a method per row (blocking and awaitable): nothing is mirrored.
+
+P = ParamSpec("P")
+
+
+@dataclass(frozen=True)
+class Command(Generic[P, R]):
+    """A command helper: the wire ``name``, the typed ``reply`` and ``fields`` (helper arguments -> message fields).
+
+    A ``timeout_ms`` key in the fields is the request's timeout, not a message field (``call``'s own argument)."""
+
+    name: str
+    reply: type[R]
+    fields: Callable[P, dict[str, Any]]
+
+    def signature(self) -> inspect.Signature:
+        return inspect.signature(self.fields).replace(return_annotation=self.reply.__name__)
+
+
+def command(name: str, reply: type[R]) -> Callable[[Callable[P, dict[str, Any]]], Command[P, R]]:
+    def make(fields_: Callable[P, dict[str, Any]]) -> Command[P, R]:
+        return Command(name, reply, fields_)
+    return make
+
+
+def _dict(values: Mapping[str, float] | None) -> dict[str, float] | None:
+    return None if values is None else dict(values)
+
+
+@command("health", HealthReply)
+def _health(timeout_ms: int | None = None) -> dict[str, Any]:
+    """The engine's status (ok, starting, failed), renderer, avatars, streams, frame timings and its clock (now)."""
+    return {"timeout_ms": timeout_ms}
+
+
+@command("expressions", ExpressionsReply)
+def _expressions() -> dict[str, Any]:
+    """The expression presets, the intensity range and every control with its range."""
+    return {}
+
+
+@command("list_avatars", AvatarsReply)
+def _list_avatars() -> dict[str, Any]:
+    """The resident avatars, the default one and the streams running."""
+    return {}
+
+
+@command("set_source", SourceReply)
+def _set_source(image: bytes) -> dict[str, Any]:
+    """A portrait (JPEG, PNG or WebP bytes) becomes an avatar; its id is derived from the bytes (cached)."""
+    return {"image": image}
+
+
+@command("drop_source", AvatarReply)
+def _drop_source(avatar: str) -> dict[str, Any]:
+    """Forget an avatar (its stream stops)."""
+    return {"avatar": avatar}
+
+
+@command("set_expression", AvatarReply)
+def _set_expression(avatar: str, expression: str, intensity: float | None = None,
+                    transition_ms: float | None = None) -> dict[str, Any]:
+    """Ease an avatar into a preset at an intensity (0-1) over ``transition_ms``."""
+    return {"avatar": avatar, "expression": expression, "intensity": intensity, "transition_ms": transition_ms}
+
+
+@command("set_controls", AvatarReply)
+def _set_controls(avatar: str, controls: Mapping[str, float] | None = None, *, transition_ms: float | None = None,
+                  smooth: bool | None = None,
+                  keyframes: Sequence[Keyframe | Mapping[str, Any]] | None = None) -> dict[str, Any]:
+    """Set controls (our names or ARKit's) now, or schedule ``keyframes`` at engine times."""
+    return {"avatar": avatar, "controls": _dict(controls), "transition_ms": transition_ms, "smooth": smooth,
+            "keyframes": keyframes}
+
+
+@command("clear", AvatarReply)
+def _clear(avatar: str) -> dict[str, Any]:
+    """Drop an avatar's schedules and speech; it eases back to its commanded state."""
+    return {"avatar": avatar}
+
+
+@command("set_idle", AvatarReply)
+def _set_idle(avatar: str, enabled: bool, seed: int | None = None) -> dict[str, Any]:
+    """Idle life (blinks, breathing, small head motion) on or off, optionally seeded."""
+    return {"avatar": avatar, "enabled": enabled, "seed": seed}
+
+
+@command("render", RenderReply)
+def _render(avatar: str | None = None, image: bytes | None = None, expression: str | None = None,
+            intensity: float | None = None, controls: Mapping[str, float] | None = None,
+            output: str | None = None, quality: int | None = None) -> dict[str, Any]:
+    """One JPEG: of an avatar's animation now, or a one-off state (expression, intensity, controls); ``image``
+    renders a portrait without keeping it as an avatar."""
+    return {"avatar": avatar, "image": image, "expression": expression, "intensity": intensity,
+            "controls": _dict(controls), "output": output, "quality": quality}
+
+
+@command("stream", StreamReply)
+def _stream(avatar: str, fps: float | None = None) -> dict[str, Any]:
+    """Publish an avatar's frames on the PUB socket at ``fps`` (None: the engine's default; 0 stops)."""
+    return {"avatar": avatar, "fps": fps}
+
+
+COMMANDS: tuple[Command[Any, Any], ...] = (
+    _health, _expressions, _list_avatars, _set_source, _drop_source, _set_expression, _set_controls, _clear,
+    _set_idle, _render, _stream,
+)
+
+
+def _method(spec: Command[Any, Any]) -> Callable[..., Any]:
+    """The method a Command row gives a client class: blocking on EngineClient, a coroutine on AsyncEngineClient
+    (each class's ``_send`` is the only difference). ``help()`` and ``inspect.signature`` show the row's."""
+
+    def method(self: Any, *args: Any, **kwargs: Any) -> Any:
+        return self._send(spec, spec.fields(*args, **kwargs))
+
+    functools.update_wrapper(method, spec.fields)
+    method.__name__ = method.__qualname__ = spec.name
+    sig = spec.signature()
+    self_param = inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    method.__signature__ = sig.replace(parameters=[self_param, *sig.parameters.values()])  # type: ignore[attr-defined]
+    return method
+
+
+def _with_helpers(cls: type[T]) -> type[T]:
+    """Give a client class one method per row of COMMANDS (a hand-written method of the same name wins)."""
+    for spec in COMMANDS:
+        if spec.name not in cls.__dict__:
+            setattr(cls, spec.name, _method(spec))
+    return cls
+
+
+def _ready(reply: HealthReply) -> bool:
+    """wait_ready's test of one health reply: True when ok, an error when the engine failed to start."""
+    if reply.status == "failed":
+        raise EngineReplyError("start_failed", str((reply.failure or {}).get("message", "")), reply.raw)
+    return reply.ready
+
+
 # ---------------------------------------------------------------------------------------------------- sync
 
 
+@_with_helpers
 class EngineClient:
-    """Blocking client: one REQ socket behind a lock (safe from several threads, one request at a time)."""
+    """Blocking client: one REQ socket behind a lock (safe from several threads, one request at a time).
+
+    A method per command of COMMANDS (health, expressions, list_avatars, set_source, drop_source, set_expression,
+    set_controls, clear, set_idle, render, stream) returns its typed reply; ``call`` sends any command."""
 
     def __init__(self, addr: str, timeout_ms: int = DEFAULT_TIMEOUT_MS, retries: int = 1,
                  curve: CurveClientKeys | None = None, context: zmq.Context | None = None) -> None:
@@ -307,11 +456,8 @@ class EngineClient:
         """Any command, including ones without a helper yet (``speak``); raises EngineReplyError on ``ok: false``."""
         return check_reply(self.request(build_message(cmd, fields_), timeout_ms))
 
-    def _typed(self, cls: type[R], cmd: str, **fields_: Any) -> R:
-        return parse_reply(cls, self.call(cmd, **fields_))
-
-    def health(self, timeout_ms: int | None = None) -> HealthReply:
-        return parse_reply(HealthReply, self.call("health", timeout_ms=timeout_ms))
+    def _send(self, spec: Command[Any, R], fields_: dict[str, Any]) -> R:
+        return parse_reply(spec.reply, self.call(spec.name, **fields_))
 
     def wait_ready(self, timeout_s: float = 90.0, poll_s: float = 0.2) -> HealthReply:
         """Poll ``health`` until the engine says ``ok`` (it answers ``starting`` while models load)."""
@@ -322,51 +468,9 @@ class EngineClient:
                 raise EngineUnavailable(f"the engine at {self.addr} was not ready within {timeout_s:g} s")
             with contextlib.suppress(EngineUnavailable):
                 reply = self.health(timeout_ms=min(left_ms, 1000))
-                if reply.ready:
+                if _ready(reply):
                     return reply
-                if reply.status == "failed":
-                    raise EngineReplyError("start_failed", str((reply.failure or {}).get("message", "")), reply.raw)
             time.sleep(poll_s)
-
-    def expressions(self) -> ExpressionsReply:
-        return self._typed(ExpressionsReply, "expressions")
-
-    def list_avatars(self) -> AvatarsReply:
-        return self._typed(AvatarsReply, "list_avatars")
-
-    def set_source(self, image: bytes) -> SourceReply:
-        return self._typed(SourceReply, "set_source", image=image)
-
-    def drop_source(self, avatar: str) -> AvatarReply:
-        return self._typed(AvatarReply, "drop_source", avatar=avatar)
-
-    def set_expression(self, avatar: str, expression: str, intensity: float | None = None,
-                       transition_ms: float | None = None) -> AvatarReply:
-        return self._typed(AvatarReply, "set_expression", avatar=avatar, expression=expression, intensity=intensity,
-                           transition_ms=transition_ms)
-
-    def set_controls(self, avatar: str, controls: Mapping[str, float] | None = None, *,
-                     transition_ms: float | None = None, smooth: bool | None = None,
-                     keyframes: Sequence[Keyframe | Mapping[str, Any]] | None = None) -> AvatarReply:
-        return self._typed(AvatarReply, "set_controls", avatar=avatar,
-                           controls=None if controls is None else dict(controls), transition_ms=transition_ms,
-                           smooth=smooth, keyframes=keyframes)
-
-    def clear(self, avatar: str) -> AvatarReply:
-        return self._typed(AvatarReply, "clear", avatar=avatar)
-
-    def set_idle(self, avatar: str, enabled: bool, seed: int | None = None) -> AvatarReply:
-        return self._typed(AvatarReply, "set_idle", avatar=avatar, enabled=enabled, seed=seed)
-
-    def render(self, avatar: str | None = None, image: bytes | None = None, expression: str | None = None,
-               intensity: float | None = None, controls: Mapping[str, float] | None = None,
-               output: str | None = None, quality: int | None = None) -> RenderReply:
-        return self._typed(RenderReply, "render", avatar=avatar, image=image, expression=expression,
-                           intensity=intensity, controls=None if controls is None else dict(controls),
-                           output=output, quality=quality)
-
-    def stream(self, avatar: str, fps: float | None = None) -> StreamReply:
-        return self._typed(StreamReply, "stream", avatar=avatar, fps=fps)
 
     def clock_offset(self, samples: int = 5) -> ClockOffset:
         measured = []
@@ -434,8 +538,11 @@ def _frame(parts: list[bytes]) -> Frame:
 # ---------------------------------------------------------------------------------------------------- asyncio
 
 
+@_with_helpers
 class AsyncEngineClient:
     """asyncio client: a pool of REQ sockets (made on first use), a bounded wait with a deadline beyond it.
+
+    The same command methods as EngineClient (one table, COMMANDS), awaitable.
 
     ``wait_ms`` bounds how long a caller waits for a free socket (default: the request timeout), ``max_waiting``
     how many may wait at once; past either, ``Overloaded``. Close with ``await aclose()``: it closes every socket
@@ -524,11 +631,8 @@ class AsyncEngineClient:
         """Any command, including ones without a helper yet (``speak``); raises EngineReplyError on ``ok: false``."""
         return check_reply(await self.request(build_message(cmd, fields_), timeout_ms))
 
-    async def _typed(self, cls: type[R], cmd: str, **fields_: Any) -> R:
-        return parse_reply(cls, await self.call(cmd, **fields_))
-
-    async def health(self, timeout_ms: int | None = None) -> HealthReply:
-        return parse_reply(HealthReply, await self.call("health", timeout_ms=timeout_ms))
+    async def _send(self, spec: Command[Any, R], fields_: dict[str, Any]) -> R:
+        return parse_reply(spec.reply, await self.call(spec.name, **fields_))
 
     async def wait_ready(self, timeout_s: float = 90.0, poll_s: float = 0.2) -> HealthReply:
         """Poll ``health`` until the engine says ``ok`` (it answers ``starting`` while models load)."""
@@ -539,51 +643,9 @@ class AsyncEngineClient:
                 raise EngineUnavailable(f"the engine at {self.addr} was not ready within {timeout_s:g} s")
             with contextlib.suppress(EngineUnavailable):
                 reply = await self.health(timeout_ms=min(left_ms, 1000))
-                if reply.ready:
+                if _ready(reply):
                     return reply
-                if reply.status == "failed":
-                    raise EngineReplyError("start_failed", str((reply.failure or {}).get("message", "")), reply.raw)
             await asyncio.sleep(poll_s)
-
-    async def expressions(self) -> ExpressionsReply:
-        return await self._typed(ExpressionsReply, "expressions")
-
-    async def list_avatars(self) -> AvatarsReply:
-        return await self._typed(AvatarsReply, "list_avatars")
-
-    async def set_source(self, image: bytes) -> SourceReply:
-        return await self._typed(SourceReply, "set_source", image=image)
-
-    async def drop_source(self, avatar: str) -> AvatarReply:
-        return await self._typed(AvatarReply, "drop_source", avatar=avatar)
-
-    async def set_expression(self, avatar: str, expression: str, intensity: float | None = None,
-                             transition_ms: float | None = None) -> AvatarReply:
-        return await self._typed(AvatarReply, "set_expression", avatar=avatar, expression=expression,
-                                 intensity=intensity, transition_ms=transition_ms)
-
-    async def set_controls(self, avatar: str, controls: Mapping[str, float] | None = None, *,
-                           transition_ms: float | None = None, smooth: bool | None = None,
-                           keyframes: Sequence[Keyframe | Mapping[str, Any]] | None = None) -> AvatarReply:
-        return await self._typed(AvatarReply, "set_controls", avatar=avatar,
-                                 controls=None if controls is None else dict(controls),
-                                 transition_ms=transition_ms, smooth=smooth, keyframes=keyframes)
-
-    async def clear(self, avatar: str) -> AvatarReply:
-        return await self._typed(AvatarReply, "clear", avatar=avatar)
-
-    async def set_idle(self, avatar: str, enabled: bool, seed: int | None = None) -> AvatarReply:
-        return await self._typed(AvatarReply, "set_idle", avatar=avatar, enabled=enabled, seed=seed)
-
-    async def render(self, avatar: str | None = None, image: bytes | None = None, expression: str | None = None,
-                     intensity: float | None = None, controls: Mapping[str, float] | None = None,
-                     output: str | None = None, quality: int | None = None) -> RenderReply:
-        return await self._typed(RenderReply, "render", avatar=avatar, image=image, expression=expression,
-                                 intensity=intensity, controls=None if controls is None else dict(controls),
-                                 output=output, quality=quality)
-
-    async def stream(self, avatar: str, fps: float | None = None) -> StreamReply:
-        return await self._typed(StreamReply, "stream", avatar=avatar, fps=fps)
 
     async def clock_offset(self, samples: int = 5) -> ClockOffset:
         measured = []

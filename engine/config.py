@@ -1,45 +1,31 @@
 """Settings for the engine: one table drives the flags, the LP_* environment variables, --help and the README.
 
-Precedence: command-line flag > environment variable > default. ``python -m engine.config --markdown`` prints the
+The machinery (Option, load, markdown_table) is engine/options.py, shared with the bridge. Precedence: command-line
+flag > environment variable > default. ``python -m engine.config --markdown`` prints the
 README's configuration table from the same rows, so the docs cannot drift from the code.
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, fields
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
 
 from engine.errors import ConfigError
+from engine.options import (  # noqa: F401  (re-exported: the engine's settings API, as before)
+    Option,
+    build_parser,
+    check_fields,
+    defaults,
+    load,
+    load_tables,
+    markdown_table,
+    parse_bool,
+)
 from engine.protocol import DEFAULT_MAX_FPS, OUTPUTS
 from engine.render.select import MODES as RENDERERS
-
-
-@dataclass(frozen=True)
-class Option:
-    """One setting: its dataclass field, flag, env var, type, default and help."""
-
-    field: str
-    flag: str
-    env: str
-    kind: Callable[[str], Any]
-    default: Any
-    help: str
-    choices: tuple[str, ...] | None = None
-
-
-def parse_bool(text: str) -> bool:
-    value = text.strip().lower()
-    if value in ("1", "true", "yes", "on"):
-        return True
-    if value in ("0", "false", "no", "off"):
-        return False
-    raise ValueError(f"not a boolean: {text!r}")
-
 
 ENGINE_OPTIONS: tuple[Option, ...] = (
     Option("command_addr", "--command-addr", "LP_COMMAND_ADDR", str, "tcp://127.0.0.1:5555",
@@ -83,10 +69,6 @@ ENGINE_OPTIONS: tuple[Option, ...] = (
 )
 
 
-def defaults(options: Sequence[Option]) -> dict[str, Any]:
-    return {opt.field: opt.default for opt in options}
-
-
 _D = defaults(ENGINE_OPTIONS)
 
 
@@ -116,55 +98,7 @@ class Settings:
     log_level: str = _D["log_level"]
 
 
-def check_fields(cls: type, options: Sequence[Option]) -> None:
-    """A settings dataclass and its option table name the same fields with the same defaults, or this raises."""
-    have = {f.name: f.default for f in fields(cls)}
-    want = defaults(options)
-    if have != want:
-        diff = sorted(set(have.items()) ^ set(want.items()), key=str)
-        raise ConfigError(f"{cls.__name__} and its option table differ: {diff}")
-
-
 check_fields(Settings, ENGINE_OPTIONS)
-
-T = TypeVar("T")
-
-
-def build_parser(options: Sequence[Option], prog: str, description: str) -> argparse.ArgumentParser:
-    """An argparse parser whose --help shows every flag with its env var and default."""
-    parser = argparse.ArgumentParser(prog=prog, description=description)
-    for opt in options:
-        extra: dict[str, Any] = {}
-        if opt.choices:
-            extra["choices"] = opt.choices
-        metavar = "{" + ",".join(opt.choices) + "}" if opt.choices else opt.field.upper()
-        parser.add_argument(opt.flag, dest=opt.field, type=opt.kind, default=None, metavar=metavar,
-                            help=f"{opt.help} [env {opt.env}, default {opt.default}]", **extra)
-    return parser
-
-
-def load(cls: type[T], options: Sequence[Option], argv: Sequence[str] | None, env: Mapping[str, str],
-         prog: str, description: str) -> T:
-    """Settings from flags, then env vars, then defaults. A bad env value exits like a bad flag.
-
-    Every option must name a field of ``cls``: an option with nowhere to go is an error, never silently dropped."""
-    check_fields(cls, options)
-    parser = build_parser(options, prog, description)
-    args = parser.parse_args(argv)
-    values: dict[str, Any] = {}
-    for opt in options:
-        value = getattr(args, opt.field)
-        if value is None and opt.env in env:
-            try:
-                value = opt.kind(env[opt.env])
-            except ValueError as exc:
-                parser.error(f"{opt.env}={env[opt.env]!r}: {exc}")
-            if opt.choices and value not in opt.choices:
-                parser.error(f"{opt.env}={env[opt.env]!r}: choose from {', '.join(opt.choices)}")
-        if value is not None:
-            values[opt.field] = value
-    return cls(**values)
-
 
 def engine_settings(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> Settings:
     settings = load(Settings, ENGINE_OPTIONS, argv, os.environ if env is None else env,
@@ -188,14 +122,6 @@ def validate(settings: Settings) -> None:
     if settings.renderer == "offline" and settings.face_detector == "onnx":
         raise ConfigError("the offline renderer needs the dlib face detector (68 points): "
                           "use --face-detector auto or dlib with --renderer offline")
-
-
-def markdown_table(options: Sequence[Option]) -> str:
-    rows = ["| flag | env | default | meaning |", "|---|---|---|---|"]
-    for opt in options:
-        choices = f" ({' / '.join(opt.choices)})" if opt.choices else ""
-        rows.append(f"| `{opt.flag}` | `{opt.env}` | `{opt.default}` | {opt.help}{choices} |")
-    return "\n".join(rows)
 
 
 if __name__ == "__main__":

@@ -2,7 +2,8 @@
 
 Inside the engine these are raised; at the socket they become
 ``{"ok": false, "error": {"code": err.code, "message": str(err)}}`` and the bridge maps
-``code`` to an HTTP status (``HTTP_STATUS``). Add a code here, nowhere else.
+``code`` to an HTTP status (``HTTP_STATUS``). Add a code here, nowhere else: the bridge raises these classes too
+(its HTTP-only refusals are at the end), and the client's own errors take their codes from here.
 """
 
 from __future__ import annotations
@@ -97,6 +98,68 @@ class ConfigError(EngineError):
     code = "config_error"
 
 
+# --- audio (engine/speech/errors.py re-exports them) -----------------------------------------------------------
+
+class BadAudio(BadRequest):
+    """Audio that cannot be played: a header cut short, no samples, NaN/inf, absurd rate, odd PCM byte count."""
+
+    code = "bad_audio"
+
+
+class UnsupportedAudio(BadAudio):
+    """Bytes that are not a WAV at all, or a WAV encoding we do not read (ADPCM, mu-law, ...)."""
+
+    code = "unsupported_audio"
+
+
+class AudioTooLong(BadAudio):
+    """More than the limit (60 s by default) in one message: refused before decoding the samples."""
+
+    code = "audio_too_long"
+
+
+# --- the engine out of reach (engine/client.py raises these codes; the bridge answers them) ---------------------
+
+class EngineUnavailableError(EngineError):
+    """No reply from the engine in time (down, wedged, unreachable), or the bridge is starting or stopping."""
+
+    code = "engine_unavailable"
+
+
+class BadEngineReply(EngineError):
+    """The engine's bytes were not a protocol reply: a different program is listening, or a bug."""
+
+    code = "bad_reply"
+
+
+# --- HTTP only: refusals of the bridge itself, before anything reaches the engine -------------------------------
+
+class NotFound(EngineError):
+    code = "not_found"
+
+
+class MethodNotAllowed(EngineError):
+    code = "method_not_allowed"
+
+
+class BodyTimeout(EngineError):
+    """The request body did not arrive within the bridge's body timeout."""
+
+    code = "body_timeout"
+
+
+class BodyTooLarge(EngineError):
+    """A request body (not an image or audio: those have their own codes) over its byte cap."""
+
+    code = "too_large"
+
+
+class UnsupportedMediaType(EngineError):
+    """A request body of a content type the route does not read."""
+
+    code = "unsupported_media_type"
+
+
 # The bridge's mapping from wire code to HTTP status. Unlisted codes are 500.
 HTTP_STATUS: dict[str, int] = {
     BadRequest.code: 400,
@@ -113,7 +176,14 @@ HTTP_STATUS: dict[str, int] = {
     RenderFailed.code: 500,
     Internal.code: 500,
     ConfigError.code: 503,
-    "bad_audio": 400,  # engine/speech/errors.py (kept there: the speech package's own refusals)
-    "unsupported_audio": 415,
-    "audio_too_long": 413,
+    BadAudio.code: 400,
+    UnsupportedAudio.code: 415,
+    AudioTooLong.code: 413,
+    EngineUnavailableError.code: 503,
+    BadEngineReply.code: 502,
+    NotFound.code: 404,
+    MethodNotAllowed.code: 405,
+    BodyTimeout.code: 408,
+    BodyTooLarge.code: 413,
+    UnsupportedMediaType.code: 415,
 }

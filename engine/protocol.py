@@ -16,16 +16,24 @@ from typing import Any
 import msgpack
 
 from engine.animation.arkit import parse_controls as parse_arkit_controls
-from engine.animation.presets import validate_expression, validate_intensity
 from engine.animation.timeline import DEFAULT_TRANSITION_MS, MAX_TRANSITION_MS, Keyframe
+from engine.constants import (  # noqa: F401  (AUDIO_FORMATS, FRAME_TOPIC, MAX_AUDIO_SECONDS: re-exported)
+    AUDIO_FORMATS,
+    FRAME_TOPIC,
+    MAX_AUDIO_SECONDS,
+    MAX_CLIP_FPS,
+    MIN_CLIP_FPS,
+    PROTOCOL_VERSION,
+    validate_expression,
+    validate_intensity,
+)
 from engine.errors import BadRequest, EngineError, UnknownCommand, UnsupportedVersion
 
-VERSION = 1
+VERSION = PROTOCOL_VERSION
 OUTPUTS = ("full", "crop")
 MAX_KEYFRAMES = 10_000
 DEFAULT_MAX_FPS = 60.0  # the default of the engine's --max-fps; the engine passes its setting to parse_request
 MIN_FPS = 0.1  # slower than this is a still, not a stream (and keeps every clock wait short)
-FRAME_TOPIC = b"frame."  # PUB topic prefix: frame.<avatar id>
 
 
 @dataclass(frozen=True)
@@ -98,11 +106,6 @@ class Render:
 class Stream:
     avatar: str
     fps: float | None = None  # None: the engine's default rate; 0 stops
-
-
-AUDIO_FORMATS = ("wav", "pcm_s16le", "pcm_f32le")
-MAX_AUDIO_SECONDS = 60.0  # one message; longer speech is sent in chunks with append
-MAX_CLIP_FPS = 60.0
 
 
 @dataclass(frozen=True)
@@ -250,7 +253,7 @@ def _speak_clip(m: Mapping[str, Any]) -> SpeakClip:
     audio, fmt, rate = _audio_fields(m)
     return SpeakClip(audio, _avatar(m) if "avatar" in m else None, _bytes(m, "image") if "image" in m else None,
                      fmt, rate, validate_expression(m.get("expression", "neutral")),
-                     validate_intensity(m.get("intensity", 1.0)), _number(m, "fps", 25.0, 1.0, MAX_CLIP_FPS))
+                     validate_intensity(m.get("intensity", 1.0)), _number(m, "fps", 25.0, MIN_CLIP_FPS, MAX_CLIP_FPS))
 
 
 def _render(m: Mapping[str, Any]) -> Render:

@@ -3,6 +3,8 @@
 ``golden_models``: one synthetic models folder (golden weights, official layout) per machine, reused across runs.
 Writing the five checkpoints from the fill scheme takes ~20 s, so the folder lives in pytest's cache, keyed by the
 sha256 of the test kit; a stale or half-written folder is rebuilt.
+
+In CI (``CI=true``) a skipped test fails the run: tests/ci_skips.py.
 """
 
 from __future__ import annotations
@@ -14,6 +16,12 @@ from pathlib import Path
 import pytest
 
 from engine.liveportrait.testing import GOLDEN_TAG, MANIFEST, write_synthetic_models
+from tests import ci_skips
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """In CI (CI=true) a skipped test fails the run, naming the test and why (tests/ci_skips.py)."""
+    ci_skips.register(config)
 
 
 def _kit_digest() -> str:

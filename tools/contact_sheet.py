@@ -1,10 +1,12 @@
-"""Render the offline renderer's contact sheet: presets, a blink and an open mouth on real portraits.
+"""Render the offline renderer's contact sheet: a row per expression or control, a column per portrait.
 
     python tools/contact_sheet.py [--out docs/contact_sheet.png] [--tile 160] [portraits...]
 
-Rows are portraits (three photos, a painting and a 3-D cartoon), columns: source, each expression at intensity 0.3,
-0.6 and 1.0, a blink, a wink (the face's left eye only) and an open mouth.
-Tiles are downscaled so the PNG stays small enough to commit.
+Columns are the README's portraits (three photos, a painting and a 3-D cartoon). Rows: the source, each expression
+at intensity 0.5 and 1.0, a blink, a wink (the face's left eye only), eyes wide, gaze left/right/up/down and an
+open mouth, so one expression can be compared across faces at a glance.
+Tiles are the face (its landmarks' box with room for raised brows), downscaled so the PNG stays small enough to
+commit.
 """
 
 from __future__ import annotations
@@ -31,43 +33,53 @@ DEFAULT_PORTRAITS = ("tests/data/astronaut.jpg", "tests/data/s1.jpg", "tests/dat
                      "tests/data/s7.jpg")
 
 
-def columns() -> list[tuple[str, AnimationState | None]]:
-    """The sheet's columns: a label and the state to render (None for the source crop)."""
-    cols: list[tuple[str, AnimationState | None]] = [("source", None)]
+def control(label: str, **values: float) -> tuple[str, AnimationState]:
+    return label, AnimationState(label, 1.0, {**NEUTRAL, **values})
+
+
+def rows() -> list[tuple[str, AnimationState | None]]:
+    """The sheet's rows: a label and the state to render (None for the source crop)."""
+    out: list[tuple[str, AnimationState | None]] = [("source", None)]
     for expression in ("happy", "sad", "surprised"):
-        for intensity in (0.3, 0.6, 1.0):
-            cols.append((f"{expression} {intensity:g}", preset_state(expression, intensity)))
-    cols.append(("blink", AnimationState("blink", 1.0, {**NEUTRAL, "eyeBlink": 1.0})))
-    cols.append(("wink", AnimationState("wink", 1.0, {**NEUTRAL, "eyeBlinkLeft": 1.0})))
-    cols.append(("mouth open", AnimationState("open", 1.0, {**NEUTRAL, "jawOpen": 0.8})))
-    return cols
+        for intensity in (0.5, 1.0):
+            out.append((f"{expression} {intensity:g}", preset_state(expression, intensity)))
+    out += [control("blink", eyeBlink=1.0), control("wink", eyeBlinkLeft=1.0), control("eyes wide", eyeWide=1.0),
+            control("look left", gazeX=-1.0), control("look right", gazeX=1.0), control("look up", gazeY=1.0),
+            control("look down", gazeY=-1.0), control("mouth open", jawOpen=0.8)]
+    return out
 
 
 def render_sheet(paths: list[Path], tile: int) -> np.ndarray:
-    """The sheet as one RGB image: a label strip on top, one row per portrait."""
+    """The sheet as one RGB image: a label column on the left, one row per expression, one column per portrait."""
     pipeline = FacePipeline.create(mode="dlib")
     renderer = OfflineRenderer()
-    cols = columns()
-    rows = []
+    sheet_rows = rows()
+    columns = []
     for path in paths:
         face = pipeline.crop(decode_image(path.read_bytes()))
         source = renderer.prepare(face)
+        lm = face.crop_landmarks
+        centre = (lm.min(0) + lm.max(0)) / 2 - (0.0, 0.05 * float(np.ptp(lm[:, 1])))  # room for raised brows
+        half = int(0.62 * float(np.ptp(lm, axis=0).max()))
+        x0, y0 = (np.round(centre).astype(int) - half).clip(0)
+        x1, y1 = min(x0 + 2 * half, face.crop.shape[1]), min(y0 + 2 * half, face.crop.shape[0])
         tiles = []
-        for _, state in cols:
+        for _, state in sheet_rows:
             img = face.crop if state is None else renderer.render(source, state)
-            tiles.append(cv2.resize(img, (tile, tile), interpolation=cv2.INTER_AREA))
-        rows.append(np.hstack(tiles))
-    label = np.full((22, tile * len(cols), 3), 255, np.uint8)
-    for i, (name, _) in enumerate(cols):
-        cv2.putText(label, name, (i * tile + 4, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.42, (0, 0, 0), 1, cv2.LINE_AA)
-    return np.vstack([label, *rows])
+            tiles.append(cv2.resize(img[y0:y1, x0:x1], (tile, tile), interpolation=cv2.INTER_AREA))
+        columns.append(np.vstack(tiles))
+    label = np.full((tile * len(sheet_rows), 96, 3), 255, np.uint8)
+    for i, (name, _) in enumerate(sheet_rows):
+        cv2.putText(label, name, (4, i * tile + tile // 2 + 5), cv2.FONT_HERSHEY_SIMPLEX, 0.42, (0, 0, 0), 1,
+                    cv2.LINE_AA)
+    return np.hstack([label, *columns])
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("portraits", nargs="*", type=Path, help="portrait files (default: five from tests/data)")
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "contact_sheet.png")
-    parser.add_argument("--tile", type=int, default=160, help="tile side in pixels")
+    parser.add_argument("--tile", type=int, default=90, help="tile side in pixels")
     args = parser.parse_args(argv)
     paths = args.portraits or [ROOT / p for p in DEFAULT_PORTRAITS]
     sheet = render_sheet(paths, args.tile)

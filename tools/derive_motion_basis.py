@@ -46,8 +46,13 @@ EYE_A_SIDE = "Right"
 SIDE_PULL = 0.004  # 19.x / 20.x shift toward the side of a one-sided mouth control at 1.0 (wink: 19.x -0.007)
 AXES = "xyz"
 ORDER = ("mouthSmile", "mouthFrown", "mouthShrugLower", "browInnerUp", "browOuterUp", "browDown", "eyeBlink",
-         "eyeWide", "jawOpen", "mouthPucker", "mouthFunnel", "gazeX", "gazeY")
-SIDED = ("mouthSmile", "mouthFrown", "browOuterUp", "browDown", "eyeBlink", "eyeWide")
+         "eyeWide", "jawOpen", "mouthPucker", "mouthFunnel", "mouthUpperUp", "mouthLowerDown", "mouthPress",
+         "mouthRollLower", "mouthStretch", "gazeX", "gazeY")
+SIDED = ("mouthSmile", "mouthFrown", "browOuterUp", "browDown", "eyeBlink", "eyeWide", "mouthUpperUp",
+         "mouthLowerDown", "mouthPress", "mouthStretch")
+SPEECH = ("d5", "d8")  # the human clips that talk
+UPPER_UP_20Y = -0.015  # 20.y at mouthUpperUp 1.0: laugh's upper-lip lift (-0.014); the human range reaches -0.031
+LOWER_DOWN_SHARE = 0.35  # mouthLowerDown 1.0 = this share of jawOpen: LivePortrait has one lower lip/jaw keypoint
 SOURCES = {
     "mouthSmile": "laugh plateau (frames 13..43) without keypoint 19 (the jaw): corners 14.y up, upper lip 20.y up, "
                   "lower lids 13/16.y pushed up by the cheeks (AU6+AU12)",
@@ -62,6 +67,14 @@ SOURCES = {
     "jawOpen": "human speech d5, d8: couplings of 14, 17, 19, 20 on 19.y with one sign in both clips, smaller size",
     "mouthPucker": "talking's second mouth mode with the jaw projected out, on the side opposite the smile",
     "mouthFunnel": "0.6 mouthPucker + 0.35 jawOpen: lips rounded and parted",
+    "mouthUpperUp": "human speech d5, d8: regression of 14, 17, 20 on 20.y with 19.y (the jaw) held, 20.y at -0.015",
+    "mouthLowerDown": "0.35 x jawOpen: 19 is both the lower lip and the jaw in LivePortrait (no keypoint of its own);"
+                      " hand-set share, the offline renderer draws the lip apart from the chin",
+    "mouthPress": "human speech d5, d8: the 5% of frames with the most closed lips (lowest landmark lip ratio) against"
+                  " the clip's rest, keypoints 14, 17, 19, 20: lips pushed shut past rest",
+    "mouthRollLower": "0.6 x mouthPress: no clip shows f/v apart from other closures; the lower lip up and in is the"
+                      " closure's direction (hand-set share)",
+    "mouthStretch": "human speech d5, d8: first mouth mode with the jaw projected out, on the smile's side (spread)",
     "gazeX": "11.x and 15.x together, 80% of the smaller of their human/animal ranges (2x the old size)",
     "gazeY": "upper lids 11.y/15.y up for looking up (the gaze editors' term), 80% of the symmetric range",
 }
@@ -181,6 +194,7 @@ def derive(clips: dict) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
     basis["jawOpen"] = jaw_part(devs)
     basis["mouthPucker"] = pucker(devs, basis)
     basis["mouthFunnel"] = 0.6 * basis["mouthPucker"] + 0.35 * basis["jawOpen"]
+    speech_parts(clips, devs, basis)
     sym_lo, sym_hi = -np.minimum(-lo, hi), np.minimum(-lo, hi)
     gaze_x = np.zeros((21, 3))
     gaze_x[[11, 15], 0] = 1.0
@@ -204,13 +218,36 @@ def derive(clips: dict) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
         gain = np.abs(basis[base]).max() / np.abs(bilateral).max() if base == "eyeWide" else scale_blink
         basis[base + a_side] = eyes[f"{part}A"] * gain
         basis[base + b_side] = eyes[f"{part}B"] * gain
-    for base in ("mouthSmile", "mouthFrown", "browOuterUp", "browDown"):
+    for base in ("mouthSmile", "mouthFrown", "browOuterUp", "browDown", "mouthUpperUp", "mouthLowerDown",
+                 "mouthPress", "mouthStretch"):
         for side, sign in (("Left", +1.0), ("Right", -1.0)):  # the face's left is image right (+x)
             vec = basis[base] * 0.5
             if base.startswith("mouth"):
                 vec[[19, 20], 0] += sign * SIDE_PULL
             basis[base + side] = to_range(vec, lo, hi)
     return {k: v.astype(np.float32) for k, v in basis.items()}, lo, hi
+
+
+def speech_parts(clips: dict, devs: dict, basis: dict[str, np.ndarray]) -> None:
+    """The speech shapes (docs/speech.md) from the human speech clips, where they show them."""
+    frames = np.concatenate([devs[n] for n in SPEECH])
+    up = regress(frames, [frames[:, 20, 1], frames[:, 19, 1]])
+    basis["mouthUpperUp"] = tidy(only(up * (UPPER_UP_20Y / up[20, 1]), (14, 17, 20)), 0.05)
+    basis["mouthLowerDown"] = basis["jawOpen"] * LOWER_DOWN_SHARE
+    lip = np.concatenate([clips[n]["c_lip"][:, 0].astype(np.float64) - clips[n]["c_lip"][0, 0] for n in SPEECH])
+    shut = frames[np.argsort(lip)[: max(3, int(0.05 * len(lip)))]].mean(0)
+    basis["mouthPress"] = tidy(only(shut, (14, 17, 19, 20)), 0.05)
+    basis["mouthRollLower"] = 0.6 * basis["mouthPress"]
+    mask = np.zeros((21, 3), bool)
+    mask[[14, 17, 19, 20]] = True
+    flat = frames.reshape(len(frames), -1) * mask.reshape(-1)
+    jaw = basis["jawOpen"].reshape(-1)
+    jaw_unit = jaw / np.linalg.norm(jaw)
+    residual = flat - np.outer(flat @ jaw_unit, jaw_unit)
+    _, _, vt = np.linalg.svd(residual - residual.mean(0), full_matrices=False)
+    mode = vt[0] if vt[0] @ (basis["mouthSmile"].reshape(-1) * mask.reshape(-1)) > 0 else -vt[0]
+    proj = residual @ mode
+    basis["mouthStretch"] = tidy((mode * float(np.percentile(proj[proj > 0], 95))).reshape(21, 3), 0.05)
 
 
 def pucker(devs: dict, basis: dict[str, np.ndarray]) -> np.ndarray:

@@ -1,10 +1,13 @@
 """Render docs/speech_strip.png: the offline renderer's face speaking an espeak-ng sentence, frame by frame.
 
     python tools/speech_strip.py [--out docs/speech_strip.png] [--portrait tests/data/s1.jpg] [--text "..."]
+                                 [--voices en+m3:25,en-us+f3:85]
 
-Rows of lower-face tiles every --step seconds, each labelled with its time and jawOpen, and under each row the
-audio's loudness (grey) with the controls (jawOpen red, mouthPucker+mouthFunnel blue, mouthSmile green) over the
-same span, so a reader can check that the mouth follows the words. Also writes the MP4 beside it with --mp4.
+Per voice (default a low male and a high female espeak-ng voice), a title and rows of lower-face tiles every
+--step seconds, each labelled with its time, jawOpen and mouthLowerDown, and under each row the audio's loudness
+(grey) with the controls (jawOpen red, mouthLowerDown orange, mouthPucker+mouthFunnel blue, mouthStretch green,
+mouthPress+mouthRollLower purple) over the same span, so a reader can check that the mouth follows the words.
+Also writes the first voice's MP4 beside it with --mp4.
 """
 
 from __future__ import annotations
@@ -44,15 +47,39 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=2.4, help="how much of the sentence to show")
     parser.add_argument("--tile", type=int, default=136, help="tile width in pixels")
     parser.add_argument("--mp4", type=Path, default=None, help="also write the whole clip here")
+    parser.add_argument("--voices", default="en+m3:25,en-us+f3:85", help="espeak-ng voice:pitch, comma separated")
     args = parser.parse_args(argv)
 
-    with tempfile.TemporaryDirectory() as tmp:
-        wav = Path(tmp) / "s.wav"
-        subprocess.run(["espeak-ng", "-s", "120", "-w", str(wav), args.text], check=True)
-        pcm = decode_audio(wav.read_bytes())
     face = FacePipeline.create(mode="dlib").crop(decode_image(args.portrait.read_bytes()))
     renderer = OfflineRenderer()
     source = renderer.prepare(face)
+    blocks = []
+    for spec in args.voices.split(","):
+        voice, _, pitch = spec.partition(":")
+        with tempfile.TemporaryDirectory() as tmp:
+            wav = Path(tmp) / "s.wav"
+            subprocess.run(["espeak-ng", "-v", voice, "-p", pitch or "50", "-s", "120", "-w", str(wav), args.text],
+                           check=True)
+            pcm = decode_audio(wav.read_bytes())
+        block = voice_block(args, face, renderer, source, pcm)
+        title = np.full((22, block.shape[1], 3), 255, np.uint8)
+        cv2.putText(title, f"espeak-ng voice {voice}, pitch {pitch or 50}: \"{args.text}\"", (4, 16),
+                    cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
+        blocks += [title, block]
+        if args.mp4 is not None and len(blocks) == 2:
+            clip = render_speech_clip(pcm, lambda s: renderer.render(source, s), Animator(IdleConfig(seed=1), 0.0))
+            args.mp4.write_bytes(clip)
+            print(f"wrote {args.mp4} ({len(clip) // 1024} KB)")
+    sheet = np.vstack(blocks)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(args.out), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_PNG_COMPRESSION, 9])
+    print(f"wrote {args.out} ({args.out.stat().st_size // 1024} KB, {sheet.shape[1]}x{sheet.shape[0]})")
+    return 0
+
+
+def voice_block(args: argparse.Namespace, face: object, renderer: OfflineRenderer, source: object,
+                pcm: object) -> np.ndarray:
+    """One voice's rows: tiles, labels and control curves."""
     animator = Animator(IdleConfig(enabled=False), 0.0)
     animator.speak(pcm, now=0.0, start=0.0)
 
@@ -73,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
         state = animator.sample(float(t))
         img = renderer.render(source, state)[y0:y1, x0:x1]
         tiles.append(cv2.resize(img, (args.tile, th), interpolation=cv2.INTER_AREA))
-        labels.append(f"{t * 1000:.0f}ms j{state.controls['jawOpen']:.2f}")
+        labels.append(f"{t * 1000:.0f} j{state.controls['jawOpen']:.2f} l{state.controls['mouthLowerDown']:.2f}")
 
     rows = []
     tw = args.tile
@@ -93,26 +120,20 @@ def main(argv: list[str] | None = None) -> int:
         lv = np.clip((lv - (level.max() - 40)) / 40, 0, 1)
         for x, v in zip(px, lv, strict=True):
             cv2.line(plot, (int(x), 59), (int(x), int(59 - 55 * v)), (215, 215, 215), 1)
-        curves = {"jawOpen": (220, 30, 30), "round": (30, 60, 220), "mouthSmile": (20, 160, 40)}
-        for name, colour in curves.items():
+        curves = {("jawOpen",): (220, 30, 30), ("mouthLowerDown",): (240, 150, 20),
+                  ("mouthPucker", "mouthFunnel"): (30, 60, 220), ("mouthStretch",): (20, 160, 40),
+                  ("mouthPress", "mouthRollLower"): (150, 40, 190)}
+        for names, colour in curves.items():
             vals = []
             for t in tt:
                 c = animator.sample(float(t)).controls
-                vals.append(c["mouthPucker"] + c["mouthFunnel"] if name == "round" else c[name])
+                vals.append(sum(c[n] for n in names))
             pts = np.stack([px, 59 - 55 * np.clip(vals, 0, 1)], axis=1).astype(np.int32)
             cv2.polylines(plot, [pts], False, colour, 1, cv2.LINE_AA)
         for i in range(args.per_row):
             cv2.line(plot, (i * tw + tw // 2, 0), (i * tw + tw // 2, 4), (0, 0, 0), 1)
         rows += [label, strip, plot]
-    sheet = np.vstack(rows)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    cv2.imwrite(str(args.out), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_PNG_COMPRESSION, 9])
-    print(f"wrote {args.out} ({args.out.stat().st_size // 1024} KB, {sheet.shape[1]}x{sheet.shape[0]})")
-    if args.mp4 is not None:
-        clip = render_speech_clip(pcm, lambda s: renderer.render(source, s), Animator(IdleConfig(seed=1), 0.0))
-        args.mp4.write_bytes(clip)
-        print(f"wrote {args.mp4} ({len(clip) // 1024} KB)")
-    return 0
+    return np.vstack(rows)
 
 
 if __name__ == "__main__":

@@ -31,7 +31,7 @@
     } catch (_err) {
       throw new Error(`${path}: HTTP ${response.status}`);
     }
-    if (!response.ok || body.ok === false) {
+    if (!response.ok) {  // every bridge error is {"error": {"code", "message"}} with a 4xx/5xx status
       const err = body.error || {};
       throw new Error(`${err.code || response.status}: ${err.message || "error"}`);
     }

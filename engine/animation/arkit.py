@@ -6,14 +6,15 @@ rendered, because no renderer can show them yet. "Left"/"Right" are the face's o
 
 Rendered ARKit names:
 - the same name: eyeBlinkL/R, eyeWideL/R, mouthSmileL/R, mouthFrownL/R, browDownL/R, browOuterUpL/R,
-  browInnerUp, jawOpen, mouthPucker, mouthFunnel, mouthShrugLower;
-- eyeLookUpL/R, eyeLookDownL/R: gazeY, +0.5 each for up, -0.5 each for down (the mean of the two eyes);
-- eyeLookOutLeft, eyeLookInRight: gazeX +0.5 each (both eyes toward the face's left = image right);
-  eyeLookInLeft, eyeLookOutRight: gazeX -0.5 each;
-- eyeSquintL/R: eyeBlinkL/R x 0.3 (a squint narrows the lids);
-- mouthPressL/R: mouthShrugLower x 0.5 each (pressed lips).
-Accepted, not rendered (UNRENDERED): jaw sideways/forward, mouthLeft/Right, dimples, stretch, rolls,
-mouthShrugUpper, mouthClose, mouthLowerDown, mouthUpperUp, cheekPuff, cheekSquint, noseSneer, tongueOut.
+  browInnerUp, jawOpen, mouthPucker, mouthFunnel, mouthShrugLower, mouthPressL/R, mouthUpperUpL/R,
+  mouthLowerDownL/R, mouthStretchL/R, mouthRollLower (the speech shapes, docs/speech.md);
+- eyeLookUp/Down/In/Out per eye: gazeY (up +) and gazeX (+ toward the face's left = image right: eyeLookOutLeft,
+  eyeLookInRight), each eye's own direction (e.g. eyeLookOutLeft - eyeLookInLeft), averaged over the eyes the
+  client named: both eyes sent look where they agree, one eye alone moves the gaze all the way (our gaze is one
+  for both eyes, and a control at 1.0 must show as a full look, not half of one);
+- eyeSquintL/R: eyeBlinkL/R x 0.3 (a squint narrows the lids).
+Accepted, not rendered (UNRENDERED): jaw sideways/forward, mouthLeft/Right, dimples, mouthRollUpper,
+mouthShrugUpper, mouthClose, cheekPuff, cheekSquint, noseSneer, tongueOut.
 
 When a client sends a control directly and an ARKit name that maps onto it, the direct value wins.
 """
@@ -40,14 +41,14 @@ ARKIT_NAMES: tuple[str, ...] = (
     "cheekPuff", "cheekSquintLeft", "cheekSquintRight", "noseSneerLeft", "noseSneerRight", "tongueOut",
 )
 
-# ARKit name -> ((our control, gain), ...) for names that are not our controls themselves.
+# ARKit name -> ((our control, gain), ...) for names that are not our controls themselves. The gaze names' gains are
+# each eye's direction; ``parse_controls`` averages them per eye (see the module docstring).
 MAPPED: dict[str, tuple[tuple[str, float], ...]] = {
-    "eyeLookUpLeft": (("gazeY", 0.5),), "eyeLookUpRight": (("gazeY", 0.5),),
-    "eyeLookDownLeft": (("gazeY", -0.5),), "eyeLookDownRight": (("gazeY", -0.5),),
-    "eyeLookOutLeft": (("gazeX", 0.5),), "eyeLookInRight": (("gazeX", 0.5),),
-    "eyeLookInLeft": (("gazeX", -0.5),), "eyeLookOutRight": (("gazeX", -0.5),),
+    "eyeLookUpLeft": (("gazeY", 1.0),), "eyeLookUpRight": (("gazeY", 1.0),),
+    "eyeLookDownLeft": (("gazeY", -1.0),), "eyeLookDownRight": (("gazeY", -1.0),),
+    "eyeLookOutLeft": (("gazeX", 1.0),), "eyeLookInRight": (("gazeX", 1.0),),
+    "eyeLookInLeft": (("gazeX", -1.0),), "eyeLookOutRight": (("gazeX", -1.0),),
     "eyeSquintLeft": (("eyeBlinkLeft", 0.3),), "eyeSquintRight": (("eyeBlinkRight", 0.3),),
-    "mouthPressLeft": (("mouthShrugLower", 0.5),), "mouthPressRight": (("mouthShrugLower", 0.5),),
 }
 RENDERED: frozenset[str] = frozenset(n for n in ARKIT_NAMES if n in BY_NAME or n in MAPPED)
 UNRENDERED: tuple[str, ...] = tuple(n for n in ARKIT_NAMES if n not in RENDERED)
@@ -71,6 +72,7 @@ def parse_controls(values: Mapping[str, object]) -> tuple[dict[str, float], tupl
         raise BadRequest(f"controls must be a map of name to number, got {type(values).__name__}")
     direct: dict[str, float] = {}
     mapped: dict[str, float] = {}
+    eyes: dict[str, set[str]] = {}  # gaze control -> the eyes ("Left"/"Right") that sent a direction for it
     unrendered: list[str] = []
     for name, value in values.items():
         if isinstance(name, str) and name in BY_NAME:
@@ -79,12 +81,15 @@ def parse_controls(values: Mapping[str, object]) -> tuple[dict[str, float], tupl
             weight = _arkit_weight(name, value)
             for target, gain in MAPPED[name]:
                 mapped[target] = mapped.get(target, 0.0) + gain * weight
+                if target.startswith("gaze"):
+                    eyes.setdefault(target, set()).add("Left" if name.endswith("Left") else "Right")
         elif isinstance(name, str) and name in ARKIT_NAMES:
             _arkit_weight(name, value)
             unrendered.append(name)
         else:
             validate_control(name, value)  # raises the unknown-control BadRequest
     for target, total in mapped.items():
+        total /= max(len(eyes.get(target, ())), 1)  # gaze: the mean of the eyes that were named
         if target not in direct:
             direct[target] = BY_NAME[target].clamp(total) + 0.0
     return direct, tuple(unrendered)

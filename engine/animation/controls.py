@@ -41,6 +41,17 @@ CONTROLS: tuple[Control, ...] = (
     Control("mouthFunnel", 0.0, 1.0, "weight", "lips rounded open ('oh')", "mouthFunnel"),
     Control("mouthShrugLower", 0.0, 1.0, "weight", "chin raised, lower lip pushed up and lips pressed (AU17)",
             "mouthShrugLower"),
+    # Speech articulation (docs/speech.md): the lip axis apart from the jaw (JALI), and the consonant shapes.
+    Control("mouthUpperUp", 0.0, 1.0, "weight", "upper lip raised off the teeth (lips part without the jaw)",
+            "mouthUpperUpLeft + mouthUpperUpRight"),
+    Control("mouthLowerDown", 0.0, 1.0, "weight", "lower lip lowered off the teeth (lips part without the jaw)",
+            "mouthLowerDownLeft + mouthLowerDownRight"),
+    Control("mouthPress", 0.0, 1.0, "weight", "lips pressed together and thinned (m, b, p)",
+            "mouthPressLeft + mouthPressRight"),
+    Control("mouthRollLower", 0.0, 1.0, "weight", "lower lip rolled in under the upper teeth (f, v)",
+            "mouthRollLower"),
+    Control("mouthStretch", 0.0, 1.0, "weight", "lips spread wide, corners out, not up (i, e)",
+            "mouthStretchLeft + mouthStretchRight"),
     Control("headYaw", -20.0, 20.0, "degrees", "turn left (-) / right (+)", ""),
     Control("headPitch", -20.0, 20.0, "degrees", "nod down (-) / up (+)", ""),
     Control("headRoll", -20.0, 20.0, "degrees", "tilt left (-) / right (+)", ""),
@@ -51,7 +62,8 @@ CONTROLS: tuple[Control, ...] = (
 # Controls that act on one side of the face each. "Left" is the face's own left, which is the image's right for a
 # face looking at the camera (ARKit's convention, so a phone's capture or Audio2Face drives it unchanged).
 # The bilateral control and a side's own control add up, capped at 1: `side_values` is how renderers read them.
-SIDED: tuple[str, ...] = ("mouthSmile", "mouthFrown", "browOuterUp", "browDown", "eyeBlink", "eyeWide")
+SIDED: tuple[str, ...] = ("mouthSmile", "mouthFrown", "browOuterUp", "browDown", "eyeBlink", "eyeWide",
+                          "mouthUpperUp", "mouthLowerDown", "mouthPress", "mouthStretch")
 CONTROLS += tuple(
     Control(f"{base}{side}", 0.0, 1.0, "weight", f"{base} on the face's {side.lower()} side only", f"{base}{side}")
     for base in SIDED

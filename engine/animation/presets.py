@@ -5,58 +5,45 @@ A preset never touches the head pose or gaze: those move only when a control (or
 
 from __future__ import annotations
 
-import math
-import numbers
 from collections.abc import Mapping
 
-from engine.animation.controls import NEUTRAL, validate_controls
+from engine.animation.controls import BY_NAME, NEUTRAL, validate_controls
 from engine.animation.state import AnimationState
-from engine.errors import BadRequest
-
-EXPRESSIONS: tuple[str, ...] = ("neutral", "happy", "sad", "surprised")
+from engine.constants import (  # noqa: F401  (re-exported: the names are owned by engine/constants.py)
+    EXPRESSIONS,
+    INTENSITY_MAX,
+    INTENSITY_MIN,
+    INTENSITY_RANGE,
+    validate_expression,
+    validate_intensity,
+)
 
 # Weights at intensity 1.0, built from FACS prototypes (docs/animation.md): happy AU6+AU12 (smile with the cheeks
 # pushing the lower lids up, lips barely parted); sad AU1+AU4+AU15+AU17 (inner brows up and knit, corners down, chin
-# raised); surprised AU1+AU2+AU5+AU26 (brows up, eyes wide, jaw dropped). Each control's LivePortrait delta at 1.0
-# is inside the range real faces produce; tests/render/test_lp_motion_map.py checks each preset against the clips.
+# raised); surprised AU1+AU2+AU5+AU26/27 (brows up high, upper lids raised, the jaw dropped with relaxed lips: an
+# oval mouth; the rounding (funnel, pucker) keeps the corners in, so no smile pull and no teeth in a smile shape).
+# Each control's LivePortrait delta at 1.0 is inside the range real faces produce; tests/render/test_lp_motion_map.py
+# checks each preset against the clips.
+# A weight above 1 saturates early (values are capped at the control's maximum): happy's smile is full from
+# intensity 0.55 on, so a half-intensity smile already reads as one; above that the cheeks and lids keep rising.
 PRESETS: dict[str, dict[str, float]] = {
     "neutral": {},
-    "happy": {"mouthSmile": 1.0, "jawOpen": 0.08, "eyeBlink": 0.1},
+    "happy": {"mouthSmile": 1.8, "jawOpen": 0.08, "eyeBlink": 0.25},
     "sad": {"browInnerUp": 0.6, "browDown": 0.5, "mouthFrown": 1.0, "mouthShrugLower": 0.7, "eyeBlink": 0.15},
-    "surprised": {"browInnerUp": 0.5, "browOuterUp": 0.8, "eyeWide": 1.0, "jawOpen": 0.45},
+    "surprised": {"browInnerUp": 0.6, "browOuterUp": 1.0, "eyeWide": 1.0, "jawOpen": 1.0, "mouthFunnel": 0.5,
+                  "mouthPucker": 0.5},
 }
-
-
-# The intensity range, owned here: validate_intensity checks it and the `expressions` replies (engine and bridge)
-# publish it, so a client's slider and the check cannot disagree.
-INTENSITY_MIN = 0.0
-INTENSITY_MAX = 1.0
-INTENSITY_RANGE: dict[str, float] = {"min": INTENSITY_MIN, "max": INTENSITY_MAX}
-
-
-def validate_expression(expression: object) -> str:
-    if not isinstance(expression, str) or expression not in PRESETS:
-        raise BadRequest(f"unknown expression {expression!r}; known expressions: {', '.join(EXPRESSIONS)}")
-    return expression
-
-
-def validate_intensity(intensity: object) -> float:
-    if isinstance(intensity, bool) or not isinstance(intensity, numbers.Real):
-        raise BadRequest(f"intensity must be a number in {INTENSITY_MIN:g}..{INTENSITY_MAX:g}, "
-                         f"got {type(intensity).__name__}")
-    value = float(intensity)
-    if not math.isfinite(value) or not INTENSITY_MIN <= value <= INTENSITY_MAX:
-        raise BadRequest(f"intensity is {value:g}, outside its range {INTENSITY_MIN:g}..{INTENSITY_MAX:g}")
-    return value + 0.0
+assert tuple(PRESETS) == EXPRESSIONS, "engine/constants.py's EXPRESSIONS and the presets name the same expressions"
 
 
 def preset_controls(expression: str, intensity: float) -> dict[str, float]:
-    """Every control's value for a preset at an intensity: weight * intensity (0 gives exact zeros)."""
+    """Every control's value for a preset at an intensity: weight * intensity, capped at the control's maximum (0
+    gives exact zeros)."""
     weights = PRESETS[validate_expression(expression)]
     scale = validate_intensity(intensity)
     values = dict(NEUTRAL)
     for name, weight in weights.items():
-        values[name] = weight * scale + 0.0
+        values[name] = min(weight * scale, BY_NAME[name].maximum) + 0.0
     return values
 
 

@@ -1,7 +1,8 @@
 """Speech: audio bytes -> PCM -> 10 ms analysis frames -> mouth controls over time (docs/speech.md).
 
 One module per step: ``audio`` (decode, limits, resample), ``analysis`` (per-frame acoustic features),
-``mouth`` (features -> jawOpen / mouthFunnel / mouthPucker / mouthSmile, streaming). No I/O, no threads.
+``mouth`` (features -> the jaw and lip axes and the mouth shapes, streaming); ``phonetic`` is the measured, unused
+alternative (PocketSphinx). No I/O, no threads.
 """
 
 from engine.speech.audio import ANALYSIS_RATE, Pcm, decode_audio

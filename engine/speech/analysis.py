@@ -31,7 +31,8 @@ _WINDOW = np.hanning(WIN + 2)[1:-1].astype(np.float32)
 _FREQS = np.fft.rfftfreq(NFFT, 1.0 / ANALYSIS_RATE)
 _BAND = (_FREQS >= 100.0) & (_FREQS <= 3800.0)  # where the voice's loudness lives (not the hiss of s/f)
 _LOW = (_FREQS >= 80.0) & (_FREQS <= 400.0)  # a closed mouth's murmur (m, n, b's voice bar) lives here
-_BANDS = np.stack([_BAND, _BAND & _LOW], axis=1).astype(np.float32)
+_HIGH = (_FREQS >= 2000.0) & (_FREQS <= 3800.0)  # frication's share: s, sh, th high; f, h middling; vowels low
+_BANDS = np.stack([_BAND, _BAND & _LOW, _BAND & _HIGH], axis=1).astype(np.float32)
 _LAG_WINDOW = np.exp(-0.5 * (2 * np.pi * 60.0 * np.arange(LPC_ORDER + 1) / ANALYSIS_RATE) ** 2)  # 60 Hz bandwidth
 _LAGS = (int(ANALYSIS_RATE / F0_RANGE[1]), int(ANALYSIS_RATE / F0_RANGE[0]))
 _WIN_ACF = np.fft.irfft(np.abs(np.fft.rfft(_WINDOW, NFFT)) ** 2)[: WIN]  # the window's own autocorrelation
@@ -47,6 +48,7 @@ class Features:
     voicing: np.ndarray  # peak normalised autocorrelation in the F0 range, 0..1
     f1: np.ndarray  # Hz, NaN where none was found
     f2: np.ndarray
+    high_share: np.ndarray  # fraction of the band's power in 2000-3800 Hz (frication: f ~0.3, s ~0.6, sh ~1)
 
     def __len__(self) -> int:
         return len(self.level)
@@ -54,12 +56,15 @@ class Features:
     @classmethod
     def empty(cls) -> Features:
         e = np.zeros(0)
-        return cls(e, e.copy(), e.copy(), e.copy(), e.copy())
+        return cls(e, e.copy(), e.copy(), e.copy(), e.copy(), e.copy())
 
     @classmethod
     def concat(cls, parts: list[Features]) -> Features:
-        return cls(*(np.concatenate([getattr(p, n) for p in parts]) for n in ("level", "low_share", "voicing",
-                                                                            "f1", "f2")))
+        return cls(*(np.concatenate([getattr(p, n) for p in parts]) for n in FIELDS))
+
+    def drop(self, n: int) -> Features:
+        """The features from frame n on."""
+        return Features(*(getattr(self, k)[n:] for k in FIELDS))
 
 
 def frame_features(frames: np.ndarray, first: int = 0, prev: tuple[float, float] = (np.nan, np.nan)) -> Features:
@@ -72,10 +77,11 @@ def frame_features(frames: np.ndarray, first: int = 0, prev: tuple[float, float]
         return Features.empty()
     spec = np.fft.rfft((frames * _WINDOW).astype(np.float32), NFFT, axis=1)  # float32: twice the FFT speed
     power = spec.real ** 2 + spec.imag ** 2
-    bands = (power @ _BANDS).astype(np.float64)  # (N, 2): the voice band and its low part
+    bands = (power @ _BANDS).astype(np.float64)  # (N, 3): the voice band, its low and its high part
     band = bands[:, 0]
     level = 10.0 * np.log10(band + 1e-12) - _FULL_SCALE
     low_share = bands[:, 1] / (band + 1e-12)
+    high_share = bands[:, 2] / (band + 1e-12)
     acf = np.fft.irfft(power, NFFT, axis=1)[:, : _LAGS[1] + 1].astype(np.float64)
     norm = acf[:, _LAGS[0]: _LAGS[1] + 1] / (acf[:, :1] + 1e-12) / (_WIN_ACF[_LAGS[0]: _LAGS[1] + 1] / _WIN_ACF[0])
     voicing = np.clip(norm.max(axis=1), 0.0, 1.0)
@@ -94,7 +100,7 @@ def frame_features(frames: np.ndarray, first: int = 0, prev: tuple[float, float]
     held = odd - 1
     f1[odd] = np.where(held >= 0, f1[np.maximum(held, 0)], prev[0])
     f2[odd] = np.where(held >= 0, f2[np.maximum(held, 0)], prev[1])
-    return Features(level, low_share, voicing, f1, f2)
+    return Features(level, low_share, voicing, f1, f2, high_share)
 
 
 def _levinson(r: np.ndarray) -> np.ndarray:
@@ -132,6 +138,9 @@ def _formants(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     f1 = np.where(np.isfinite(f1) & (f1 < 1200.0), f1, np.nan)
     f2 = np.where(np.isfinite(f2) & np.isfinite(f1) & (f2 < 3500.0), f2, np.nan)
     return f1, f2
+
+
+FIELDS = ("level", "low_share", "voicing", "f1", "f2", "high_share")
 
 
 class FeatureStream:

@@ -2,12 +2,14 @@
 
 The mapping (docs/speech.md says why each piece is there):
 
-- opening: loudness against the utterance's own running peak (so any recording gain works), times an openness
-  from F1 (jaw height; F1 rises as the jaw drops), divided down for a closed-mouth murmur (energy almost all below
-  400 Hz and quieter than the vowels: m, n and the voice bar of b) so the lips shut on bilabials; a stop's silent
-  closure (p, b, t) is quiet and shuts them anyway;
+- two axes (JALI): the jaw is loudness against the utterance's own running peak (so any recording gain works)
+  times an openness from F1 (F1 rises as the jaw drops); the lips (mouthLowerDown, mouthUpperUp) are loudness
+  with a floor while voiced, so a close vowel still parts them;
+- a closed-mouth murmur (energy almost all below 400 Hz and quieter than the vowels: m, n and the voice bar of b)
+  shuts every opening and presses the lips (mouthPress); a stop's silent closure (p, b, t) is quiet and shuts them
+  anyway; f-like frication (middling spectral tilt with some low energy) rolls the lower lip in (mouthRollLower);
 - rounding: low F2 with low F1 -> mouthPucker ('oo'), low F2 with mid F1 -> mouthFunnel ('oh');
-- spreading: high F2 -> a small mouthSmile (front vowels 'ee'); the expression layer owns the real smile;
+- spreading: high F2 -> mouthStretch (front vowels 'ee'); the expression layer owns the smile;
 - formants are judged against the speaker's own running mean (a prior of an average adult voice that moves
   towards the speaker, at most 25%), so women, men and children need no calibration;
 - short closures are widened by ERODE frames each side (only next to a closure), then every control is smoothed
@@ -29,10 +31,20 @@ from engine.speech.analysis import Features, FeatureStream
 from engine.speech.audio import Pcm
 
 HOP_S = 0.01
-MOUTH_CONTROLS: tuple[str, ...] = ("jawOpen", "mouthFunnel", "mouthPucker", "mouthSmile")
+# The opening controls come first (OPEN of them): their closures are widened before smoothing; the lip bite comes
+# last (CLOSE of them) and is widened the same way, so a short f is held, not flashed. Press is only smoothed: it
+# would otherwise spill into the vowels around a closure.
+MOUTH_CONTROLS: tuple[str, ...] = ("jawOpen", "mouthLowerDown", "mouthUpperUp", "mouthFunnel", "mouthPucker",
+                                   "mouthStretch", "mouthPress", "mouthRollLower")
+OPEN, CLOSE = 4, 1
 
 JAW_MAX = 0.7  # the widest speech opening; a shout is not a yawn
-SPREAD_MAX = 0.25
+LIP_MAX = 0.7  # mouthLowerDown at a loud syllable: the lips part apart from the jaw (JALI's lip axis)
+LIP_FLOOR = 0.45  # mouthLowerDown while voiced and not shut: a close vowel (/i/, /u/, schwa) still parts the lips
+UPPER_SHARE = 0.5  # mouthUpperUp as a share of the lip opening (more on front vowels)
+PRESS_MAX = 0.7  # mouthPress on a murmured closure (m, b)
+ROLL_MAX = 0.7  # mouthRollLower on f
+SPREAD_MAX = 0.5  # mouthStretch on a front vowel
 PUCKER_MAX = 0.8
 FUNNEL_MAX = 0.5
 RANGE_DB = 30.0  # loudness below the running peak by more than this is silence
@@ -44,8 +56,11 @@ SMOOTH = SMOOTH / SMOOTH.sum()
 HALF = len(SMOOTH) // 2
 CLOSED = 0.02  # a target below this is a closure (or silence)
 ERODE = 3  # frames: a stop's closure of 30 ms still shuts the lips fully (real closures last 50-150 ms)
+MIN_OPEN = 4  # frames: the erosion leaves a syllable between two closures at least this long open (espeak-ng's
+# short vowels between f, v, m last 40-70 ms: a plain 30 ms erosion each side wiped them out)
+SEE = 2 * ERODE + 1  # frames: how far the erosion looks for a closure to know the open run's length
 SHIFT = 1  # frames: the erosion delays the opening by ERODE; reading one frame ahead re-centres it
-LOOKAHEAD = PEAK_AHEAD + HALF + ERODE + SHIFT  # frames beyond a frame that it depends on
+LOOKAHEAD = PEAK_AHEAD + HALF + SEE + SHIFT  # frames beyond a frame that it depends on
 PRIOR_F1, PRIOR_F2 = 500.0, 1500.0  # Hz: an average adult's vowel space centre (Peterson & Barney)
 PRIOR_FRAMES = 300.0  # the prior weighs as much as 3 s of voiced speech
 MAX_ADAPT = 0.25
@@ -119,17 +134,16 @@ class MouthAnalyser:
             more = _targets(self._feat, done - self._fbase, ready - self._fbase, self._state)
             self._targets = np.concatenate([self._targets, more])
             done = ready
-        end = done if last else max(self._out, done - HALF - ERODE - SHIFT)
+        end = done if last else max(self._out, done - HALF - SEE - SHIFT)
         rows = _smooth(self._targets, self._out, end, self._tbase)
         self._out = end
         self.finished = last
         # keep only what later frames still need: features from the next target on, targets within reach
         drop = done - self._fbase
         if drop > 0:
-            self._feat = Features(*(getattr(self._feat, k)[drop:] for k in ("level", "low_share", "voicing",
-                                                                            "f1", "f2")))
+            self._feat = self._feat.drop(drop)
             self._fbase = done
-        keep = max(self._tbase, end + SHIFT - HALF - ERODE)
+        keep = max(self._tbase, end + SHIFT - HALF - SEE)
         self._targets = self._targets[keep - self._tbase:]
         self._tbase = keep
         return rows
@@ -175,44 +189,75 @@ def _targets(f: Features, start: int, stop: int, state: _State) -> np.ndarray:
     f1n = np.where(has, np.exp(np.log(np.where(has, f1, PRIOR_F1)) - ref1), 1.0)
     f2n = np.where(has, np.exp(np.log(np.where(has, f2, PRIOR_F2)) - ref2), 1.0)
 
-    # jaw: F1 says how open a vowel is; unvoiced sounds (s, f, h) get a small fixed opening
+    # JALI's two axes. The jaw: F1 says how open a vowel is; unvoiced sounds (s, h) get a small fixed opening.
     vowel_open = np.clip(0.15 + 0.85 * (f1n - 0.55) / 0.85, 0.15, 1.0)
     shape = np.where(has, voicing * vowel_open + (1.0 - voicing) * 0.3, 0.3)
     low = np.clip((f.low_share[start:stop] - 0.7) / 0.1, 0.0, 1.0)
     quiet = np.clip((peak - 6.0 - lv) / 6.0, 0.0, 1.0)
-    closure = low * quiet  # a murmur through the nose or behind closed lips: m, n, b
-    jaw = JAW_MAX * loud ** 0.8 * shape * (1.0 - closure)
+    # a murmur through the nose or behind closed lips (m, n, b) has no energy up where F2/F3 of a vowel are: a low
+    # voice's /i/ (F1 ~280 Hz) has most of its power below 400 Hz too, but its F2/F3 keep 2-3.8 kHz over 10%
+    no_f2 = np.clip((0.1 - f.high_share[start:stop]) / 0.06, 0.0, 1.0)
+    closure = low * quiet * no_f2
+    # f (and espeak's th-less labiodental noise): frication of middling tilt with some low energy, well under the
+    # vowels: s, sh, th are steeper (high share > 0.5), h has no low part (docs/speech.md, measured on espeak-ng)
+    high, share = f.high_share[start:stop], f.low_share[start:stop]
+    bite = (np.clip((high - 0.12) / 0.08, 0.0, 1.0) * np.clip((0.5 - high) / 0.08, 0.0, 1.0)
+            * np.clip((share - 0.15) / 0.1, 0.0, 1.0) * np.clip((peak - 15.0 - lv) / 5.0, 0.0, 1.0)
+            * (loud > 0.0))
+    shut = np.maximum(closure, bite)
+    jaw = JAW_MAX * loud ** 0.8 * shape * (1.0 - shut)
+    # The lips: they part on every voiced sound however close the vowel (a floor while voiced), with loudness
+    # above it; unvoiced sounds part them a little (teeth show on s).
+    speaking = np.clip(1.7 * loud - 0.1, 0.0, 1.0)
+    floor = LIP_FLOOR * np.clip((loud - 0.15) / 0.15, 0.0, 1.0) * voicing
+    lips = np.maximum(LIP_MAX * speaking ** 0.7 * (0.4 + 0.6 * voicing), floor) * (1.0 - shut)
 
     gate = np.clip(loud * 3.0, 0.0, 1.0) * voicing * has
     back = np.clip((1.3 - f2n) / 0.35, 0.0, 1.0)
-    pucker = PUCKER_MAX * gate * back * np.clip((1.05 - f1n) / 0.35, 0.0, 1.0) * (1.0 - closure)
-    funnel = FUNNEL_MAX * gate * back * np.clip(1.0 - np.abs(f1n - 1.1) / 0.4, 0.0, 1.0) * (1.0 - closure)
-    spread = SPREAD_MAX * gate * np.clip((f2n - 1.12) / 0.3, 0.0, 1.0)
-    out[:, 0], out[:, 1], out[:, 2], out[:, 3] = jaw, funnel, pucker, spread
+    front = np.clip((f2n - 1.12) / 0.3, 0.0, 1.0)
+    pucker = PUCKER_MAX * gate * back * np.clip((1.05 - f1n) / 0.35, 0.0, 1.0) * (1.0 - shut)
+    funnel = FUNNEL_MAX * gate * back * np.clip(1.0 - np.abs(f1n - 1.1) / 0.4, 0.0, 1.0) * (1.0 - shut)
+    upper = lips * UPPER_SHARE * (0.4 + 0.6 * front * gate)  # the upper teeth show, most on a spread vowel
+    stretch = SPREAD_MAX * np.clip(2.0 * loud - 0.1, 0.0, 1.0) * voicing * has * front * (1.0 - shut)
+    press = PRESS_MAX * closure * np.clip(loud * 4.0, 0.0, 1.0)
+    roll = ROLL_MAX * bite
+    out[:] = np.stack([jaw, lips, upper, funnel, pucker, stretch, press, roll], axis=1)
     return out
 
 
 def _smooth(targets: np.ndarray, start: int, stop: int, base: int = 0) -> np.ndarray:
-    """Rows start..stop of the output: opening controls eroded (a short closure widens to ERODE frames each
-    side, so the smoothing cannot fill it in), all convolved with SMOOTH, read SHIFT frames ahead. ``targets``
-    holds frames base..; frames before the utterance and after the last target are zeros (silence)."""
+    """Rows start..stop of the output: opening controls eroded (a short closure widens by up to ERODE frames each
+    side, so the smoothing cannot fill it in, but never so far that a short syllable between two closures keeps
+    less than MIN_OPEN frames open), all convolved with SMOOTH, read SHIFT frames ahead. ``targets`` holds frames
+    base..; frames before the utterance and after the last target are zeros (silence)."""
     n = stop - start
     if n <= 0:
         return np.zeros((0, targets.shape[1]))
-    reach = HALF + ERODE
+    reach = HALF + SEE
     lo, hi = start + SHIFT - reach - base, stop + SHIFT + reach - base
     pad_lo, pad_hi = max(0, -lo), max(0, hi - len(targets))
     if pad_lo and base:
         raise AssertionError("a frame needed for smoothing was trimmed")  # a bug, never client input
     seg = np.concatenate([np.zeros((pad_lo, targets.shape[1])), targets[max(0, lo): min(hi, len(targets))],
                           np.zeros((pad_hi, targets.shape[1]))])
-    m = len(seg) - 2 * ERODE
-    eroded = seg[ERODE: ERODE + m].copy()
-    low = eroded[:, :2].copy()
-    for j in range(2 * ERODE + 1):
-        low = np.minimum(low, seg[j: j + m, :2])  # jawOpen, mouthFunnel
-    near = low < CLOSED  # only next to a closure: a one-frame dip inside a vowel must not punch a hole
-    eroded[:, :2] = np.where(near, low, eroded[:, :2])
+    m = len(seg) - 2 * SEE
+    eroded = seg[SEE: SEE + m].copy()
+    low = eroded[:, :OPEN].copy()
+    high = eroded[:, -CLOSE:].copy()
+    for j in range(SEE - ERODE, SEE + ERODE + 1):
+        low = np.minimum(low, seg[j: j + m, :OPEN])  # the openings
+        high = np.maximum(high, seg[j: j + m, -CLOSE:])  # the bite: held over the widened frication
+    # distance to the nearest closed frame on each side (SEE + 1: none within sight), and the open run's length
+    closed = seg[:, :OPEN].max(axis=1) < CLOSED
+    left = np.full(m, SEE + 1)
+    right = np.full(m, SEE + 1)
+    for d in range(SEE, 0, -1):
+        left = np.where(closed[SEE - d: SEE - d + m], d, left)
+        right = np.where(closed[SEE + d: SEE + d + m], d, right)
+    reach_each = np.clip((left + right - 1 - MIN_OPEN) // 2, 0, ERODE)
+    erode = closed[SEE: SEE + m] | (np.minimum(left, right) <= reach_each)
+    eroded[:, :OPEN] = np.where(erode[:, None], low, eroded[:, :OPEN])
+    eroded[:, -CLOSE:] = high
     out = np.zeros((n, targets.shape[1]))
     for j, w in enumerate(SMOOTH):
         out += w * eroded[j: j + n]

@@ -34,10 +34,20 @@ def test_mapped_names_drive_our_controls() -> None:
     assert unrendered == ()
     assert controls["gazeY"] == pytest.approx(0.7)  # the mean of the two eyes, up is +
     assert controls["gazeX"] == pytest.approx(1.0)  # both eyes toward the face's left: image right, +
-    assert controls["mouthShrugLower"] == pytest.approx(0.2)
+    assert controls["mouthPressLeft"] == pytest.approx(0.4)  # a control of its own since the speech shapes
     assert controls["eyeBlinkRight"] == pytest.approx(0.3)
     direct, _ = parse_controls({"eyeLookUpLeft": 1.0, "gazeY": -0.25})
     assert direct["gazeY"] == -0.25  # a control sent directly wins over a mapped contribution
+
+
+@pytest.mark.parametrize(("name", "control", "value"), [
+    ("eyeLookUpLeft", "gazeY", 1.0), ("eyeLookUpRight", "gazeY", 1.0), ("eyeLookDownLeft", "gazeY", -1.0),
+    ("eyeLookDownRight", "gazeY", -1.0), ("eyeLookOutLeft", "gazeX", 1.0), ("eyeLookInLeft", "gazeX", -1.0),
+    ("eyeLookInRight", "gazeX", 1.0), ("eyeLookOutRight", "gazeX", -1.0)])
+def test_one_eye_at_full_weight_is_a_full_look(name: str, control: str, value: float) -> None:
+    """Our gaze is one for both eyes: an eye named alone moves it all the way (issue 15: half a look went unseen)."""
+    controls, _ = parse_controls({name: 1.0})
+    assert controls[control] == pytest.approx(value)
 
 
 @pytest.mark.parametrize("values", [{"eyeLookUpLeft": 1.5}, {"cheekPuff": -0.1}, {"tongueOut": "x"},
@@ -55,5 +65,5 @@ def test_animator_takes_arkit_names_in_set_controls_and_keyframes() -> None:
     assert state["gazeY"] == pytest.approx(1.0)
     a.schedule([Keyframe(2.0, {"jawOpen": 0.0, "mouthPressLeft": 1.0, "mouthPressRight": 1.0}),
                 Keyframe(2.2, {"jawOpen": 0.8, "tongueOut": 0.3})], now=1.5)
-    assert a.sample(2.0).controls["mouthShrugLower"] == pytest.approx(1.0)
+    assert a.sample(2.0).controls["mouthPressLeft"] == pytest.approx(1.0)
     assert a.sample(2.2).controls["jawOpen"] == pytest.approx(0.8)

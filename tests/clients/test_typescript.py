@@ -42,3 +42,103 @@ def test_typescript_client_against_real_engine() -> None:
         npm("ci", "--no-audit", "--no-fund", timeout=600)
     npm("run", "build", timeout=300)
     npm("test", timeout=600)
+
+
+CJS_CONSUMER = """\
+const assert = require("node:assert/strict");
+const { EngineClient, EngineError, LivePortraitError } = require("@secretary/liveportrait-client");
+
+(async () => {
+  const client = new EngineClient({ commandAddress: process.argv[2], timeoutMs: 60000 });
+  try {
+    const health = await client.health();
+    const reply = await client.render({ avatar: "default", expression: "happy", output: "crop" });
+    const refused = await client.setExpression("default", "angry").catch((err) => err);
+    assert.ok(refused instanceof EngineError && refused instanceof LivePortraitError);
+    console.log(JSON.stringify({ resolved: require.resolve("@secretary/liveportrait-client"), status: health.status,
+      header: reply.header, jpeg: reply.jpeg.toString("base64"), refused: refused.code }));
+  } finally {
+    client.close();
+  }
+})().catch((err) => { console.error(err); process.exit(1); });
+"""
+
+ESM_CONSUMER = """\
+import assert from "node:assert/strict";
+import { EngineClient, EngineError, LivePortraitError } from "@secretary/liveportrait-client";
+
+const client = new EngineClient({ commandAddress: process.argv[2], timeoutMs: 60000 });
+try {
+  const health = await client.health();
+  const reply = await client.render({ avatar: "default", expression: "happy", output: "crop" });
+  const refused = await client.setExpression("default", "angry").catch((err) => err);
+  assert.ok(refused instanceof EngineError && refused instanceof LivePortraitError);
+  console.log(JSON.stringify({ resolved: import.meta.resolve("@secretary/liveportrait-client"), status: health.status,
+    header: reply.header, jpeg: reply.jpeg.toString("base64"), refused: refused.code }));
+} finally {
+  client.close();
+}
+"""
+
+# TypeScript consumers of both kinds: the `types` of each condition must resolve (a CommonJS project's `import`
+# compiles to require() and reads the require condition's declarations).
+TS_CONSUMER = """\
+import { EngineClient, type RenderReply } from "@secretary/liveportrait-client";
+
+export async function draw(address: string): Promise<RenderReply> {
+  const client = new EngineClient({ commandAddress: address });
+  try {
+    return await client.render({ avatar: "default" });
+  } finally {
+    client.close();
+  }
+}
+"""
+
+
+def run(cmd: list[str], cwd: Path, timeout: float) -> str:
+    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout,
+                          env={k: v for k, v in os.environ.items() if not k.startswith("LP_CURVE_")})
+    if proc.returncode != 0:
+        pytest.fail(f"{' '.join(cmd)} exited {proc.returncode}\n{proc.stdout[-6000:]}\n{proc.stderr[-6000:]}",
+                    pytrace=False)
+    return proc.stdout
+
+
+@pytest.mark.timeout(900)
+def test_the_packed_package_renders_from_commonjs_and_esm_consumers(tmp_path: Path) -> None:
+    """npm pack, installed into a fresh `npm init -y` project: require() and import each render a frame."""
+    import base64
+    import json
+
+    from engine.codec import decode_jpeg
+    from tests.service.conftest import EngineProcess
+
+    if not installed():
+        npm("ci", "--no-audit", "--no-fund", timeout=600)
+    run(["npm", "pack", "--pack-destination", str(tmp_path)], PACKAGE, 600)  # prepack builds both outputs
+    (tarball,) = tmp_path.glob("secretary-liveportrait-client-*.tgz")
+    consumer = tmp_path / "consumer"
+    consumer.mkdir()
+    run(["npm", "init", "-y"], consumer, 60)
+    assert json.loads((consumer / "package.json").read_text()).get("type", "commonjs") == "commonjs"  # npm init -y
+    run(["npm", "install", "--prefer-offline", "--no-audit", "--no-fund", str(tarball)], consumer, 600)
+    (consumer / "render.js").write_text(CJS_CONSUMER)
+    (consumer / "render.mjs").write_text(ESM_CONSUMER)
+    (consumer / "draw.cts").write_text(TS_CONSUMER)
+    (consumer / "draw.mts").write_text(TS_CONSUMER)
+    tsc = PACKAGE / "node_modules" / "typescript" / "bin" / "tsc"
+    run(["node", str(tsc), "--noEmit", "--strict", "--skipLibCheck", "--module", "node16", "--moduleResolution",
+         "node16", "--typeRoots", str(PACKAGE / "node_modules" / "@types"), "--types", "node", "draw.cts",
+         "draw.mts"], consumer, 300)
+
+    engine = EngineProcess(tmp_path, env={"LP_WARMUP": "0"}).start()
+    try:
+        for script, build in (("render.js", "dist/cjs/index.js"), ("render.mjs", "dist/src/index.js")):
+            out = json.loads(run(["node", script, engine.command_addr], consumer, 120).strip().splitlines()[-1])
+            assert out["resolved"].endswith(f"node_modules/@secretary/liveportrait-client/{build}"), out["resolved"]
+            assert out["status"] == "ok" and out["refused"] == "bad_request"
+            frame = decode_jpeg(base64.b64decode(out["jpeg"]))
+            assert frame.shape == (512, 512, 3) and out["header"]["expression"] == "happy", (script, out["header"])
+    finally:
+        assert engine.stop() == 0

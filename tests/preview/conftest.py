@@ -7,6 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.service.conftest import BridgeProcess, EngineProcess
+from tests.speech.conftest import SENTENCE, espeak
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -35,3 +36,9 @@ def browser() -> Iterator[object]:
         chromium = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield chromium
         chromium.close()
+
+
+@pytest.fixture(scope="module")
+def sentence_wav(tmp_path_factory: pytest.TempPathFactory) -> bytes:
+    """A sentence as espeak-ng's own WAV (22050 Hz mono 16-bit, about 3 s): real speech for "make it talk"."""
+    return espeak(tmp_path_factory.mktemp("espeak") / "sentence.wav", SENTENCE).read_bytes()

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import struct
 import time
+import wave
 
 import httpx
 import pytest
 import websockets
 
+from engine.client import EngineClient
 from tests.service.conftest import DATA, BridgeProcess, EngineProcess
 
 
@@ -42,7 +45,17 @@ def test_bad_commands_are_4xx_json(bridge: BridgeProcess, body: bytes, status: i
     response = post(bridge, "/preview/api/command", body, **{"content-type": "application/json"})
     assert response.status_code == status, response.text
     assert response.json()["error"]["code"] == code
+    assert set(response.json()) == {"error"} and set(response.json()["error"]) == {"code", "message"}  # one shape
     assert httpx.get(bridge.url + "/health").status_code == 200
+
+
+def test_preview_routes_are_counted_in_metrics_by_template(bridge: BridgeProcess) -> None:
+    post(bridge, "/preview/api/command", b"not json")
+    httpx.get(bridge.url + "/preview/api/stats", params={"avatar": "no/such"})
+    metrics = httpx.get(bridge.url + "/metrics").text
+    assert 'method="POST",route="/preview/api/command",status="400"' in metrics
+    assert 'method="GET",route="/preview/api/stats",status="400"' in metrics
+    assert 'bridge_http_request_seconds_count{route="/preview/api/command"}' in metrics
 
 
 def test_good_command_passes_the_engines_reply(bridge: BridgeProcess) -> None:
@@ -54,7 +67,7 @@ def test_source_upload_errors(bridge: BridgeProcess) -> None:
     assert post(bridge, "/preview/api/source", b"").status_code == 400
     assert post(bridge, "/preview/api/source", b"GIF89a" + b"\0" * 100).json()["error"]["code"] == "invalid_image"
     big = post(bridge, "/preview/api/source", b"\xff\xd8\xff" + b"\0" * 3_100_000)
-    assert big.status_code == 413 and big.json()["error"]["code"] == "too_large"
+    assert big.status_code == 413 and big.json()["error"]["code"] == "image_too_large"
     noface = post(bridge, "/preview/api/source", (DATA / "coffee.jpg").read_bytes())
     assert noface.status_code == 422 and noface.json()["error"]["code"] == "no_face"
 
@@ -64,15 +77,43 @@ def test_source_upload_makes_an_avatar(bridge: BridgeProcess) -> None:
     assert reply.status_code == 200 and reply.json()["faces"] >= 1 and len(reply.json()["avatar"]) == 16
 
 
-def test_speak_checks_the_wav_and_forwards_it(bridge: BridgeProcess) -> None:
+def test_speak_refuses_what_is_not_a_wav(bridge: BridgeProcess) -> None:
     not_wav = post(bridge, "/preview/api/speak?avatar=default", b"ID3\x03mp3")
-    assert not_wav.status_code == 415 and not_wav.json()["error"]["code"] == "invalid_audio"
+    assert not_wav.status_code == 415 and not_wav.json()["error"]["code"] == "unsupported_audio"
     assert post(bridge, "/preview/api/speak?avatar=../x", b"RIFF").status_code == 400
-    wav = b"RIFF\x24\x00\x00\x00WAVEfmt " + b"\0" * 32
-    reply = post(bridge, "/preview/api/speak?avatar=default", wav)
-    # Until the engine knows `speak` its error comes back as it is; once it does, the reply.
-    assert reply.status_code in (200, 400, 404, 415, 422), reply.text
-    assert reply.headers["content-type"] == "application/json"
+    cut = post(bridge, "/preview/api/speak?avatar=default", b"RIFF\x24\x00\x00\x00WAVEfmt ")  # header cut short
+    assert cut.status_code == 400 and cut.json()["error"]["code"] == "bad_audio", cut.text
+    assert cut.headers["content-type"] == "application/json"
+
+
+def test_speak_moves_the_mouth_in_the_streamed_frames(bridge: BridgeProcess, engine: EngineProcess,
+                                                      sentence_wav: bytes) -> None:
+    """A real espeak-ng WAV through /preview/api/speak: the engine's reply, then jawOpen rising in the frame headers."""
+    avatar = engine.request({"v": 1, "cmd": "stream", "avatar": "default", "fps": 25})["avatar"]
+    try:
+        with EngineClient(engine.command_addr) as client, client.subscribe(engine.frame_addr, avatar) as frames:
+            assert frames.recv(timeout_ms=5000) is not None  # subscribed and flowing
+            response = post(bridge, f"/preview/api/speak?avatar={avatar}", sentence_wav,
+                            **{"content-type": "audio/wav"})
+            assert response.status_code == 200, response.text
+            reply = response.json()
+            with wave.open(io.BytesIO(sentence_wav)) as w:
+                seconds = w.getnframes() / w.getframerate()
+            assert reply["ok"] is True and reply["avatar"] == avatar
+            assert reply["duration"] == pytest.approx(seconds, abs=0.02)
+            jaws = []
+            deadline = time.monotonic() + reply["duration"] + 2.0
+            while time.monotonic() < deadline:
+                frame = frames.recv(timeout_ms=2000)
+                assert frame is not None, "the stream stopped while speaking"
+                if reply["start"] <= frame.ts <= reply["end"]:
+                    jaws.append(frame.header["jawOpen"])
+        assert len(jaws) >= 0.4 * 25 * reply["duration"], f"{len(jaws)} frames while speaking"
+        assert max(jaws) > 0.15, f"the mouth did not open: jawOpen at most {max(jaws):.3f}"
+        assert sum(j > 0.05 for j in jaws) >= 5 and min(jaws) < 0.1, "it moves: opens and closes"
+    finally:
+        engine.request({"v": 1, "cmd": "clear", "avatar": avatar})
+        engine.request({"v": 1, "cmd": "stream", "avatar": avatar, "fps": 0})
 
 
 def test_stats_clock_and_info(bridge: BridgeProcess, engine: EngineProcess) -> None:

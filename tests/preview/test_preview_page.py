@@ -79,25 +79,43 @@ def test_uploading_a_portrait_switches_the_avatar(page, engine: EngineProcess) -
     assert errors == []
 
 
-def test_a_slider_moves_the_face(page) -> None:
-    tab, _ = page
-    tab.evaluate("window.preview.ready")
+def test_a_slider_sets_its_control_in_the_frame_headers(page) -> None:
+    """jawOpen is in every frame header: the slider's value must reach it (idle life alone never opens the jaw)."""
+    tab, errors = page
+    tab.wait_for_function("window.preview.lastHeader.jawOpen < 0.02", timeout=5_000)
     before = tab.locator("#canvas").screenshot()
     tab.locator("#control-jawOpen").fill("0.9")
-    tab.wait_for_timeout(800)
+    tab.wait_for_function("Math.abs(window.preview.lastHeader.jawOpen - 0.9) < 0.02", timeout=5_000)
     assert tab.locator("#canvas").screenshot() != before
+    tab.locator("#control-jawOpen").fill("0.4")
+    tab.wait_for_function("Math.abs(window.preview.lastHeader.jawOpen - 0.4) < 0.02", timeout=5_000)
     tab.click("#clear")
+    tab.wait_for_function("window.preview.lastHeader.jawOpen < 0.02", timeout=5_000)
+    assert errors == []
 
 
-def test_make_it_talk_shows_the_engines_answer(page) -> None:
-    tab, _ = page
-    tab.set_input_files("#wav", files=[{"name": "hello.wav", "mimeType": "audio/wav",
-                                        "buffer": _wav(0.2)}])
+def test_make_it_talk_moves_the_mouth(page, sentence_wav: bytes) -> None:
+    """A real espeak-ng WAV through the page's "make it talk": the engine's reply, then the mouth opening and
+    closing in the frame headers the page shows."""
+    tab, errors = page
+    tab.wait_for_function("window.preview.lastHeader.jawOpen < 0.02", timeout=5_000)  # no slider left open
+    tab.evaluate("""() => {
+        window.jaws = [];
+        window.jawTimer = setInterval(() => window.jaws.push(window.preview.lastHeader.jawOpen), 20);
+    }""")
+    tab.set_input_files("#wav", files=[{"name": "hello.wav", "mimeType": "audio/wav", "buffer": sentence_wav}])
     tab.click("#speak")
     tab.wait_for_function("!['', 'sending...'].includes(document.getElementById('speak-result').textContent)",
                           timeout=10_000)
     text = tab.locator("#speak-result").inner_text()
-    assert text.startswith("speaking") or ":" in text  # the engine's reply, or its error code and message
+    assert text.startswith("speaking") and '"ok":true' in text, text
+    tab.wait_for_function("Math.max(...window.jaws) > 0.15", timeout=10_000)
+    # then shut again for a second (the end of the sentence, or a pause longer than espeak's): it moves, not sticks
+    tab.wait_for_function("window.jaws.slice(window.jaws.findIndex(j => j > 0.15)).slice(-50)"
+                          ".filter(j => j < 0.05).length === 50", timeout=20_000)
+    jaws = tab.evaluate("() => { clearInterval(window.jawTimer); return window.jaws; }")
+    assert sum(j > 0.05 for j in jaws) >= 10, "the mouth was open for a moment only"
+    assert errors == []
 
 
 def test_mjpeg_transport_shows_frames(browser, bridge: BridgeProcess) -> None:
@@ -119,18 +137,3 @@ def test_mjpeg_transport_shows_frames(browser, bridge: BridgeProcess) -> None:
     tab.click("#expressions button[data-expression=neutral]")
     context.close()
     assert errors == []
-
-
-def _wav(seconds: float, rate: int = 16_000) -> bytes:
-    import io
-    import math
-    import struct
-    import wave
-
-    out = io.BytesIO()
-    with wave.open(out, "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(rate)
-        w.writeframes(b"".join(struct.pack("<h", int(8000 * math.sin(i / 10))) for i in range(int(seconds * rate))))
-    return out.getvalue()

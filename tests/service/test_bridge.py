@@ -301,6 +301,12 @@ def test_slow_body_times_out_with_408(engine: EngineProcess, tmp_path) -> None:
                               b"boundary=x\r\nContent-Length: 1000\r\n\r\n--x\r\n", wait_s=10)
         assert answer.startswith(b"HTTP/1.1 408") and time.monotonic() - started < 5
         assert json.loads(answer.partition(b"\r\n\r\n")[2])["error"]["code"] == "body_timeout"
+        for path in (b"/preview/api/command", b"/preview/api/source"):  # the preview reads bodies the same way
+            started = time.monotonic()
+            answer = _raw(bridge, b"POST " + path + b" HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                                  b"Content-Length: 100\r\n\r\n{", wait_s=10)
+            assert answer.startswith(b"HTTP/1.1 408") and time.monotonic() - started < 5, (path, answer)
+            assert json.loads(answer.partition(b"\r\n\r\n")[2])["error"]["code"] == "body_timeout"
     finally:
         bridge.stop()
 

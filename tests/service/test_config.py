@@ -33,7 +33,13 @@ def test_readme_lists_every_option_and_help_names_every_env() -> None:
     readme = (ROOT / "README.md").read_text()
     assert markdown_table(ENGINE_OPTIONS) in readme
     assert markdown_table(BRIDGE_OPTIONS) in readme
-    for module, options in (("engine", ENGINE_OPTIONS), ("bridge", BRIDGE_OPTIONS)):
+    from bridge.features import FEATURES
+
+    feature_options = tuple(opt for feature in FEATURES for opt in feature.options)
+    for feature in FEATURES:  # a bridge feature's options (WHEP's, ...) are in --help and in a README table of theirs
+        if feature.options:
+            assert markdown_table(feature.options) in readme, feature.name
+    for module, options in (("engine", ENGINE_OPTIONS), ("bridge", BRIDGE_OPTIONS + feature_options)):
         text = subprocess.run([sys.executable, "-m", module, "--help"], capture_output=True, text=True,
                               cwd=ROOT).stdout
         for opt in options:

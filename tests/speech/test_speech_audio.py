@@ -140,6 +140,7 @@ def test_the_limit_is_checked_before_decoding() -> None:
 def test_random_bytes_never_raise_anything_but_typed_errors() -> None:
     rng = random.Random(7)
     good = wav(encode(tone(), 16))
+    decoded = refused = 0
     for _ in range(400):
         data = bytearray(good)
         for _ in range(rng.randint(1, 8)):
@@ -148,8 +149,12 @@ def test_random_bytes_never_raise_anything_but_typed_errors() -> None:
         try:
             pcm = decode_audio(data)
         except BadAudio:
+            refused += 1
             continue
+        decoded += 1
         assert np.isfinite(pcm.samples).all() and len(pcm.samples) > 0
+    # both paths ran: a decoder that refused everything (or nothing) would pass the loop above unnoticed
+    assert decoded >= 40 and refused >= 40, (decoded, refused)
 
 
 def test_resampler_streams_exactly_what_the_whole_gives() -> None:

@@ -13,8 +13,10 @@ from engine.speech.audio import Pcm, resample
 from engine.speech.mouth import HOP_S, MOUTH_CONTROLS, MouthAnalyser, analyse
 from tests.speech.conftest import SENTENCE
 
-JAW, FUNNEL, PUCKER, SMILE = (MOUTH_CONTROLS.index(n) for n in ("jawOpen", "mouthFunnel", "mouthPucker",
-                                                                 "mouthSmile"))
+JAW, LIPS, UPPER, FUNNEL, PUCKER, SPREAD, PRESS, ROLL = (
+    MOUTH_CONTROLS.index(n) for n in ("jawOpen", "mouthLowerDown", "mouthUpperUp", "mouthFunnel", "mouthPucker",
+                                      "mouthStretch", "mouthPress", "mouthRollLower"))
+OPENING = [JAW, LIPS, UPPER, FUNNEL]
 Speech = Callable[..., Pcm]
 
 
@@ -36,10 +38,18 @@ def test_a_opens_the_jaw_more_than_i_and_u(vowels: dict[str, np.ndarray]) -> Non
 
 
 def test_i_spreads_and_u_rounds(vowels: dict[str, np.ndarray]) -> None:
-    assert vowels["i"][SMILE] > 0.15 and vowels["a"][SMILE] < 0.05 and vowels["u"][SMILE] < 0.05
+    assert vowels["i"][SPREAD] > 0.3 and vowels["a"][SPREAD] < 0.05 and vowels["u"][SPREAD] < 0.05
     rounding = {v: c[PUCKER] + c[FUNNEL] for v, c in vowels.items()}
     assert rounding["u"] > 0.5 and rounding["a"] < 0.1 and rounding["i"] < 0.1
-    assert vowels["i"][SMILE] <= 0.25  # a hint: the expression layer owns the real smile
+    # the spread vowel shows the upper teeth more than the round one
+    assert vowels["i"][UPPER] > vowels["u"][UPPER]
+
+
+def test_close_vowels_still_part_the_lips(vowels: dict[str, np.ndarray]) -> None:
+    """JALI: /i/ and /u/ barely drop the jaw, but the lips part on them as on /a/."""
+    for v in ("i", "u"):
+        assert vowels[v][LIPS] >= 0.4, (v, vowels[v][LIPS])
+    assert vowels["a"][JAW] > 2 * max(vowels["i"][JAW], vowels["u"][JAW])
 
 
 @pytest.mark.parametrize("consonant", ["m", "p", "b"])
@@ -48,9 +58,12 @@ def test_lips_close_for_the_hold_of_bilabials(speech: Speech, consonant: str) ->
     jaw = c[:, JAW]
     first = int(np.argmax(jaw > 0.5))
     last = len(jaw) - int(np.argmax(jaw[::-1] > 0.5))
-    between = jaw[first:last]
-    assert between.min() < 0.03, f"the lips stay {between.min():.2f} open on /{consonant}/"
-    assert c[first:last][np.argmin(between), [FUNNEL, PUCKER]].max() < 0.1
+    opening = c[first:last][:, OPENING].max(axis=1)
+    k = int(np.argmin(opening))
+    assert opening[k] < 0.03, f"the lips stay {opening[k]:.2f} open on /{consonant}/"
+    assert c[first:last][k, [FUNNEL, PUCKER]].max() < 0.1
+    if consonant != "p":  # a murmured closure is pressed; p's closure is silent and simply shut
+        assert c[first:last][k, PRESS] > 0.3
 
 
 def test_silence_keeps_the_lips_closed(speech: Speech) -> None:
@@ -115,7 +128,9 @@ def test_xtts_rate_and_gain_do_not_change_the_mouth(speech: Speech) -> None:
     quiet = analyse(Pcm(pcm.samples * 0.05, pcm.sample_rate))
     n = min(len(base), len(at24k))
     assert np.abs(at24k[:n] - base[:n]).max() < 0.05
-    assert np.abs(quiet - base).max() < 0.05
+    # 0.07: the lip axis rises faster than the jaw at an onset, where the running peak's floor (-50 dBFS) meets a
+    # recording 26 dB quieter; everywhere else the difference is far smaller
+    assert np.abs(quiet - base).max() < 0.07
 
 
 def test_a_higher_voice_reads_the_same_vowels(speech: Speech) -> None:
@@ -123,7 +138,7 @@ def test_a_higher_voice_reads_the_same_vowels(speech: Speech) -> None:
     rows = {v: analyse(speech(f"[[{v}::::::]]", "de+f3", 90)) for v in ("a", "i", "u")}
     c = {v: held(r) for v, r in rows.items()}
     assert c["a"][JAW] > 1.5 * max(c["i"][JAW], c["u"][JAW])
-    assert c["i"][SMILE] > 0.1 and c["u"][PUCKER] + c["u"][FUNNEL] > 0.3
+    assert c["i"][SPREAD] > 0.2 and c["u"][PUCKER] + c["u"][FUNNEL] > 0.3
     # a high voice's harmonics can split F1 into two close poles: that must not read as a rounded /i/
     assert rows["i"][:, PUCKER].max() < 0.1 and rows["a"][:, PUCKER].max() < 0.1
 
@@ -138,3 +153,21 @@ def test_no_chattering_at_the_frame_rate(speech: Speech) -> None:
             assert step <= 0.5, f"{name} jumps {step:.2f} in one frame at {fps:g} fps"
             flips = np.sum(np.diff(np.sign(np.diff(v[v > 0.02]))) != 0) if (v > 0.02).sum() > 3 else 0
             assert flips < 0.8 * len(t), f"{name} reverses direction on most frames"
+
+
+@pytest.mark.parametrize("voice", ["de", "en"])
+@pytest.mark.parametrize("consonant", ["m", "p", "b"])
+def test_lips_close_before_the_closure_is_heard(speech: Speech, consonant: str, voice: str) -> None:
+    """Anticipation: the lips are shut by the time the closure starts (a murmur: power almost all below 400 Hz; a
+    silent closure: 30 dB under the peak), and they start to close at least 40 ms before it."""
+    pcm = speech(f"[[A:{consonant}A:]]", voice)
+    f = FeatureStream(pcm.sample_rate).push(pcm.samples, last=True)
+    opening = analyse(pcm)[:, OPENING].max(axis=1)
+    vowel = int(np.argmax(f.level > f.level.max() - 6.0))
+    closed = (f.low_share > 0.7) | (f.level < f.level.max() - 30.0)
+    onset = vowel + int(np.argmax(closed[vowel:]))
+    assert onset > vowel
+    assert opening[onset] < 0.03, f"the lips are {opening[onset]:.2f} open as /{consonant}/ starts"
+    plateau = opening[vowel:onset].max()
+    falling = vowel + int(np.argmax(opening[vowel:onset + 1] < 0.9 * plateau))
+    assert (onset - falling) * HOP_S >= 0.04 - 1e-9, (onset, falling)

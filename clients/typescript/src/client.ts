@@ -9,6 +9,7 @@
 import * as zmq from "zeromq";
 
 import { pack, unpackMap } from "./codec.js";
+import { curveKeysFromEnv, curveSocketOptions, type CurveClientKeys } from "./curve.js";
 import { ClosedError, EngineError, EngineTimeoutError, ProtocolError } from "./errors.js";
 import { FrameSubscription, type SubscribeOptions } from "./frames.js";
 import {
@@ -46,6 +47,11 @@ export interface EngineClientOptions {
   retries?: number;
   /** Idle sockets kept for reuse. */
   poolSize?: number;
+  /**
+   * CURVE keys for an engine with CURVE on (engine/security.py); absent: read from the LP_CURVE_* variables as the
+   * Python client's `CurveClientKeys.from_env` reads them (none set: off; half set: ConfigError); null: off.
+   */
+  curve?: CurveClientKeys | null;
 }
 
 export interface CallOptions {
@@ -90,6 +96,8 @@ export class EngineClient {
   readonly frameAddress: string;
   readonly timeoutMs: number;
   readonly retries: number;
+  /** The CURVE keys every socket of this client uses; undefined: plain text. */
+  readonly curve: CurveClientKeys | undefined;
   private readonly poolSize: number;
   private readonly idle: zmq.Request[] = [];
   private readonly busy = new Set<zmq.Request>();
@@ -102,6 +110,7 @@ export class EngineClient {
     this.timeoutMs = options.timeoutMs ?? 20_000;
     this.retries = options.retries ?? 1;
     this.poolSize = options.poolSize ?? 4;
+    this.curve = options.curve === undefined ? curveKeysFromEnv() : options.curve ?? undefined;
     if (!(this.timeoutMs > 0)) throw new RangeError("timeoutMs must be > 0");
     if (!(Number.isInteger(this.retries) && this.retries >= 0)) throw new RangeError("retries must be an integer >= 0");
   }
@@ -233,7 +242,8 @@ export class EngineClient {
   /** Frames from this engine's PUB socket; closed with the client. */
   subscribe(options: SubscribeOptions = {}): FrameSubscription {
     if (this.closed) throw new ClosedError("EngineClient");
-    const sub: FrameSubscription = new FrameSubscription(this.frameAddress, options,
+    const sub: FrameSubscription = new FrameSubscription(this.frameAddress,
+      { ...options, curve: options.curve === undefined ? this.curve ?? null : options.curve },
       () => this.subscriptions.delete(sub));
     this.subscriptions.add(sub);
     return sub;
@@ -252,7 +262,7 @@ export class EngineClient {
   private take(timeoutMs: number): zmq.Request {
     let socket = this.idle.pop();
     if (socket === undefined) {
-      socket = new zmq.Request({ linger: 0 });
+      socket = new zmq.Request({ linger: 0, ...curveSocketOptions(this.curve) });
       socket.connect(this.commandAddress);
     }
     socket.receiveTimeout = timeoutMs;

@@ -69,3 +69,10 @@ export class ClosedError extends LivePortraitError {
     super("closed", `${what} is closed`);
   }
 }
+
+/** The client's own settings contradict themselves (half a CURVE configuration, an unreadable key file). */
+export class ConfigError extends LivePortraitError {
+  constructor(message: string) {
+    super("config_error", message);
+  }
+}

@@ -8,6 +8,7 @@
 import * as zmq from "zeromq";
 
 import { toBuffer, unpackMap } from "./codec.js";
+import { curveKeysFromEnv, curveSocketOptions, type CurveClientKeys } from "./curve.js";
 import { LivePortraitError } from "./errors.js";
 import type { Frame, FrameHeader } from "./types.js";
 
@@ -20,6 +21,8 @@ export interface SubscribeOptions {
   receiveTimeoutMs?: number;
   /** Messages buffered before the oldest are dropped (the engine's own PUB keeps 4). */
   highWaterMark?: number;
+  /** CURVE keys for an engine with CURVE on; absent: from the LP_CURVE_* variables (curve.ts); null: off. */
+  curve?: CurveClientKeys | null;
 }
 
 export class FrameSubscription implements AsyncIterableIterator<Frame> {
@@ -39,6 +42,7 @@ export class FrameSubscription implements AsyncIterableIterator<Frame> {
       linger: 0,
       receiveHighWaterMark: options.highWaterMark ?? 8,
       receiveTimeout: options.receiveTimeoutMs ?? -1,
+      ...curveSocketOptions(options.curve === undefined ? curveKeysFromEnv() : options.curve ?? undefined),
     });
     this.socket.connect(address);
     this.socket.subscribe(this.topic);

@@ -3,6 +3,20 @@
 export * from "./types.js";
 export * from "./errors.js";
 export { pack, unpackMap } from "./codec.js";
+export {
+  CLIENT_SECRET_ENV,
+  CLIENT_SECRET_FILE_ENV,
+  curveClientKeys,
+  curveKeysFromEnv,
+  curvePublicKey,
+  readCertificate,
+  SERVER_PUBLIC_ENV,
+  SERVER_PUBLIC_FILE_ENV,
+  z85Decode,
+  z85Encode,
+  type CurveClientKeys,
+  type CurveSources,
+} from "./curve.js";
 export { FrameSubscription, FRAME_TOPIC_PREFIX, parseFrame, subscribeFrames, type SubscribeOptions } from "./frames.js";
 export {
   ClockOffset,

@@ -31,7 +31,11 @@ export type ControlName =
   | "jawOpen" | "mouthPucker" | "mouthFunnel" | "headYaw" | "headPitch" | "headRoll" | "gazeX" | "gazeY"
   | "mouthSmileLeft" | "mouthSmileRight" | "mouthFrownLeft" | "mouthFrownRight" | "browOuterUpLeft"
   | "browOuterUpRight" | "browDownLeft" | "browDownRight" | "eyeBlinkLeft" | "eyeBlinkRight" | "eyeWideLeft"
-  | "eyeWideRight";
+  | "eyeWideRight"
+  // speech articulation (docs/speech.md)
+  | "mouthUpperUp" | "mouthLowerDown" | "mouthPress" | "mouthRollLower" | "mouthStretch" | "mouthUpperUpLeft"
+  | "mouthUpperUpRight" | "mouthLowerDownLeft" | "mouthLowerDownRight" | "mouthPressLeft" | "mouthPressRight"
+  | "mouthStretchLeft" | "mouthStretchRight";
 export type Controls = Partial<Record<ControlName, number>> & Record<string, number>;
 
 export interface Keyframe {

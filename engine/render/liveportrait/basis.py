@@ -107,6 +107,61 @@ BASIS: dict[str, tuple[tuple[int, int, float], ...]] = {
         (20, 1, 0.001309),
         (20, 2, 0.000692),
     ),
+    # human speech d5, d8: regression of 14, 17, 20 on 20.y with 19.y (the jaw) held, 20.y at -0.015
+    "mouthUpperUp": (
+        (14, 1, -0.008112),
+        (17, 0, 0.000835),
+        (17, 1, -0.001277),
+        (20, 0, 0.001150),
+        (20, 1, -0.015000),
+        (20, 2, -0.004820),
+    ),
+    # 0.35 x jawOpen: 19 is both the lower lip and the jaw in LivePortrait (no keypoint of its own); hand-set share,
+    # the offline renderer draws the lip apart from the chin
+    "mouthLowerDown": (
+        (14, 1, 0.003541),
+        (17, 1, -0.001182),
+        (17, 2, -0.002351),
+        (19, 1, 0.026250),
+        (19, 2, 0.001780),
+    ),
+    # human speech d5, d8: the 5% of frames with the most closed lips (lowest landmark lip ratio) against the clip's
+    # rest, keypoints 14, 17, 19, 20: lips pushed shut past rest
+    "mouthPress": (
+        (14, 1, -0.005075),
+        (17, 0, 0.001174),
+        (17, 2, 0.000409),
+        (19, 0, -0.000973),
+        (19, 1, -0.007468),
+        (19, 2, -0.002016),
+        (20, 0, 0.000977),
+        (20, 1, -0.002223),
+        (20, 2, 0.002667),
+    ),
+    # 0.6 x mouthPress: no clip shows f/v apart from other closures; the lower lip up and in is the closure's
+    # direction (hand-set share)
+    "mouthRollLower": (
+        (14, 1, -0.003045),
+        (17, 0, 0.000704),
+        (17, 2, 0.000246),
+        (19, 0, -0.000584),
+        (19, 1, -0.004481),
+        (19, 2, -0.001209),
+        (20, 0, 0.000586),
+        (20, 1, -0.001334),
+        (20, 2, 0.001600),
+    ),
+    # human speech d5, d8: first mouth mode with the jaw projected out, on the smile's side (spread)
+    "mouthStretch": (
+        (14, 1, -0.008994),
+        (17, 0, 0.001062),
+        (17, 1, -0.001172),
+        (19, 0, -0.002655),
+        (19, 1, 0.001254),
+        (19, 2, -0.000837),
+        (20, 1, -0.015413),
+        (20, 2, -0.006672),
+    ),
     # 11.x and 15.x together, 80% of the smaller of their human/animal ranges (2x the old size)
     "gazeX": (
         (11, 0, 0.003153),
@@ -206,6 +261,94 @@ BASIS: dict[str, tuple[tuple[int, int, float], ...]] = {
     "eyeWideRight": (
         (11, 1, -0.007102),
         (13, 1, 0.001301),
+    ),
+    # mouthUpperUpLeft: one side of mouthUpperUp
+    "mouthUpperUpLeft": (
+        (14, 1, -0.004056),
+        (17, 0, 0.000417),
+        (17, 1, -0.000639),
+        (19, 0, 0.004000),
+        (20, 0, 0.004575),
+        (20, 1, -0.007500),
+        (20, 2, -0.002410),
+    ),
+    # mouthUpperUpRight: one side of mouthUpperUp
+    "mouthUpperUpRight": (
+        (14, 1, -0.004056),
+        (17, 0, 0.000417),
+        (17, 1, -0.000639),
+        (19, 0, -0.004000),
+        (20, 0, -0.003425),
+        (20, 1, -0.007500),
+        (20, 2, -0.002410),
+    ),
+    # mouthLowerDownLeft: one side of mouthLowerDown
+    "mouthLowerDownLeft": (
+        (14, 1, 0.001770),
+        (17, 1, -0.000591),
+        (17, 2, -0.001176),
+        (19, 0, 0.004000),
+        (19, 1, 0.013125),
+        (19, 2, 0.000890),
+        (20, 0, 0.004000),
+    ),
+    # mouthLowerDownRight: one side of mouthLowerDown
+    "mouthLowerDownRight": (
+        (14, 1, 0.001770),
+        (17, 1, -0.000591),
+        (17, 2, -0.001176),
+        (19, 0, -0.004000),
+        (19, 1, 0.013125),
+        (19, 2, 0.000890),
+        (20, 0, -0.004000),
+    ),
+    # mouthPressLeft: one side of mouthPress
+    "mouthPressLeft": (
+        (14, 1, -0.002537),
+        (17, 0, 0.000587),
+        (17, 2, 0.000205),
+        (19, 0, 0.003513),
+        (19, 1, -0.003734),
+        (19, 2, -0.001008),
+        (20, 0, 0.004488),
+        (20, 1, -0.001112),
+        (20, 2, 0.001334),
+    ),
+    # mouthPressRight: one side of mouthPress
+    "mouthPressRight": (
+        (14, 1, -0.002537),
+        (17, 0, 0.000587),
+        (17, 2, 0.000205),
+        (19, 0, -0.004487),
+        (19, 1, -0.003734),
+        (19, 2, -0.001008),
+        (20, 0, -0.003512),
+        (20, 1, -0.001112),
+        (20, 2, 0.001334),
+    ),
+    # mouthStretchLeft: one side of mouthStretch
+    "mouthStretchLeft": (
+        (14, 1, -0.004497),
+        (17, 0, 0.000531),
+        (17, 1, -0.000586),
+        (19, 0, 0.002672),
+        (19, 1, 0.000627),
+        (19, 2, -0.000419),
+        (20, 0, 0.004000),
+        (20, 1, -0.007707),
+        (20, 2, -0.003336),
+    ),
+    # mouthStretchRight: one side of mouthStretch
+    "mouthStretchRight": (
+        (14, 1, -0.004497),
+        (17, 0, 0.000531),
+        (17, 1, -0.000586),
+        (19, 0, -0.005328),
+        (19, 1, 0.000627),
+        (19, 2, -0.000419),
+        (20, 0, -0.004000),
+        (20, 1, -0.007707),
+        (20, 2, -0.003336),
     ),
 }
 

@@ -5,8 +5,9 @@ and for most first runs it is the face people see first.
 
 One module per job:
 - ``moves``: each control as landmark moves (FACS prototypes; sided controls as halves of their table);
-- ``fields``: the moves spread into dense displacement fields, head-pose parallax, gaze, inversion;
-- ``eyes``: eyelid synthesis (a blink occludes the eye instead of squashing it; per eye, so winks work);
+- ``fields``: the moves spread into dense displacement fields, head-pose parallax, inversion;
+- ``eyes``: eyelid synthesis (a blink occludes the eye instead of squashing it; per eye, so winks work; eyeWide
+  raises the lid over the eyeball) and the eyeball (the iris found in the pixels and redrawn where gaze puts it);
 - ``mouth``: the mouth interior drawn into the gap the jaw tears between the lips;
 - ``renderer``: ``OfflineRenderer.prepare`` (once per avatar) and ``render`` (per frame);
 - ``tuning``: every named constant.
@@ -21,7 +22,9 @@ to about 15 degrees, beyond that the far side compresses visibly; hair and shoul
 put and bend a little at the head's edge under large roll. Lips cannot protrude (pucker only narrows them); the
 mouth interior is a shaded cavity with simple teeth and a hint of tongue; a mouth that is open in the photo keeps
 its own teeth with the upper face while the jaw drops below them. Closed lids are the photo's own upper-lid skin
-moved down, so heavy eye make-up or glasses smear. Landmarks come from dlib's 68 points: a badly fitted lip or eye
+moved down, so heavy eye make-up or glasses smear. Gaze needs an iris to find: an eye that shows no white (a
+statue's, a tight squint) keeps its look; the white a moved iris uncovers is filled in from the white that shows,
+so it is flatter than the photo's. Landmarks come from dlib's 68 points: a badly fitted lip or eye
 contour is animated as fitted. Big combined moves are summed linearly and can fold slightly.
 """
 

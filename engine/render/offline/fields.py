@@ -1,4 +1,4 @@
-"""Displacement fields: landmark moves spread over the face, head pose parallax, gaze, and their inversion.
+"""Displacement fields: landmark moves spread over the face, head pose parallax, and their inversion.
 
 Why fields: ``prepare`` turns each control into a dense half-resolution field once per avatar, so a frame is a
 weighted sum of fields, one inversion and one ``cv2.remap``: cheap enough for 30 fps on one core.
@@ -7,19 +7,16 @@ weighted sum of fields, one inversion and one ``cv2.remap``: cheap enough for 30
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import cv2
 import numpy as np
 
-from engine.render.offline.moves import EYE_A, EYE_B, N_EXTRA
+from engine.render.offline.moves import N_EXTRA
 from engine.render.offline.tuning import (
     CORNER_REACH,
     CORNER_SOFT,
     CROP,
     FIT_RIDGE,
-    GAZE_X,
-    GAZE_Y,
     HEAD_DEPTH,
     HEAD_TOP,
     NOSE_DEPTH,
@@ -107,24 +104,6 @@ def head_fields(lm: np.ndarray, iod: float, xy: np.ndarray) -> dict[str, np.ndar
     d = xy - pivot
     out["headRoll"] = np.stack([-d[..., 1], d[..., 0]], -1) * (rad * weight)[..., None]
     return out
-
-
-def gaze_fields(lm: np.ndarray, shape: tuple[int, int], origin: tuple[int, int]) -> dict[str, Any]:
-    """gazeX/gazeY: the eye's content slides inside the lids (soft mask of each eye opening)."""
-    h, w = shape
-    mask = np.zeros((h, w), np.float32)
-    spans = []
-    for eye in (EYE_A, EYE_B):
-        pts = lm[list(eye)]
-        poly = ((pts - origin) / STEP).astype(np.float32)
-        cv2.fillPoly(mask, [np.round(poly * 16).astype(np.int32)], 1.0, lineType=cv2.LINE_AA, shift=4)
-        spans.append(float(np.linalg.norm(pts[0] - pts[3])))
-    mask = cv2.GaussianBlur(mask, (0, 0), 0.8)
-    mask = np.clip(mask * 1.6 - 0.3, 0.0, 1.0)  # shrink: the lid edges stay, the iris moves
-    width = float(np.mean(spans))
-    zero = np.zeros_like(mask)
-    return {"gazeX": np.stack([mask * GAZE_X * width, zero], -1),
-            "gazeY": np.stack([zero, -mask * GAZE_Y * width], -1)}
 
 
 def even_box(x0: float, y0: float, x1: float, y1: float) -> tuple[int, int, int, int]:

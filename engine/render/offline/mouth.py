@@ -43,8 +43,11 @@ def smooth_curve(points: np.ndarray) -> np.ndarray:
 
 
 def draw_interior(out: np.ndarray, top: np.ndarray, bottom: np.ndarray, iod: float, mouth_color: np.ndarray,
-                  teeth_color: np.ndarray, teeth: bool) -> None:
-    """Fill the gap between the moved upper (``top``) and lower (``bottom``) seams of ``out`` in place."""
+                  teeth_color: np.ndarray, teeth: bool, bite: float = 0.0) -> None:
+    """Fill the gap between the moved upper (``top``) and lower (``bottom``) seams of ``out`` in place.
+
+    ``bite`` (mouthRollLower, 0..1): the lower lip is tucked under the upper teeth, so the teeth fill the narrow gap
+    down to the lower lip instead of a dark cavity (f, v)."""
     gap = bottom[:, 1] - top[:, 1]
     if float(gap.max()) < 0.75:
         return
@@ -83,8 +86,9 @@ def draw_interior(out: np.ndarray, top: np.ndarray, bottom: np.ndarray, iod: flo
     colour *= 1.0 + tongue[..., None] * np.array([1.0, 0.45, 0.45], np.float32)
     if teeth:
         teeth_h = np.minimum(TEETH_SHARE * opening, TEETH_HEIGHT * iod)
+        teeth_h = teeth_h + min(1.0, bite) * (opening + 1.0 - teeth_h)  # resting on the tucked lower lip
         band = np.clip((ty[None, :] + teeth_h[None, :] - ys) / 2.5 + 0.5, 0.0, 1.0)  # below the upper lip
-        band *= np.clip((opening[None, :] - TEETH_MIN_PX) / 4.0, 0.0, 1.0) * middle
+        band *= np.maximum(np.clip((opening[None, :] - TEETH_MIN_PX) / 4.0, 0.0, 1.0), min(1.0, bite)) * middle
         # Teeth in the mouth's light: shaded at the gum and at the corners, lit in the middle.
         v = np.clip((ys - ty[None, :]) / np.maximum(teeth_h, 1.0)[None, :], 0.0, 1.0)
         tooth_light = (0.5 + 0.5 * middle) * (1.0 - 0.3 * v * v)

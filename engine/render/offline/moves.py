@@ -6,7 +6,8 @@ and the FACS prototypes (shared/reference/faces_and_speech.md) can be read off i
   lids pushed up, both lips moving together (a closed-lip smile).
 - mouthFrown is AU15 with AU17: corners down, the lower lip's middle and the chin pushed up.
 - browInnerUp is AU1 (inner brows up, drawn a little towards each other, the inner upper lids lifted);
-  browDown AU4; browOuterUp AU2; eyeWide AU5; jawOpen AU26.
+  browDown AU4; browOuterUp AU2; eyeWide AU5 (its lid raise is drawn in ``eyes``); jawOpen AU26.
+Gaze is no table: the iris is redrawn (``eyes``), not warped.
 Tables give the image-left half (the face's right side); ``mirror`` copies it to the other half.
 Sided controls (``{base}Left``/``{base}Right``) are their bilateral table split by side: the fields are linear in
 the moves, so left + right is exactly the bilateral control.
@@ -40,10 +41,12 @@ MIDLINE = frozenset({8, 27, 28, 29, 30, 33, 51, 57, 62, 66, 69})
 IMAGE_LEFT = frozenset({*range(0, 8), *BROW_A, 31, 32, *EYE_A, 48, 49, 50, 58, 59, 60, 61, 67, 68, 71})
 
 BLINK = "eyeBlink"
+GAZE = "gaze"
+WIDE = "eyeWide"
 # Controls that part the lips: their fields are built in two halves that listen to different points (the upper
 # half ignores the jaw, the lower half the upper lip and everything above the nose), so the halves tear apart
 # along the seam. Every other control moves both lips with one field, so it never opens the mouth by accident.
-OPENING = ("jawOpen", "mouthFunnel")
+OPENING = ("jawOpen", "mouthFunnel", "mouthUpperUp", "mouthLowerDown", "mouthRollLower")
 LOWER_ONLY = frozenset(CHIN) | frozenset(LOWER_LIP)
 UPPER_ONLY = frozenset(UPPER_LIP) | frozenset(range(17, 48)) | frozenset(FOREHEAD) | {27, 28, 29, 30}
 
@@ -109,10 +112,11 @@ def expression_moves() -> dict[str, Move]:
             17: (0.0, 0.05), 18: (0.02, 0.07), 19: (0.035, 0.07), 20: (0.055, 0.07), 21: (0.075, 0.065),
             68: (0.0, 0.03), 69: (0.0, 0.04), 37: (0.0, 0.015), 38: (0.0, 0.02), 27: (0.0, 0.01),
         }), 0.2),
+        # AU5's lid raise is drawn by eyes.move_lids (the lid slides up over the eyeball; a warp would stretch
+        # the iris); the field only lets the brows follow the lid a little. The lower lid stays (no white ring).
         "eyeWide": Move(mirror({
-            37: (0.0, -0.085), 38: (0.0, -0.085), 41: (0.0, 0.025), 40: (0.0, 0.025),
-            19: (0.0, -0.025), 20: (0.0, -0.025),
-        }), 0.09, fit=False),
+            18: (0.0, -0.015), 19: (0.0, -0.025), 20: (0.0, -0.025), 68: (0.0, -0.01),
+        }), 0.12),
         "jawOpen": Move(mirror({
             48: (0.02, 0.08), 60: (0.02, 0.08), 59: (0.0, 0.26), 58: (0.0, 0.29), 57: (0.0, 0.30),
             67: (0.0, 0.26), 66: (0.0, 0.29), 61: (0.0, -0.02), 62: (0.0, -0.025), 49: (0.0, -0.015),
@@ -127,6 +131,34 @@ def expression_moves() -> dict[str, Move]:
             48: (0.16, 0.0), 60: (0.15, 0.0), 49: (0.08, -0.015), 50: (0.03, -0.015), 51: (0.0, -0.015),
             61: (0.07, 0.0), 59: (0.08, 0.015), 58: (0.03, 0.015), 57: (0.0, 0.015), 67: (0.07, 0.0),
             71: (0.03, 0.0),
+        }), 0.2),
+        # The lip axis (JALI): the lips part with the jaw still. The lower lip drops off the lower teeth, the chin
+        # stays; the upper lip lifts off the upper teeth (which the drawn interior then shows).
+        "mouthLowerDown": Move(mirror({
+            59: (0.0, 0.07), 58: (0.0, 0.10), 57: (0.0, 0.11), 67: (0.0, 0.09), 66: (0.0, 0.11),
+            48: (0.0, 0.01), 60: (0.0, 0.015), 7: (0.0, 0.01),
+        }), 0.16),
+        "mouthUpperUp": Move(mirror({
+            49: (0.0, -0.045), 50: (0.0, -0.06), 51: (0.0, -0.045), 61: (0.0, -0.06), 62: (0.0, -0.05),
+            48: (0.0, -0.01), 60: (0.0, -0.01),
+        }), 0.14),
+        # m, b, p: the lips pressed together and thinned: their outer edges roll towards the seam, the corners
+        # tighten a little; the renderer also seals the seam (PRESS_SEAL).
+        "mouthPress": Move(mirror({
+            49: (0.0, 0.03), 50: (0.0, 0.045), 51: (0.0, 0.05), 59: (0.0, -0.045), 58: (0.0, -0.065),
+            57: (0.0, -0.075), 48: (0.015, 0.0), 60: (0.01, 0.0), 8: (0.0, -0.03), 7: (0.0, -0.02),
+        }), 0.14),
+        # f, v: the lower lip rolled in under the upper teeth: its outer edge up and back, the chin a little up, the
+        # upper lip lifted a little off the teeth, which the interior draws resting on the lower lip (a torn field).
+        "mouthRollLower": Move(mirror({
+            59: (0.0, -0.05), 58: (0.0, -0.085), 57: (0.0, -0.095), 67: (0.0, -0.005), 66: (0.0, -0.005),
+            8: (0.0, -0.03), 7: (0.0, -0.025), 61: (0.0, -0.055), 62: (0.0, -0.06), 50: (0.0, -0.035),
+            51: (0.0, -0.035), 49: (0.0, -0.02),
+        }), 0.14),
+        # i, e: the lips spread, corners out and a little down (AU20, not a smile's AU12), the red thinned.
+        "mouthStretch": Move(mirror({
+            48: (-0.09, 0.015), 60: (-0.08, 0.015), 49: (-0.04, 0.01), 59: (-0.04, -0.01), 61: (-0.03, 0.0),
+            67: (-0.03, 0.0), 50: (-0.01, 0.01), 58: (-0.01, -0.01), 3: (-0.01, 0.0), 71: (-0.015, 0.0),
         }), 0.2),
         "mouthFunnel": Move(mirror({
             48: (0.08, 0.02), 60: (0.08, 0.02), 49: (0.04, -0.03), 50: (0.015, -0.045), 51: (0.0, -0.05),
@@ -156,10 +188,10 @@ def field_moves() -> dict[str, Move]:
 
 
 def field_names() -> tuple[str, ...]:
-    """The linear fields in order: sided bases as their halves, head pose and gaze as they are (no blink)."""
+    """The linear fields in order: sided bases as their halves, head pose as it is (no blink, no gaze: ``eyes``)."""
     names: list[str] = []
     for n in NAMES:
-        if n == BLINK or n.startswith(BLINK) or n.endswith(("Left", "Right")):
+        if n == BLINK or n.startswith((BLINK, GAZE)) or n.endswith(("Left", "Right")):
             continue
         names.extend((n + "Left", n + "Right") if n in SIDED else (n,))
     return tuple(names)

@@ -1,8 +1,9 @@
 """The offline renderer: per-avatar preparation of the control fields and the per-frame warp.
 
 Per frame: the fields are summed with the control weights (sided controls as their two halves), inverted with
-one fixed-point step, upsampled and applied with a single ``cv2.remap`` over the face's box; then the eyelids
-(per eye, so a wink works) and the mouth interior are drawn.
+one fixed-point step, upsampled and applied with a single ``cv2.remap`` over the face's box; the eyelids move in
+that same map (per eye, so a wink works); then the eyeballs (gaze, the white a raised lid uncovers) and the mouth
+interior are drawn.
 """
 
 from __future__ import annotations
@@ -18,12 +19,11 @@ from engine.animation.controls import BY_NAME, NAMES, SIDED, side_values
 from engine.animation.state import AnimationState
 from engine.face.types import FaceCrop
 from engine.render.base import SourceState
-from engine.render.offline.eyes import Eye, blink, eye_geometry
+from engine.render.offline.eyes import Eye, draw_eyeball, eye_geometry, gaze_shift, move_lids, with_eyeballs
 from engine.render.offline.fields import (
     blend_lower,
     control_points,
     even_box,
-    gaze_fields,
     half_grid,
     head_fields,
     head_geometry,
@@ -46,10 +46,11 @@ from engine.render.offline.moves import (
     RESPONSE,
     SEAM,
     UPPER_ONLY,
+    WIDE,
     field_moves,
     field_names,
 )
-from engine.render.offline.tuning import CROP, LIP_SEAL, LIP_SEAL_SMILE, LOW_REACH, STEP
+from engine.render.offline.tuning import CROP, LIP_SEAL, LIP_SEAL_SMILE, LOW_REACH, PRESS_SEAL, STEP
 
 FIELDS = field_names()
 SEAM_MIDDLE = SEAM.index(66)
@@ -193,8 +194,8 @@ class OfflineRenderer:
             upper=fields.upper, lower=fields.lower, seam_up=fields.seam_up, seam_lo=fields.seam_lo,
             seal=seal.astype(np.float32), seal_seam=seal_seam.astype(np.float32),
             grid=index_grid(*fields.upper.shape[1:3]), low_grid=index_grid(*fields.lower.shape[1:3]), full_grid=full,
-            eyes=_pair_eyes(eye_geometry(face.crop, lm, iod, EYE_A, BROW_A),
-                            eye_geometry(face.crop, lm, iod, EYE_B, BROW_B)),
+            eyes=with_eyeballs(face.crop, _pair_eyes(eye_geometry(face.crop, lm, iod, EYE_A, BROW_A),
+                                                     eye_geometry(face.crop, lm, iod, EYE_B, BROW_B))),
             mouth_color=mouth_color, teeth_color=teeth_color,
             teeth=bool(np.linalg.norm(lm[66] - lm[62]) < 0.04 * iod),
         )
@@ -206,7 +207,6 @@ class OfflineRenderer:
         all_points = set(range(len(points)))
         upper_set, lower_set = all_points - LOWER_ONLY, all_points - UPPER_ONLY
         head, head_low = head_fields(lm, iod, grid), head_fields(lm, iod, low_xy)
-        gaze = gaze_fields(lm, shape, (box[0], box[1]))
         seam_pts = lm[list(SEAM)]
         head_seam = head_fields(lm, iod, seam_pts)
 
@@ -219,17 +219,15 @@ class OfflineRenderer:
         for k, name in enumerate(FIELDS):
             if name in self._moves:
                 mv = self._moves[name]
-                up_set, lo_set = (upper_set, lower_set) if name in OPENING else (all_points, all_points)
+                base = name.removesuffix("Left").removesuffix("Right")
+                up_set, lo_set = (upper_set, lower_set) if base in OPENING else (all_points, all_points)
                 upper[k] = spread(mv.moves, mv.sigma, points, iod, grid, up_set, mv.fit)
                 lower[k] = spread(mv.moves, mv.sigma, points, iod, low_xy, lo_set, mv.fit)
                 s_up[k] = spread(mv.moves, mv.sigma, points, iod, seam_pts, up_set, mv.fit)
                 s_lo[k] = spread(mv.moves, mv.sigma, points, iod, seam_pts, lo_set, mv.fit)
-            elif name in head:
+            else:
                 upper[k], lower[k] = head[name], head_low[name]
                 s_up[k] = s_lo[k] = head_seam[name]
-            else:  # gaze: the eyes only; the lower face does not listen
-                upper[k] = gaze[name]
-                lower[k] = gaze[name][ly0:ly0 + lower.shape[1], lx0:lx0 + lower.shape[2]]
         frame = rim(shape)
         low_frame = frame[ly0:ly0 + lower.shape[1], lx0:lx0 + lower.shape[2], None]
         upper *= frame[None, :, :, None]
@@ -243,9 +241,10 @@ class OfflineRenderer:
             raise TypeError("OfflineRenderer.render needs the OfflineSource from its own prepare()")
         crop = source.face.crop
         weights = field_weights(state.controls)
-        blink_left, blink_right = side_values(
-            {n: BY_NAME[n].clamp(float(state.controls.get(n, 0.0))) for n in NAMES if n.startswith(BLINK)}, BLINK)
-        if not weights.any() and blink_left == 0.0 and blink_right == 0.0:
+        values = {n: BY_NAME[n].clamp(float(state.controls.get(n, 0.0))) for n in NAMES}
+        blinks, wides = side_values(values, BLINK), side_values(values, WIDE)
+        gaze_x, gaze_y = values["gazeX"], values["gazeY"]
+        if not weights.any() and not any(blinks) and not any(wides) and gaze_x == 0.0 and gaze_y == 0.0:
             return crop.copy()
         active = np.flatnonzero(weights)
 
@@ -257,11 +256,14 @@ class OfflineRenderer:
         seam0 = source.face.crop_landmarks[list(SEAM)]
         seam_top = seam0 + np.tensordot(weights, source.seam_up, 1)
         seam_bot = seam0 + np.tensordot(weights, source.seam_lo, 1)
-        # Soft lips stay sealed while the jaw drops a little (longer in a smile): the lower lip follows the upper.
+        # Soft lips stay sealed while the jaw drops a hair (longer in a smile, and pressed lips hold against a jaw
+        # that opens): the lower lip follows the upper.
         gap = float(seam_bot[SEAM_MIDDLE, 1] - seam_top[SEAM_MIDDLE, 1])
         if gap > 0.0:
             smile = float(weights[FIELDS.index("mouthSmileLeft")] + weights[FIELDS.index("mouthSmileRight")]) / 2
-            close = min(gap, (LIP_SEAL + LIP_SEAL_SMILE * smile) * source.iod)
+            press = float(weights[FIELDS.index("mouthPressLeft")] + weights[FIELDS.index("mouthPressRight")]) / 2
+            hold = press
+            close = min(gap, (LIP_SEAL + LIP_SEAL_SMILE * smile + PRESS_SEAL * hold * hold) * source.iod)
             lo += close * source.seal
             seam_bot = seam_bot + close * source.seal_seam
         up = invert(up, source.grid)
@@ -271,10 +273,17 @@ class OfflineRenderer:
         x0, y0, x1, y1 = source.box
         disp = cv2.resize(up, (x1 - x0, y1 - y0), interpolation=cv2.INTER_LINEAR)
         maps = source.full_grid - disp
-        for eye, w in zip(source.eyes, (blink_right, blink_left), strict=True):
-            if w > 0.0:
-                blink(maps, eye, w, source.box)
+        # The face's right eye is the image's left (source.eyes[0]); side_values answers (left, right).
+        redraw = gaze_x != 0.0 or gaze_y != 0.0
+        lids = []
+        for eye, close, wide in zip(source.eyes, blinks[::-1], wides[::-1], strict=True):
+            ball = eye.ball is not None and (redraw or wide > 0.0)
+            lids.append(move_lids(maps, eye, close, wide, gaze_y, source.box, ball))
         out = crop.copy()
         out[y0:y1, x0:x1] = cv2.remap(crop, maps, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        draw_interior(out, seam_top, seam_bot, source.iod, source.mouth_color, source.teeth_color, source.teeth)
+        for eye, frame in zip(source.eyes, lids, strict=True):
+            if frame is not None:
+                draw_eyeball(out, eye, frame, gaze_shift(eye, gaze_x, gaze_y))
+        draw_interior(out, seam_top, seam_bot, source.iod, source.mouth_color, source.teeth_color, source.teeth,
+                      float(weights[FIELDS.index("mouthRollLower")]))
         return out

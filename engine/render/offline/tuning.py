@@ -19,9 +19,20 @@ HEAD_DEPTH = 0.55  # depth amplitude of the parabolic face
 NOSE_DEPTH = 0.35  # extra depth of the nose bump
 NOSE_SIGMA = 0.28
 
-# Gaze: how far the eye's content slides, as a share of the eye's width.
+# Gaze: how far the iris moves at gaze +-1, as a share of the eye's width (corner to corner, about 30 mm on an
+# adult). A person's comfortable look aside turns the eye about 25-30 degrees: 12 mm eyeball radius x sin 25-30 deg
+# = 5-6 mm, a fifth of the width; up and down less (the lids follow the eye and cover more of it).
 GAZE_X = 0.2
-GAZE_Y = 0.09
+GAZE_Y = 0.14
+GAZE_LID_DOWN = 0.3  # looking fully down closes the upper lid this share of the way (it follows the eye down)
+GAZE_LID_UP = 0.9  # looking up raises the upper lid almost as far as the iris rises (it follows the eye up)
+IRIS_MIN = 0.15  # the iris's radius, as a share of the eye's width: smallest accepted (adults ~0.2, cartoons more)
+IRIS_MAX = 0.4
+
+# Widening (AU5): the upper lid rises a few millimetres (0.05 iod is about 3 mm), never more than this share of
+# the lid skin between the lashes and the crease (a hooded lid has little to give).
+WIDE_RAISE = 0.05
+WIDE_ROOM = 0.6
 
 # Eyelids.
 LID_EASE = 2.5  # how strongly the closed lid favours the clean skin at its top over the packed-in crease
@@ -29,12 +40,15 @@ LID_BAND = 0.45  # share of the lid-to-brow height that stretches over a closing
 LASH = 0.035  # lash line that slides rigidly with the lid edge (at least the measured dark line, below)
 LASH_MAX = 0.045  # the thickest lid line (cartoons draw thick ones) that is moved rigidly
 SCLERA_CHROMA = 0.7  # white of the eye: brighter than the skin and at most this share of its colourfulness
+SCLERA_SHADE = 0.3  # a filled-in white is this much darker just under the upper lid (its shadow)
 SCLERA_REACH = 0.15  # the furthest below the fitted lower lid that white of the eye is looked for
 LID_OVERSHOOT = 0.012  # the closed lid tucks this far past the fitted lower lid (which sits a little high)
 
 # Lips: they stay sealed while the jaw drops a little (soft lips follow the jaw), more so in a smile.
-LIP_SEAL = 0.02  # seam gap that the lips close by themselves
-LIP_SEAL_SMILE = 0.05  # extra seal at a full smile (a closed-lip smile until high intensity)
+LIP_SEAL = 0.004  # seam gap that the lips close by themselves (small: speech must part them from small openings on)
+LIP_SEAL_SMILE = 0.066  # extra seal at a full smile (a closed-lip smile until high intensity)
+PRESS_SEAL = 0.15  # extra seal at full mouthPress / mouthRollLower (on their square, so a press easing in or out
+# of a vowel does not shut it): pressed lips stay shut on a jaw still opening
 
 # The jaw's own field (below the lips' seam) and how it joins the upper face's.
 LOW_REACH = 0.9  # the lower region reaches this far beyond the mouth corners

@@ -3,19 +3,21 @@
  * on free loopback ports. LP_PYTHON picks the interpreter (default: the repository's .venv).
  */
 
-import { spawn, type ChildProcess } from "node:child_process";
+import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { createWriteStream, mkdtempSync, readFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 
-import { EngineClient, LivePortraitError } from "../../src/index.js";
+import { EngineClient, LivePortraitError, type CurveClientKeys } from "../../src/index.js";
 
 /** clients/typescript (this file runs as dist/test/support/services.js). */
 export const PACKAGE_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..", "..");
 export const REPO_ROOT = resolve(PACKAGE_ROOT, "..", "..");
 export const DATA = join(REPO_ROOT, "tests", "data");
+/** The interpreter that runs the engine and the bridge. */
+export const PYTHON = process.env.LP_PYTHON ?? join(REPO_ROOT, ".venv", "bin", "python");
 
 export function freePort(): Promise<number> {
   return new Promise((ok, fail) => {
@@ -46,15 +48,30 @@ export class Services {
   private readonly dir = mkdtempSync(join(tmpdir(), "lp-ts-"));
   private readonly procs: ChildProcess[] = [];
 
-  private spawnPython(name: string, args: string[]): ChildProcess {
-    const python = process.env.LP_PYTHON ?? join(REPO_ROOT, ".venv", "bin", "python");
-    const log = join(this.dir, `${name}.log`);
-    const out = createWriteStream(log);
-    const env = {
+  /** A folder of this harness's own, removed with the OS's temp files. */
+  get tmp(): string {
+    return this.dir;
+  }
+
+  private pythonEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
+    return {
       ...process.env,
       PYTHONPATH: [REPO_ROOT, process.env.PYTHONPATH].filter(Boolean).join(":"),
       LP_MODELS_DIR: join(this.dir, "models"), // empty: the offline renderer, as in CI
+      ...extra,
     };
+  }
+
+  /** `python args...` to completion (e.g. `-m engine.security generate DIR`); its stdout. */
+  runPython(args: string[]): string {
+    return execFileSync(PYTHON, args, { cwd: REPO_ROOT, env: this.pythonEnv(), encoding: "utf8" });
+  }
+
+  private spawnPython(name: string, args: string[], extraEnv: Record<string, string> = {}): ChildProcess {
+    const python = PYTHON;
+    const log = join(this.dir, `${name}.log`);
+    const out = createWriteStream(log);
+    const env = this.pythonEnv(extraEnv);
     const proc = spawn(python, args, { cwd: REPO_ROOT, env, stdio: ["ignore", "pipe", "pipe"] });
     proc.stdout?.pipe(out);
     proc.stderr?.pipe(out);
@@ -64,12 +81,17 @@ export class Services {
   }
 
   async start(): Promise<void> {
+    await this.startEngine();
+    this.bridgeUrl = await this.startBridge(this.commandAddress);
+  }
+
+  /** The engine alone, with extra environment (e.g. LP_CURVE_KEYS_DIR) and the keys to reach it with. */
+  async startEngine(env: Record<string, string> = {}, curve: CurveClientKeys | null = null): Promise<void> {
     this.commandAddress = `tcp://127.0.0.1:${await freePort()}`;
     this.frameAddress = `tcp://127.0.0.1:${await freePort()}`;
     const engine = this.spawnPython("engine",
-      ["-m", "engine", "--command-addr", this.commandAddress, "--frame-addr", this.frameAddress]);
-    await this.waitEngine(engine, 180_000);
-    this.bridgeUrl = await this.startBridge(this.commandAddress);
+      ["-m", "engine", "--command-addr", this.commandAddress, "--frame-addr", this.frameAddress], env);
+    await this.waitEngine(engine, 180_000, curve);
   }
 
   /** A bridge in front of `engineAddress` (any address: a dead one gives the bridge's 503s); resolves to its URL. */
@@ -82,8 +104,8 @@ export class Services {
     return url;
   }
 
-  private async waitEngine(proc: ChildProcess, timeoutMs: number): Promise<void> {
-    const client = new EngineClient({ commandAddress: this.commandAddress, timeoutMs: 1000, retries: 0 });
+  private async waitEngine(proc: ChildProcess, timeoutMs: number, curve: CurveClientKeys | null): Promise<void> {
+    const client = new EngineClient({ commandAddress: this.commandAddress, timeoutMs: 1000, retries: 0, curve });
     const deadline = Date.now() + timeoutMs;
     try {
       while (Date.now() < deadline) {
