@@ -173,7 +173,7 @@ def main() -> None:
             browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
             for run in range(args.runs):
                 page = browser.new_page(viewport={"width": 1200, "height": 700})
-                page.goto(f"{url}/preview")
+                page.goto(f"{url}/preview?transport=ws")
                 page.wait_for_function("window.preview && window.preview.ready", timeout=60_000)
                 page.fill("#fps", str(int(args.fps)))
                 page.dispatch_event("#fps", "change")

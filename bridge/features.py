@@ -6,5 +6,6 @@ from __future__ import annotations
 
 from bridge.app import Feature
 from bridge.preview import PREVIEW
+from bridge.whep import WHEP
 
-FEATURES: tuple[Feature, ...] = (PREVIEW,)
+FEATURES: tuple[Feature, ...] = (PREVIEW, WHEP)

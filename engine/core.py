@@ -15,6 +15,7 @@ from importlib import resources
 
 from engine.animation.presets import preset_state
 from engine.animation.timeline import Animator, IdleConfig
+from engine.audio_out import AUDIO_DEPTH, AudioOut
 from engine.avatars import Avatar, AvatarRegistry, avatar_id
 from engine.cache import ByteLRU
 from engine.codec import encode_jpeg
@@ -53,7 +54,7 @@ class Core:
         self.prep = Worker("prep", settings.render_queue)
         self.render = Worker("render", settings.render_queue)
         self.encode = Worker("encode", settings.render_queue)
-        self.publish = Worker("publish", STREAM_ENCODE_DEPTH)
+        self.publish = Worker("publish", STREAM_ENCODE_DEPTH + AUDIO_DEPTH)  # frames check their own depth
         self.frames = FramePath(self.render, self.encode, self.publish, self.mailbox, FrameClock(self._tick, clock),
                                 ByteLRU(int(settings.frame_cache_mb * MiB), len), lambda: self.renderer_name)
         self.frame_clock = self.frames.frame_clock
@@ -61,6 +62,7 @@ class Core:
         self.avatars = AvatarRegistry(settings.max_avatars, int(settings.source_cache_mb * MiB),
                                       pinned=self.frame_clock.is_streaming)
         self.frames.find_avatar = self.avatars.find
+        self.audio = AudioOut(self.publish, lambda: self.frames.pub)  # speech audio on the PUB socket
 
     def _tick(self, stream: object, t: float) -> bool:
         return self.frames.on_tick(stream, t)  # type: ignore[arg-type]

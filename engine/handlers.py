@@ -134,6 +134,7 @@ def clear(core: Core, req: p.Clear, _respond: Respond) -> Reply:
     avatar, now = core.avatars.get(req.avatar), core.clock()
     with avatar.lock:
         avatar.animator.clear(now)
+    core.audio.cut(avatar.id, now)
     return ok(core, avatar=avatar.id, now=now)
 
 
@@ -203,7 +204,9 @@ def speak(core: Core, req: p.Speak, respond: Respond) -> None:
     def work() -> Reply:
         pcm = decode_audio(req.audio, req.format, req.sample_rate, p.MAX_AUDIO_SECONDS)
         with avatar.lock:
-            span = avatar.animator.speak(pcm, core.clock(), req.start, req.append)
+            now = core.clock()
+            span = avatar.animator.speak(pcm, now, req.start, req.append)
+        core.audio.speech(avatar.id, pcm, span.start, cut=None if req.append else now)  # heard as the mouth moves
         return ok(core, avatar=avatar.id, start=span.start, end=span.end, duration=span.duration)
 
     reply_when_done(core, core.prep.submit(work), respond, lambda r: r)

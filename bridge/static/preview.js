@@ -1,5 +1,6 @@
-// The /preview page: draws the avatar's frames (WebSocket + canvas, or MJPEG with ?transport=mjpeg) and drives it.
-// Only standard APIs (fetch, WebSocket, createImageBitmap, canvas), so Chromium and Firefox behave the same.
+// The /preview page: plays the avatar's face and voice by WebRTC (WHEP, the default), or draws its frames from the
+// WebSocket (?transport=ws, and the fallback when WebRTC does not connect) or MJPEG (?transport=mjpeg); drives it.
+// Only standard APIs (fetch, RTCPeerConnection, WebSocket, createImageBitmap, canvas).
 "use strict";
 
 (() => {
@@ -7,7 +8,8 @@
   const $ = (id) => document.getElementById(id);
   // Shared with tests and bench/bench_preview.py, which read the counters and the delays.
   const state = {
-    transport: params.get("transport") === "mjpeg" ? "mjpeg" : "ws",
+    transport: ["mjpeg", "ws"].includes(params.get("transport")) ? params.get("transport") : "webrtc",
+    pc: null, whep: null, av: [], whepDelayMs: 0,
     avatar: null, offset: 0, fps: 25, ws: null, frames: 0, arrivals: [], delays: [], lastHeader: null,
     renderer: null, expression: "neutral", busy: false, pending: null, ready: false,
   };
@@ -54,6 +56,7 @@
   // --- the stream ----------------------------------------------------------------------------------------------
 
   function disconnect() {
+    stopWhep();
     if (state.ws) {
       state.ws.onclose = null;
       state.ws.close();
@@ -65,21 +68,21 @@
   function connect(avatar) {
     disconnect();
     const query = `avatar=${encodeURIComponent(avatar)}`;
-    if (state.transport === "mjpeg") {
-      $("canvas").hidden = true;
-      $("mjpeg").hidden = false;
-      $("mjpeg").src = `/preview/stream.mjpeg?${query}`;
-    }
-    // With MJPEG the <img> shows the frames and this socket brings only their headers, for the figures.
+    $("canvas").hidden = state.transport !== "ws";
+    $("mjpeg").hidden = state.transport !== "mjpeg";
+    $("video").hidden = state.transport !== "webrtc";
+    if (state.transport === "mjpeg") $("mjpeg").src = `/preview/stream.mjpeg?${query}`;
+    if (state.transport === "webrtc") startWhep(avatar);
+    // With MJPEG or WebRTC the picture comes another way and this socket brings only the headers, for the figures.
     const scheme = location.protocol === "https:" ? "wss:" : "ws:";
-    const jpeg = state.transport === "mjpeg" ? "&jpeg=0" : "";
+    const jpeg = state.transport !== "ws" ? "&jpeg=0" : "";
     const ws = new WebSocket(`${scheme}//${location.host}/preview/ws?${query}${jpeg}`);
     ws.binaryType = "arraybuffer";
     ws.onmessage = (event) => {
       const data = event.data;
       const length = new DataView(data).getUint32(0);
       const header = JSON.parse(new TextDecoder().decode(new Uint8Array(data, 4, length)));
-      if (state.transport === "mjpeg") {
+      if (state.transport !== "ws") {
         record(header, wallNow());
         return;
       }
@@ -92,10 +95,102 @@
     state.ws = ws;
   }
 
+  // --- WebRTC (WHEP): one POST of the offer, the answer back, DELETE on leaving ---------------------------------
+
+  const JITTER_MS = Number(params.get("jitter") || 150);  // a floor under both jitter buffers: a steady A/V sync
+  const WHEP_CONNECT_MS = 8000;  // no picture by then: fall back to the WebSocket
+
+  function fallBack(why) {
+    if (state.transport !== "webrtc") return;
+    say(`WebRTC: ${why}; showing the WebSocket stream (no sound)`, true);
+    state.transport = "ws";
+    state.fallback = why;
+    if (state.avatar) connect(state.avatar);
+  }
+
+  function stopWhep() {
+    if (state.pc) {
+      state.pc.onconnectionstatechange = null;
+      state.pc.close();
+      state.pc = null;
+    }
+    if (state.whep) {
+      fetch(state.whep, { method: "DELETE", keepalive: true }).catch(() => {});
+      state.whep = null;
+    }
+    clearTimeout(state.whepTimer);
+  }
+
+  async function startWhep(avatar) {
+    if (typeof RTCPeerConnection === "undefined") return fallBack("not in this browser");
+    const pc = new RTCPeerConnection();
+    state.pc = pc;
+    pc.addTransceiver("video", { direction: "recvonly" });
+    pc.addTransceiver("audio", { direction: "recvonly" });
+    for (const r of pc.getReceivers()) if ("jitterBufferTarget" in r) r.jitterBufferTarget = JITTER_MS;
+    const stream = new MediaStream();
+    pc.ontrack = (ev) => stream.addTrack(ev.track);
+    pc.onconnectionstatechange = () => {
+      if (pc.connectionState === "failed") fallBack("the connection failed");
+    };
+    state.whepTimer = setTimeout(() => { if (!($("video").readyState >= 2)) fallBack("no picture"); },
+      WHEP_CONNECT_MS);
+    try {
+      await pc.setLocalDescription(await pc.createOffer());
+      if (pc.iceGatheringState !== "complete") {  // no trickle ICE: the offer carries every candidate
+        await new Promise((ok) => {
+          pc.addEventListener("icegatheringstatechange", () => pc.iceGatheringState === "complete" && ok());
+          setTimeout(ok, 2000);
+        });
+      }
+      const res = await fetch(`/whep/${encodeURIComponent(avatar)}`, {
+        method: "POST", headers: { "Content-Type": "application/sdp" }, body: pc.localDescription.sdp,
+      });
+      if (res.status !== 201) throw new Error(`HTTP ${res.status}: ${(await res.text()).slice(0, 160)}`);
+      if (state.pc !== pc) return;
+      state.whep = res.headers.get("Location");
+      state.whepDelayMs = Number(res.headers.get("X-Playout-Delay-Ms") || 0);
+      await pc.setRemoteDescription({ type: "answer", sdp: await res.text() });
+    } catch (err) {
+      if (state.pc === pc) fallBack(err.message);
+      return;
+    }
+    const video = $("video");
+    video.srcObject = stream;
+    video.muted = true;  // browsers play sound only after a click: the button below
+    video.play().catch(() => {});
+    $("unmute").hidden = false;
+  }
+
+  // A/V offset and delay from the browser's own estimates (Chromium: inbound-rtp estimatedPlayoutTimestamp, the
+  // sender's NTP time of what plays now). The bridge sends media of engine time t at t + its playout delay, so
+  // glass-to-glass = now - (what the video plays now) + that delay. offset > 0: the voice is ahead of the face.
+  async function sampleWhep() {
+    const pc = state.pc;
+    if (!pc || pc.connectionState !== "connected") return;
+    const playing = {};
+    const codecs = [];
+    (await pc.getStats()).forEach((r) => {
+      if (r.type === "inbound-rtp" && r.estimatedPlayoutTimestamp) playing[r.kind] = r.estimatedPlayoutTimestamp;
+      if (r.type === "codec") codecs.push(r.mimeType);
+    });
+    state.codecs = codecs.sort().reverse().map((m) => m.split("/")[1]).join(" + ");  // video first
+    if (playing.video === undefined) return;
+    const NTP_UNIX_MS = 2208988800000;
+    state.delays.push(Date.now() - (playing.video - NTP_UNIX_MS) + state.whepDelayMs);
+    if (state.delays.length > 250) state.delays.shift();
+    if (playing.audio !== undefined) {
+      state.av.push(playing.audio - playing.video);
+      if (state.av.length > 40) state.av.shift();
+    }
+  }
+
   // delay: frame ts (engine clock, mapped to Unix time) -> painted (canvas) or arrived (MJPEG's headers).
   function record(header, at) {
-    state.delays.push((at - (header.ts + state.offset)) * 1000);
-    if (state.delays.length > 250) state.delays.shift();
+    if (state.transport !== "webrtc") {  // WebRTC's delay is the browser's own figure (sampleWhep)
+      state.delays.push((at - (header.ts + state.offset)) * 1000);
+      if (state.delays.length > 250) state.delays.shift();
+    }
     state.arrivals.push(performance.now());
     state.frames += 1;
     if (!state.lastHeader || state.lastHeader.expression !== header.expression) {
@@ -154,7 +249,11 @@
     while (state.arrivals.length && state.arrivals[0] < now - 1000) state.arrivals.shift();
     const h = state.lastHeader;
     const ws = state.transport === "ws";
-    $("fig-transport").textContent = ws ? "WebSocket + canvas" : "MJPEG <img> (+ headers by WebSocket)";
+    $("fig-transport").textContent = {
+      ws: state.fallback ? `WebSocket + canvas (WebRTC: ${state.fallback})` : "WebSocket + canvas", mjpeg: "MJPEG <img> (+ headers by WebSocket)",
+      webrtc: `WebRTC (WHEP): ${state.codecs || "..."} (+ headers by WebSocket)` }[state.transport];
+    const av = percentile(state.av.slice(-20), 0.5);
+    $("fig-av").textContent = state.transport === "webrtc" && !Number.isNaN(av) ? av.toFixed(0) : "-";
     $("fig-fps").textContent = String(state.arrivals.length);
     $("fig-frames").textContent = String(state.frames);
     if (h) {
@@ -165,7 +264,8 @@
     }
     const d50 = percentile(state.delays.slice(-50), 0.5);
     const d95 = percentile(state.delays.slice(-50), 0.95);
-    $("fig-delay").textContent = Number.isNaN(d50) ? "-" : `${d50.toFixed(0)} / ${d95.toFixed(0)}${ws ? "" : " (arrival)"}`;
+    const how = { ws: "", mjpeg: " (arrival)", webrtc: " (glass to glass)" }[state.transport];
+    $("fig-delay").textContent = Number.isNaN(d50) ? "-" : `${d50.toFixed(0)} / ${d95.toFixed(0)}${how}`;
   }
 
   // --- controls ------------------------------------------------------------------------------------------------
@@ -229,6 +329,12 @@
   }
 
   function wire() {
+    $("unmute").addEventListener("click", () => {
+      $("video").muted = false;
+      $("video").play().catch(() => {});
+      $("unmute").hidden = true;
+    });
+    window.addEventListener("pagehide", stopWhep);  // DELETE the session when the tab goes
     $("intensity").addEventListener("input", () => { $("intensity-value").textContent = $("intensity").value; });
     $("intensity").addEventListener("change", () => setExpression(state.expression));
     $("idle").addEventListener("change", () => guarded(
@@ -293,6 +399,7 @@
     say(`renderer: ${info.renderer}`);
     state.ready = true;
     setInterval(showFigures, 250);
+    setInterval(() => sampleWhep().catch(() => {}), 250);
   }
 
   start();

@@ -20,7 +20,7 @@ def page(browser, bridge: BridgeProcess, engine: EngineProcess) -> Iterator[tupl
     errors: list[str] = []
     tab.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
     tab.on("pageerror", lambda exc: errors.append(str(exc)))
-    tab.goto(bridge.url + "/preview")
+    tab.goto(bridge.url + "/preview?transport=ws")  # the canvas (WebRTC, the default: tests/preview/test_whep.py)
     tab.wait_for_function("window.preview && window.preview.ready && window.preview.frames > 3", timeout=60_000)
     yield tab, errors
     context.close()

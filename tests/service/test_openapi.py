@@ -20,6 +20,7 @@ from bridge.app import create_app
 from bridge.config import BridgeSettings
 from bridge.openapi import Answer, Operation, openapi_document
 from bridge.preview import PREVIEW_OPERATIONS, preview_routes
+from bridge.whep import WHEP_OPERATIONS
 from tests.service.conftest import DATA, BridgeProcess
 
 
@@ -92,7 +93,7 @@ def test_every_error_answer_has_a_json_error_body(doc: dict[str, Any]) -> None:
 
 def test_served_document_and_real_bodies_match_it(bridge: BridgeProcess, portrait: bytes) -> None:
     doc = httpx.get(bridge.url + "/openapi.json").json()
-    assert doc == openapi_document(PREVIEW_OPERATIONS)  # python -m bridge serves the preview page too
+    assert doc == openapi_document((*PREVIEW_OPERATIONS, *WHEP_OPERATIONS))  # python -m bridge: preview + WHEP too
     schema_of = {(p, m, s): a["content"].get("application/json", {}).get("schema")
                  for p, item in doc["paths"].items() for m, op in item.items() for s, a in op["responses"].items()}
     checks = [

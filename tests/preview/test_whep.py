@@ -1,0 +1,203 @@
+"""WHEP in headless Chromium against a real engine and bridge on loopback: a hand-written player (whep_page.js) gets
+both tracks; the video's frames advance at the stream's rate; the voice is heard while the avatar speaks a real
+espeak-ng sentence and not after it; DELETE and a closed tab free the session; bad offers are refused."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.preview.conftest import CHROMIUM, CHROMIUM_ARGS
+from tests.service.conftest import BridgeProcess, EngineProcess
+
+pytestmark = pytest.mark.timeout(180)
+
+PLAYER = (Path(__file__).parent / "whep_page.js").read_text()
+WEBRTC_ARGS = [*CHROMIUM_ARGS, "--autoplay-policy=no-user-gesture-required", "--allow-loopback-in-peer-connection",
+               "--disable-features=WebRtcHideLocalIpsWithMdns"]
+SENTENCE = "Hello, my mom bought a puppy. Please be happy."
+
+
+@pytest.fixture(scope="module")
+def chromium() -> object:
+    playwright = pytest.importorskip("playwright.sync_api")
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=WEBRTC_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture(scope="module")
+def bridge(engine: EngineProcess, tmp_path_factory: pytest.TempPathFactory) -> Iterator[BridgeProcess]:
+    """The preview's bridge with WHEP limits small enough to reach: 3 viewers per avatar, 5 s to connect."""
+    proc = BridgeProcess(tmp_path_factory.mktemp("bridge"), engine.command_addr, env={
+        "LP_FRAME_ADDR": engine.frame_addr, "LP_WHEP_MAX_PER_AVATAR": "3", "LP_WHEP_CONNECT_TIMEOUT_S": "5"}).start()
+    yield proc
+    proc.stop()
+
+
+@pytest.fixture(scope="module")
+def sentence(tmp_path_factory: pytest.TempPathFactory) -> bytes:
+    assert shutil.which("espeak-ng"), "espeak-ng is not installed: tools/system-deps.sh installs it"
+    out = tmp_path_factory.mktemp("whep") / "sentence.wav"
+    subprocess.run(["espeak-ng", "-v", "en", "-s", "140", "-w", str(out), SENTENCE], check=True, timeout=60)
+    return out.read_bytes()
+
+
+def sessions(bridge: BridgeProcess) -> int:
+    return httpx.get(bridge.url + "/whep/session").json()["sessions"]
+
+
+def wait_for(predicate, timeout: float = 30.0, step: float = 0.2) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(step)
+    return False
+
+
+def open_player(chromium, bridge: BridgeProcess, path: str = "/whep", jitter_ms: int = 0):
+    context = chromium.new_context()
+    tab = context.new_page()
+    tab.goto(bridge.url + "/whep/session")  # same origin as the endpoint
+    tab.add_script_tag(content=PLAYER)
+    result = tab.evaluate("([path, jitter]) => whepPlay(path, jitter)", [path, jitter_ms])
+    return context, tab, result
+
+
+def test_whep_plays_face_and_voice_and_delete_frees_the_session(chromium, bridge: BridgeProcess,
+                                                                  engine: EngineProcess, sentence: bytes) -> None:
+    before = sessions(bridge)
+    context, tab, result = open_player(chromium, bridge)
+    try:
+        assert result["status"] == 201, result
+        assert result["location"].startswith("/whep/session/")
+        assert result["tracks"] == ["audio", "video"]
+        assert sessions(bridge) == before + 1
+        tab.wait_for_function("window.samples.length && window.samples.at(-1).framesDecoded > 10", timeout=30_000)
+        first = tab.evaluate("window.samples.at(-1)")
+        tab.wait_for_timeout(2000)
+        second = tab.evaluate("window.samples.at(-1)")
+        fps = (second["framesDecoded"] - first["framesDecoded"]) / ((second["t"] - first["t"]) / 1000)
+        health = engine.request({"v": 1, "cmd": "health"})
+        figures = (fps, httpx.get(bridge.url + "/whep/session").json(), health["streams"], health["frames"])
+        assert 15 <= fps <= 30, json.dumps(figures)  # the stream's 25 fps (loaded machine: loose)
+        assert second["state"] == "connected"
+
+        default = engine.request({"v": 1, "cmd": "list_avatars"})["default"]
+        reply = engine.request({"v": 1, "cmd": "speak", "avatar": default, "audio": sentence})
+        mark = tab.evaluate("window.samples.length")
+        tab.wait_for_timeout(int(reply["duration"] * 1000) + 1500)
+        speaking = tab.evaluate("m => window.samples.slice(m).map(s => s.audioLevel || 0)", mark)
+        tab.wait_for_timeout(1500)
+        mark = tab.evaluate("window.samples.length")
+        tab.wait_for_timeout(1500)
+        after = tab.evaluate("m => window.samples.slice(m).map(s => s.audioLevel || 0)", mark)
+        assert max(speaking) > 0.05, speaking  # the voice is heard (audioLevel is 0..1, speech ~0.1..0.5)
+        assert max(after) < 0.01, after  # and silence after it
+
+        status = httpx.delete(bridge.url + result["location"])
+        assert status.status_code == 200
+        assert sessions(bridge) == before
+        assert httpx.delete(bridge.url + result["location"]).status_code == 404
+    finally:
+        context.close()
+
+
+def test_closing_the_tab_frees_the_session(chromium, bridge: BridgeProcess) -> None:
+    before = sessions(bridge)
+    context, tab, result = open_player(chromium, bridge)
+    assert result["status"] == 201, result
+    tab.wait_for_function("window.samples.length && window.samples.at(-1).state === 'connected'", timeout=30_000)
+    assert sessions(bridge) == before + 1
+    context.close()
+    assert wait_for(lambda: sessions(bridge) == before, timeout=60), httpx.get(bridge.url + "/whep/session").json()
+
+
+def test_bad_offers_are_refused(bridge: BridgeProcess) -> None:
+    sdp = {"Content-Type": "application/sdp"}
+    assert httpx.post(bridge.url + "/whep", content=b"hello", headers=sdp).status_code == 400
+    bad = b"v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\n"
+    answer = httpx.post(bridge.url + "/whep", content=bad, headers=sdp)
+    assert answer.status_code == 400 and answer.json()["error"]["code"] == "bad_sdp"
+    assert httpx.post(bridge.url + "/whep", content=b"v=0", headers={"Content-Type": "text/plain"}).status_code == 415
+    assert httpx.post(bridge.url + "/whep/nosuchavatar", content=bad, headers=sdp).status_code == 404
+    assert httpx.post(bridge.url + "/whep", content=b"v=0 m=" * 20000, headers=sdp).status_code == 413
+    assert httpx.delete(bridge.url + "/whep/session/nope").status_code == 404
+
+
+def test_the_preview_page_plays_webrtc_by_default_with_sound_on_a_click(chromium, bridge: BridgeProcess) -> None:
+    before = sessions(bridge)
+    context = chromium.new_context(viewport={"width": 1200, "height": 900})
+    tab = context.new_page()
+    errors: list[str] = []
+    tab.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+    tab.on("pageerror", lambda exc: errors.append(str(exc)))
+    tab.goto(bridge.url + "/preview")
+    tab.wait_for_function("window.preview && window.preview.ready && window.preview.frames > 3", timeout=60_000)
+    tab.wait_for_function("document.getElementById('video').readyState >= 2", timeout=30_000)
+    shown = tab.evaluate("document.getElementById('video').currentTime")
+    tab.wait_for_function(f"document.getElementById('video').currentTime > {shown} + 1", timeout=10_000)
+    assert tab.locator("#fig-transport").inner_text().startswith("WebRTC")
+    assert tab.locator("#canvas").is_hidden() and tab.locator("#video").is_visible()
+    assert sessions(bridge) == before + 1
+    tab.wait_for_function("/^-?\\d+$/.test(document.getElementById('fig-av').textContent)", timeout=15_000)
+    tab.wait_for_function("document.getElementById('fig-delay').textContent.includes('glass')", timeout=15_000)
+    assert tab.evaluate("document.getElementById('video').muted")  # autoplay needs muted: the button unmutes
+    tab.click("#unmute")
+    assert not tab.evaluate("document.getElementById('video').muted")
+    assert tab.locator("#unmute").is_hidden()
+    assert errors == []
+    context.close()  # pagehide: the page DELETEs its session
+    assert wait_for(lambda: sessions(bridge) == before, timeout=60)
+
+
+def test_the_preview_page_falls_back_to_the_websocket(chromium, bridge: BridgeProcess) -> None:
+    context = chromium.new_context()
+    tab = context.new_page()
+    tab.add_init_script("delete window.RTCPeerConnection")  # a browser without WebRTC
+    tab.goto(bridge.url + "/preview")
+    tab.wait_for_function("window.preview && window.preview.ready && window.preview.frames > 3", timeout=60_000)
+    assert tab.evaluate("window.preview.transport") == "ws"
+    assert tab.locator("#canvas").is_visible()
+    tab.wait_for_timeout(500)
+    assert tab.locator("#fig-transport").inner_text() == "WebSocket + canvas (WebRTC: not in this browser)"
+    context.close()
+
+
+def test_a_vanished_viewer_never_slows_the_others_and_the_limit_holds(chromium, bridge: BridgeProcess) -> None:
+    """A player that POSTs and is never heard from again (no ICE): its frames are skipped, not queued; a connected
+    viewer keeps its rate; the session is closed after the connect timeout; beyond 3 per avatar: 503 Retry-After."""
+    before = sessions(bridge)
+    context, tab, result = open_player(chromium, bridge)
+    try:
+        assert result["status"] == 201, result
+        ghosts = []
+        for _ in range(2):  # offers whose answers nobody applies: ICE never starts
+            offer = tab.evaluate("""async () => { const pc = new RTCPeerConnection();
+                pc.addTransceiver('video', {direction: 'recvonly'});
+                pc.addTransceiver('audio', {direction: 'recvonly'});
+                await pc.setLocalDescription(await pc.createOffer()); await new Promise(r => setTimeout(r, 300));
+                return pc.localDescription.sdp; }""")
+            ghosts.append(httpx.post(bridge.url + "/whep", content=offer,
+                                     headers={"Content-Type": "application/sdp"}))
+        assert [g.status_code for g in ghosts] == [201, 201]
+        refused = httpx.post(bridge.url + "/whep", content=offer, headers={"Content-Type": "application/sdp"})
+        assert refused.status_code == 503 and refused.headers["Retry-After"]
+        assert sessions(bridge) == before + 3
+        first = tab.evaluate("window.samples.at(-1)")
+        tab.wait_for_timeout(3000)
+        second = tab.evaluate("window.samples.at(-1)")
+        fps = (second["framesDecoded"] - first["framesDecoded"]) / ((second["t"] - first["t"]) / 1000)
+        assert fps >= 15, fps  # the connected viewer keeps the stream's rate
+        assert wait_for(lambda: sessions(bridge) == before + 1, timeout=20)  # the ghosts closed after 5 s
+    finally:
+        context.close()
