@@ -11,11 +11,13 @@ client sends may crash the process. The engine protocol itself lives in engine/c
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from starlette.applications import Starlette
@@ -49,6 +51,7 @@ log = logging.getLogger(__name__)
 RETRY_AFTER_S = "1"
 CLIP_FRAME_BUDGET_S = 0.25  # engine time allowed per clip frame on top of --timeout-ms (draw + paste + H.264)
 Handler = Callable[[Request], Awaitable[Response]]
+T = TypeVar("T")
 
 
 def json_response(body: dict[str, Any], status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -191,11 +194,12 @@ class Bridge:
         try:
             # two messages (the portrait, then the audio) so each stays under the engine's message limit
             avatar = (await link.run(link.work.set_source(form.image))).avatar
+            clip = f"http-{uuid.uuid4().hex[:16]}"
             message = build_message("speak_clip", {"avatar": avatar, "audio": form.audio, "format": "wav",
                                                    "expression": form.expression, "intensity": form.intensity,
-                                                   "fps": form.fps})
-            reply = check_reply(await link.run(link.work.request(message, timeout_ms, retries=0,
-                                                                 wait_ms=timeout_ms)))
+                                                   "fps": form.fps, "clip": clip})
+            reply = check_reply(await cancel_on_disconnect(request, link, clip, link.run(
+                link.work.request(message, timeout_ms, retries=0, wait_ms=timeout_ms))))
         except EngineClientError as exc:
             raise engine_error(exc) from exc
         return Response(reply["mp4"], media_type="video/mp4", headers={
@@ -247,6 +251,29 @@ class Bridge:
             Route("/docs/init.js", self.docs_init, methods=["GET"]),
             Mount("/docs/assets", StaticFiles(directory=swagger_assets()), name="docs-assets"),
         ]
+
+
+async def cancel_on_disconnect(request: Request, link: EngineLink, clip: str, work: Awaitable[T]) -> T:
+    """Await a ``speak_clip`` round trip; if the HTTP client goes away first, ask the engine to ``cancel_clip``
+    (on the probe pool: a short message that must not queue behind the work it cancels), and the round trip then
+    ends with the engine's ``cancelled`` answer. The body is read already, so ``receive`` waits for the disconnect
+    (no polling)."""
+    task = asyncio.ensure_future(work)
+
+    async def gone() -> None:
+        while (await request.receive())["type"] != "http.disconnect":
+            pass
+
+    watcher = asyncio.ensure_future(gone())
+    try:
+        await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
+        if not task.done():
+            log.info("client left /api/speak: cancelling clip %s", clip)
+            with contextlib.suppress(EngineClientError):
+                await link.probes.request(build_message("cancel_clip", {"clip": clip}), retries=0)
+        return await task
+    finally:
+        watcher.cancel()
 
 
 async def http_error(request: Request, exc: Exception) -> Response:

@@ -25,9 +25,8 @@ from engine.codec import encode_jpeg
 from engine.config import Settings
 from engine.errors import Busy, ConfigError, EngineError, Internal
 from engine.face.pasteback import PasteBack
-from engine.face.types import FaceCrop
 from engine.frames import STREAM_ENCODE_DEPTH, FramePath, FrameWorkers
-from engine.prep import PrepConfig, PrepPool
+from engine.prep import Prepared, PrepConfig, PrepPool
 from engine.render.base import Renderer
 from engine.render.select import fits_stream_budget, select_renderer
 from engine.workers import FrameClock, Mailbox, Worker
@@ -147,10 +146,11 @@ class Core:
         if renderer.name == "offline" and s.face_detector == "onnx":
             raise ConfigError("the offline renderer needs the dlib face detector (68 points): "
                               "use --face-detector auto or dlib with --renderer offline")
-        if self.faces is None or self.faces.config.detector != detector:
-            old, self.faces = self.faces, PrepPool(
-                PrepConfig(str(s.models_dir) if s.models_dir is not None else None, detector,
-                           s.max_image_bytes, s.max_image_pixels), PREP_PROCESSES, s.render_queue)
+        anywhere = renderer.name if getattr(renderer, "prepares_anywhere", False) else None
+        config = PrepConfig(str(s.models_dir) if s.models_dir is not None else None, detector, s.max_image_bytes,
+                            s.max_image_pixels, anywhere)
+        if self.faces is None or self.faces.config != config:
+            old, self.faces = self.faces, PrepPool(config, PREP_PROCESSES, s.render_queue)
             self.faces.start()  # spawns the children; each loads its detector in the background
             if old is not None:
                 old.stop()
@@ -192,19 +192,23 @@ class Core:
 
     # -- avatars --
 
-    def detect_face(self, image: bytes) -> Future[FaceCrop]:
-        """Any thread: bytes -> (prep process) intake with the limits -> the largest face's crop."""
+    def detect_face(self, image: bytes) -> Future[Prepared]:
+        """Any thread: bytes -> (prep process) intake with the limits -> the largest face's crop [-> source state]."""
         if self.faces is None:
             raise Busy("the engine is starting (loading models); retry shortly")
-        return self.faces.crop(image)
+        return self.faces.prepare(image)
 
-    def prepare(self, aid: str, face: FaceCrop) -> Avatar:
-        """Render thread: the renderer's resident source state, paste-back and a fresh animator."""
+    def prepare(self, aid: str, prepared: Prepared) -> Avatar:
+        """The resident avatar: source state and paste-back from the prep process when the renderer prepares
+        anywhere (any thread, ~1 ms), else the renderer's ``prepare`` here (render thread only: torch)."""
         assert self.renderer is not None
         found = self.avatars.find(aid)
         if found is not None:
             return found
-        avatar = Avatar(aid, self.renderer.prepare(face), PasteBack(face), Animator(IdleConfig(), now=self.clock()))
+        face = prepared.face
+        source = prepared.source if prepared.source is not None else self.renderer.prepare(face)
+        paste = prepared.paste if prepared.paste is not None else PasteBack(face)
+        avatar = Avatar(aid, source, paste, Animator(IdleConfig(), now=self.clock()))
         for evicted in self.avatars.add(avatar):
             log.info("avatar %s evicted", evicted)
         log.info("avatar %s ready (%d face(s), %s)", aid, face.n_faces, face.detector)
@@ -227,10 +231,13 @@ class Core:
             else:
                 out.set_result((f.result(), False))
 
-        def detected(f: Future[FaceCrop]) -> None:
+        def detected(f: Future[Prepared]) -> None:
             try:
-                face = f.result()
-                self.mailbox.then(self.render.submit(lambda: self.prepare(aid, face)), prepared)
+                done = f.result()
+                if done.source is not None:  # prepared in the child: nothing left for the render thread
+                    out.set_result((self.prepare(aid, done), False))
+                    return
+                self.mailbox.then(self.render.submit(lambda: self.prepare(aid, done)), prepared)
             except Exception as exc:
                 out.set_exception(exc)
 

@@ -1,13 +1,15 @@
-"""The prep process(es): uploaded bytes -> FaceCrop in a spawned child, off the engine's GIL.
+"""The prep process(es): uploaded bytes -> FaceCrop (and, for the offline renderer, its source state) in a
+spawned child, off the engine's GIL and off the render thread.
 
 Decoding a photo, dlib's HOG and CNN detectors, the 68-point fit and the ONNX runner's pre/post-processing hold
 the GIL for long stretches (bench/bench_prep.py measures each step; the CNN fallback holds it ~1 s): in a thread of
 the engine they stall the clock, the command loop and every stream. So they run in a child process::
 
-    command thread ── PrepPool.crop(bytes) ──> bounded queue (Busy when full)
+    command thread ── PrepPool.prepare(bytes) ──> bounded queue (Busy when full)
                                                  └─> "prep-<i>" thread: send bytes, wait (GIL released) ──> child i
                                                                                                    decode, detect,
-                     FaceCrop (arrays) or the typed error <──────────────────────────────────────── landmarks, crop
+                     Prepared (arrays) or the typed error <──────────────────────────────────────── landmarks, crop
+                                                                                         [+ renderer.prepare]
 
 - Each child is spawned (no fork of a threaded process), builds its detector once at start (``FacePipeline.create``)
   and answers ``("ready", name, reason)``; the engine does not wait for that to answer ``health``.
@@ -15,7 +17,10 @@ the engine they stall the clock, the command loop and every stream. So they run 
   request answered ``PrepFailed`` and is replaced by a fresh one at once: never a hang, never a dead pool.
 - The decode's memory lives and is given back (``malloc_trim``) in the child: the engine only ever holds the
   result (the photo at most 1280 on its longer side, the 512 crop, the 256 input, landmarks).
-- The renderer's ``prepare`` (source features) is not done here: it stays on the render thread, which owns torch.
+- A renderer whose ``prepare`` needs nothing the render thread owns (``prepares_anywhere``: the offline renderer,
+  numpy only, ~0.6-1.3 s a portrait) is built in the child too and its source state and paste-back come back
+  ready: a new avatar never holds the render thread. LivePortrait's source features (torch, the GPU) stay on the
+  render thread.
 """
 
 from __future__ import annotations
@@ -27,16 +32,20 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
-from typing import Any
+from typing import Any, TypeVar
 
 from engine.errors import EngineError, Internal, PrepFailed
+from engine.face.pasteback import PasteBack
 from engine.face.types import FaceCrop
+from engine.render.base import Renderer, SourceState
 from engine.workers import Worker
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 REQUEST_TIMEOUT_S = 120.0  # one photo in the child; the CNN on a loaded 2-core machine takes seconds, not minutes
 READY_TIMEOUT_S = 180.0  # a fresh child: interpreter start + importing dlib / onnxruntime + loading the detector
@@ -44,12 +53,33 @@ READY_TIMEOUT_S = 180.0  # a fresh child: interpreter start + importing dlib / o
 
 @dataclass(frozen=True)
 class PrepConfig:
-    """What a child needs to build its detector and check an upload."""
+    """What a child needs to build its detector (and renderer) and check an upload."""
 
     models_dir: str | None
     detector: str  # "auto" | "onnx" | "dlib"
     max_bytes: int
     max_pixels: int
+    renderer: str | None = None  # a renderer that prepares anywhere ("offline"): the child runs its prepare
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """One upload, prepared as far as the child can: the crop, and for ``PrepConfig.renderer`` the source state
+    and paste-back too (else None: the render thread prepares the source)."""
+
+    face: FaceCrop
+    source: SourceState | None = None
+    paste: PasteBack | None = None
+
+
+def _child_renderer(name: str | None) -> Renderer | None:
+    if name is None:
+        return None
+    if name != "offline":
+        raise ValueError(f"renderer {name!r} does not prepare outside the render thread")
+    from engine.render.offline import OfflineRenderer
+
+    return OfflineRenderer("prep process")
 
 
 def _child_main(conn: Connection, config: PrepConfig) -> None:
@@ -61,6 +91,7 @@ def _child_main(conn: Connection, config: PrepConfig) -> None:
 
     try:
         faces = FacePipeline.create(config.models_dir, config.detector)
+        renderer = _child_renderer(config.renderer)
     except Exception as exc:
         conn.send(("failed", exc if isinstance(exc, EngineError) else Internal(f"face detector: {exc!r}")))
         return
@@ -71,7 +102,9 @@ def _child_main(conn: Connection, config: PrepConfig) -> None:
         except (EOFError, OSError):  # the engine closed the pipe or died: nothing left to do
             return
         try:
-            reply: tuple[str, Any] = ("ok", faces.crop_bytes(data, config.max_bytes, config.max_pixels))
+            face = faces.crop_bytes(data, config.max_bytes, config.max_pixels)
+            reply: tuple[str, Any] = ("ok", Prepared(face) if renderer is None else
+                                      Prepared(face, renderer.prepare(face), PasteBack(face)))
         except EngineError as exc:
             reply = ("error", exc)
         except Exception as exc:  # a bug in the child is the request's answer, never the child's end
@@ -130,7 +163,7 @@ class PrepChild:
         self.restarts += 1
         self.spawn()
 
-    def _ready(self) -> None:
+    def ready(self) -> None:
         if self.name is not None:
             return
         message = self._wait(READY_TIMEOUT_S)
@@ -139,11 +172,11 @@ class PrepChild:
             raise message[1]
         _, self.name, self.reason = message
 
-    def crop(self, data: bytes) -> FaceCrop:
-        """Prep thread: the bytes to the child, its FaceCrop or typed error back (the wait releases the GIL)."""
+    def prepare(self, data: bytes) -> Prepared:
+        """Prep thread: the bytes to the child, its Prepared or typed error back (the wait releases the GIL)."""
         if self._proc is None:
             self.spawn()
-        self._ready()
+        self.ready()
         assert self._conn is not None
         with contextlib.suppress(OSError):  # the child is gone: _wait below sees it and answers PrepFailed
             self._conn.send_bytes(data)
@@ -209,23 +242,22 @@ class PrepPool:
         return {"processes": len(self.children), "ready": sum(c.name is not None for c in self.children),
                 "restarts": sum(c.restarts for c in self.children), "queued": self.worker.pending}
 
-    def crop(self, data: bytes) -> Future[FaceCrop]:
-        """Any thread: the FaceCrop of these bytes, from a child; Busy at once when the queue is full."""
-        return self.worker.submit(lambda: self._crop(data))
+    def prepare(self, data: bytes) -> Future[Prepared]:
+        """Any thread: these bytes prepared by a child; Busy at once when the queue is full."""
+        return self.worker.submit(lambda: self._with_child(lambda child: child.prepare(data)))
 
-    def _crop(self, data: bytes) -> FaceCrop:
+    def wait_ready(self, timeout: float = READY_TIMEOUT_S) -> None:
+        """Block until a child has its detector (start-up, tests); raises the child's error if it failed."""
+        self.worker.submit(lambda: self._with_child(PrepChild.ready)).result(timeout)
+
+    def _with_child(self, fn: Callable[[PrepChild], T]) -> T:
         with self._lock:  # each prep thread takes a child of its own
             child = self._free.pop()
         started = time.perf_counter()
         try:
-            return child.crop(data)
+            return fn(child)
         finally:
             log.debug("prep %d: %.0f ms", child.index, (time.perf_counter() - started) * 1000)
             with self._lock:
                 self._free.append(child)
-
-    def wait_ready(self, timeout: float = READY_TIMEOUT_S) -> None:
-        """Block until every child has its detector (start-up, tests); raises the child's error if it failed."""
-        for future in [self.worker.submit(c._ready) for c in self.children[:1]]:
-            future.result(timeout)
 
