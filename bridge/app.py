@@ -254,24 +254,28 @@ class Bridge:
 
 
 async def cancel_on_disconnect(request: Request, link: EngineLink, clip: str, work: Awaitable[T]) -> T:
-    """Await a ``speak_clip`` round trip; if the HTTP client goes away first, ask the engine to ``cancel_clip``
-    (on the probe pool: a short message that must not queue behind the work it cancels), and the round trip then
-    ends with the engine's ``cancelled`` answer. The body is read already, so ``receive`` waits for the disconnect
-    (no polling)."""
-    task = asyncio.ensure_future(work)
+    """Await a ``speak_clip`` round trip; if the HTTP client goes away first (or the round trip times out), ask
+    the engine to ``cancel_clip`` so it stops drawing for nobody. The cancel goes on the probe pool: a short
+    message that must not queue behind the work it cancels. The body is read already, so ``receive`` waits for
+    the disconnect (no polling)."""
+    async def cancel(why: str) -> None:
+        log.info("%s: cancelling clip %s", why, clip)
+        with contextlib.suppress(EngineClientError):
+            await link.probes.request(build_message("cancel_clip", {"clip": clip}), retries=0)
 
     async def gone() -> None:
         while (await request.receive())["type"] != "http.disconnect":
             pass
 
-    watcher = asyncio.ensure_future(gone())
+    task, watcher = asyncio.ensure_future(work), asyncio.ensure_future(gone())
     try:
         await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
         if not task.done():
-            log.info("client left /api/speak: cancelling clip %s", clip)
-            with contextlib.suppress(EngineClientError):
-                await link.probes.request(build_message("cancel_clip", {"clip": clip}), retries=0)
+            await cancel("client left /api/speak")
         return await task
+    except EngineUnavailable:
+        await cancel("no answer in time")
+        raise
     finally:
         watcher.cancel()
 

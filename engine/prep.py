@@ -117,9 +117,10 @@ def _child_main(conn: Connection, config: PrepConfig) -> None:
 class PrepChild:
     """One spawned child and its pipe; used by one prep thread at a time."""
 
-    def __init__(self, config: PrepConfig, index: int) -> None:
+    def __init__(self, config: PrepConfig, index: int, request_timeout: float = REQUEST_TIMEOUT_S) -> None:
         self.config = config
         self.index = index
+        self.request_timeout = request_timeout
         self.name: str | None = None  # the detector's name once the child says it is ready
         self.reason = ""
         self.restarts = 0
@@ -180,7 +181,7 @@ class PrepChild:
         assert self._conn is not None
         with contextlib.suppress(OSError):  # the child is gone: _wait below sees it and answers PrepFailed
             self._conn.send_bytes(data)
-        kind, value = self._wait(REQUEST_TIMEOUT_S)
+        kind, value = self._wait(self.request_timeout)
         if kind == "error":
             raise value
         return value
@@ -202,9 +203,10 @@ class PrepChild:
 class PrepPool:
     """``processes`` children, each fed by its own prep thread from one bounded queue (Busy when full)."""
 
-    def __init__(self, config: PrepConfig, processes: int = 1, max_queue: int = 4) -> None:
+    def __init__(self, config: PrepConfig, processes: int = 1, max_queue: int = 4,
+                 request_timeout: float = REQUEST_TIMEOUT_S) -> None:
         self.config = config
-        self.children = [PrepChild(config, i) for i in range(processes)]
+        self.children = [PrepChild(config, i, request_timeout) for i in range(processes)]
         self._free = list(self.children)
         self._lock = threading.Lock()
         self.worker = Worker("prep", max_queue, threads=processes)

@@ -7,6 +7,7 @@ with tight numbers (bench/bench_latency.py, bench/soak.py). Real sockets only; n
 from __future__ import annotations
 
 import io
+import socket
 import statistics
 import subprocess
 import tempfile
@@ -17,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import httpx
 import msgpack
 import numpy as np
 import zmq
@@ -60,15 +62,30 @@ def upscaled_portrait(path: Path, side: int = 6000) -> bytes:
     return out.getvalue()
 
 
-def faceless_png(megapixels: float = 36.0, seed: int = 3) -> bytes:
-    """A large PNG with no face: smooth colour gradients plus noise blocks (compresses to a few MB at most)."""
+def faceless_png(megapixels: float = 36.0) -> bytes:
+    """A large PNG with no face (colour ramps and soft bands), small on disk (~1 MB) and quick to make."""
     side = int((megapixels * 1e6) ** 0.5)
-    rng = np.random.default_rng(seed)
-    small = rng.integers(0, 255, (side // 64 + 1, side // 64 + 1, 3), dtype=np.uint8)
-    img = Image.fromarray(small).resize((side, side), Image.BILINEAR)
+    ramp = np.linspace(0, 255, side, dtype=np.float32)
+    rgb = np.empty((side, side, 3), np.uint8)
+    rgb[..., 0] = ramp[None, :].astype(np.uint8)
+    rgb[..., 1] = ramp[:, None].astype(np.uint8)
+    rgb[..., 2] = (128 + 100 * np.sin(ramp / 9.0))[None, :].astype(np.uint8)
     out = io.BytesIO()
-    img.save(out, format="PNG", compress_level=6)
+    Image.fromarray(rgb).save(out, format="PNG", compress_level=1)
     return out.getvalue()
+
+
+def speak_over_raw_http(port: int, image: bytes, audio: bytes) -> socket.socket:
+    """POST /api/speak on a plain socket and return it unread, so a caller can hang up mid-clip as a browser tab
+    that closes would (httpx gives no way to drop a request half-way)."""
+    request = httpx.Request("POST", f"http://127.0.0.1:{port}/api/speak", files={
+        "source_image": ("portrait.jpg", image), "audio": ("speech.wav", audio, "audio/wav")})
+    body = request.read()
+    head = (f"POST /api/speak HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+            f"Content-Type: {request.headers['content-type']}\r\nContent-Length: {len(body)}\r\n\r\n")
+    sock = socket.create_connection(("127.0.0.1", port))
+    sock.sendall(head.encode() + body)
+    return sock
 
 
 @dataclass
