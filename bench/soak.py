@@ -38,7 +38,7 @@ sys.path.insert(0, str(ROOT))
 
 from engine.client import EngineClient  # noqa: E402
 from tests.service.conftest import DATA, free_port  # noqa: E402
-from tests.service.live import FrameWatcher, children, pct, rss_mb, speech_wav  # noqa: E402
+from tests.service.live import FrameWatcher, pct, rss_mb, speech_wav  # noqa: E402
 
 PORTRAITS = ("s1.jpg", "s3.jpg", "s5.jpg", "astronaut.jpg", "s42.jpg", "t1.jpg")
 
@@ -194,7 +194,7 @@ def main() -> int:
             if time.monotonic() >= next_print:
                 minute += 1
                 next_print += 60
-                prep = sum(rss_mb(c) for c in children(engine.pid))
+                prep = sum(rss_mb(c) for c in health.get("prep", {}).get("pids", []))
                 caches = health.get("caches", {})
                 src, frm = caches.get("sources", {}), caches.get("frames", {})
                 got, gaps, worst, late = 0, 0, 0.0, 0

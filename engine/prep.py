@@ -242,7 +242,8 @@ class PrepPool:
 
     def stats(self) -> dict[str, Any]:
         return {"processes": len(self.children), "ready": sum(c.name is not None for c in self.children),
-                "restarts": sum(c.restarts for c in self.children), "queued": self.worker.pending}
+                "restarts": sum(c.restarts for c in self.children), "queued": self.worker.pending,
+                "pids": self.pids()}
 
     def prepare(self, data: bytes) -> Future[Prepared]:
         """Any thread: these bytes prepared by a child; Busy at once when the queue is full."""

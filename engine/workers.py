@@ -1,4 +1,5 @@
-"""Every thread of the engine, and the queues between them. No other module starts a thread.
+"""Every thread of the engine, and the queues between them. No other module starts a thread (engine/prep.py starts
+the prep *processes*, each fed by a prep thread made here).
 
 ::
 
@@ -6,18 +7,25 @@
                            │  command thread (server.Engine.run): parses, runs handlers.HANDLERS[type(req)],
                            │  sends every reply, runs every continuation (Mailbox)
        Mailbox (queue +    │
-       socketpair wake) <──┼──────────────────────────────────────────────┐
-                           ├─> prep Worker     (queue: render_queue)   decode + detect (CPU)      ─┤
-                           ├─> render Worker   (queue: render_queue)   load models, prepare avatar,─┤
-                           │                                           draw (render + paste-back)   │
-                           └─> encode Worker   (queue: render_queue)   JPEG for `render` replies   ─┘
+       socketpair wake) <──┼─────────────────────────────────────────────────────────────────┐
+                           ├─> prep Worker    (render_queue)  waits on a prep process:        ─┤
+                           │      decode + detect + crop [+ offline prepare] in the child (engine/prep.py)
+                           ├─> speech Worker  (render_queue)  live `speak`: decode + analyse   ─┤
+                           ├─> clip Worker    (CLIP_QUEUE)    talking clips: decode, H.264     ─┤
+                           │      └─ each frame ──> render Worker's side lane (depth 1; waits for room, no poll)
+                           ├─> render Worker  (render_queue)  load models, prepare (torch), draw ─┤
+                           └─> encode Worker  (render_queue)  JPEG for `render` replies         ─┘
        FrameClock thread ("clock"): ticks each stream from a fixed origin ──> render Worker (stream frame)
            render Worker ──> publish Worker (queue: STREAM_ENCODE_DEPTH) JPEG + PUB for streams; owns the PUB socket
 
 - A job's result reaches the command thread only through ``Mailbox.then``: a continuation never runs on a worker.
+- Nothing that holds the GIL for long runs on a thread here: decoding and detection (dlib's CNN holds it ~1-6 s)
+  run in the prep process; bench/bench_prep.py measures each step.
+- The render worker takes its main queue first (stream ticks, `render` replies); clip frames wait in its side lane
+  and are drawn only when that queue is empty, so a stream waits at most one clip frame.
 - Stream frames have their own encode budget (the publish worker), so a burst of ``render`` replies cannot starve
   a stream, and room in it is checked *before* drawing (``frames.FramePath``): no frame is drawn to be dropped.
-- Each thread reports ``alive``; ``health`` fails when one has died (``Threads.dead``).
+- Each thread reports ``alive``; ``health`` fails when one has died (``Core.dead_threads``).
 """
 
 from __future__ import annotations
