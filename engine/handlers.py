@@ -267,7 +267,11 @@ def speak_clip(core: Core, req: p.SpeakClip, respond: Respond) -> None:
             return
         reply_when_done(core, future, finished, lambda r: r)
 
-    _on_avatar(core, req.avatar, req.image, finished, with_avatar)
+    try:
+        _on_avatar(core, req.avatar, req.image, finished, with_avatar)
+    except Exception:  # refused at once (unknown avatar, busy): the id is free again
+        core.clips_running.pop(clip_id, None)
+        raise
 
 
 def cancel_clip(core: Core, req: p.CancelClip, _respond: Respond) -> Reply:
