@@ -98,8 +98,8 @@ class FrameLog:
     jaw: list[float] = field(default_factory=list)
     late: int = 0
 
-    def max_gap(self, since: float = 0.0) -> float:
-        times = [t for t in self.arrivals if t >= since]
+    def max_gap(self, since: float = 0.0, until: float = float("inf")) -> float:
+        times = [t for t in self.arrivals if since <= t <= until]
         return max((b - a for a, b in zip(times, times[1:], strict=False)), default=0.0)
 
     def seq_gaps(self) -> int:
