@@ -126,10 +126,11 @@ class PrepChild:
         self.restarts = 0
         self._proc: Any = None
         self._conn: Connection | None = None
+        self._pid: int | None = None  # kept apart: health reads it from the command thread while _proc changes
 
     @property
     def pid(self) -> int | None:
-        return self._proc.pid if self._proc is not None else None
+        return self._pid
 
     def spawn(self) -> None:
         """Start a fresh child (returns at once: the child loads its detector on its own time)."""
@@ -138,6 +139,7 @@ class PrepChild:
         self._proc = ctx.Process(target=_child_main, args=(child, self.config), name=f"prep-{self.index}",
                                  daemon=True)
         self._proc.start()
+        self._pid = self._proc.pid
         child.close()
         self._conn, self.name = parent, None
 
@@ -197,7 +199,7 @@ class PrepChild:
                 self._proc.kill()
                 self._proc.join(timeout)
             self._proc.close()
-            self._proc = None
+            self._proc = self._pid = None
 
 
 class PrepPool:
