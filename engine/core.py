@@ -24,7 +24,6 @@ from engine.cache import ByteLRU
 from engine.codec import encode_jpeg
 from engine.config import Settings
 from engine.errors import Busy, ConfigError, EngineError, Internal
-from engine.face.intake import give_back_memory
 from engine.face.pasteback import PasteBack
 from engine.frames import STREAM_ENCODE_DEPTH, FramePath, FrameWorkers
 from engine.prep import Prepared, PrepConfig, PrepPool
@@ -210,11 +209,8 @@ class Core:
         source = prepared.source if prepared.source is not None else self.renderer.prepare(face)
         paste = prepared.paste if prepared.paste is not None else PasteBack(face)
         avatar = Avatar(aid, source, paste, Animator(IdleConfig(), now=self.clock()))
-        evicted = self.avatars.add(avatar)
-        for aid_out in evicted:
-            log.info("avatar %s evicted", aid_out)
-        if evicted:  # an avatar's arrays (~20 MB offline) were freed: hand the pages back, or RSS creeps up
-            give_back_memory()
+        for evicted in self.avatars.add(avatar):  # its pages go back to the OS at the next upload (engine/prep.py)
+            log.info("avatar %s evicted", evicted)
         log.info("avatar %s ready (%d face(s), %s)", aid, face.n_faces, face.detector)
         return avatar
 

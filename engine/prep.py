@@ -39,6 +39,7 @@ from multiprocessing.connection import Connection, wait
 from typing import Any, TypeVar
 
 from engine.errors import EngineError, Internal, PrepFailed
+from engine.face.intake import give_back_memory
 from engine.face.pasteback import PasteBack
 from engine.face.types import FaceCrop
 from engine.render.base import Renderer, SourceState
@@ -248,8 +249,16 @@ class PrepPool:
                 "pids": self.pids()}
 
     def prepare(self, data: bytes) -> Future[Prepared]:
-        """Any thread: these bytes prepared by a child; Busy at once when the queue is full."""
-        return self.worker.submit(lambda: self._with_child(lambda child: child.prepare(data)))
+        """Any thread: these bytes prepared by a child; Busy at once when the queue is full.
+
+        First the engine's freed heap pages go back to the OS (``malloc_trim``, GIL released, 0-50 ms): the avatars
+        evicted since the last upload were ~20 MB each, and glibc keeps such pages otherwise (RSS creeps up). It is
+        done here, on the prep thread, because nothing else waits for it."""
+        def job() -> Prepared:
+            give_back_memory()
+            return self._with_child(lambda child: child.prepare(data))
+
+        return self.worker.submit(job)
 
     def wait_ready(self, timeout: float = READY_TIMEOUT_S) -> None:
         """Block until a child has its detector (start-up, tests); raises the child's error if it failed."""
