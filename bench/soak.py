@@ -43,12 +43,13 @@ from tests.service.live import FrameWatcher, pct, rss_mb, speech_wav  # noqa: E4
 PORTRAITS = ("s1.jpg", "s3.jpg", "s5.jpg", "astronaut.jpg", "s42.jpg", "t1.jpg")
 
 
-def start(tmp: Path) -> tuple[subprocess.Popen, subprocess.Popen, str, str, str]:
+def start(tmp: Path, engine_args: list[str]) -> tuple[subprocess.Popen, subprocess.Popen, str, str, str]:
     cmd, frames, port = f"tcp://127.0.0.1:{free_port()}", f"tcp://127.0.0.1:{free_port()}", free_port()
     env = {**os.environ, "LP_MODELS_DIR": os.environ.get("LP_MODELS_DIR", str(tmp / "models")),
            "LP_LOG_LEVEL": "WARNING", "PYTHONPATH": str(ROOT)}
     with open(tmp / "engine.log", "ab") as elog, open(tmp / "bridge.log", "ab") as blog:
-        engine = subprocess.Popen([sys.executable, "-m", "engine", "--command-addr", cmd, "--frame-addr", frames],
+        engine = subprocess.Popen([sys.executable, "-m", "engine", "--command-addr", cmd, "--frame-addr", frames,
+                                   *engine_args],
                                   cwd=ROOT, env=env, stdout=elog, stderr=subprocess.STDOUT)
         bridge = subprocess.Popen([sys.executable, "-m", "bridge", "--port", str(port), "--engine-addr", cmd],
                                   cwd=ROOT, env=env, stdout=blog, stderr=subprocess.STDOUT)
@@ -127,10 +128,14 @@ def main() -> int:
     ap.add_argument("--minutes", type=float, default=60.0)
     ap.add_argument("--fps", type=float, default=25.0)
     ap.add_argument("--avatars", type=int, default=3)
+    ap.add_argument("--frame-cache-mb", type=float, help="the engine's frame cache bound (default: the engine's)")
+    ap.add_argument("--source-cache-mb", type=float, help="the engine's avatar cache bound (default: the engine's)")
     args = ap.parse_args()
+    engine_args = [*(["--frame-cache-mb", str(args.frame_cache_mb)] if args.frame_cache_mb else []),
+                   *(["--source-cache-mb", str(args.source_cache_mb)] if args.source_cache_mb else [])]
     tmp = Path(os.environ.get("SOAK_DIR", ROOT / ".bench" / "soak"))
     tmp.mkdir(parents=True, exist_ok=True)
-    engine, bridge, cmd, frames_addr, url = start(tmp)
+    engine, bridge, cmd, frames_addr, url = start(tmp, engine_args)
     stop = threading.Event()
     client = EngineClient(cmd, timeout_ms=30_000, retries=0)
     watcher = FrameWatcher(frames_addr)
