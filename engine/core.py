@@ -101,6 +101,7 @@ class Core:
         self.frame_clock.stop()
         for cancel in list(self.clips_running.values()):
             cancel.set()
+        self.render.wake()
         if self.faces is not None:
             self.faces.stop()
         for worker in self._workers():

@@ -225,7 +225,8 @@ def _draw_on_render_worker(core: Core, avatar: Avatar,
     def draw(state: AnimationState) -> np.ndarray:
         if cancel.is_set():
             raise Cancelled("the clip was cancelled")
-        future = core.render.submit_side(lambda: core.frames.draw(avatar, state, "full").frame, CLIP_FRAME_WAIT_S)
+        future = core.render.submit_side(lambda: core.frames.draw(avatar, state, "full").frame, CLIP_FRAME_WAIT_S,
+                                         abort=cancel)
         return future.result(timeout=CLIP_FRAME_WAIT_S)
 
     return draw
@@ -280,6 +281,7 @@ def cancel_clip(core: Core, req: p.CancelClip, _respond: Respond) -> Reply:
     cancel = core.clips_running.get(req.clip)
     if cancel is not None:
         cancel.set()
+        core.render.wake()  # a clip waiting for room on the render worker stops waiting
     return ok(core, clip=req.clip, cancelled=cancel is not None)
 
 

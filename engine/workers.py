@@ -41,7 +41,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from engine.errors import Busy
+from engine.errors import Busy, Cancelled
 
 log = logging.getLogger(__name__)
 
@@ -100,17 +100,29 @@ class Worker:
             self._cond.notify()
         return future
 
-    def submit_side(self, fn: Callable[[], T], timeout: float) -> Future[T]:
-        """Queue a low-priority job, waiting up to ``timeout`` s for room in the side lane (Busy after that)."""
+    def submit_side(self, fn: Callable[[], T], timeout: float,
+                    abort: threading.Event | None = None) -> Future[T]:
+        """Queue a low-priority job, waiting up to ``timeout`` s for room in the side lane (Busy after that).
+
+        ``abort`` set (and ``wake`` called) ends the wait at once with Cancelled: a cancelled clip stops waiting."""
         future: Future[T] = Future()
         with self._cond:
-            if not self._cond.wait_for(lambda: self._closed or len(self._side) < self.side_depth, timeout):
+            aborted = abort.is_set if abort is not None else lambda: False
+            if not self._cond.wait_for(lambda: self._closed or aborted() or len(self._side) < self.side_depth,
+                                       timeout):
                 raise Busy(f"the {self.name} worker had no room for {timeout:g} s")
             if self._closed:
                 raise Busy("the engine is shutting down")
+            if aborted():
+                raise Cancelled("cancelled while waiting for the render worker")
             self._side.append((fn, future))
             self._cond.notify_all()
         return future
+
+    def wake(self) -> None:
+        """Re-check every waiting ``submit_side`` (one of their ``abort`` events was set)."""
+        with self._cond:
+            self._cond.notify_all()
 
     def stop(self, timeout: float = 10.0) -> None:
         """Finish the job in flight, refuse the rest (and any later one) with Busy, join the thread(s)."""

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from engine.errors import Busy
+from engine.errors import Busy, Cancelled
 from engine.workers import Worker
 
 
@@ -68,6 +68,34 @@ def test_a_side_lane_that_stays_full_refuses_after_its_timeout_and_shutdown_free
         stopper.start()
         thread.join(5)
         assert not thread.is_alive() and errors and "shutting down" in str(errors[0])
+    finally:
+        gate.set()
+        worker.stop()
+
+
+def test_a_cancelled_clip_stops_waiting_for_room_at_once() -> None:
+    worker = Worker("render", 2, side_depth=1)
+    gate, cancel = threading.Event(), threading.Event()
+    worker.start()
+    try:
+        worker.submit(gate.wait)
+        time.sleep(0.05)
+        worker.submit_side(lambda: None, timeout=1)
+        errors: list[Exception] = []
+
+        def waiting() -> None:
+            try:
+                worker.submit_side(lambda: None, timeout=30, abort=cancel)
+            except Cancelled as exc:
+                errors.append(exc)
+
+        thread = threading.Thread(target=waiting)
+        thread.start()
+        time.sleep(0.1)
+        cancel.set()
+        worker.wake()
+        thread.join(2)
+        assert not thread.is_alive() and errors
     finally:
         gate.set()
         worker.stop()
