@@ -76,7 +76,8 @@ def test_detection_in_the_child_leaves_this_process_ticking(pool: PrepPool) -> N
         done.set()
         thread.join()
     assert elapsed > 0.2, "the slow path was not taken"  # else the test proves nothing
-    assert max(gaps) < 0.25, f"a tick came {max(gaps) * 1000:.0f} ms late while the child detected"
+    # In a thread of this process the CNN's GIL hold is most of ``elapsed``; a loaded machine adds its own noise.
+    assert max(gaps) < max(0.25, elapsed / 3), f"a tick came {max(gaps) * 1000:.0f} ms late while the child detected"
 
 
 def _kill_when_busy(pool: PrepPool, sig: int) -> None:
