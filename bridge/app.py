@@ -14,11 +14,14 @@ test_bridge_imports.py keeps it so).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
@@ -35,7 +38,7 @@ from bridge.forms import BodyLimits, read_render_form, read_speak_form
 from bridge.http import json_bytes, log_error
 from bridge.metrics import Metrics, MetricsMiddleware
 from bridge.openapi import DOCS_HTML, DOCS_INIT_JS, Operation, openapi_document, swagger_assets
-from engine.client import HealthReply, build_message, check_reply
+from engine.client import EngineClientError, EngineUnavailable, HealthReply, build_message, check_reply
 from engine.constants import EXPRESSIONS, INTENSITY_RANGE, MAX_AUDIO_SECONDS
 from engine.errors import EngineUnavailableError
 from engine.options import Option
@@ -44,6 +47,7 @@ from engine.wav import read_header
 log = logging.getLogger(__name__)
 
 CLIP_FRAME_BUDGET_S = 0.25  # engine time allowed per clip frame on top of --timeout-ms (draw + paste + H.264)
+T = TypeVar("T")
 
 
 def json_response(body: dict[str, Any], status: int = 200, headers: Mapping[str, str] | None = None) -> Response:
@@ -183,10 +187,12 @@ class Bridge:
         link = self.link
         # two messages (the portrait, then the audio) so each stays under the engine's message limit
         avatar = (await link.run(link.work.set_source(form.image))).avatar
+        clip = f"http-{uuid.uuid4().hex[:16]}"
         message = build_message("speak_clip", {"avatar": avatar, "audio": form.audio, "format": "wav",
                                                "expression": form.expression, "intensity": form.intensity,
-                                               "fps": form.fps})
-        reply = check_reply(await link.run(link.work.request(message, timeout_ms, retries=0, wait_ms=timeout_ms)))
+                                               "fps": form.fps, "clip": clip})
+        reply = check_reply(await cancel_on_disconnect(request, link, clip, link.run(
+            link.work.request(message, timeout_ms, retries=0, wait_ms=timeout_ms))))
         return Response(reply["mp4"], media_type="video/mp4", headers={
             "X-Renderer": str(reply.get("renderer", "")), "X-Avatar": str(reply.get("avatar", "")),
             "X-Frames": str(reply.get("frames", "")), "X-Duration": f"{float(reply.get('duration', 0.0)):.3f}"})
@@ -216,6 +222,34 @@ class Bridge:
                  ("/docs/init.js", self.docs_init, "GET")]
         return [*(Route(path, handler, methods=[method]) for path, handler, method in table),
                 Mount("/docs/assets", StaticFiles(directory=swagger_assets()), name="docs-assets")]
+
+
+async def cancel_on_disconnect(request: Request, link: EngineLink, clip: str, work: Awaitable[T]) -> T:
+    """Await a ``speak_clip`` round trip; if the HTTP client goes away first (or the round trip times out), ask
+    the engine to ``cancel_clip`` so it stops drawing for nobody. The cancel goes on the probe pool: a short
+    message that must not queue behind the work it cancels. The body is read already, so ``receive`` waits for
+    the disconnect (no polling)."""
+    async def cancel(why: str) -> None:
+        log.info("%s: cancelling clip %s", why, clip)
+        with contextlib.suppress(EngineClientError):
+            await link.probes.request(build_message("cancel_clip", {"clip": clip}), retries=0)
+
+    async def gone() -> None:
+        while (await request.receive())["type"] != "http.disconnect":
+            pass
+
+    task, watcher = asyncio.ensure_future(work), asyncio.ensure_future(gone())
+    try:
+        await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
+        if not task.done():
+            await cancel("client left /api/speak")
+        return await task
+    except EngineUnavailable:
+        await cancel("no answer in time")
+        raise
+    finally:
+        watcher.cancel()
+
 
 
 def create_app(settings: BridgeSettings, extra_routes: Sequence[BaseRoute] = (),

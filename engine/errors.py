@@ -86,6 +86,18 @@ class RenderFailed(EngineError):
     code = "render_failed"
 
 
+class PrepFailed(EngineError):
+    """The prep process died (or hung) while decoding or detecting this image; it has been restarted."""
+
+    code = "prep_failed"
+
+
+class Cancelled(EngineError):
+    """The job was cancelled before it finished (a talking clip whose client went away, ``cancel_clip``)."""
+
+    code = "cancelled"
+
+
 class Internal(EngineError):
     """A bug: any command's unexpected exception. Logged with its traceback; the client gets this code."""
 
@@ -174,6 +186,8 @@ HTTP_STATUS: dict[str, int] = {
     ModelsMissing.code: 503,
     WeightsInvalid.code: 503,
     RenderFailed.code: 500,
+    PrepFailed.code: 500,
+    Cancelled.code: 499,  # the client closed its request (nginx's code); nobody is left to read it
     Internal.code: 500,
     ConfigError.code: 503,
     BadAudio.code: 400,

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import statistics
+import threading
 import time
 from collections import deque
 from collections.abc import Callable
@@ -41,23 +42,57 @@ FrameKey = tuple[Any, ...]
 
 @dataclass
 class FrameStats:
-    """Recent per-frame timings (ms) for health and /metrics."""
+    """Recent per-frame timings (ms) for health and /metrics. Written by the render and publish threads, read by
+    the command thread: every access goes through ``_lock`` (a bare ``+=`` from two threads loses counts, and
+    sorting a deque while another thread appends to it raises)."""
 
     render_ms: deque[float] = field(default_factory=lambda: deque(maxlen=512))  # the renderer alone
     overhead_ms: deque[float] = field(default_factory=lambda: deque(maxlen=512))  # paste-back + JPEG + PUB send
     published: int = 0
     failed: int = 0  # stream frames whose drawing or encoding raised
     stopped: int = 0  # streams stopped after STREAM_MAX_FAILURES failures in a row
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def count_published(self, render_ms: float | None, overhead_ms: float) -> None:
+        with self._lock:
+            self.published += 1
+            if render_ms is not None:
+                self.render_ms.append(render_ms)
+                self.overhead_ms.append(overhead_ms)
+
+    def count_failed(self) -> None:
+        with self._lock:
+            self.failed += 1
+
+    def count_stopped(self) -> None:
+        with self._lock:
+            self.stopped += 1
+
+    def drawn(self) -> int:
+        """Frames drawn (not taken from the cache) among the recent ones."""
+        with self._lock:
+            return len(self.render_ms)
 
     def summary(self) -> dict[str, float]:
-        def pct(values: deque[float], q: int) -> float:
-            data = sorted(values)
+        def pct(data: list[float], q: int) -> float:
             return round(data[min(len(data) - 1, len(data) * q // 100)], 3) if data else 0.0
 
-        return {"published": self.published, "failed": self.failed, "streams_stopped": self.stopped,
-                "render_ms_p50": pct(self.render_ms, 50), "render_ms_p95": pct(self.render_ms, 95),
-                "overhead_ms_p50": pct(self.overhead_ms, 50), "overhead_ms_p95": pct(self.overhead_ms, 95),
-                "render_ms_mean": round(statistics.fmean(self.render_ms), 3) if self.render_ms else 0.0}
+        with self._lock:
+            render, overhead = sorted(self.render_ms), sorted(self.overhead_ms)
+            counts = {"published": self.published, "failed": self.failed, "streams_stopped": self.stopped}
+        return {**counts,
+                "render_ms_p50": pct(render, 50), "render_ms_p95": pct(render, 95),
+                "overhead_ms_p50": pct(overhead, 50), "overhead_ms_p95": pct(overhead, 95),
+                "render_ms_mean": round(statistics.fmean(render), 3) if render else 0.0}
+
+
+@dataclass(frozen=True)
+class FrameWorkers:
+    """The workers the frame path hands its steps to (engine/workers.py starts and stops them)."""
+
+    render: Worker  # draws: stream frames, `render` replies, clip frames (side lane)
+    encode: Worker  # JPEG for `render` replies
+    publish: Worker  # JPEG + PUB for stream frames (STREAM_ENCODE_DEPTH)
 
 
 @dataclass(frozen=True)
@@ -93,28 +128,43 @@ def sample(avatar: Avatar, t: float) -> tuple[AnimationState, bool]:
 
 
 class FramePath:
-    """Draw, encode, publish; the frame cache and stats. Holds no thread of its own: it is handed its workers."""
+    """Draw, encode, publish; the frame cache and stats. Holds no thread of its own: it is handed its workers.
 
-    def __init__(self, render: Worker, encode: Worker, publish: Worker, mailbox: Mailbox, frame_clock: FrameClock,
-                 cache: ByteLRU[bytes], renderer_name: Callable[[], str]) -> None:
-        self.render, self.encode, self.publisher = render, encode, publish
+    It is the one owner of the renderer: ``use`` (render thread, at start-up) sets it, everyone else asks here."""
+
+    def __init__(self, workers: FrameWorkers, mailbox: Mailbox, frame_clock: FrameClock, cache: ByteLRU[bytes],
+                 find_avatar: Callable[[str], Avatar | None], pub: zmq.Socket | None, output: str = "full",
+                 quality: int = 90) -> None:
+        self.render, self.encode, self.publisher = workers.render, workers.encode, workers.publish
         self.mailbox = mailbox
         self.frame_clock = frame_clock
         self.cache = cache
+        self.find_avatar = find_avatar
+        self.pub = pub  # used by the publish thread only
+        self.output, self.quality = output, quality
         self.stats = FrameStats()
-        self.renderer: Renderer | None = None  # set by the render thread once the models are loaded
-        self.pub: zmq.Socket | None = None  # used by the publish thread only
-        self.find_avatar: Callable[[str], Avatar | None] = lambda _aid: None
-        self.output, self.quality = "full", 90
-        self._renderer_name = renderer_name
+        self._renderer: Renderer | None = None
+
+    def use(self, renderer: Renderer) -> None:
+        """Render thread (start-up): draw with this renderer from now on."""
+        self._renderer = renderer
+
+    @property
+    def renderer(self) -> Renderer | None:
+        return self._renderer
+
+    @property
+    def renderer_name(self) -> str:
+        return self._renderer.name if self._renderer is not None else "none"
 
     # -- any thread --
 
     def draw(self, avatar: Avatar, state: AnimationState, output: str) -> Drawn:
         """Render thread: state -> crop -> paste-back (a fresh frame: the encoder reads it while we draw on)."""
-        assert self.renderer is not None
+        renderer = self._renderer
+        assert renderer is not None
         started = time.perf_counter()
-        crop = self.renderer.render(avatar.source, state)
+        crop = renderer.render(avatar.source, state)
         rendered = time.perf_counter()
         frame = avatar.paste.apply(crop) if output == "full" else crop
         return Drawn(frame, (rendered - started) * 1000, (time.perf_counter() - rendered) * 1000)
@@ -124,7 +174,7 @@ class FramePath:
         width, height = (drawn.width, drawn.height) if drawn else jpeg_size(jpeg)
         return {"seq": seq, "ts": t, "wall": time.time(), "avatar": avatar.id, "expression": state.expression,
                 "intensity": state.intensity, "width": width, "height": height,
-                "render_ms": round(drawn.render_ms, 3) if drawn else 0.0, "renderer": self._renderer_name(),
+                "render_ms": round(drawn.render_ms, 3) if drawn else 0.0, "renderer": self.renderer_name,
                 "late": late, "cached": drawn is None, "jawOpen": round(state.controls.get("jawOpen", 0.0), 4)}
 
     # -- `render` replies: command thread --
@@ -197,11 +247,11 @@ class FramePath:
             in_a_row = self.frame_clock.frame_done(stream, late=late, failed=failed)
             if in_a_row >= STREAM_MAX_FAILURES:
                 self.frame_clock.set_rate(stream.avatar, 0)
-                self.stats.stopped += 1
+                self.stats.count_stopped()
                 log.error("stream %s stopped: %d frames in a row failed", stream.avatar, in_a_row)
 
     def _stream_failed(self, stream: StreamClock, exc: Exception) -> None:
-        self.stats.failed += 1
+        self.stats.count_failed()
         if stream.failed_in_a_row == 0:  # the first of a run gets a traceback; the rest a count in stats
             log.error("stream frame failed for %s", stream.avatar, exc_info=exc)
 
@@ -211,7 +261,7 @@ class FramePath:
         try:
             self._publish(stream, avatar, state, t, drawn, jpeg, key)
         except Exception as exc:  # counted like a failed draw; the first of a run is logged with its traceback
-            self.stats.failed += 1
+            self.stats.count_failed()
             if self.frame_clock.count_failed(stream) == 1:
                 log.error("stream frame could not be published for %s", stream.avatar, exc_info=exc)
 
@@ -228,7 +278,5 @@ class FramePath:
         assert self.pub is not None
         # PUB never blocks and never says when it drops for a slow subscriber, so no dropped count is kept.
         self.pub.send_multipart([p.FRAME_TOPIC + avatar.id.encode(), msgpack.packb(header), jpeg], zmq.NOBLOCK)
-        self.stats.published += 1
-        if drawn is not None:
-            self.stats.render_ms.append(drawn.render_ms)
-            self.stats.overhead_ms.append(drawn.paste_ms + (time.perf_counter() - started) * 1000)
+        overhead_ms = (drawn.paste_ms if drawn is not None else 0.0) + (time.perf_counter() - started) * 1000
+        self.stats.count_published(drawn.render_ms if drawn is not None else None, overhead_ms)

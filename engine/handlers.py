@@ -7,7 +7,8 @@ becomes an ``internal`` error reply, logged with its traceback.
 Adding a command (e.g. ``speak``):
 1. protocol.py: a frozen request dataclass and its parser row in ``_PARSERS`` (every check of client input there).
 2. here: ``def speak(core: Core, req: p.Speak, respond: Respond) -> Reply | None`` - short; slow work goes to a
-   worker (``core.render.submit`` / ``core.prep.submit``) and comes back with ``core.mailbox.then``.
+   worker (``core.render.submit``, ``core.speech.submit``, ``core.clips.submit``; uploads go through
+   ``core.avatar_for``, i.e. the prep process) and comes back with ``core.mailbox.then``.
 3. here: one row in ``HANDLERS``: ``p.Speak: Route(speak)`` (``ready=False`` if it may run before the models load).
 4. docs/protocol.md: an example of the message and its reply.
 """
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future
@@ -33,7 +35,7 @@ from engine.animation.timeline import Animator
 from engine.avatars import Avatar
 from engine.clip import frame_count, render_speech_clip
 from engine.core import Core
-from engine.errors import Busy, EngineError, Internal
+from engine.errors import BadRequest, Busy, Cancelled, EngineError, Internal
 from engine.frames import Still, sample
 from engine.speech import decode_audio
 
@@ -78,7 +80,9 @@ def health(core: Core, _req: p.Health, _respond: Respond) -> Reply:
                face_detector_reason=core.faces.reason if core.faces is not None else "",
                avatars=len(core.avatars.ids()), default_avatar=core.avatars.default_id,
                streams=core.frame_clock.snapshot(), frames=core.frames.stats.summary(),
-               caches={"sources": core.avatars.stats(), "frames": core.frames.cache.stats().as_dict()})
+               caches={"sources": core.avatars.stats(), "frames": core.frames.cache.stats().as_dict()},
+               prep=core.faces.stats() if core.faces is not None else {},
+               clips={"running": len(core.clips_running), "queued": core.clips.pending})
     if dead:
         reply["dead_threads"] = dead
         reply["failure"] = Internal(f"engine thread(s) died: {', '.join(dead)}").to_wire()
@@ -194,7 +198,8 @@ def stream(core: Core, req: p.Stream, _respond: Respond) -> Reply:
 def speak(core: Core, req: p.Speak, respond: Respond) -> None:
     """Lip-sync audio on the avatar's live animator; the reply says when it is heard (engine seconds).
 
-    Decoding + analysis run on the prep worker, not here: measured on this 2-core machine a 60 s WAV (the one-message
+    Decoding + analysis run on the speech worker (its own queue: never behind an upload or a clip), not here:
+    measured on this 2-core machine a 60 s WAV (the one-message
     limit) takes ~75 ms to decode and ~160 ms to analyse, long enough to hold up ``health`` and a barge-in ``clear``
     behind it. A 5 s chunk (~10 ms) would be fine either way; one path for both keeps it simple. The animator is
     updated under the avatar's lock (the stream samples it per frame, so streamed frames show the speech).
@@ -209,27 +214,22 @@ def speak(core: Core, req: p.Speak, respond: Respond) -> None:
         core.audio.speech(avatar.id, pcm, span.start, cut=None if req.append else now)  # heard as the mouth moves
         return ok(core, avatar=avatar.id, start=span.start, end=span.end, duration=span.duration)
 
-    reply_when_done(core, core.prep.submit(work), respond, lambda r: r)
+    reply_when_done(core, core.speech.submit(work), respond, lambda r: r)
 
 
 CLIP_SEED = 7  # idle life in clips is seeded: the same request gives the same clip (blinks included)
 CLIP_FRAME_WAIT_S = 60.0  # one clip frame on the render worker (LivePortrait on a CPU takes seconds)
-BUSY_RETRY_S = 0.005
 
 
-def _draw_on_render_worker(core: Core, avatar: Avatar) -> Callable[[AnimationState], np.ndarray]:
-    """draw(state) for a clip: one render job per frame, so a live stream's ticks interleave with the clip's frames
-    instead of waiting behind the whole clip; a full render queue is waited out, not refused."""
+def _draw_on_render_worker(core: Core, avatar: Avatar,
+                           cancel: threading.Event) -> Callable[[AnimationState], np.ndarray]:
+    """draw(state) for a clip: one job per frame on the render worker's side lane, which runs only when no stream
+    tick or `render` is queued; the clip thread waits for room there (no polling) and stops when cancelled."""
     def draw(state: AnimationState) -> np.ndarray:
-        deadline = time.monotonic() + CLIP_FRAME_WAIT_S
-        while True:
-            try:
-                future = core.render.submit(lambda: core.frames.draw(avatar, state, "full").frame)
-                break
-            except Busy:  # full now (or shutting down: then it stays full of refusals until the deadline)
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(BUSY_RETRY_S)
+        if cancel.is_set():
+            raise Cancelled("the clip was cancelled")
+        future = core.render.submit_side(lambda: core.frames.draw(avatar, state, "full").frame, CLIP_FRAME_WAIT_S,
+                                         abort=cancel)
         return future.result(timeout=CLIP_FRAME_WAIT_S)
 
     return draw
@@ -239,21 +239,53 @@ def speak_clip(core: Core, req: p.SpeakClip, respond: Respond) -> None:
     """The whole MP4 of the avatar speaking, through a FRESH animator (the live one and its stream are untouched):
     the avatar's renderer + paste-back per frame, idle life on with a fixed seed so blinks happen.
 
-    The clip runs on the prep worker (decode, animation, H.264): it hands each frame to the render worker as its
-    own job, so streams keep their ticks, and it holds the prep worker (a set_source waits) for the clip's length.
+    The clip runs on the clip worker (decode, animation, H.264), with its own queue (CLIP_QUEUE, busy when full):
+    live ``speak`` (speech worker), ``set_source`` (prep process) and ``health`` never wait behind it. Its frames are
+    drawn on the render worker's side lane, so streams keep their ticks. ``cancel_clip`` with the request's
+    ``clip`` id stops it between two frames (the bridge sends that when its HTTP client goes away).
     Bounded by the 60 s audio limit and fps <= 60: at most 3600 frames."""
+    clip_id = req.clip if req.clip is not None else f"clip-{id(req):x}-{time.monotonic_ns()}"
+    if clip_id in core.clips_running:
+        raise BadRequest(f"clip id {clip_id!r} is already in use")
+    cancel = core.clips_running[clip_id] = threading.Event()
+
+    def finished(reply: Reply) -> None:
+        core.clips_running.pop(clip_id, None)
+        respond(reply)
+
     def with_avatar(avatar: Avatar) -> None:
         def work() -> Reply:
+            if cancel.is_set():
+                raise Cancelled("the clip was cancelled before it started")
             pcm = decode_audio(req.audio, req.format, req.sample_rate, p.MAX_AUDIO_SECONDS)
             animator = Animator(IdleConfig(enabled=True, seed=CLIP_SEED), now=0.0)
             animator.set_expression(req.expression, req.intensity, 0.0, 0.0)
-            mp4 = render_speech_clip(pcm, _draw_on_render_worker(core, avatar), animator, req.fps)
+            mp4 = render_speech_clip(pcm, _draw_on_render_worker(core, avatar, cancel), animator, req.fps)
             return ok(core, avatar=avatar.id, mp4=mp4, frames=frame_count(pcm.duration, req.fps),
-                      duration=pcm.duration, fps=req.fps)
+                      duration=pcm.duration, fps=req.fps, clip=clip_id)
 
-        reply_when_done(core, core.prep.submit(work), respond, lambda r: r)
+        try:
+            future = core.clips.submit(work)
+        except Exception as exc:
+            finished(error_reply(core, exc))
+            return
+        reply_when_done(core, future, finished, lambda r: r)
 
-    _on_avatar(core, req.avatar, req.image, respond, with_avatar)
+    try:
+        _on_avatar(core, req.avatar, req.image, finished, with_avatar)
+    except Exception:  # refused at once (unknown avatar, busy): the id is free again
+        core.clips_running.pop(clip_id, None)
+        raise
+
+
+def cancel_clip(core: Core, req: p.CancelClip, _respond: Respond) -> Reply:
+    """Stop a talking clip (queued or being made); its own request is answered ``cancelled``. An unknown or
+    finished id is not an error: ``cancelled`` says whether there was one to stop."""
+    cancel = core.clips_running.get(req.clip)
+    if cancel is not None:
+        cancel.set()
+        core.render.wake()  # a clip waiting for room on the render worker stops waiting
+    return ok(core, clip=req.clip, cancelled=cancel is not None)
 
 
 # --- the table ---------------------------------------------------------------------------------------------------
@@ -278,6 +310,7 @@ HANDLERS: dict[type, Route] = {
     p.Stream: Route(stream),
     p.Speak: Route(speak),
     p.SpeakClip: Route(speak_clip),
+    p.CancelClip: Route(cancel_clip, ready=False),
 }
 
 

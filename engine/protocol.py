@@ -129,10 +129,16 @@ class SpeakClip:
     expression: str = "neutral"
     intensity: float = 1.0
     fps: float = 25.0
+    clip: str | None = None  # the caller's id for this clip, so that cancel_clip can stop it
+
+
+@dataclass(frozen=True)
+class CancelClip:
+    clip: str
 
 
 Request = (Health | Expressions | ListAvatars | SetSource | DropSource | SetExpression | SetControls | Clear | SetIdle
-           | Render | Stream | Speak | SpeakClip)
+           | Render | Stream | Speak | SpeakClip | CancelClip)
 
 
 # --- field readers: each raises BadRequest naming the field --------------------------------------------------------
@@ -254,7 +260,18 @@ def _speak_clip(m: Mapping[str, Any]) -> SpeakClip:
     audio, fmt, rate = _audio_fields(m)
     return SpeakClip(audio, _avatar(m) if "avatar" in m else None, _bytes(m, "image") if "image" in m else None,
                      fmt, rate, validate_expression(m.get("expression", "neutral")),
-                     validate_intensity(m.get("intensity", 1.0)), _number(m, "fps", 25.0, MIN_CLIP_FPS, MAX_CLIP_FPS))
+                     validate_intensity(m.get("intensity", 1.0)), _number(m, "fps", 25.0, MIN_CLIP_FPS, MAX_CLIP_FPS),
+                     _clip_id(m) if m.get("clip") is not None else None)
+
+
+MAX_CLIP_ID = 64
+
+
+def _clip_id(m: Mapping[str, Any]) -> str:
+    clip = _get(m, "clip")
+    if not isinstance(clip, str) or not 1 <= len(clip) <= MAX_CLIP_ID or not clip.isprintable():
+        raise BadRequest(f"'clip' must be a printable string of 1..{MAX_CLIP_ID} characters")
+    return clip
 
 
 def _render(m: Mapping[str, Any]) -> Render:
@@ -302,6 +319,7 @@ _PARSERS = {
                                _epoch(m)),
     "speak": _speak,
     "speak_clip": _speak_clip,
+    "cancel_clip": lambda m: CancelClip(_clip_id(m)),
 }
 COMMANDS: tuple[str, ...] = tuple(_PARSERS)
 

@@ -37,11 +37,11 @@ class Engine:
                  curve: CurveKeys | None = None) -> None:
         self.settings = settings
         self._curve = curve
-        self.core = Core(settings, clock)
         self._stopping = threading.Event()
         self._ctx = zmq.Context()
         self._router = self._ctx.socket(zmq.ROUTER)
         self._pub = self._ctx.socket(zmq.PUB)
+        self.core = Core(settings, self._pub, clock)
         for sock in (self._router, self._pub):
             sock.setsockopt(zmq.LINGER, 0)
         self._pub.setsockopt(zmq.SNDHWM, FRAME_HWM)
@@ -64,7 +64,6 @@ class Engine:
             raise
         log.info("commands on %s, frames on %s%s", self.settings.command_addr, self.settings.frame_addr,
                  " (CURVE)" if self._curve is not None else "")
-        self.core.frames.pub = self._pub
         self.core.start()
 
     def run(self) -> None:

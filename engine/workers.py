@@ -1,4 +1,5 @@
-"""Every thread of the engine, and the queues between them. No other module starts a thread.
+"""Every thread of the engine, and the queues between them. No other module starts a thread (engine/prep.py starts
+the prep *processes*, each fed by a prep thread made here).
 
 ::
 
@@ -6,18 +7,25 @@
                            │  command thread (server.Engine.run): parses, runs handlers.HANDLERS[type(req)],
                            │  sends every reply, runs every continuation (Mailbox)
        Mailbox (queue +    │
-       socketpair wake) <──┼──────────────────────────────────────────────┐
-                           ├─> prep Worker     (queue: render_queue)   decode + detect (CPU)      ─┤
-                           ├─> render Worker   (queue: render_queue)   load models, prepare avatar,─┤
-                           │                                           draw (render + paste-back)   │
-                           └─> encode Worker   (queue: render_queue)   JPEG for `render` replies   ─┘
+       socketpair wake) <──┼─────────────────────────────────────────────────────────────────┐
+                           ├─> prep Worker    (render_queue)  waits on a prep process:        ─┤
+                           │      decode + detect + crop [+ offline prepare] in the child (engine/prep.py)
+                           ├─> speech Worker  (render_queue)  live `speak`: decode + analyse   ─┤
+                           ├─> clip Worker    (CLIP_QUEUE)    talking clips: decode, H.264     ─┤
+                           │      └─ each frame ──> render Worker's side lane (depth 1; waits for room, no poll)
+                           ├─> render Worker  (render_queue)  load models, prepare (torch), draw ─┤
+                           └─> encode Worker  (render_queue)  JPEG for `render` replies         ─┘
        FrameClock thread ("clock"): ticks each stream from a fixed origin ──> render Worker (stream frame)
            render Worker ──> publish Worker (queue: STREAM_ENCODE_DEPTH) JPEG + PUB for streams; owns the PUB socket
 
 - A job's result reaches the command thread only through ``Mailbox.then``: a continuation never runs on a worker.
+- Nothing that holds the GIL for long runs on a thread here: decoding and detection (dlib's CNN holds it ~1-6 s)
+  run in the prep process; bench/bench_prep.py measures each step.
+- The render worker takes its main queue first (stream ticks, `render` replies); clip frames wait in its side lane
+  and are drawn only when that queue is empty, so a stream waits at most one clip frame.
 - Stream frames have their own encode budget (the publish worker), so a burst of ``render`` replies cannot starve
   a stream, and room in it is checked *before* drawing (``frames.FramePath``): no frame is drawn to be dropped.
-- Each thread reports ``alive``; ``health`` fails when one has died (``Threads.dead``).
+- Each thread reports ``alive``; ``health`` fails when one has died (``Core.dead_threads``).
 """
 
 from __future__ import annotations
@@ -27,12 +35,13 @@ import logging
 import queue
 import socket
 import threading
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from engine.errors import Busy
+from engine.errors import Busy, Cancelled
 
 log = logging.getLogger(__name__)
 
@@ -41,58 +50,106 @@ MAX_CLOCK_WAIT_S = 1.0  # the clock never sleeps longer than this (no OverflowEr
 
 
 class Worker:
-    """One named thread, one job at a time, a bounded queue; a full queue raises Busy naming the queue."""
+    """Named thread(s) taking jobs from one bounded queue; a full queue raises Busy naming the queue.
 
-    def __init__(self, name: str, max_queue: int) -> None:
+    ``side_depth`` > 0 adds a second, low-priority lane (``submit_side``): its jobs run only when the main queue is
+    empty, and a caller that finds it full *waits* for room (a condition, not a poll). Talking clips hand their
+    frames to the render worker this way, so a stream tick (main queue) never waits behind more than the one clip
+    frame being drawn, and the clip runs at whatever speed the streams leave over.
+    """
+
+    def __init__(self, name: str, max_queue: int, threads: int = 1, side_depth: int = 0) -> None:
         self.name = name
-        self._jobs: queue.Queue[tuple[Callable[[], Any], Future] | None] = queue.Queue(max_queue)
-        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
-        self._closed = False
+        self.max_queue = max_queue
+        self.side_depth = side_depth
+        self._jobs: deque[tuple[Callable[[], Any], Future]] = deque()
+        self._side: deque[tuple[Callable[[], Any], Future]] = deque()
+        self._cond = threading.Condition()
+        self._closed = self._stopping = False
+        names = [name] if threads == 1 else [f"{name}-{i}" for i in range(threads)]
+        self._threads = [threading.Thread(target=self._run, name=n, daemon=True) for n in names]
 
     def start(self) -> None:
-        self._thread.start()
+        for thread in self._threads:
+            thread.start()
 
     @property
     def alive(self) -> bool:
-        return self._thread.is_alive()
+        return all(t.is_alive() for t in self._threads)
 
     @property
     def pending(self) -> int:
-        return self._jobs.qsize()
+        with self._cond:
+            return len(self._jobs)
 
     def has_room(self, depth: int | None = None) -> bool:
         """Whether a job submitted now would be taken (``depth``: a tighter bound than the queue's own)."""
-        limit = self._jobs.maxsize if depth is None else min(depth, self._jobs.maxsize)
-        return self._jobs.qsize() < limit
+        limit = self.max_queue if depth is None else min(depth, self.max_queue)
+        with self._cond:
+            return len(self._jobs) < limit
 
     def submit(self, fn: Callable[[], T]) -> Future[T]:
         """Queue a job; Busy when the queue is full (the caller answers busy or counts a late frame)."""
         future: Future[T] = Future()
-        if self._closed:
-            raise Busy("the engine is shutting down")
-        try:
-            self._jobs.put_nowait((fn, future))
-        except queue.Full:
-            raise Busy(f"the {self.name} queue is full ({self._jobs.maxsize} jobs); retry shortly") from None
+        with self._cond:
+            if self._closed:
+                raise Busy("the engine is shutting down")
+            if len(self._jobs) >= self.max_queue:
+                raise Busy(f"the {self.name} queue is full ({self.max_queue} jobs); retry shortly")
+            self._jobs.append((fn, future))
+            self._cond.notify()
         return future
 
+    def submit_side(self, fn: Callable[[], T], timeout: float,
+                    abort: threading.Event | None = None) -> Future[T]:
+        """Queue a low-priority job, waiting up to ``timeout`` s for room in the side lane (Busy after that).
+
+        ``abort`` set (and ``wake`` called) ends the wait at once with Cancelled: a cancelled clip stops waiting."""
+        future: Future[T] = Future()
+        with self._cond:
+            aborted = abort.is_set if abort is not None else lambda: False
+            if not self._cond.wait_for(lambda: self._closed or aborted() or len(self._side) < self.side_depth,
+                                       timeout):
+                raise Busy(f"the {self.name} worker had no room for {timeout:g} s")
+            if self._closed:
+                raise Busy("the engine is shutting down")
+            if aborted():
+                raise Cancelled("cancelled while waiting for the render worker")
+            self._side.append((fn, future))
+            self._cond.notify_all()
+        return future
+
+    def wake(self) -> None:
+        """Re-check every waiting ``submit_side`` (one of their ``abort`` events was set)."""
+        with self._cond:
+            self._cond.notify_all()
+
     def stop(self, timeout: float = 10.0) -> None:
-        """Finish the job in flight, refuse the rest (and any later one) with Busy, join the thread."""
-        self._closed = True
-        while True:
-            try:
-                job = self._jobs.get_nowait()
-            except queue.Empty:
-                break
-            if job is not None:
-                job[1].set_exception(Busy("the engine is shutting down"))
-        with contextlib.suppress(queue.Full):
-            self._jobs.put(None, timeout=timeout)
-        if self._thread.is_alive() and self._thread is not threading.current_thread():
-            self._thread.join(timeout)
+        """Finish the job in flight, refuse the rest (and any later one) with Busy, join the thread(s)."""
+        with self._cond:
+            self._closed = self._stopping = True
+            refused = [*self._jobs, *self._side]
+            self._jobs.clear()
+            self._side.clear()
+            self._cond.notify_all()
+        for _fn, future in refused:
+            future.set_exception(Busy("the engine is shutting down"))
+        for thread in self._threads:
+            if thread.is_alive() and thread is not threading.current_thread():
+                thread.join(timeout)
+
+    def _next(self) -> tuple[Callable[[], Any], Future] | None:
+        with self._cond:
+            self._cond.wait_for(lambda: self._jobs or self._side or self._stopping)
+            if self._jobs:
+                return self._jobs.popleft()
+            if self._side:
+                self._cond.notify_all()  # room in the side lane for a waiting submit_side
+                return self._side.popleft()
+            return None
 
     def _run(self) -> None:
-        while (job := self._jobs.get()) is not None:
+        while (job := self._next()) is not None:
             fn, future = job
             if not future.set_running_or_notify_cancel():
                 continue

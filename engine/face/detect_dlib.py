@@ -5,9 +5,10 @@ No model download: the HOG detector is built into dlib; the CNN detector (``mmod
 training data, iBUG 300-W, excludes commercial use).
 
 Why two detectors: HOG sees frontal faces only (a painting turned about 40 degrees, Vermeer's girl in
-tests/data/s10.jpg, gets "no face"); the CNN finds turned faces but costs about a second on a CPU, so it runs only
-when HOG finds nothing, on the image scaled to ``CNN_MAX_SIDE``. Detection runs on the image scaled to at most
-1280 on its longer side; the 68 points are always fitted at full size.
+tests/data/s10.jpg, gets "no face"); the CNN finds turned faces but costs about a second on a CPU, holding the GIL
+all along (bench/bench_prep.py; hence the engine's prep process, engine/prep.py), so it runs only when HOG finds
+nothing, on the image scaled to ``CNN_MAX_SIDE``. Detection runs on the image scaled to at most 1280 on its longer
+side; the 68 points are always fitted at full size.
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """Photo -> aligned face crop: detect, keep the largest face, crop with the reference's maths.
 
 Two detectors behind one call: the production ONNX path (SCRFD + 106 points + LivePortrait's 203 points) when its
-files are in the models folder, else dlib (HOG + 68 points). Runs once per source portrait, never per frame.
+files are in the models folder, else dlib (HOG + 68 points). Runs once per source portrait, never per frame, and
+in the engine only inside the prep process (engine/prep.py): dlib's CNN holds the GIL for its whole run.
 """
 
 from __future__ import annotations

@@ -22,6 +22,9 @@ class Renderer(Protocol):
     """Draws an animated face crop. Owned by one render worker thread; never touches sockets or JPEG."""
 
     name: str  # "liveportrait" | "offline"
+    # True when ``prepare`` needs nothing the render thread owns (no torch, no GPU): the engine then runs it in the
+    # prep process with detection (engine/prep.py), so a new avatar never holds the render thread (offline: ~0.6 s).
+    prepares_anywhere: bool
 
     def prepare(self, face: FaceCrop) -> SourceState:
         """Once per avatar (may be slow): everything that depends only on the source."""

@@ -44,12 +44,11 @@ def wait_until(cond: object, timeout: float = 10.0) -> None:
 @pytest.fixture
 def core(tmp_path: Path) -> Iterator[Core]:
     settings = Settings(models_dir=tmp_path / "models", renderer="offline", warmup=False, output="crop")
-    c = Core(settings)
     ctx = zmq.Context()
     pub = ctx.socket(zmq.PUB)
     pub.setsockopt(zmq.LINGER, 0)
-    pub.bind(f"inproc://frames-{id(c)}")
-    c.frames.pub = pub
+    pub.bind(f"inproc://frames-{id(ctx)}")
+    c = Core(settings, pub)
     c.start()
     pump(c, lambda: c.status != "starting")
     assert c.status == "ok", c.failure
@@ -119,7 +118,7 @@ class BrokenRenderer:
 
 def test_a_failing_stream_is_counted_then_stopped_with_one_traceback(core: Core,
                                                                      caplog: pytest.LogCaptureFixture) -> None:
-    core.frames.renderer = BrokenRenderer()  # type: ignore[assignment]
+    core.frames.use(BrokenRenderer())  # type: ignore[arg-type]
     aid = core.avatars.default_id
     assert aid is not None
     with caplog.at_level(logging.ERROR):
@@ -143,7 +142,7 @@ def test_stream_frames_are_not_drawn_when_the_publisher_is_full(core: Core) -> N
     wait_until(lambda: core.publish.pending == 0)
     core.publish.submit(gate.wait)  # ... and its stream budget (2) is full
     core.publish.submit(gate.wait)
-    drawn_before = len(core.frames.stats.render_ms)
+    drawn_before = core.frames.stats.drawn()
     calls = []
     renderer = core.frames.renderer
     assert renderer is not None
@@ -161,12 +160,14 @@ def test_stream_frames_are_not_drawn_when_the_publisher_is_full(core: Core) -> N
         core.frame_clock.set_rate(aid, 0)  # type: ignore[arg-type]
     finally:
         gate.set()
-    assert calls == [] and len(core.frames.stats.render_ms) == drawn_before
+    assert calls == [] and core.frames.stats.drawn() == drawn_before
 
 
 def test_stop_joins_every_thread_and_refuses_later_work(core: Core) -> None:
     assert core.dead_threads() == []
     core.stop()
-    assert sorted(core.dead_threads()) == ["clock", "encode", "prep", "publish", "render"]
+    assert sorted(core.dead_threads()) == ["clip", "clock", "encode", "prep", "publish", "render", "speech"]
     with pytest.raises(Busy, match="shutting down"):
-        core.prep.submit(lambda: None)
+        core.speech.submit(lambda: None)
+    with pytest.raises(Busy, match="shutting down"):
+        core.detect_face(b"any")

@@ -1,7 +1,8 @@
-"""Decoding bounds memory (issue 12, fault 4): a real engine process, its RSS read from /proc.
+"""Decoding bounds memory (issue 12, fault 4; issue 16): a real engine process and its prep process, RSS from /proc.
 
-A 70 kB PNG can declare 36 MP; decoding it must not cost the engine more than +300 MB at its peak, and the memory
-must come back (within +50 MB of idle) once the reply is out.
+A 70 kB PNG can declare 36 MP; decoding it happens in the prep process (engine/prep.py), which must not cost more
+than +300 MB at its peak and must give the memory back (within +50 MB of idle) once the reply is out; the engine
+process itself, which only receives the reduced result, must stay within +50 MB throughout.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import pytest
 from PIL import Image
 
 from tests.service.conftest import DATA, EngineProcess
+from tests.service.live import children
 
 MB = 1 << 20
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
@@ -64,14 +66,22 @@ def test_a_large_in_limit_upload_keeps_rss_bounded_and_gives_it_back(lean_engine
     data = UPLOADS[name]()
     assert len(data) < 1_000_000
     pid = lean_engine.proc.pid  # type: ignore[union-attr]
+    (prep,) = lean_engine.request({"v": 1, "cmd": "health"})["prep"]["pids"]  # one prep process
     time.sleep(0.5)
-    idle = status(pid)["VmRSS"]
+    idle, prep_idle = status(pid)["VmRSS"], status(prep)["VmRSS"]
     reset_peak(pid)
+    reset_peak(prep)
     reply = lean_engine.request({"v": 1, "cmd": "set_source", "image": data}, timeout_ms=60_000)
     assert reply["ok"] is False and reply["error"]["code"] == "no_face", reply  # decoded, then no face in it
-    peak = status(pid)["VmHWM"]
+    peak, prep_peak = status(pid)["VmHWM"], status(prep)["VmHWM"]
     time.sleep(0.5)
-    after = status(pid)["VmRSS"]
-    print(f"{name}: idle {idle / MB:.0f} MB, peak +{(peak - idle) / MB:.0f} MB, after +{(after - idle) / MB:.0f} MB")
-    assert peak - idle <= 300 * MB, f"peak +{(peak - idle) / MB:.0f} MB"
-    assert after - idle <= 50 * MB, f"after +{(after - idle) / MB:.0f} MB"
+    after, prep_after = status(pid)["VmRSS"], status(prep)["VmRSS"]
+    assert prep in children(pid), "the prep process was replaced: it died decoding"
+    print(f"{name}: prep process idle {prep_idle / MB:.0f} MB, peak +{(prep_peak - prep_idle) / MB:.0f} MB, "
+          f"after +{(prep_after - prep_idle) / MB:.0f} MB; engine idle {idle / MB:.0f} MB, "
+          f"peak +{(peak - idle) / MB:.0f} MB, after +{(after - idle) / MB:.0f} MB")
+    assert prep_peak - prep_idle > 50 * MB, "the decode did not happen in the prep process"
+    assert prep_peak - prep_idle <= 300 * MB, f"prep peak +{(prep_peak - prep_idle) / MB:.0f} MB"
+    assert prep_after - prep_idle <= 50 * MB, f"prep after +{(prep_after - prep_idle) / MB:.0f} MB"
+    assert peak - idle <= 50 * MB, f"the engine's peak grew +{(peak - idle) / MB:.0f} MB"
+    assert after - idle <= 50 * MB, f"engine after +{(after - idle) / MB:.0f} MB"

@@ -108,6 +108,7 @@ class LivePortraitRenderer:
     """The Renderer for the LivePortrait network. Owned by one render worker; not thread-safe."""
 
     name = "liveportrait"
+    prepares_anywhere = False  # source features are torch on the render thread's device
 
     def __init__(self, core: LivePortrait, models_dir: Path | None = None, precision_reason: str = "",
                  cuda_graphs: bool = False, channels_last: bool = False, eye_retargeting: bool = False) -> None:

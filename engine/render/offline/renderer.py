@@ -166,6 +166,7 @@ class OfflineRenderer:
     """Landmark-driven CPU warp renderer; ``prepare`` once per avatar (~0.3 s), ``render`` per frame (ms)."""
 
     name = "offline"
+    prepares_anywhere = True  # numpy and cv2 only: the prep process runs ``prepare`` (engine/prep.py)
 
     def __init__(self, reason: str = "offline renderer requested") -> None:
         self.reason = reason
