@@ -10,7 +10,7 @@ engine time to one wall clock, and the browser's own A/V sync does the rest.
 The time aiortc spends encoding a frame before it sends it (VP8: milliseconds, Opus: ~0) is measured per track
 and the frame released that much earlier, so the send time, not the release time, lands on ``t + delay``.
 
-Per avatar one ``AvatarFeed``: one SUB socket on ``frame.<avatar>`` and ``audio.<avatar>`` (engine/audio_out.py),
+Per avatar one ``AvatarFeed``: one SUB socket on ``frame.<avatar>`` and ``audio.<avatar>`` (engine/client.py parses it),
 one JPEG decode per frame, shared by every viewer; a viewer's video track holds the few frames waiting for their
 time and sends only the newest one due (a viewer that stalls skips frames, never queues them, and never holds up
 the feed or the other viewers).
@@ -37,8 +37,12 @@ import zmq.asyncio
 from aiortc import MediaStreamTrack
 from aiortc.mediastreams import MediaStreamError
 
-from engine.audio_out import AUDIO_TOPIC, AudioMessage, parse
-from engine.client import _subscriber  # the client's SUB factory (CURVE, HWM); we add the audio topic to it
+from engine.client import (  # the client's SUB factory (CURVE, HWM); we add the audio topic to it
+    AudioMessage,
+    _subscriber,
+    parse_audio,
+)
+from engine.constants import AUDIO_TOPIC
 from engine.security import CurveClientKeys
 
 log = logging.getLogger(__name__)
@@ -85,7 +89,7 @@ class AudioBuffer:
         if msg.kind == "cut":
             self.cut(msg.ts)
             return
-        x = msg.samples.astype(np.float32) / 32768.0
+        x = np.frombuffer(msg.pcm, "<i2").astype(np.float32) / 32768.0
         if msg.sample_rate != AUDIO_RATE:
             x = soxr.resample(x, msg.sample_rate, AUDIO_RATE).astype(np.float32)
         self.items.append(Speech(msg.ts, x))
@@ -221,7 +225,7 @@ class AvatarFeed:
 
     def _audio(self, parts: list[bytes]) -> None:
         try:
-            msg = parse(parts)
+            msg = parse_audio(parts)
         except Exception:
             self.stats.bad += 1
             return

@@ -21,55 +21,24 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
 
 import msgpack
 import numpy as np
 import zmq
 
+from engine.constants import AUDIO_TOPIC
 from engine.errors import Busy
 from engine.speech.audio import Pcm
 from engine.workers import Worker
 
 log = logging.getLogger(__name__)
 
-AUDIO_TOPIC = b"audio."  # PUB topic prefix: audio.<avatar id>
 AUDIO_DEPTH = 8  # audio messages waiting for the publish thread at most, beyond the frames' STREAM_ENCODE_DEPTH
-
-
-@dataclass(frozen=True)
-class AudioMessage:
-    """One published audio message, parsed (subscribers: ``parse``)."""
-
-    kind: str  # "pcm" | "cut"
-    avatar: str
-    seq: int
-    ts: float  # engine seconds: when the first sample is heard (pcm), or from when nothing is heard (cut)
-    sample_rate: int
-    samples: np.ndarray  # int16 mono; empty for a cut
-
-    @property
-    def duration(self) -> float:
-        return len(self.samples) / self.sample_rate if self.sample_rate else 0.0
 
 
 def to_s16(pcm: Pcm) -> bytes:
     """Float -1..1 mono -> little-endian int16 bytes (clipped)."""
     return (np.clip(pcm.samples, -1.0, 1.0) * 32767.0).round().astype("<i2").tobytes()
-
-
-def parse(frames: list[bytes]) -> AudioMessage:
-    """A received ``[topic, header, payload]`` -> AudioMessage; ValueError on anything malformed."""
-    if len(frames) != 3 or not frames[0].startswith(AUDIO_TOPIC):
-        raise ValueError("an audio message is [audio.<avatar>, header, pcm]")
-    header: dict[str, Any] = msgpack.unpackb(frames[1])
-    kind = header.get("kind")
-    if kind not in ("pcm", "cut") or header.get("format", "s16le") != "s16le" or header.get("channels", 1) != 1:
-        raise ValueError(f"unsupported audio message {header!r}")
-    samples = np.frombuffer(frames[2], dtype="<i2") if kind == "pcm" else np.zeros(0, np.int16)
-    return AudioMessage(kind, str(header["avatar"]), int(header["seq"]), float(header["ts"]),
-                        int(header.get("sample_rate", 0)), samples)
 
 
 class AudioOut:

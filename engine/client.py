@@ -29,7 +29,7 @@ import msgpack
 import zmq
 import zmq.asyncio
 
-from engine.constants import FRAME_TOPIC, PROTOCOL_VERSION
+from engine.constants import AUDIO_TOPIC, FRAME_TOPIC, PROTOCOL_VERSION
 from engine.errors import BadEngineReply, Busy, EngineUnavailableError
 from engine.security import CurveClientKeys
 
@@ -154,6 +154,43 @@ class StreamReply(Reply):
     avatar: str = ""
     fps: float = 0.0
     topic: str = ""
+
+
+@dataclass(frozen=True)
+class AudioMessage:
+    """One message of the engine's speech audio (PUB topic ``audio.<avatar>``, docs/protocol.md), parsed."""
+
+    kind: str  # "pcm" | "cut"
+    avatar: str
+    seq: int
+    ts: float  # engine seconds: when the first sample is heard (pcm), or from when nothing is heard (cut)
+    sample_rate: int
+    pcm: bytes  # little-endian int16 mono; empty for a cut
+
+    @property
+    def n_samples(self) -> int:
+        return len(self.pcm) // 2
+
+    @property
+    def duration(self) -> float:
+        return self.n_samples / self.sample_rate if self.sample_rate else 0.0
+
+
+def parse_audio(parts: Sequence[bytes]) -> AudioMessage:
+    """A received ``[audio.<avatar>, header, pcm]`` -> AudioMessage; ValueError on anything malformed."""
+    if len(parts) != 3 or not parts[0].startswith(AUDIO_TOPIC):
+        raise ValueError("an audio message is [audio.<avatar>, header, pcm]")
+    header = msgpack.unpackb(parts[1])
+    if not isinstance(header, dict):
+        raise ValueError("an audio header is a map")
+    kind = header.get("kind")
+    if kind not in ("pcm", "cut") or header.get("format", "s16le") != "s16le" or header.get("channels", 1) != 1:
+        raise ValueError(f"unsupported audio message {header!r}")
+    pcm = bytes(parts[2]) if kind == "pcm" else b""
+    if len(pcm) % 2:
+        raise ValueError("s16le audio has an odd byte count")
+    return AudioMessage(kind, str(header["avatar"]), int(header["seq"]), float(header["ts"]),
+                        int(header.get("sample_rate", 0)), pcm)
 
 
 @dataclass(frozen=True)
@@ -788,9 +825,9 @@ class AsyncFrameSubscriber:
 
 
 __all__ = [
-    "AsyncEngineClient", "AsyncFrameSubscriber", "AvatarReply", "AvatarsReply", "BadReply", "ClockOffset",
-    "CurveClientKeys", "EngineClient", "EngineClientError", "EngineReplyError", "EngineUnavailable", "ExpressionsReply",
-    "Frame", "FrameSubscriber", "HealthReply", "Keyframe", "Overloaded", "RenderReply", "Reply", "SourceReply",
-    "StreamReply", "build_message", "check_reply", "parse_reply",
+    "AsyncEngineClient", "AsyncFrameSubscriber", "AudioMessage", "AvatarReply", "AvatarsReply", "BadReply",
+    "ClockOffset", "ClusterFrameSubscriber", "CurveClientKeys", "EngineClient", "EngineClientError",
+    "EngineReplyError", "EngineUnavailable", "ExpressionsReply", "Frame", "FrameSubscriber", "HealthReply", "Keyframe",
+    "Overloaded", "RenderReply", "Reply", "SourceReply", "StreamReply", "build_message", "check_reply", "parse_audio",
+    "parse_reply",
 ]
-__all__ += ["ClusterFrameSubscriber"]  # engine/cluster/: frames of every replica

@@ -15,6 +15,7 @@ from engine.errors import BadRequest
 
 PROTOCOL_VERSION = 1
 FRAME_TOPIC = b"frame."  # PUB topic prefix: frame.<avatar id>
+AUDIO_TOPIC = b"audio."  # PUB topic prefix: audio.<avatar id> (the speech audio as heard)
 
 # Expression presets (their weights live in engine/animation/presets.py, which checks it has exactly these).
 EXPRESSIONS: tuple[str, ...] = ("neutral", "happy", "sad", "surprised")

@@ -14,8 +14,9 @@ import numpy as np
 import pytest
 import zmq
 
-from engine.audio_out import AUDIO_TOPIC, parse
 from engine.client import EngineClient
+from engine.client import parse_audio as parse
+from engine.constants import AUDIO_TOPIC
 from tests.service.conftest import EngineProcess
 from tests.service.test_speak import pcm_s16, sentence_wav  # noqa: F401 (the fixture)
 
@@ -78,8 +79,9 @@ def test_speak_publishes_its_pcm_at_the_engine_time_it_is_heard(sub, client, sen
     raw, rate = pcm_s16(sentence_wav)
     assert pcm.sample_rate == rate
     sent = np.frombuffer(raw, "<i2").astype(np.int32)
-    assert len(pcm.samples) == len(sent)
-    assert np.abs(pcm.samples.astype(np.int32) - sent).max() <= 1  # the samples as sent (s16 -> float -> s16)
+    samples = np.frombuffer(pcm.pcm, "<i2")
+    assert len(samples) == len(sent)
+    assert np.abs(samples.astype(np.int32) - sent).max() <= 1  # the samples as sent (s16 -> float -> s16)
     assert pcm.duration == pytest.approx(reply["duration"], abs=1e-6)
 
 
