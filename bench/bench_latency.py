@@ -39,6 +39,7 @@ from tests.service.live import (  # noqa: E402
     pct,
     speak_over_raw_http,
     speech_wav,
+    stop_processes,
     upscaled_portrait,
 )
 
@@ -166,12 +167,7 @@ def run_once(root: Path, label: str, uploads: list[tuple[str, bytes]], clip_wav:
             cycler.close()
         watcher.close()
         client.close()
-        for proc in (bridge, engine):
-            proc.terminate()
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        stop_processes(bridge, engine)
 
 
 def main() -> int:

@@ -38,7 +38,7 @@ sys.path.insert(0, str(ROOT))
 
 from engine.client import EngineClient  # noqa: E402
 from tests.service.conftest import DATA, free_port  # noqa: E402
-from tests.service.live import FrameWatcher, pct, rss_mb, speech_wav  # noqa: E402
+from tests.service.live import FrameWatcher, pct, rss_mb, speech_wav, stop_processes  # noqa: E402
 
 PORTRAITS = ("s1.jpg", "s3.jpg", "s5.jpg", "astronaut.jpg", "s42.jpg", "t1.jpg")
 
@@ -233,12 +233,7 @@ def main() -> int:
                 t.join(60)
         watcher.close()
         client.close()
-        for proc in (bridge, engine):
-            proc.terminate()
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        stop_processes(bridge, engine)
 
 
 if __name__ == "__main__":

@@ -330,6 +330,15 @@ def _check_fps(req: Stream, max_fps: float) -> Stream:
     return req
 
 
+def split_envelope(frames: list[bytes]) -> tuple[list[bytes], list[bytes]]:
+    """A ROUTER message -> (routing envelope, body). REQ peers send ``[id, b"", body]``; a DEALER peer may leave
+    out the empty delimiter (``[id, body]``): its reply then goes back without one, as it came."""
+    if b"" in frames:
+        split = frames.index(b"") + 1
+        return frames[:split], frames[split:]
+    return frames[:1], frames[1:]
+
+
 def parse_request(raw: bytes, max_bytes: int, max_fps: float = DEFAULT_MAX_FPS) -> Request:
     """Bytes off the socket -> a checked request dataclass, or a typed error."""
     if len(raw) > max_bytes:

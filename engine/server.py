@@ -106,11 +106,7 @@ class Engine:
             frames = self._router.recv_multipart(zmq.NOBLOCK)
         except zmq.Again:
             return
-        if b"" in frames:
-            split = frames.index(b"") + 1
-            envelope, body = frames[:split], frames[split:]
-        else:  # a DEALER peer without the empty delimiter
-            envelope, body = frames[:1], frames[1:]
+        envelope, body = p.split_envelope(frames)
 
         def respond(reply: Reply) -> None:
             self._send(envelope, reply)

@@ -237,11 +237,7 @@ class Router:
             frames = self._front.recv_multipart(zmq.NOBLOCK)
         except zmq.Again:
             return
-        if b"" in frames:
-            split = frames.index(b"") + 1
-            envelope, body = frames[:split], frames[split:]
-        else:  # a DEALER peer without the empty delimiter
-            envelope, body = frames[:1], frames[1:]
+        envelope, body = p.split_envelope(frames)
 
         def respond(raw: bytes | None, exc: EngineError | None) -> None:
             try:

@@ -25,16 +25,6 @@ PORTRAITS = ("astronaut.jpg", "s1.jpg", "s11.jpg")
 
 
 @pytest.fixture(scope="module")
-def detector() -> DlibDetector:
-    return DlibDetector(turned=False)  # HOG only: every portrait here is frontal, and it is fast
-
-
-@pytest.fixture(scope="module")
-def renderer() -> OfflineRenderer:
-    return OfflineRenderer()
-
-
-@pytest.fixture(scope="module")
 def avatars(detector: DlibDetector, renderer: OfflineRenderer) -> dict[str, tuple[FaceCrop, OfflineSource]]:
     pipeline = FacePipeline(detector, "test")
     out = {}

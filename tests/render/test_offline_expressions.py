@@ -24,16 +24,6 @@ PORTRAITS = ("astronaut.jpg", "s1.jpg", "s42.jpg", "s7.jpg")
 
 
 @pytest.fixture(scope="module")
-def detector() -> DlibDetector:
-    return DlibDetector(turned=False)
-
-
-@pytest.fixture(scope="module")
-def renderer() -> OfflineRenderer:
-    return OfflineRenderer()
-
-
-@pytest.fixture(scope="module")
 def avatars(detector: DlibDetector, renderer: OfflineRenderer) -> dict[str, tuple[FaceCrop, OfflineSource]]:
     pipeline = FacePipeline(detector, "test")
     out = {}

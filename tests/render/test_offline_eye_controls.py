@@ -14,24 +14,12 @@ import pytest
 
 from engine.animation.controls import NEUTRAL
 from engine.animation.state import AnimationState
-from engine.face.detect_dlib import DlibDetector
 from engine.face.intake import decode_image
 from engine.face.pipeline import FacePipeline
-from engine.render.offline import OfflineRenderer
 from tests.render.test_offline import DATA, iod, landmarks
 
 PORTRAITS = ("astronaut.jpg", "s1.jpg", "s42.jpg")
 EYES = {"Right": slice(36, 42), "Left": slice(42, 48)}  # the face's own sides: its right eye is the image's left
-
-
-@pytest.fixture(scope="module")
-def detector() -> DlibDetector:
-    return DlibDetector(turned=False)
-
-
-@pytest.fixture(scope="module")
-def renderer() -> OfflineRenderer:
-    return OfflineRenderer()
 
 
 @pytest.fixture(scope="module")

@@ -212,3 +212,13 @@ def children(pid: int) -> list[int]:
     for task in Path(f"/proc/{pid}/task").glob("*/children"):
         out.extend(int(x) for x in task.read_text().split())
     return out
+
+
+def stop_processes(*procs: subprocess.Popen) -> None:
+    """SIGTERM each process, then SIGKILL what has not exited 30 s later (the benches' engine and bridge)."""
+    for proc in procs:
+        proc.terminate()
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
