@@ -22,6 +22,7 @@ import argparse
 import io
 import os
 import random
+import signal
 import subprocess
 import sys
 import threading
@@ -131,6 +132,8 @@ def main() -> int:
     ap.add_argument("--frame-cache-mb", type=float, help="the engine's frame cache bound (default: the engine's)")
     ap.add_argument("--source-cache-mb", type=float, help="the engine's avatar cache bound (default: the engine's)")
     args = ap.parse_args()
+    # kill / a scheduler's SIGTERM (and Ctrl-C in a background job, where SIGINT is ignored) still stops the children
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     engine_args = [*(["--frame-cache-mb", str(args.frame_cache_mb)] if args.frame_cache_mb else []),
                    *(["--source-cache-mb", str(args.source_cache_mb)] if args.source_cache_mb else [])]
     tmp = Path(os.environ.get("SOAK_DIR", ROOT / ".bench" / "soak"))
@@ -171,7 +174,8 @@ def main() -> int:
         late_before = {a: 0 for a in avatars}
         rng = random.Random(5)
         print(f"soak: {args.avatars} avatars at {args.fps:g} fps for {args.minutes:g} min; engine pid {engine.pid}, "
-              f"bridge pid {bridge.pid}; the machine is shared (2 cores, other jobs running)", flush=True)
+              f"bridge pid {bridge.pid}; {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at the start",
+              flush=True)
         print("min | RSS MB engine/prep/bridge | cache MB sources/frames (bound) | frames seq_gaps max_gap_ms late "
               "| speak / expr / health ms p50 p99 max | http", flush=True)
         while (now := time.monotonic()) < end_t and engine.poll() is None:

@@ -32,6 +32,14 @@ def post_render(bridge: BridgeProcess, image: bytes | None, content_type: str = 
     return httpx.post(bridge.url + "/api/render", files=files, data=fields, timeout=60)
 
 
+def _wait_held(peer: Peer, count: int, timeout: float = 10.0) -> None:
+    """Wait until the stalling engine holds `count` requests; a bridge that never forwards them fails, not hangs."""
+    deadline = time.monotonic() + timeout
+    while peer.held < count:
+        assert time.monotonic() < deadline, f"{peer.held} of {count} requests reached the engine"
+        time.sleep(0.05)
+
+
 def test_health_is_exactly_the_seed_contract(bridge: BridgeProcess) -> None:
     response = httpx.get(bridge.url + "/health")
     assert response.status_code == 200
@@ -180,10 +188,7 @@ def test_full_queue_answers_503_busy_at_once(stalling) -> None:
     """
     peer, bridge = stalling
     _background_renders(bridge, 2)
-    deadline = time.monotonic() + 10
-    while peer.held < 1:
-        assert time.monotonic() < deadline, "the first render never reached the engine"
-        time.sleep(0.05)
+    _wait_held(peer, 1)
     photo = (DATA / "s1.jpg").read_bytes()
     deadline = time.monotonic() + 15
     while True:
@@ -202,8 +207,7 @@ def test_full_queue_answers_503_busy_at_once(stalling) -> None:
 def test_health_never_waits_behind_renders(stalling) -> None:
     peer, bridge = stalling
     _background_renders(bridge, 2)
-    while peer.held < 1:
-        time.sleep(0.05)
+    _wait_held(peer, 1)
     for _ in range(3):
         started = time.monotonic()
         response = httpx.get(bridge.url + "/health", timeout=5)
@@ -221,8 +225,7 @@ def test_renders_in_flight_are_released_when_the_engine_dies(peer_factory, tmp_p
     try:
         for t in threads:
             t.start()
-        while peer.held < 4:
-            time.sleep(0.05)
+        _wait_held(peer, 4)
         peer.close()  # the engine dies with 4 renders waiting (timeout 20 s x 2 tries before)
         started = time.monotonic()
         for t in threads:
@@ -241,8 +244,7 @@ def test_renders_in_flight_are_released_when_the_engine_dies(peer_factory, tmp_p
 def test_sigterm_exits_promptly_with_requests_pending(stalling) -> None:
     peer, bridge = stalling
     _background_renders(bridge, 3)
-    while peer.held < 1:
-        time.sleep(0.05)
+    _wait_held(peer, 1)
     assert bridge.proc is not None
     started = time.monotonic()
     bridge.proc.send_signal(signal.SIGTERM)

@@ -4,8 +4,8 @@ Every message gets a reply, no reply is ``internal`` (that would be a bug reachi
 alive and healthy afterwards with no thread dead. LP_FUZZ_N sets the count (default 1500; the issue's run: 10,000).
 
 A fifth of the messages are ``speak``/``speak_clip`` built from a valid base (a real WAV or raw PCM for the default
-avatar) with one to three fields made hostile, so the fuzz reaches the audio decoder and the speech layer, not just
-the "missing audio" check: the test counts the speak commands that were answered ok and those refused for their
+avatar) with one to three fields made hostile, so the fuzz reaches the audio decoder, the speech layer and clip ids,
+not just the "missing audio" check: the test counts the speak commands that were answered ok and those refused for their
 audio, and fails when either kind is missing.
 """
 
@@ -27,9 +27,10 @@ from engine.protocol import COMMANDS
 from tests.service.conftest import EngineProcess
 
 FIELDS = ("avatar", "image", "expression", "intensity", "transition_ms", "controls", "keyframes", "smooth",
-          "enabled", "seed", "output", "quality", "fps", "t", "audio", "format", "sample_rate", "start", "append")
+          "enabled", "seed", "output", "quality", "fps", "t", "audio", "format", "sample_rate", "start", "append",
+          "clip")
 SPEAK_FIELDS = ("audio", "format", "sample_rate", "start", "append", "avatar", "image", "expression", "intensity",
-                "fps")
+                "fps", "clip")
 
 
 def _wav(seconds: float, rate: int = 16_000, channels: int = 1, width: int = 2) -> bytes:
@@ -61,7 +62,8 @@ def hostile_values(rng: random.Random) -> list[object]:
     return [None, True, False, -1, 0, 1, 2**64 - 1, -(2**63), 1e-10, 1e308, -1e308, float("nan"), float("inf"),
             "", "default", "x" * 5000, "\u202e\u0000", b"", b"\x00" * 64, rng.randbytes(300), _png(1), _png(40),
             [], [1] * 50, deep, {}, {"jawOpen": 2.0}, {"jawOpen": 0.5}, {"nope": 1}, {1: 2},
-            [{"t": 1.0, "controls": {"jawOpen": 0.2}}], [{"t": -1}], "happy", "angry", "crop", 0.5, 61, 1e-3]
+            [{"t": 1.0, "controls": {"jawOpen": 0.2}}], [{"t": -1}], "happy", "angry", "crop", 0.5, 61, 1e-3,
+            "clip-1", "x" * 65]
 
 
 def audio_values(rng: random.Random) -> dict[str, list[object]]:
