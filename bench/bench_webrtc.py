@@ -175,24 +175,11 @@ def viewers(browser, url: str, pid: int, most: int) -> None:
 def rss(browser, url: str, pid: int, cycles: int) -> None:
     tab = browser.new_page()
     tab.goto(url + "/whep/session")
-    once = """async () => {
-      const pc = new RTCPeerConnection();
-      pc.addTransceiver('video', {direction: 'recvonly'}); pc.addTransceiver('audio', {direction: 'recvonly'});
-      await pc.setLocalDescription(await pc.createOffer());
-      await new Promise(r => { if (pc.iceGatheringState === 'complete') r();
-        pc.onicegatheringstatechange = () => pc.iceGatheringState === 'complete' && r(); setTimeout(r, 2000); });
-      const res = await fetch('/whep', {method: 'POST', headers: {'Content-Type': 'application/sdp'},
-                                        body: pc.localDescription.sdp});
-      if (res.status !== 201) return res.status;
-      await pc.setRemoteDescription({type: 'answer', sdp: await res.text()});
-      await new Promise(r => { pc.onconnectionstatechange = () => pc.connectionState === 'connected' && r();
-                               setTimeout(r, 5000); });
-      const state = pc.connectionState;
-      await fetch(res.headers.get('Location'), {method: 'DELETE'}); pc.close(); return state; }"""
+    tab.add_script_tag(content=PLAYER)
     marks = {}
     states = []
     for i in range(cycles):
-        states.append(tab.evaluate(once))
+        states.append(tab.evaluate("whepCycle()"))
         if (i + 1) % 25 == 0 or i + 1 == 10:
             time.sleep(1)
             marks[i + 1] = rss_mb(pid)

@@ -39,6 +39,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"liveportrait-bridge: {exc}", file=sys.stderr)
         return 2
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if settings.log_level.upper() != "DEBUG":  # aioice logs every ICE candidate check at INFO (~10 lines a viewer)
+        logging.getLogger("aioice").setLevel(logging.WARNING)
     app = create_app(settings, features=FEATURES, feature_settings=feature_settings)
     # JSON 400s from uvicorn itself; a SIGTERM waits at most shutdown_timeout_s for the rest (e.g. slow uploads).
     config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level=settings.log_level.lower(),

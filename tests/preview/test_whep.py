@@ -23,6 +23,7 @@ PLAYER = (Path(__file__).parent / "whep_page.js").read_text()
 WEBRTC_ARGS = [*CHROMIUM_ARGS, "--autoplay-policy=no-user-gesture-required", "--allow-loopback-in-peer-connection",
                "--disable-features=WebRtcHideLocalIpsWithMdns"]
 SENTENCE = "Hello, my mom bought a puppy. Please be happy."
+QUICK_VIEWERS = 30
 
 
 @pytest.fixture(scope="module")
@@ -120,6 +121,25 @@ def test_closing_the_tab_frees_the_session(chromium, bridge: BridgeProcess) -> N
     assert sessions(bridge) == before + 1
     context.close()
     assert wait_for(lambda: sessions(bridge) == before, timeout=60), httpx.get(bridge.url + "/whep/session").json()
+
+
+def test_quick_viewers_are_freed_and_log_no_task_errors(chromium, bridge: BridgeProcess) -> None:
+    """Viewers that leave as soon as they connect (aiortc is still starting the bundled transport then): every session
+    freed, and no asyncio "Task exception was never retrieved" traceback in the bridge's log per such viewer."""
+    before, logged = sessions(bridge), bridge.log.stat().st_size
+    context = chromium.new_context()
+    tab = context.new_page()
+    tab.goto(bridge.url + "/whep/session")
+    tab.add_script_tag(content=PLAYER)
+    try:
+        states = [tab.evaluate("whepCycle()") for _ in range(QUICK_VIEWERS)]
+    finally:
+        context.close()
+    assert states.count("connected") >= QUICK_VIEWERS // 2, states
+    assert wait_for(lambda: sessions(bridge) == before, timeout=30), httpx.get(bridge.url + "/whep/session").json()
+    time.sleep(1)
+    log = bridge.log.read_bytes()[logged:].decode(errors="replace")
+    assert "Task exception was never retrieved" not in log and "Traceback" not in log, log[-3000:]
 
 
 def test_bad_offers_are_refused(bridge: BridgeProcess) -> None:

@@ -43,6 +43,32 @@ window.whepPlay = async (path, jitterMs = 0) => {
           tracks: stream.getTracks().map((t) => t.kind).sort()};
 };
 
+// One quick viewer: connect, wait (at most 5 s) until connected, DELETE at once, close. Returns the state it
+// reached. Quick ones end while aiortc is still starting the bundled transports.
+window.whepCycle = async (path = "/whep") => {
+  const pc = new RTCPeerConnection();
+  pc.addTransceiver("video", {direction: "recvonly"});
+  pc.addTransceiver("audio", {direction: "recvonly"});
+  await pc.setLocalDescription(await pc.createOffer());
+  await new Promise((ok) => {
+    if (pc.iceGatheringState === "complete") ok();
+    pc.onicegatheringstatechange = () => pc.iceGatheringState === "complete" && ok();
+    setTimeout(ok, 2000);
+  });
+  const res = await fetch(path, {method: "POST", headers: {"Content-Type": "application/sdp"},
+                                 body: pc.localDescription.sdp});
+  if (res.status !== 201) return String(res.status);
+  await pc.setRemoteDescription({type: "answer", sdp: await res.text()});
+  await new Promise((ok) => {
+    pc.onconnectionstatechange = () => pc.connectionState === "connected" && ok();
+    setTimeout(ok, 5000);
+  });
+  const state = pc.connectionState;
+  await fetch(res.headers.get("Location"), {method: "DELETE"});
+  pc.close();
+  return state;
+};
+
 // What the viewer sees and hears, on one clock (performance.now, ms): each displayed frame, grey, 128 x 128 (the
 // analysis finds the mouth: the only part that moves with idle life off), at requestVideoFrameCallback's expected display time;
 // and each audio packet's level at the time it was delivered to the track for playout (getSynchronizationSources:
