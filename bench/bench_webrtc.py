@@ -203,7 +203,7 @@ def main() -> None:
     from playwright.sync_api import sync_playwright
 
     with open("/proc/loadavg") as f:
-        print(f"machine: {os.cpu_count()} cores, load average {f.read().split()[:3]} (other work shares it)")
+        print(f"machine: {os.cpu_count()} cores, load average {f.read().split()[:3]}")
     def part(name: str) -> bool:
         return args.only in (None, name)
 

@@ -54,8 +54,9 @@ CORS = {"Access-Control-Allow-Origin": "*", "Access-Control-Expose-Headers": "Lo
 CODECS = {"vp8": "video/VP8", "h264": "video/H264"}
 
 
-# The WebRTC viewers' limits, ICE and codec. VP8 at 800 kbps: on this CPU VP8 encodes a 512 x 512 frame in ~2-6 ms,
-# libx264 (aiortc's H.264) in ~12-36 ms, and each viewer costs one encode (bench/bench_webrtc.py).
+# The WebRTC viewers' limits, ICE and codec. VP8 at 800 kbps: on this CPU VP8 encodes a 512 x 512 frame in ~2 ms
+# (p50, quiet or loaded), libx264 (aiortc's H.264) in 5 ms quiet and 12-16 ms loaded, and each viewer costs one
+# encode (bench/bench_webrtc.py).
 WHEP_OPTIONS: tuple[Option, ...] = (
     Option("whep_max_viewers", "--whep-max-viewers", "LP_WHEP_MAX_VIEWERS", int, 8,
            "WebRTC (WHEP) viewers on this bridge at once; beyond it 503 + Retry-After"),
