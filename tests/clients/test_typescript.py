@@ -6,6 +6,7 @@ The Node tests start the engine and the bridge themselves with LP_PYTHON (this i
 from __future__ import annotations
 
 import os
+import platform
 import shutil
 import subprocess
 import sys
@@ -15,6 +16,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "clients" / "typescript"
+NODE_MAJORS = (20, 22)  # the LTS lines the package promises its consumers
+NODE_CACHE = ROOT / ".cache" / "node"  # git-ignored
 
 pytestmark = pytest.mark.skipif(shutil.which("node") is None or shutil.which("npm") is None,
                                 reason="node and npm are not installed (Debian: apt-get install nodejs npm)")
@@ -105,9 +108,27 @@ def run(cmd: list[str], cwd: Path, timeout: float) -> str:
     return proc.stdout
 
 
+def node_of_major(major: int) -> str:
+    """A `node` of this major line: the system's when it is one, else the official build that the npm registry
+    carries as the `node-linux-<arch>` package (Debian ships one line; the registry is reachable where npm is)."""
+    system = shutil.which("node")
+    if system and run([system, "--version"], ROOT, 30).strip().lstrip("v").split(".")[0] == str(major):
+        return system
+    arch = {"x86_64": "x64", "aarch64": "arm64", "arm64": "arm64"}[platform.machine()]
+    prefix = NODE_CACHE / str(major)
+    binary = prefix / "node_modules" / f"node-linux-{arch}" / "bin" / "node"
+    if not binary.is_file():
+        prefix.mkdir(parents=True, exist_ok=True)
+        run(["npm", "install", "--no-save", "--no-audit", "--no-fund", "--prefix", str(prefix),
+             f"node-linux-{arch}@{major}"], prefix, 600)
+    assert run([str(binary), "--version"], ROOT, 30).startswith(f"v{major}."), binary
+    return str(binary)
+
+
 @pytest.mark.timeout(900)
 def test_the_packed_package_renders_from_commonjs_and_esm_consumers(tmp_path: Path) -> None:
-    """npm pack, installed into a fresh `npm init -y` project: require() and import each render a frame."""
+    """npm pack, installed into a fresh `npm init -y` project: require() and import each render a frame, on Node 20
+    and on Node 22."""
     import base64
     import json
 
@@ -132,13 +153,15 @@ def test_the_packed_package_renders_from_commonjs_and_esm_consumers(tmp_path: Pa
          "node16", "--typeRoots", str(PACKAGE / "node_modules" / "@types"), "--types", "node", "draw.cts",
          "draw.mts"], consumer, 300)
 
+    nodes = [node_of_major(major) for major in NODE_MAJORS]
     engine = EngineProcess(tmp_path, env={"LP_WARMUP": "0"}).start()
     try:
-        for script, build in (("render.js", "dist/cjs/index.js"), ("render.mjs", "dist/src/index.js")):
-            out = json.loads(run(["node", script, engine.command_addr], consumer, 120).strip().splitlines()[-1])
-            assert out["resolved"].endswith(f"node_modules/@secretary/liveportrait-client/{build}"), out["resolved"]
-            assert out["status"] == "ok" and out["refused"] == "bad_request"
-            frame = decode_jpeg(base64.b64decode(out["jpeg"]))
-            assert frame.shape == (512, 512, 3) and out["header"]["expression"] == "happy", (script, out["header"])
+        for node in nodes:
+            for script, build in (("render.js", "dist/cjs/index.js"), ("render.mjs", "dist/src/index.js")):
+                out = json.loads(run([node, script, engine.command_addr], consumer, 120).strip().splitlines()[-1])
+                assert out["resolved"].endswith(f"node_modules/@secretary/liveportrait-client/{build}"), out
+                assert out["status"] == "ok" and out["refused"] == "bad_request"
+                frame = decode_jpeg(base64.b64decode(out["jpeg"]))
+                assert frame.shape == (512, 512, 3) and out["header"]["expression"] == "happy", (node, script, out)
     finally:
         assert engine.stop() == 0
