@@ -3,7 +3,8 @@
 An avatar's id is the hash of its photo (engine/avatars.py), so the router knows where an upload belongs before any
 engine has seen it: a known id goes to the replica that holds it, a new one to the least-loaded replica that is not
 draining. The photo's bytes are kept (byte-bounded, least recently used first) so an avatar whose replica dies can be
-prepared again elsewhere; its stream rate is kept so the stream resumes there, with ``epoch`` raised by one.
+prepared again elsewhere; its stream rate is kept so the stream resumes there, with ``epoch`` raised by one, and its
+look (engine/cluster/look.py) so that it resumes with the same face.
 
 Thread-safe (one lock): the router thread reads it per command, the supervisor changes it on faults and scaling.
 """
@@ -13,7 +14,9 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field
 
+from engine import protocol as p
 from engine.cache import ByteLRU
+from engine.cluster.look import Look
 
 
 @dataclass
@@ -46,6 +49,7 @@ class Placed:
     fps: float = 0.0  # its stream's rate on the wire (0: not streaming)
     ready: bool = False  # set_source answered ok there (until then a failure unplaces it)
     moving_to: str | None = None  # being prepared there (counts as its load, so moved avatars spread)
+    look: Look = field(default_factory=Look)  # what it was told to look like (replayed where it moves)
 
 
 @dataclass
@@ -161,9 +165,21 @@ class Placement:
                 self.avatars[avatar].moving_to = target
 
     def place(self, avatar: str, replica: str, epoch: int, fps: float) -> None:
-        """The supervisor moved ``avatar`` onto ``replica``."""
+        """The supervisor moved ``avatar`` onto ``replica`` (its look goes with it)."""
         with self._lock:
-            self.avatars[avatar] = Placed(replica, epoch, fps, ready=True)
+            old = self.avatars.get(avatar)
+            self.avatars[avatar] = Placed(replica, epoch, fps, ready=True, look=old.look if old else Look())
+
+    def remember(self, avatar: str, req: p.Request) -> None:
+        """A look command for ``avatar`` was accepted by its replica."""
+        with self._lock:
+            if avatar in self.avatars:
+                self.avatars[avatar].look.apply(req)
+
+    def look(self, avatar: str) -> Look | None:
+        with self._lock:
+            placed = self.avatars.get(avatar)
+            return placed.look.copy() if placed else None
 
     def set_stream(self, avatar: str, fps: float) -> None:
         with self._lock:

@@ -12,7 +12,8 @@ Mailbox, as the engine's command thread does.
 
 Routing (by the fields the engine itself reads): an upload (``set_source``, ``render``/``speak_clip`` with
 ``image``) goes where its hash lives or to the least-loaded replica; a command naming an avatar goes to its
-replica, with ``stream`` stamped with the avatar's ``epoch``; anything else goes to any replica, round robin. Replies
+replica, with ``stream`` stamped with the avatar's ``epoch`` (and the look commands it accepts remembered for a
+move: engine/cluster/look.py); anything else goes to any replica, round robin. Replies
 are forwarded as the replica's bytes, except ``health`` and ``list_avatars``, which are widened to the whole
 cluster (``health`` gains ``cluster``). The router parses only what it routes by; every check of client input stays
 in the engine, so a malformed message gets exactly the engine's error reply.
@@ -35,6 +36,7 @@ import zmq
 
 from engine import protocol as p
 from engine.avatars import DEFAULT_ALIAS, avatar_id
+from engine.cluster.look import LOOK_COMMANDS
 from engine.cluster.placement import Placement
 from engine.errors import Busy, EngineError
 from engine.workers import Mailbox
@@ -311,6 +313,14 @@ class Router:
                 respond(reply, exc)
 
             return raw, dropped
+        if cmd in LOOK_COMMANDS:
+            def looked(reply: bytes | None, exc: EngineError | None) -> None:
+                if exc is None and _ok(reply):  # the engine accepted it, so it parses
+                    with contextlib.suppress(EngineError):
+                        self.placement.remember(avatar, p.parse_request(raw, self.max_message))
+                respond(reply, exc)
+
+            return raw, looked
         return raw, respond
 
     def _widen(self, cmd: str, reply: bytes | None, exc: EngineError | None) -> tuple[bytes | None, EngineError | None]:

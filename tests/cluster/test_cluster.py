@@ -130,14 +130,28 @@ def test_killed_replica_avatars_stream_again_elsewhere(cluster: ClusterService, 
     placed = homes(cluster)
     victim = next(r for r in cluster.status()["replicas"] if len(r["avatars"]) == 3)
     lost = set(victim["avatars"])
+    with client(cluster) as c:  # a look that must survive the move
+        for aid in lost:
+            c.set_expression(aid, "surprised", 0.7)
+            c.set_controls(aid, {"jawOpen": 0.4, "headYaw": 8.0}, transition_ms=0)
+            c.set_idle(aid, False)
+    time.sleep(0.5)  # past the transitions: every frame from here on shows the look
     with ClusterFrameSubscriber(cluster.config.command_addr, refresh_s=0.5) as sub:
+        before = frames_until(sub, lost, 30)
         killed = time.monotonic()
         os.kill(victim["actor_pid"], signal.SIGKILL)  # the replica's Ray actor; its engine follows it
         seen = frames_until(sub, lost, 30, accept=lambda f: f.epoch == 1)
         took = time.monotonic() - killed
         assert httpx.get(cluster_bridge.url + "/health").status_code == 200  # the contract answered throughout
+        settled = frames_until(sub, lost, 10, accept=lambda f: f.epoch == 1 and f.seq >= 1)  # past the 80 ms ease
     assert set(seen) == lost, f"moved in time: {sorted(seen)} of {sorted(lost)}"
     assert took < FAILOVER_BOUND_S, f"{took:.1f} s from the kill to the last moved avatar's first frame"
+    assert set(before) == set(settled) == lost
+    for aid, frame in settled.items():  # the same face on the new replica (look.py), not the neutral one
+        old = before[aid].header
+        assert (old["expression"], old["intensity"]) == ("surprised", 0.7), old
+        assert (frame.header["expression"], frame.header["intensity"]) == ("surprised", 0.7), frame.header
+        assert abs(old["jawOpen"] - 0.4) < 0.02 and abs(frame.header["jawOpen"] - 0.4) < 0.02, (old, frame.header)
     now = homes(cluster)
     assert victim["id"] not in {r["id"] for r in cluster.status()["replicas"]}
     assert set(now) == set(placed) and all(now[a] != victim["id"] for a in lost)

@@ -114,6 +114,41 @@ def test_placement_spreads_new_and_moved_avatars() -> None:
     assert placement.where("new-avatar-00000") is None
 
 
+def test_a_look_is_remembered_as_the_engine_applies_it_and_rebuilt_in_order() -> None:
+    from engine import protocol as p
+    from engine.cluster.look import Look
+
+    def parsed(msg: dict) -> p.Request:
+        return p.parse_request(p.pack({"v": 1, **msg}), 1 << 20)
+
+    look = Look()
+    look.apply(parsed({"cmd": "set_controls", "avatar": "a", "controls": {"jawOpen": 0.3, "headYaw": 5.0}}))
+    look.apply(parsed({"cmd": "set_expression", "avatar": "a", "expression": "happy", "intensity": 0.5}))
+    look.apply(parsed({"cmd": "set_controls", "avatar": "a", "controls": {"eyeBlinkLeft": 1.0}}))  # ARKit name
+    look.apply(parsed({"cmd": "set_idle", "avatar": "a", "enabled": False, "seed": 3}))
+    look.apply(parsed({"cmd": "speak", "avatar": "a", "audio": bytes(320), "format": "pcm_s16le",
+                       "sample_rate": 16000}))  # a moment, not a look
+    messages = look.messages("a")
+    assert [m["cmd"] for m in messages] == ["set_expression", "set_controls", "set_idle"]
+    assert messages[0] == {"cmd": "set_expression", "avatar": "a", "expression": "happy", "intensity": 0.5,
+                           "transition_ms": 0}
+    controls = messages[1]["controls"]
+    assert "jawOpen" not in controls and controls["headYaw"] == 5.0  # the expression reset the face, not the head
+    assert set(controls) - {"headYaw"}, controls  # the blink, under our own name
+    assert messages[2] == {"cmd": "set_idle", "avatar": "a", "enabled": False, "seed": 3}
+    for message in messages:  # each one the engine accepts as it stands
+        parsed(message)
+
+    placement = Placement()
+    placement.add_replica(ReplicaInfo("r", "n", 1, "", ""))
+    placement.home_for_upload("a", b"x")
+    placement.confirm("a", "r", ok=True)
+    placement.remember("a", parsed({"cmd": "set_expression", "avatar": "a", "expression": "sad"}))
+    placement.remove_replica("r")
+    placement.place("a", "s", 1, 25.0)  # moved: the look went with it
+    assert placement.look("a").messages("a")[0]["expression"] == "sad"
+
+
 @pytest.mark.parametrize("bad", [-1, True, 1.5, "1", 2**31])
 def test_stream_epoch_is_checked(bad: object) -> None:
     from engine import protocol as p
