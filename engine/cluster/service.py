@@ -7,7 +7,8 @@ avatar when its replica goes (here):
 - a replica dies (its actor or its engine process): the router stops sending to it, requests in flight there are
   answered ``busy``; each avatar it held is prepared again on the least-loaded live replica from the photo the
   cluster kept, given the look it had (expression, controls, idle: look.py), and its stream resumes there with
-  ``epoch`` raised by one. Until then commands for it answer ``busy`` (the bridge: 503 with Retry-After). A replacement replica is started when ``replace_dead``.
+  ``epoch`` raised by one. Until then commands for it answer ``busy`` (the bridge: 503 with Retry-After). A
+  replacement replica is started when ``replace_dead``.
 - a replica is added: it takes new avatars at once (it is the least loaded).
 - a replica is removed (scale down): it drains: no new avatars; each avatar is prepared on another replica, its
   stream started there (epoch + 1) and only then stopped on the draining one; then the engine stops gracefully.
