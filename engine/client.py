@@ -23,7 +23,7 @@ import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, fields
-from typing import Any, Generic, ParamSpec, TypeVar
+from typing import Any, Generic, ParamSpec, Self, TypeVar
 
 import msgpack
 import zmq
@@ -293,15 +293,18 @@ def _socket(ctx: zmq.Context, kind: int, addr: str, curve: CurveClientKeys | Non
     return sock
 
 
-def _subscriber(ctx: zmq.Context, addr: str, avatar: str | None, curve: CurveClientKeys | None, hwm: int) -> Any:
-    """A SUB socket on ``frame.<avatar>`` (or every avatar), at most ``hwm`` frames queued."""
+def _subscriber(ctx: zmq.Context, addr: str | None, avatar: str | None, curve: CurveClientKeys | None,
+                hwm: int) -> Any:
+    """A SUB socket on ``frame.<avatar>`` (or every avatar), at most ``hwm`` frames queued, connected to ``addr``
+    (None: the caller connects it, to as many publishers as it follows)."""
     sock = ctx.socket(zmq.SUB)
     sock.setsockopt(zmq.LINGER, 0)
     sock.setsockopt(zmq.RCVHWM, hwm)
     if curve is not None:
         curve.apply(sock)
     sock.subscribe(FRAME_TOPIC + (avatar.encode() if avatar else b""))
-    sock.connect(addr)
+    if addr is not None:
+        sock.connect(addr)
     return sock
 
 
@@ -537,7 +540,7 @@ class EngineClient:
 class FrameSubscriber:
     """SUB socket for ``frame.<avatar>`` (or every avatar): ``recv`` with a timeout, or iterate forever."""
 
-    def __init__(self, addr: str, avatar: str | None = None, *, curve: CurveClientKeys | None = None,
+    def __init__(self, addr: str | None, avatar: str | None = None, *, curve: CurveClientKeys | None = None,
                  context: zmq.Context | None = None, hwm: int = 4) -> None:
         self._own_ctx = context is None
         self._ctx = context or zmq.Context()
@@ -555,7 +558,7 @@ class FrameSubscriber:
             if frame is not None:
                 yield frame
 
-    def __enter__(self) -> FrameSubscriber:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -567,7 +570,7 @@ class FrameSubscriber:
             self._ctx.term()
 
 
-class ClusterFrameSubscriber:
+class ClusterFrameSubscriber(FrameSubscriber):
     """One SUB socket on every replica's PUB of a cluster (engine/cluster/, docs/scaling.md): the address list is
     ``health``'s ``cluster.replicas[].frame_addr`` on ``command_addr``, read again every ``refresh_s``; a new replica
     is connected, a gone one disconnected (a SUB may connect to many PUBs). A single engine's health has no
@@ -576,14 +579,7 @@ class ClusterFrameSubscriber:
     def __init__(self, command_addr: str, avatar: str | None = None, *, refresh_s: float = 1.0,
                  fallback_addr: str | None = None, curve: CurveClientKeys | None = None, hwm: int = 16,
                  context: zmq.Context | None = None) -> None:
-        self._own_ctx = context is None
-        self._ctx = context or zmq.Context()
-        self._sock = self._ctx.socket(zmq.SUB)
-        self._sock.setsockopt(zmq.LINGER, 0)
-        self._sock.setsockopt(zmq.RCVHWM, hwm)
-        if curve is not None:
-            curve.apply(self._sock)
-        self._sock.subscribe(FRAME_TOPIC + (avatar.encode() if avatar else b""))
+        super().__init__(None, avatar, curve=curve, context=context, hwm=hwm)
         self._health = EngineClient(command_addr, timeout_ms=2000, retries=0, curve=curve, context=self._ctx)
         self.refresh_s, self.fallback_addr = refresh_s, fallback_addr
         self.addrs: set[str] = set()
@@ -622,17 +618,9 @@ class ClusterFrameSubscriber:
             if deadline is not None and time.monotonic() >= deadline:
                 return None
 
-    def __enter__(self) -> ClusterFrameSubscriber:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
     def close(self) -> None:
         self._health.close()
-        self._sock.close(linger=0)
-        if self._own_ctx:
-            self._ctx.term()
+        super().close()
 
 
 def _frame(parts: list[bytes]) -> Frame:
