@@ -10,8 +10,7 @@ import * as zmq from "zeromq";
 
 import { EngineClient } from "./client.js";
 import { LivePortraitError } from "./errors.js";
-import { FRAME_TOPIC_PREFIX, parseFrame } from "./frames.js";
-import type { Frame } from "./types.js";
+import { FRAME_TOPIC_PREFIX, FrameReader } from "./frames.js";
 
 /** One replica as health's (and the bridge's /status) `cluster.replicas` lists it. */
 export interface ClusterReplica {
@@ -42,22 +41,19 @@ export interface ClusterSubscribeOptions {
   highWaterMark?: number;
 }
 
-export class ClusterFrameSubscription implements AsyncIterableIterator<Frame> {
+export class ClusterFrameSubscription extends FrameReader {
   readonly commandAddress: string;
   /** The frame addresses connected now. */
   readonly addresses = new Set<string>();
-  skipped = 0;
-  private readonly socket: zmq.Subscriber;
   private readonly health: EngineClient;
   private readonly fallback: string | undefined;
   private timer: ReturnType<typeof setInterval> | undefined;
-  private closed = false;
 
   /** Use `ClusterFrameSubscription.open`, which reads the replica list once before returning. */
   constructor(commandAddress: string, options: ClusterSubscribeOptions = {}) {
+    super(new zmq.Subscriber({ linger: 0, receiveHighWaterMark: options.highWaterMark ?? 16 }));
     this.commandAddress = commandAddress;
     this.fallback = options.fallbackAddress;
-    this.socket = new zmq.Subscriber({ linger: 0, receiveHighWaterMark: options.highWaterMark ?? 16 });
     this.socket.subscribe(FRAME_TOPIC_PREFIX + (options.avatar ?? ""));
     this.health = new EngineClient({ commandAddress, timeoutMs: 2000, retries: 0, poolSize: 1 });
   }
@@ -97,40 +93,13 @@ export class ClusterFrameSubscription implements AsyncIterableIterator<Frame> {
     return this.addresses;
   }
 
-  async next(): Promise<IteratorResult<Frame, undefined>> {
-    while (!this.closed) {
-      let parts: Buffer[];
-      try {
-        parts = await this.socket.receive();
-      } catch (err) {
-        if (this.closed) break;
-        throw new LivePortraitError("frames", `cluster frame subscription on ${this.commandAddress} failed`,
-          { cause: err });
-      }
-      const frame = parseFrame(parts);
-      if (frame === undefined) {
-        this.skipped += 1;
-        continue;
-      }
-      return { value: frame, done: false };
-    }
-    return { value: undefined, done: true };
+  protected override failed(err: unknown): unknown {
+    return new LivePortraitError("frames", `cluster frame subscription on ${this.commandAddress} failed`,
+      { cause: err });
   }
 
-  async return(): Promise<IteratorResult<Frame, undefined>> {
-    this.close();
-    return { value: undefined, done: true };
-  }
-
-  [Symbol.asyncIterator](): this {
-    return this;
-  }
-
-  close(): void {
-    if (this.closed) return;
-    this.closed = true;
+  protected override released(): void {
     if (this.timer !== undefined) clearInterval(this.timer);
-    this.socket.close();
     this.health.close();
   }
 }

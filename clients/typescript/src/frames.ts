@@ -25,28 +25,21 @@ export interface SubscribeOptions {
   curve?: CurveClientKeys | null;
 }
 
-export class FrameSubscription implements AsyncIterableIterator<Frame> {
-  readonly address: string;
-  readonly topic: string;
+/**
+ * The receive loop every subscription shares: frames off one SUB socket, what is not a frame counted in `skipped`
+ * and passed over, done once closed. A subclass says what a failed receive becomes and what it lets go on close.
+ */
+export abstract class FrameReader implements AsyncIterableIterator<Frame> {
   skipped = 0;
-  private readonly socket: zmq.Subscriber;
-  private readonly onClose: (() => void) | undefined;
-  private closed = false;
+  protected closed = false;
 
-  /** `onClose` lets an owner (EngineClient) forget the subscription once it is closed. */
-  constructor(address: string, options: SubscribeOptions = {}, onClose?: () => void) {
-    this.address = address;
-    this.onClose = onClose;
-    this.topic = FRAME_TOPIC_PREFIX + (options.avatar ?? "");
-    this.socket = new zmq.Subscriber({
-      linger: 0,
-      receiveHighWaterMark: options.highWaterMark ?? 8,
-      receiveTimeout: options.receiveTimeoutMs ?? -1,
-      ...curveSocketOptions(options.curve === undefined ? curveKeysFromEnv() : options.curve ?? undefined),
-    });
-    this.socket.connect(address);
-    this.socket.subscribe(this.topic);
-  }
+  protected constructor(protected readonly socket: zmq.Subscriber) {}
+
+  /** The error a failed receive becomes while the subscription is open. */
+  protected abstract failed(err: unknown): unknown;
+
+  /** What else to let go on close, after the socket. */
+  protected released(): void {}
 
   /** The next frame; `done` once the subscription is closed. */
   async next(): Promise<IteratorResult<Frame, undefined>> {
@@ -56,10 +49,7 @@ export class FrameSubscription implements AsyncIterableIterator<Frame> {
         parts = await this.socket.receive();
       } catch (err) {
         if (this.closed) break;
-        if ((err as { code?: string }).code === "EAGAIN") {
-          throw new LivePortraitError("timeout", `no frame on ${this.address} (${this.topic}) in time`, { cause: err });
-        }
-        throw err;
+        throw this.failed(err);
       }
       const frame = parseFrame(parts);
       if (frame === undefined) {
@@ -85,6 +75,38 @@ export class FrameSubscription implements AsyncIterableIterator<Frame> {
     if (this.closed) return;
     this.closed = true;
     this.socket.close();
+    this.released();
+  }
+}
+
+export class FrameSubscription extends FrameReader {
+  readonly address: string;
+  readonly topic: string;
+  private readonly onClose: (() => void) | undefined;
+
+  /** `onClose` lets an owner (EngineClient) forget the subscription once it is closed. */
+  constructor(address: string, options: SubscribeOptions = {}, onClose?: () => void) {
+    super(new zmq.Subscriber({
+      linger: 0,
+      receiveHighWaterMark: options.highWaterMark ?? 8,
+      receiveTimeout: options.receiveTimeoutMs ?? -1,
+      ...curveSocketOptions(options.curve === undefined ? curveKeysFromEnv() : options.curve ?? undefined),
+    }));
+    this.address = address;
+    this.onClose = onClose;
+    this.topic = FRAME_TOPIC_PREFIX + (options.avatar ?? "");
+    this.socket.connect(address);
+    this.socket.subscribe(this.topic);
+  }
+
+  protected override failed(err: unknown): unknown {
+    if ((err as { code?: string }).code === "EAGAIN") {
+      return new LivePortraitError("timeout", `no frame on ${this.address} (${this.topic}) in time`, { cause: err });
+    }
+    return err;
+  }
+
+  protected override released(): void {
     this.onClose?.();
   }
 }

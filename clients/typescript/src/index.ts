@@ -17,7 +17,7 @@ export {
   type CurveClientKeys,
   type CurveSources,
 } from "./curve.js";
-export { FrameSubscription, FRAME_TOPIC_PREFIX, parseFrame, subscribeFrames, type SubscribeOptions } from "./frames.js";
+export { FrameReader, FrameSubscription, FRAME_TOPIC_PREFIX, parseFrame, subscribeFrames, type SubscribeOptions } from "./frames.js";
 export {
   ClockOffset,
   DEFAULT_COMMAND_ADDRESS,
