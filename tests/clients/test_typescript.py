@@ -47,40 +47,35 @@ def test_typescript_client_against_real_engine() -> None:
     npm("test", timeout=600)
 
 
-CJS_CONSUMER = """\
-const assert = require("node:assert/strict");
-const { EngineClient, EngineError, LivePortraitError } = require("@secretary/liveportrait-client");
-
-(async () => {
+# One consumer program, loaded both ways; each kind of module passes in where it resolved the package to.
+RENDER = """\
+async function main(resolved) {
   const client = new EngineClient({ commandAddress: process.argv[2], timeoutMs: 60000 });
   try {
     const health = await client.health();
     const reply = await client.render({ avatar: "default", expression: "happy", output: "crop" });
     const refused = await client.setExpression("default", "angry").catch((err) => err);
     assert.ok(refused instanceof EngineError && refused instanceof LivePortraitError);
-    console.log(JSON.stringify({ resolved: require.resolve("@secretary/liveportrait-client"), status: health.status,
-      header: reply.header, jpeg: reply.jpeg.toString("base64"), refused: refused.code }));
+    console.log(JSON.stringify({ resolved, status: health.status, header: reply.header,
+      jpeg: reply.jpeg.toString("base64"), refused: refused.code }));
   } finally {
     client.close();
   }
-})().catch((err) => { console.error(err); process.exit(1); });
+}
+"""
+
+CJS_CONSUMER = """\
+const assert = require("node:assert/strict");
+const { EngineClient, EngineError, LivePortraitError } = require("@secretary/liveportrait-client");
+""" + RENDER + """
+main(require.resolve("@secretary/liveportrait-client")).catch((err) => { console.error(err); process.exit(1); });
 """
 
 ESM_CONSUMER = """\
 import assert from "node:assert/strict";
 import { EngineClient, EngineError, LivePortraitError } from "@secretary/liveportrait-client";
-
-const client = new EngineClient({ commandAddress: process.argv[2], timeoutMs: 60000 });
-try {
-  const health = await client.health();
-  const reply = await client.render({ avatar: "default", expression: "happy", output: "crop" });
-  const refused = await client.setExpression("default", "angry").catch((err) => err);
-  assert.ok(refused instanceof EngineError && refused instanceof LivePortraitError);
-  console.log(JSON.stringify({ resolved: import.meta.resolve("@secretary/liveportrait-client"), status: health.status,
-    header: reply.header, jpeg: reply.jpeg.toString("base64"), refused: refused.code }));
-} finally {
-  client.close();
-}
+""" + RENDER + """
+await main(import.meta.resolve("@secretary/liveportrait-client"));
 """
 
 # TypeScript consumers of both kinds: the `types` of each condition must resolve (a CommonJS project's `import`
