@@ -31,7 +31,8 @@ sys.path.insert(0, str(ROOT))
 from _services import pct, services  # noqa: E402  (bench/ is on sys.path when run)
 
 from engine.client import EngineClient  # noqa: E402
-from tests.preview.test_whep import CHROMIUM, PLAYER, WEBRTC_ARGS  # noqa: E402
+from tests.preview.conftest import CHROMIUM  # noqa: E402
+from tests.preview.test_whep import PLAYER, WEBRTC_ARGS  # noqa: E402
 from tests.preview.whep_sync import measure  # noqa: E402
 
 TICK = os.sysconf("SC_CLK_TCK")

@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.preview.conftest import CHROMIUM, CHROMIUM_ARGS
+from tests.preview.conftest import CHROMIUM_ARGS, launched
 from tests.service.conftest import BridgeProcess, EngineProcess
 
 pytestmark = pytest.mark.timeout(180)
@@ -27,12 +27,9 @@ QUICK_VIEWERS = 30
 
 
 @pytest.fixture(scope="module")
-def chromium() -> object:
-    playwright = pytest.importorskip("playwright.sync_api")
-    with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=WEBRTC_ARGS)
+def chromium() -> Iterator[object]:
+    with launched(WEBRTC_ARGS) as browser:
         yield browser
-        browser.close()
 
 
 @pytest.fixture(scope="module")
