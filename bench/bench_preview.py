@@ -41,7 +41,7 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
 
 
 class Engine:
-    """Commands through engine/client.py (the one client of the protocol), keyword style: ``engine(cmd=..., ...)``."""
+    """Commands through engine/client/ (the one client of the protocol), keyword style: ``engine(cmd=..., ...)``."""
 
     def __init__(self, addr: str) -> None:
         self.client = EngineClient(addr)

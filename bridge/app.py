@@ -8,7 +8,7 @@ Routes raise typed errors; bridge/errors.py answers each as ``{"error": {"code",
 error type) and bridge/metrics.py counts and times every request (one middleware). A feature (``Feature``: the
 preview page, WHEP, ...) adds its routes, OpenAPI rows, options, middleware and start/stop work without editing this
 file; bridge/features.py lists the features ``python -m bridge`` serves. The engine protocol lives in
-engine/client.py; this module imports nothing of the engine beyond it and its small helpers (tests/service/
+engine/client/; this module imports nothing of the engine beyond it and its small helpers (tests/service/
 test_bridge_imports.py keeps it so).
 """
 
@@ -18,9 +18,8 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
-from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Awaitable, Iterable, Mapping, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any, TypeVar
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -34,6 +33,7 @@ from starlette.staticfiles import StaticFiles
 from bridge.config import BridgeSettings
 from bridge.engine_client import EngineLink
 from bridge.errors import EXCEPTION_HANDLERS
+from bridge.feature import Feature
 from bridge.forms import BodyLimits, read_render_form, read_speak_form
 from bridge.http import json_bytes, log_error
 from bridge.metrics import Metrics, MetricsMiddleware
@@ -41,7 +41,6 @@ from bridge.openapi import DOCS_HTML, DOCS_INIT_JS, Operation, openapi_document,
 from engine.client import EngineClientError, EngineUnavailable, HealthReply, build_message, check_reply
 from engine.constants import EXPRESSIONS, INTENSITY_RANGE, MAX_AUDIO_SECONDS
 from engine.errors import EngineUnavailableError
-from engine.options import Option
 from engine.wav import read_header
 
 log = logging.getLogger(__name__)
@@ -78,28 +77,6 @@ def status_body(reply: HealthReply, link: EngineLink) -> dict[str, Any]:
         "bridge": {"engine_addr": link.settings.engine_addr, "engine_down_since": link.down_since},
         **cluster,
     }
-
-
-@dataclass(frozen=True)
-class Feature:
-    """What a module adds to the bridge without editing it (list it in bridge/features.py):
-
-    - ``routes(bridge)``: its Starlette routes; they reach the engine through ``bridge.link``, read bodies with
-      bridge.forms.read_body(request, limit, bridge.limits), and raise engine/errors.py's errors to refuse;
-    - ``operations``: their OpenAPI rows (tests/service/test_openapi.py checks rows and routes agree);
-    - ``options`` + ``settings``: its option table and the frozen dataclass it fills (fields and defaults equal,
-      engine/options.py); parsed with the core's (one --help); read with ``bridge.settings_of(feature)``;
-    - ``middleware``: Starlette ``Middleware`` entries, inside the metrics middleware;
-    - ``lifespan(bridge)``: an async context manager entered after the engine link starts, left before it closes.
-    """
-
-    name: str
-    routes: Callable[[Bridge], Sequence[BaseRoute]] | None = None
-    operations: Sequence[Operation] = ()
-    options: Sequence[Option] = ()
-    settings: type | None = None
-    middleware: Sequence[Middleware] = ()
-    lifespan: Callable[[Bridge], AbstractAsyncContextManager[None]] | None = None
 
 
 class Bridge:

@@ -1,6 +1,6 @@
 """Bridge settings: flags, LP_* env vars and --help from one table (engine/options.py's machinery, stdlib only).
 
-A feature (bridge/app.py's ``Feature``: the preview page, WHEP, ...) brings its own option table and settings
+A feature (bridge/feature.py's ``Feature``: the preview page, WHEP, ...) brings its own option table and settings
 dataclass; ``load_settings`` parses the core table and every feature's from one argv, so ``--help`` lists them all
 and each feature's values land in its own dataclass. ``python -m bridge.config --markdown`` prints the README tables.
 """
@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from engine.options import Option, load_tables, markdown_table
 
 if TYPE_CHECKING:
-    from bridge.app import Feature
+    from bridge.feature import Feature
 
 PROG = "liveportrait-bridge"
 DESCRIPTION = "HTTP bridge to the LivePortrait engine (port 8081)"

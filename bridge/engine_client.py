@@ -1,4 +1,4 @@
-"""The bridge's link to the engine: policy only (the protocol lives in engine/client.py).
+"""The bridge's link to the engine: policy only (the protocol lives in engine/client/).
 
 Two pools of the one client: renders and other work share ``concurrency`` sockets, while the health probe has its
 own, so ``/health`` never waits behind renders. A background probe keeps ``down`` current: once the engine is known

@@ -10,10 +10,10 @@ engine time to one wall clock, and the browser's own A/V sync does the rest.
 The time aiortc spends encoding a frame before it sends it (VP8: milliseconds, Opus: ~0) is measured per track
 and the frame released that much earlier, so the send time, not the release time, lands on ``t + delay``.
 
-Per avatar one ``AvatarFeed``: one SUB socket on ``frame.<avatar>`` and ``audio.<avatar>`` (engine/client.py parses it),
-one JPEG decode per frame, shared by every viewer; a viewer's video track holds the few frames waiting for their
-time and sends only the newest one due (a viewer that stalls skips frames, never queues them, and never holds up
-the feed or the other viewers).
+Per avatar one ``AvatarFeed``: one SUB socket on ``frame.<avatar>`` and ``audio.<avatar>`` (engine/client/messages.py
+parses it), one JPEG decode per frame, shared by every viewer; a viewer's video track holds the few frames waiting
+for their time and sends only the newest one due (a viewer that stalls skips frames, never queues them, and never
+holds up the feed or the other viewers).
 """
 
 from __future__ import annotations
@@ -37,9 +37,9 @@ import zmq.asyncio
 from aiortc import MediaStreamTrack
 from aiortc.mediastreams import MediaStreamError
 
-from engine.client import (  # the client's SUB factory (CURVE, HWM); we add the audio topic to it
+from engine.client import (  # the client's SUB factory (CURVE, HWM); we add the audio topic
     AudioMessage,
-    _subscriber,
+    frame_subscriber_socket,
     parse_audio,
 )
 from engine.constants import AUDIO_TOPIC
@@ -157,7 +157,7 @@ class AvatarFeed:
         self.origin: float | None = None  # engine time of pts 0, the same for every viewer
         self.viewers: set[FeedVideoTrack] = set()
         self._ctx = zmq.asyncio.Context()
-        self._sock = _subscriber(self._ctx, frame_addr, avatar, curve, FEED_HWM)
+        self._sock = frame_subscriber_socket(self._ctx, frame_addr, avatar, curve, FEED_HWM)
         self._sock.subscribe(AUDIO_TOPIC + avatar.encode())
         self._clock_offset = clock_offset
         self._task: asyncio.Task[None] | None = None

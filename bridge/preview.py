@@ -10,7 +10,7 @@ The browser never speaks msgpack: it sends small JSON commands, which are checke
 commands and field types before they reach the engine; whatever it sends, the answer is JSON: ``{"ok": true, ...}``,
 or the bridge's one error shape ``{"error": {"code", "message"}}`` with a 4xx/5xx status (bridge/errors.py). The
 page is a bridge ``Feature`` (``PREVIEW``): its routes, their OpenAPI rows, no options of its own.
-Everything protocol-side goes through engine/client.py: commands over the bridge's ``EngineLink`` (its pools, its
+Everything protocol-side goes through engine/client/: commands over the bridge's ``EngineLink`` (its pools, its
 down-detection), frames through ``AsyncFrameSubscriber.recv_latest``, the clock through ``clock_offset``.
 """
 
@@ -21,7 +21,6 @@ import contextlib
 import json
 import logging
 import math
-import re
 import struct
 import time
 from collections.abc import AsyncIterator
@@ -35,9 +34,10 @@ from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from bridge.app import Bridge, Feature
+from bridge.app import Bridge
 from bridge.config import BridgeSettings
 from bridge.engine_client import EngineLink
+from bridge.feature import AVATAR_RE, Feature
 from bridge.forms import read_body
 from bridge.openapi import BUSY, Answer, Operation
 from engine.client import BadReply, Frame
@@ -48,7 +48,6 @@ from engine.wav import read_header
 log = logging.getLogger(__name__)
 
 STATIC = Path(__file__).resolve().parent / "static"
-AVATAR_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 MAX_VIEWERS = 8  # each viewer holds a SUB socket and copies every frame: bounded so no browser can exhaust the bridge
 MAX_COMMAND_BYTES = 64 * 1024
 MAX_CONTROLS = 64

@@ -37,10 +37,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from bridge.app import Bridge, Feature
+from bridge.app import Bridge
+from bridge.feature import AVATAR_RE, Feature
 from bridge.media import AvatarFeed, FeedAudioTrack, FeedVideoTrack
 from bridge.openapi import Answer, Operation
-from bridge.preview import AVATAR_RE
 from engine.client import EngineClientError
 from engine.errors import HTTP_STATUS, EngineError
 from engine.options import Option

@@ -130,7 +130,7 @@ class AudioTooLong(BadAudio):
     code = "audio_too_long"
 
 
-# --- the engine out of reach (engine/client.py raises these codes; the bridge answers them) ---------------------
+# --- the engine out of reach (engine/client/ raises these codes; the bridge answers them) ---------------------
 
 class EngineUnavailableError(EngineError):
     """No reply from the engine in time (down, wedged, unreachable), or the bridge is starting or stopping."""

@@ -7,7 +7,7 @@ container binds 0.0.0.0):
   (or give the z85 secret in ``LP_CURVE_SECRET_KEY``); ``DIR/clients/*.key`` are the public keys of the clients
   allowed in (a ZAP handler checks each connection). Without a ``clients`` folder any client that knows the
   server's public key may connect (encrypted, not authenticated).
-- a client (the bridge, the orchestrator, MediaBridge, engine/client.py): ``CurveClientKeys`` = the server's
+- a client (the bridge, the orchestrator, MediaBridge, engine/client/): ``CurveClientKeys`` = the server's
   public key + the client's own keypair, each given either as a z85 key or as a zmq.auth certificate file:
 
   | what | z85 key (env) | certificate file (env) |

@@ -15,8 +15,9 @@ from starlette.routing import Route
 from starlette.testclient import TestClient
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from bridge.app import Bridge, Feature, create_app
+from bridge.app import Bridge, create_app
 from bridge.config import load_settings
+from bridge.feature import Feature
 from bridge.forms import read_body
 from bridge.openapi import Answer, Operation
 from engine.errors import BadRequest, ConfigError

@@ -1,7 +1,7 @@
 """The bridge is a small HTTP process: importing it loads the engine's client and the few small modules that client
 and the bridge share, never the engine's renderers, animation, speech or workers. Its core and the preview need no
 numpy, torch, OpenCV or Pillow either; a feature that does media work (WHEP encodes video) may bring its own
-libraries, but never the engine's modules: what it needs of the protocol belongs in engine/client.py."""
+libraries, but never the engine's modules: what it needs of the protocol belongs in engine/client/."""
 
 from __future__ import annotations
 
@@ -16,7 +16,9 @@ ROOT = Path(__file__).resolve().parents[2]
 # engine.* modules the bridge may load, each with why:
 ALLOWED = {
     "engine",            # the package itself (its __init__ holds only the version)
-    "engine.client",     # the one client of the engine protocol
+    "engine.client",     # the one client of the engine protocol, one module per concern:
+    *(f"engine.client.{m}" for m in ("aio", "cluster", "commands", "errors", "messages", "sockets", "subscribers",
+                                     "sync")),
     "engine.security",   # CURVE keys (the client's sockets)
     "engine.errors",     # every error code, and their HTTP statuses
     "engine.constants",  # expressions, intensity range, audio limits: the seed form is checked before a round trip
