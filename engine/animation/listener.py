@@ -258,6 +258,9 @@ class Listener:
 
     def _commit_stale(self, t: float) -> None:
         """The stream went quiet (or a VAD said stop) and the nod's time came: place it."""
+        if (self._pause is None and self._run_start is not None and self._last_active is not None
+                and self._audio_end is not None and not self._vad_talking and t >= self._audio_end + STALE_S):
+            self._pause_started(self._last_active, self._question())  # the audio stopped with the user's talk
         pause = self._pause
         if pause is None:
             return
