@@ -373,6 +373,7 @@ class Animator:
 
     def _add_idle(self, values: dict[str, float], t: float) -> None:
         gaze_gain = self.turn.gaze_gain(t)  # listening and thinking hold their own gaze: the wander is damped
+        sway_gain = self.turn.sway_gain(t)  # a listener holds its head still (its nods show)
         layers: list[tuple[IdleLife, float]] = []
         if self._idle is not None:
             layers.append((self._idle, 1.0))
@@ -389,5 +390,7 @@ class Animator:
                     values[name] = closure + (1.0 - closure) * gain * offset
                 elif name in ("gazeX", "gazeY"):
                     values[name] += gain * gaze_gain * offset
+                elif name in ("headPitch", "headYaw", "headRoll"):
+                    values[name] += gain * sway_gain * offset
                 else:
                     values[name] += gain * offset

@@ -5,7 +5,8 @@ Pure, no I/O. The state is set explicitly (``set_turn``) or implied by what happ
 user speech (``user_audio`` with talk in it, ``user_speech`` start) and ``clear`` mean listening.
 
 What each state adds (offsets on top of the expression and speech; docs/animation.md, "Turn states"):
-- listening: the eyes hold the camera (idle gaze wander damped to a fifth) and the listener's backchannel
+- listening: the eyes hold the camera (idle gaze wander damped to a fifth, head sway to a half) and the listener's
+  backchannel
   (engine.animation.listener): nods in the user's pauses, brows at a question;
 - thinking: a glance away and up (eyes and a little head) that comes partway back after ~1.2 s, a slight inner-brow
   raise, lips pressed lightly together;
@@ -23,7 +24,8 @@ from engine.animation.listener import Listener, ListenerConfig
 
 STATES = ("idle", "listening", "thinking", "speaking")
 DEFAULT_TURN_MS = 250.0  # as expressions (timeline.DEFAULT_TRANSITION_MS)
-LISTEN_GAZE_GAIN = 0.2  # listening: the idle gaze wander is damped to this share (the eyes hold the camera)
+LISTEN_GAZE_GAIN = 0.2  # listening: the idle gaze wander is damped to this share (the eyes hold the camera) ...
+LISTEN_SWAY_GAIN = 0.5  # ... and the idle head sway to this (an attentive listener holds still; the nods show)
 THINK_GLANCE = (0.35, 0.45)  # thinking: gaze (x, y) of the glance away and up
 THINK_HOLD_S = 1.2  # the glance holds this long, then comes back to a share of it
 THINK_BACK_S = 0.6
@@ -97,6 +99,10 @@ class Turn:
     def gaze_gain(self, t: float) -> float:
         """How much of the idle gaze wander shows: listening and thinking hold their own gaze."""
         return 1.0 - (1.0 - LISTEN_GAZE_GAIN) * self.weight("listening", t) - self.weight("thinking", t)
+
+    def sway_gain(self, t: float) -> float:
+        """How much of the idle head sway shows: a listener holds still."""
+        return 1.0 - (1.0 - LISTEN_SWAY_GAIN) * self.weight("listening", t)
 
     def offsets(self, t: float) -> dict[str, float]:
         """What the turn state adds at t (before clamping): thinking's glance and face, listening's backchannel."""
