@@ -204,3 +204,27 @@ def test_thinking_looks_away_and_up(engine: EngineProcess) -> None:
     assert thinking.iris[0] - meter.neutral.iris[0] > 0.01  # eyes away (a gazeX of 0.5 reads ~0.03 iod) ...
     assert thinking.iris[1] - meter.neutral.iris[1] > -0.003  # ... and up with the head, not down in it
     assert thinking.gap - meter.neutral.gap < 0.03  # lips closed
+
+
+def test_user_speech_while_the_avatar_speaks_is_a_barge_in_only_when_told_to_yield(engine: EngineProcess,
+                                                                                  tmp_path: Path) -> None:
+    wav = espeak(tmp_path / "answer.wav", "Let me tell you a long story about the sea and the ships.").read_bytes()
+    voice = (np.sin(2 * np.pi * 140 * np.arange(1600) / RATE) * 6000).astype("<i2").tobytes()
+    with EngineClient(engine.command_addr, timeout_ms=20_000, retries=0) as client:
+        avatar = client.list_avatars().default
+        spoken = client.call("speak", avatar=avatar, audio=wav)
+        assert client.list_avatars().turns[avatar] == "speaking"  # implied by speak
+        assert client.user_audio(avatar, voice, RATE).turn == "speaking"  # talk over it: it keeps the turn
+        assert client.user_speech(avatar, True).turn == "speaking"
+        reply = client.user_audio(avatar, voice, RATE, interrupt=True)  # told to yield: a barge-in
+        assert reply.turn == "listening" and reply.now < spoken["end"]
+        assert client.health().turns[avatar] == "listening"
+        client.call("speak", avatar=avatar, audio=wav)
+        assert client.user_speech(avatar, True, interrupt=True).turn == "listening"
+        assert client.user_speech(avatar, False).turn == "listening"
+        client.call("speak", avatar=avatar, audio=wav)
+        assert client.clear(avatar).turn == "listening"
+        assert client.set_turn(avatar, "idle").turn == "idle"
+        assert client.user_audio(avatar, bytes(3200), RATE).turn == "idle"  # silence is not talk
+        assert client.user_audio(avatar, voice, RATE).turn == "listening"  # talk is
+        client.set_turn(avatar, "idle")
