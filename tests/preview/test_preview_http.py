@@ -43,7 +43,7 @@ def post(bridge: BridgeProcess, path: str, body: bytes, **headers: str) -> httpx
     (b'{"cmd": "set_turn", "avatar": "default", "state": "napping"}', 400, "bad_request"),
     (b'{"cmd": "user_audio", "avatar": "default", "audio": "not base64!", "sample_rate": 16000}', 400, "bad_request"),
     (b'{"cmd": "user_audio", "avatar": "default", "audio": "AAE=AA", "sample_rate": 16000}', 400, "bad_request"),
-    (b'{"cmd": "user_audio", "avatar": "default", "audio": "AAA=", "sample_rate": 16000}', 400, "bad_request"),
+    (b'{"cmd": "user_audio", "avatar": "default", "audio": "AA==", "sample_rate": 16000}', 400, "bad_request"),
     (b'{"cmd": "user_speech", "avatar": "default", "speaking": "yes"}', 400, "bad_request"),
 ])
 def test_bad_commands_are_4xx_json(bridge: BridgeProcess, body: bytes, status: int, code: str) -> None:
