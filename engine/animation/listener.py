@@ -11,7 +11,7 @@ What it does with the frames (docs/animation.md, "Listening"):
   most one per ``nod_gap_s``; it is held back until the audio (or a VAD stop) shows the pause lasted that long, or
   the stream went quiet, so no nod lands on a talking user;
 - a phrase whose pitch rises at its end (a question: its last voiced frames >= ``rise_st`` semitones above the low
-  point of the 600 ms before and above the phrase's middle) raises the brows in the pause.
+  point of the 600 ms before and not below the phrase's median) raises the brows in the pause.
 
 Engine time of the audio: a chunk's first sample is placed at ``max(end of the previous chunk, now - duration)``:
 a microphone streamed in real time ends at ``now``; a client that sends faster than real time is laid end to end.
@@ -45,7 +45,7 @@ class ListenerConfig:
     nod_gap_s: float = 3.0  # at most one nod per this many seconds
     nod_s: float = 0.6  # a nod's length: down and back up
     nod_deg: float = 3.5  # its depth (head pitch, degrees down)
-    rise_st: float = 2.5  # a phrase-final pitch rise this large (semitones) reads as a question
+    rise_st: float = 2.4  # a phrase-final pitch rise this large (semitones) reads as a question
     brow: float = 0.4  # browInnerUp at the raise (browOuterUp 0.8 of it)
     brow_s: tuple[float, float, float] = (0.15, 0.8, 0.35)  # rise, hold, fall
 
@@ -270,7 +270,8 @@ class Listener:
 
     def _question(self) -> bool:
         """A phrase-final rise: the last three voiced frames well above the low point of the 600 ms before them,
-        and above the phrase's middle (a statement falls to its end)."""
+        and not below the phrase's median (a statement falls to its end). Tuned on espeak-ng voices in eight
+        languages (bench/bench_listen.py): 6 of 8 questions, none of 16 statements."""
         if len(self._pitch) < 8:
             return False
         end = self._pitch[-1][0]
@@ -278,4 +279,4 @@ class Listener:
         recent = sorted(st for t, st in self._pitch if t > end - 0.6)
         low = recent[1] if len(recent) > 4 else recent[0]  # the second lowest: one octave slip is not a low
         middle = float(np.median([st for _, st in self._pitch]))
-        return last - low >= self.config.rise_st and last - middle >= 1.0
+        return last - low >= self.config.rise_st and last >= middle
