@@ -12,8 +12,8 @@ What each state adds (offsets on top of the expression and speech; docs/animatio
   raise, lips pressed lightly together;
 - speaking and idle: nothing of their own (speech drives the face; idle life goes on).
 
-Every state's weight eases (the Animator's cubic ease) from where it is to 0 or 1, so changes blend like
-expressions: a state set mid-way through another's ease continues from the current look, without a jump.
+Every state's weight eases (the Animator's cubic Hermite ease) from where it is to 0 or 1, so changes blend like
+expressions: a state set mid-way through another's ease continues from the current look and speed, without a jump.
 """
 
 from __future__ import annotations
@@ -41,19 +41,30 @@ def _smoothstep(s: float) -> float:
 
 @dataclass(frozen=True)
 class _Ease:
-    """A weight easing from p0 at t0 to p1 over duration (smoothstep: at rest at both ends)."""
+    """A weight's cubic Hermite from (p0, v0) at t0 to (p1, at rest) over duration: from rest it is the smoothstep
+    ease of expressions, and a retarget mid-way keeps the value and its velocity (as timeline.Segment does)."""
 
     t0: float
     duration: float
     p0: float
     p1: float
+    v0: float = 0.0
 
     def at(self, t: float) -> float:
+        return self.state(t)[0]
+
+    def state(self, t: float) -> tuple[float, float]:
+        """(value, velocity) at t."""
         if self.duration <= 0.0 or t >= self.t0 + self.duration:
-            return self.p1
+            return self.p1, 0.0
         if t <= self.t0:
-            return self.p0
-        return self.p0 + (self.p1 - self.p0) * _smoothstep((t - self.t0) / self.duration)
+            return self.p0, self.v0
+        d = self.duration
+        s = (t - self.t0) / d
+        s2, s3 = s * s, s * s * s
+        value = (2 * s3 - 3 * s2 + 1) * self.p0 + (s3 - 2 * s2 + s) * d * self.v0 + (3 * s2 - 2 * s3) * self.p1
+        velocity = ((6 * s2 - 6 * s) * self.p0 + (3 * s2 - 4 * s + 1) * d * self.v0 + (6 * s - 6 * s2) * self.p1) / d
+        return value, velocity
 
 
 class Turn:
@@ -66,6 +77,7 @@ class Turn:
         self._weights = {s: _Ease(now, 0.0, 1.0 if s == "idle" else 0.0, 1.0 if s == "idle" else 0.0)
                          for s in STATES}
         self._speaking_until: float | None = None  # an implied `speaking` returns to idle at this engine time
+        self._thinking: tuple[float, float] = (now, now)  # the last thinking's start and end (its glance freezes)
 
     def set(self, state: str, now: float, transition_ms: float = DEFAULT_TURN_MS) -> None:
         """Ease to ``state`` (one of STATES; the protocol checked it) from whatever shows at ``now``."""
@@ -78,7 +90,7 @@ class Turn:
         self.settle(now)
         if self.state != "speaking":
             self._go("speaking", now, DEFAULT_TURN_MS / 1000.0)
-        self._speaking_until = max(end, self._speaking_until or end)
+        self._speaking_until = end  # a replacing speak cuts the old audio; an appended chunk ends last
 
     def state_at(self, t: float) -> str:
         """The state at t (an implied speaking that has ended is idle)."""
@@ -113,7 +125,8 @@ class Turn:
                 out[name] = out.get(name, 0.0) + listening * value
         thinking = self.weight("thinking", t)
         if thinking > 0.0:
-            u = t - self.since if self.state == "thinking" else THINK_HOLD_S + THINK_BACK_S
+            start, end = self._thinking
+            u = (t if self.state == "thinking" else min(t, end)) - start  # leaving, the glance fades as it was
             glance = 1.0 - (1.0 - THINK_REST) * _smoothstep((u - THINK_HOLD_S) / THINK_BACK_S)
             out["gazeX"] = out.get("gazeX", 0.0) + thinking * glance * THINK_GLANCE[0]
             out["gazeY"] = out.get("gazeY", 0.0) + thinking * glance * THINK_GLANCE[1]
@@ -139,9 +152,16 @@ class Turn:
     def _go(self, state: str, at: float, duration: float) -> None:
         if state == self.state:
             return
+        if state == "thinking":
+            self._thinking = (at, at)
+        elif self.state == "thinking":
+            self._thinking = (self._thinking[0], at)
         self.state, self.since = state, at
         for s in STATES:
-            current = self._weights[s].at(at)
+            current, velocity = self._weights[s].state(at)
             target = 1.0 if s == state else 0.0
-            self._weights[s] = _Ease(at, duration if current != target else 0.0, current, target)
+            if current == target and velocity == 0.0:
+                self._weights[s] = _Ease(at, 0.0, current, target)
+            else:  # a weight that has to move, or is still moving, eases on from where and how fast it goes
+                self._weights[s] = _Ease(at, max(duration, 1e-3), current, target, velocity)
 

@@ -194,3 +194,14 @@ def test_nods_show_only_while_listening() -> None:
     b.turn.set("listening", 0.0)
     feed(b.turn.listener, np.concatenate([voice(1.5), quiet(1.5)]))
     assert b.sample(nod + CFG.nod_s / 2).controls["headPitch"] == pytest.approx(-CFG.nod_deg, abs=0.2)
+
+
+def test_a_turn_set_mid_ease_keeps_value_and_speed() -> None:
+    a = Animator(IdleConfig(enabled=False), 0.0)
+    a.turn.set("thinking", 1.0, transition_ms=400)
+    before = [a.sample(t).controls["gazeY"] for t in (1.19, 1.2)]
+    a.turn.set("idle", 1.2, transition_ms=400)
+    after = [a.sample(t).controls["gazeY"] for t in (1.2, 1.21)]
+    assert after[0] == pytest.approx(before[1], abs=1e-9)  # no jump ...
+    assert (after[1] - after[0]) == pytest.approx(before[1] - before[0], rel=0.25)  # ... and no kink in speed
+    assert a.sample(1.7).controls["gazeY"] == 0.0 and a.turn.state_at(1.7) == "idle"
