@@ -6,7 +6,8 @@ draining. The photo's bytes are kept (byte-bounded, least recently used first) s
 prepared again elsewhere; its stream rate is kept so the stream resumes there, with ``epoch`` raised by one, and its
 look (engine/cluster/look.py) so that it resumes with the same face.
 
-Thread-safe (one lock): the router thread reads it per command, the supervisor changes it on faults and scaling.
+Thread-safe (one lock): the router thread reads it per command, the reconcile loop and the movers change it on
+faults and scaling.
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ class Placed:
 
 @dataclass
 class Moved:
-    """What the supervisor needs to rebuild an avatar elsewhere."""
+    """What a mover (mover.py) needs to rebuild an avatar elsewhere."""
 
     avatar: str
     image: bytes | None
@@ -114,13 +115,13 @@ class Placement:
 
     # -- avatars --
 
-    def least_loaded(self, exclude: str | None = None) -> str | None:
-        """The replica with the fewest avatars that takes new ones (ties: the oldest replica)."""
+    def least_loaded(self, exclude: str | set[str] | None = None) -> str | None:
+        """The replica with the fewest avatars that takes new ones (ties: the oldest replica), not in ``exclude``."""
         with self._lock:
-            return self._least_loaded(exclude)
+            return self._least_loaded({exclude} if isinstance(exclude, str) else exclude or set())
 
-    def _least_loaded(self, exclude: str | None = None) -> str | None:
-        counts = {rid: 0 for rid, info in self.replicas.items() if not info.draining and rid != exclude}
+    def _least_loaded(self, exclude: set[str] | frozenset[str] = frozenset()) -> str | None:
+        counts = {rid: 0 for rid, info in self.replicas.items() if not info.draining and rid not in exclude}
         for placed in self.avatars.values():
             home = placed.moving_to or placed.replica
             if home in counts:
@@ -134,7 +135,7 @@ class Placement:
             placed = self.avatars.get(avatar)
             if placed is not None and placed.replica is not None:
                 return placed.replica
-            if placed is not None:  # moving: the supervisor places it
+            if placed is not None:  # moving: a mover places it
                 return None
             target = self._least_loaded()
             if target is not None:
@@ -159,13 +160,13 @@ class Placement:
                 self._sources.pop(avatar)
 
     def moving(self, avatar: str, target: str) -> None:
-        """The supervisor prepares ``avatar`` on ``target`` (commands still go where they went, or wait)."""
+        """A mover prepares ``avatar`` on ``target`` (commands still go where they went, or wait)."""
         with self._lock:
             if avatar in self.avatars:
                 self.avatars[avatar].moving_to = target
 
     def place(self, avatar: str, replica: str, epoch: int, fps: float) -> None:
-        """The supervisor moved ``avatar`` onto ``replica`` (its look goes with it)."""
+        """A mover moved ``avatar`` onto ``replica`` (its look goes with it)."""
         with self._lock:
             old = self.avatars.get(avatar)
             self.avatars[avatar] = Placed(replica, epoch, fps, ready=True, look=old.look if old else Look())
