@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 CPU_ONLY_CPUS = 0.5
@@ -35,21 +35,22 @@ class Ask:
     replicas: int
     cpus: float
     gpus: float
+    resources: dict[str, float] = field(default_factory=dict)  # Ray custom resources, per replica
 
 
-def room(nodes: list[dict[str, float]], cpus: float, gpus: float) -> int:
-    """How many replicas of ``cpus`` and ``gpus`` each fit on these nodes (each replica on one node)."""
+def room(nodes: list[dict[str, float]], cpus: float, gpus: float, resources: dict[str, float] | None = None) -> int:
+    """How many replicas of ``cpus``, ``gpus`` and ``resources`` each fit on these nodes (each on one node)."""
+    need = {"CPU": cpus, "GPU": gpus, **(resources or {})}
     total = 0
     for node in nodes:
-        per = [math.floor(node.get(name, 0.0) / need + EPS) for name, need in (("CPU", cpus), ("GPU", gpus))
-               if need > 0]
+        per = [math.floor(node.get(name, 0.0) / amount + EPS) for name, amount in need.items() if amount > 0]
         total += min(per) if per else 1 << 20
     return total
 
 
 def shortfall(ask: Ask, nodes: list[dict[str, float]]) -> str | None:
     """The one-line reason these replicas cannot be placed, or None when they fit."""
-    fit = room(nodes, ask.cpus, ask.gpus)
+    fit = room(nodes, ask.cpus, ask.gpus, ask.resources)
     if fit >= ask.replicas:
         return None
     cpus = sum(n.get("CPU", 0.0) for n in nodes)
@@ -57,17 +58,18 @@ def shortfall(ask: Ask, nodes: list[dict[str, float]]) -> str | None:
     fix = []
     if ask.gpus > 0 and room(nodes, 0, ask.gpus) < ask.replicas:
         share = _largest(nodes, ask.replicas, "GPU")
-        fix.append(f"--gpus-per-replica {share:g}" if share else "a node with GPUs (--address)")
+        fix.append(f"--gpus-per-replica {share:g}" if share else "--gpus-per-replica 0 (or a node with GPUs)")
     if room(nodes, ask.cpus, 0) < ask.replicas:
         share = _largest(nodes, ask.replicas, "CPU")
         fix.append(f"--cpus-per-replica {share:g}" if share else "more CPUs (--num-cpus)")
+    for name, amount in ask.resources.items():
+        if room(nodes, 0, 0, {name: amount}) < ask.replicas:
+            fix.append(f"nodes with more of the resource {name!r}")
+    fewer = f", or --replicas {fit}" if fit else ""
     return (f"{ask.replicas} replica(s) asking {ask.cpus:g} CPU and {ask.gpus:g} GPU each need "
             f"{ask.replicas * ask.cpus:g} CPUs and {ask.replicas * ask.gpus:g} GPUs; this Ray cluster has "
             f"{cpus:g} CPUs and {gpus:g} GPUs on {len(nodes)} node(s), room for {fit}: pass "
-            f"{' and '.join(fix)}, or --replicas {fit}" if fit else
-            f"{ask.replicas} replica(s) asking {ask.cpus:g} CPU and {ask.gpus:g} GPU each need "
-            f"{ask.replicas * ask.cpus:g} CPUs and {ask.replicas * ask.gpus:g} GPUs; this Ray cluster has "
-            f"{cpus:g} CPUs and {gpus:g} GPUs on {len(nodes)} node(s), room for none: pass {' and '.join(fix)}")
+            f"{' and '.join(fix)}{fewer}")
 
 
 def _largest(nodes: list[dict[str, float]], replicas: int, name: str) -> float:

@@ -102,6 +102,10 @@ class Reconciler:
     def alive(self) -> bool:
         return self._thread.is_alive()
 
+    def actor_name(self, replica: str) -> str:
+        """The Ray actor name of ``replica`` (``ray list actors`` shows it; ``ray.get_actor`` finds it)."""
+        return f"liveportrait-{self._token}-{replica}"
+
     def grow(self, count: int) -> list[Future[str]]:
         """Ask for ``count`` replicas more; each Future gets its replica's id once ready, or the error."""
         waiters = [Future[str]() for _ in range(count)]
@@ -203,8 +207,9 @@ class Reconciler:
         rid = f"r{next(self._numbers)}"
         self.started += 1
         actor = ray.remote(EngineReplica).options(
-            name=f"liveportrait-{self._token}-{rid}", num_cpus=self.config.cpus,
-            num_gpus=self.config.gpus_per_replica, max_restarts=0, scheduling_strategy="SPREAD",
+            name=self.actor_name(rid), num_cpus=self.config.cpus,
+            num_gpus=self.config.gpus_per_replica, resources=dict(self.config.resources), max_restarts=0,
+            scheduling_strategy="SPREAD",
         ).remote(rid, list(self.config.engine_args), dict(self.config.engine_env))
         placed = actor.node.remote()  # answered first: an actor runs its calls in order
         ready = actor.wait_ready.remote(self.config.ready_timeout_s)

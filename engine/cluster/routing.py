@@ -8,8 +8,8 @@
   cluster (``health`` gains ``cluster``).
 
 Only what it routes by is parsed; every check of client input stays in the engine, so a malformed message gets
-exactly the engine's error reply. A reply that cannot be read is passed on as it came (the client's own reader
-says what is wrong with it) and changes nothing here.
+exactly the engine's error reply. A reply that cannot be read changes nothing here: it is passed on as it came
+(the client's own reader says what is wrong with it), or, where the router would widen it, answered as an error.
 """
 
 from __future__ import annotations
@@ -139,7 +139,9 @@ class Routes:
         if exc is not None:
             return reply, exc
         answer = read_reply(reply)
-        if answer is None or not answer.get("ok"):
+        if answer is None:
+            return None, EngineError("a replica sent a reply that is not a msgpack map")
+        if not answer.get("ok"):
             return reply, None
         status = self._status()
         placed = [aid for r in status.get("replicas", []) for aid in r.get("avatars", [])]

@@ -20,6 +20,7 @@ everything started is stopped and the error raised.
 
 from __future__ import annotations
 
+from concurrent.futures import FIRST_EXCEPTION, wait
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,6 +46,7 @@ class ClusterConfig:
     replicas: int = 1
     gpus_per_replica: float = 0.0
     cpus_per_replica: float | None = None  # None: capacity.default_cpus (half a CPU without a GPU, one with)
+    resources: dict[str, float] = field(default_factory=dict)  # Ray custom resources per replica (a node group)
     engine_args: list[str] = field(default_factory=list)
     engine_env: dict[str, str] = field(default_factory=dict)
     poll_s: float = 0.5  # the reconcile loop's round: liveness and stats of every replica
@@ -85,14 +87,17 @@ class ClusterService:
         initialised. Raises ``capacity.CapacityError`` (nothing started) or ``ClusterStartError`` (all stopped)."""
         import ray
 
-        capacity.check(capacity.Ask(self.config.replicas, self.config.cpus, self.config.gpus_per_replica),
-                       capacity.ray_nodes(ray))
+        capacity.check(capacity.Ask(self.config.replicas, self.config.cpus, self.config.gpus_per_replica,
+                                    self.config.resources), capacity.ray_nodes(ray))
         self.router.start()
         waiters = self.reconciler.grow(self.config.replicas)
         self.reconciler.start()
-        try:
-            for waiter in waiters:
-                waiter.result(timeout=self.config.start_timeout_s)
+        try:  # the first failure ends the wait: the others are stopped with it
+            done, pending = wait(waiters, timeout=self.config.start_timeout_s, return_when=FIRST_EXCEPTION)
+            for waiter in done:
+                waiter.result()  # raises the failure
+            if pending:
+                raise TimeoutError(f"replicas not ready in {self.config.start_timeout_s:g} s")
         except Exception as exc:
             self.stop()
             raise ClusterStartError(f"the cluster did not start: {exc}") from exc

@@ -159,3 +159,34 @@ def test_stream_epoch_is_checked(bad: object) -> None:
     assert p.parse_request(p.pack({"v": 1, "cmd": "stream", "avatar": "a1"}), 1 << 20).epoch == 0
     with pytest.raises(BadRequest, match="epoch"):
         p.parse_request(p.pack({"v": 1, "cmd": "stream", "avatar": "a1", "epoch": bad}), 1 << 20)
+
+
+def test_health_says_when_the_router_has_stopped() -> None:
+    from engine.cluster.service import ClusterConfig, ClusterService
+
+    service = ClusterService(ClusterConfig(command_addr=f"tcp://127.0.0.1:{free_port()}",
+                                           frame_addr=f"tcp://127.0.0.1:{free_port()}"))
+    service.router.start()
+    assert service.health()["router"] is True
+    assert service.health()["reconcile"] is False and service.health()["ok"] is False  # no loop, no replica
+    service.router.relay.stop()  # the relay's thread is part of the router's liveness
+    assert service.health()["router"] is False
+    service.router.stop()
+    assert service.status()["control"]["router"] is False
+
+
+def test_capacity_counts_per_node_and_names_what_to_change() -> None:
+    from engine.cluster import capacity as c
+
+    assert c.default_cpus(0) == 0.5 and c.default_cpus(1) == 1.0
+    assert c.room([{"CPU": 2}], 0.5, 0) == 4
+    assert c.room([{"CPU": 8, "GPU": 1}, {"CPU": 8, "GPU": 1}], 1, 0.6) == 2  # 0.6 GPU: one per node, not three
+    assert c.shortfall(c.Ask(3, 0.5, 0), [{"CPU": 2}]) is None  # a newcomer's --replicas 3 on two cores fits
+    reason = c.shortfall(c.Ask(4, 1, 0.6), [{"CPU": 8, "GPU": 1}, {"CPU": 8, "GPU": 1}])
+    assert reason is not None and "\n" not in reason
+    for part in ("4 replica(s) asking 1 CPU and 0.6 GPU", "need 4 CPUs and 2.4 GPUs", "has 16 CPUs and 2 GPUs",
+                 "room for 2", "--gpus-per-replica 0.5", "--replicas 2"):
+        assert part in reason, reason
+    reason = c.shortfall(c.Ask(1, 1, 1), [{"CPU": 4}])
+    assert reason is not None and "room for 0" in reason and "--gpus-per-replica 0" in reason
+    assert "resource 'slot'" in (c.shortfall(c.Ask(2, 0, 0, {"slot": 1}), [{"CPU": 2, "slot": 1}]) or "")
