@@ -85,12 +85,12 @@ class Mover:
             look = self.placement.look(m.avatar)
             for message in look.messages(m.avatar) if look else []:
                 self._checked(target, message)  # a face slightly off beats no face: logged, the move goes on
-            if target not in {r.id for r in self.placement.live()}:
+            epoch = m.epoch + 1
+            if not self.placement.place(m.avatar, target, epoch, m.fps):
                 log.warning("replica %s went away while avatar %s moved there; trying another", target, m.avatar)
                 refused.add(target)
                 continue
-            epoch = m.epoch + 1
-            self.placement.place(m.avatar, target, epoch, m.fps)
+            log.info("avatar %s placed on replica %s (epoch %d)", m.avatar, target, epoch)
             if m.fps > 0:
                 self._checked(target, {"cmd": "stream", "avatar": m.avatar, "fps": m.fps, "epoch": epoch})
                 if drain:

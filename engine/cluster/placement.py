@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
+from typing import Any
 
 from engine import protocol as p
 from engine.cache import ByteLRU
@@ -34,6 +35,12 @@ class ReplicaInfo:
     streams: int = 0  # from its last health reply
     frames: int = 0  # frames published, from its last health reply
     stream_table: dict[str, dict[str, float]] = field(default_factory=dict)  # its health's `streams`
+
+    def take_health(self, reply: dict[str, Any]) -> None:
+        """Its streams and frame count from its last health reply."""
+        self.stream_table = dict(reply.get("streams") or {})
+        self.streams = len(self.stream_table)
+        self.frames = int((reply.get("frames") or {}).get("published", 0))
 
     def as_status(self, avatars: list[str]) -> dict[str, object]:
         return {"id": self.id, "node": self.node, "pid": self.pid, "actor_pid": self.actor_pid,
@@ -165,11 +172,14 @@ class Placement:
             if avatar in self.avatars:
                 self.avatars[avatar].moving_to = target
 
-    def place(self, avatar: str, replica: str, epoch: int, fps: float) -> None:
-        """A mover moved ``avatar`` onto ``replica`` (its look goes with it)."""
+    def place(self, avatar: str, replica: str, epoch: int, fps: float) -> bool:
+        """A mover moved ``avatar`` onto ``replica`` (its look goes with it); False when ``replica`` is gone."""
         with self._lock:
+            if replica not in self.replicas:
+                return False
             old = self.avatars.get(avatar)
             self.avatars[avatar] = Placed(replica, epoch, fps, ready=True, look=old.look if old else Look())
+            return True
 
     def remember(self, avatar: str, req: p.Request) -> None:
         """A look command for ``avatar`` was accepted by its replica."""

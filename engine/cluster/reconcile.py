@@ -75,6 +75,14 @@ class Retiring:
     deadline: float
 
 
+def kill(actor: Any) -> None:
+    """End a replica's actor (its engine stops itself when its actor goes); nothing when it is gone already."""
+    import ray
+
+    with contextlib.suppress(Exception):
+        ray.kill(actor, no_restart=True)
+
+
 class Reconciler:
     def __init__(self, config: ClusterConfig, placement: Placement, router: Router, mover: Mover) -> None:
         self.config, self.placement, self.router, self.mover = config, placement, router, mover
@@ -133,7 +141,7 @@ class Reconciler:
         actors = [h.actor for h in running] + [s.actor for s in self._starting.values()] + \
             [r.actor for r in self._retiring.values()]
         for actor in actors:  # a start still waiting to be placed is cancelled by this too
-            self._kill(actor)
+            kill(actor)
         waiters = [*self._waiters, *(s.waiter for s in self._starting.values() if s.waiter is not None)]
         for waiter in [*waiters, *self._drains]:
             if not waiter.done():
@@ -197,7 +205,7 @@ class Reconciler:
             self._retiring[replica] = Retiring(handle.actor, handle.actor.stop.remote(),
                                                time.monotonic() + STOP_WAIT_S)
         except Exception:  # dead already
-            self._kill(handle.actor)
+            kill(handle.actor)
         self._drains.remove(done)
         done.set_result([m.avatar for m in moved])
 
@@ -256,7 +264,7 @@ class Reconciler:
     def _failed(self, start: Starting, exc: Exception) -> None:
         """Undo everything this start created; tell whoever asked, or try again later (a replacement)."""
         del self._starting[start.id]
-        self._kill(start.actor)
+        kill(start.actor)
         if start.waiter is not None:
             log.error("replica %s did not start: %s", start.id, exc)
             self.target -= 1  # the caller hears it; nobody retries behind their back
@@ -272,7 +280,8 @@ class Reconciler:
         now = time.monotonic()
         for handle in list(self._handles.values()):
             if handle.health is not None and handle.health.done():
-                self._take_stats(handle.info, handle.health)
+                with contextlib.suppress(Exception):  # no answer this time: the last stats stay
+                    handle.info.take_health(handle.health.result(timeout=0))
                 handle.health = None
             if handle.health is None:
                 handle.health = self.router.call(handle.info.id, {"cmd": "health"}, timeout_s=5.0)
@@ -298,32 +307,15 @@ class Reconciler:
         for rid, retiring in list(self._retiring.items()):
             if ray.wait([retiring.stopped], timeout=0)[0] or time.monotonic() > retiring.deadline:
                 del self._retiring[rid]
-                self._kill(retiring.actor)
+                kill(retiring.actor)
 
     def _lost(self, handle: Handle) -> None:
         rid = handle.info.id
         del self._handles[rid]
         moved = self.placement.remove_replica(rid)
         self.router.remove_replica(rid, "died")
-        self._kill(handle.actor)
+        kill(handle.actor)
         if not self.config.replace_dead:
             self.target -= 1
         log.warning("replica %s died holding %d avatar(s); placing them again", rid, len(moved))
         self.mover.start(moved, rid, drain=False)
-
-    @staticmethod
-    def _kill(actor: Any) -> None:
-        import ray
-
-        with contextlib.suppress(Exception):  # gone already
-            ray.kill(actor, no_restart=True)
-
-    @staticmethod
-    def _take_stats(info: ReplicaInfo, health: Future[dict[str, Any]]) -> None:
-        try:
-            reply = health.result(timeout=0)
-        except Exception:
-            return
-        info.stream_table = dict(reply.get("streams") or {})
-        info.streams = len(info.stream_table)
-        info.frames = int((reply.get("frames") or {}).get("published", 0))

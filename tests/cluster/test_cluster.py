@@ -119,6 +119,65 @@ def test_http_contract_through_the_cluster(cluster: ClusterService, nine: list[s
     assert httpx.get(cluster_bridge.url + "/preview").status_code == 200
 
 
+class BadReplica:
+    """A ROUTER that accepts uploads and answers everything else with what no engine sends: a ``stream`` reply
+    whose rate is text, and for anything else bytes that are not msgpack."""
+
+    def __init__(self) -> None:
+        self.addr = f"tcp://127.0.0.1:{free_port()}"
+        self.ctx = zmq.Context()
+        self.sock = self.ctx.socket(zmq.ROUTER)
+        self.sock.setsockopt(zmq.LINGER, 0)
+        self.sock.bind(self.addr)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            if not self.sock.poll(100):
+                continue
+            *envelope, body = self.sock.recv_multipart()
+            cmd = msgpack.unpackb(body, raw=False).get("cmd")
+            replies = {"set_source": msgpack.packb({"ok": True, "avatar": "x"}),
+                       "stream": msgpack.packb({"ok": True, "fps": "fast"})}
+            self.sock.send_multipart([*envelope, replies.get(cmd, b"\xc1\x00")])
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.sock.close(0)
+        self.ctx.term()
+
+
+def test_a_bad_reply_leaves_the_router_alive(cluster: ClusterService, nine: list[str],
+                                             portraits: list[bytes]) -> None:
+    bad = BadReplica()
+    cluster.router.add_replica("bad", bad.addr, f"tcp://127.0.0.1:{free_port()}")
+    cluster.placement.add_replica(ReplicaInfo("bad", "nowhere", 0, bad.addr, ""))
+    aid = ""
+    try:
+        with client(cluster) as c:
+            photo = portraits[1][:-2] + b"\x00\xff\xd9"
+            aid = avatar_id(photo)
+            c.set_source(photo)  # to the least loaded: the bad one, which says ok
+            assert homes(cluster)[aid] == "bad"
+            cluster.placement.drain("bad")  # no other command goes there by chance
+            assert c.call("stream", avatar=aid, fps=5.0)["fps"] == "fast"  # passed on; its callback read a text rate
+        with pytest.raises(EngineError, match="not a msgpack map"):  # an unreadable reply: a typed error, at once
+            cluster.router.call("bad", {"cmd": "health"}).result(timeout=5)
+        assert cluster.router.alive()
+        assert cluster.health() == {"ok": True, "router": True, "reconcile": True, "replicas": 4, "target": 3}
+        with client(cluster) as c:  # and it still routes
+            assert c.health().status == "ok"
+            c.set_expression(nine[0], "happy")
+    finally:
+        cluster.router.remove_replica("bad", "removed by the test")
+        cluster.placement.remove_replica("bad")
+        cluster.placement.forget(aid)
+        bad.close()
+
+
 def test_an_added_replica_is_exactly_one_and_takes_new_avatars(cluster: ClusterService, nine: list[str],
                                                                portraits: list[bytes]) -> None:
     assert cluster.config.replace_dead  # the path where the loop could start a second one for the "missing" one
@@ -180,10 +239,10 @@ def test_killed_replica_avatars_stream_again_elsewhere(cluster: ClusterService, 
 
 
 def test_two_deaths_in_a_row_bring_both_sets_back(cluster: ClusterService, nine: list[str]) -> None:
-    stream_all(cluster, nine)
     first, second = cluster.status()["replicas"][:2]
     sets = {first["id"]: set(first["avatars"]), second["id"]: set(second["avatars"])}
     lost = sets[first["id"]] | sets[second["id"]]
+    stream_all(cluster, sorted(lost))
     epochs = {aid: cluster.placement.where(aid).epoch for aid in lost}
     arrivals: list[tuple[float, str, int]] = []  # (when, avatar, epoch) of every frame of a lost avatar
     with ClusterFrameSubscriber(cluster.config.command_addr, refresh_s=0.5) as sub:
@@ -231,63 +290,6 @@ def test_scale_down_drains_before_the_replica_stops(cluster: ClusterService, nin
     with client(cluster) as c:
         for aid in held:
             c.set_controls(aid, {"jawOpen": 0.5})
-
-
-class BadReplica:
-    """A ROUTER that accepts uploads and answers everything else with what no engine sends: a ``stream`` reply
-    whose rate is text, and for anything else bytes that are not msgpack."""
-
-    def __init__(self) -> None:
-        self.addr = f"tcp://127.0.0.1:{free_port()}"
-        self.ctx = zmq.Context()
-        self.sock = self.ctx.socket(zmq.ROUTER)
-        self.sock.setsockopt(zmq.LINGER, 0)
-        self.sock.bind(self.addr)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            if not self.sock.poll(100):
-                continue
-            *envelope, body = self.sock.recv_multipart()
-            cmd = msgpack.unpackb(body, raw=False).get("cmd")
-            replies = {"set_source": msgpack.packb({"ok": True, "avatar": "x"}),
-                       "stream": msgpack.packb({"ok": True, "fps": "fast"})}
-            self.sock.send_multipart([*envelope, replies.get(cmd, b"\xc1\x00")])
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.sock.close(0)
-        self.ctx.term()
-
-
-def test_a_bad_reply_leaves_the_router_alive(cluster: ClusterService, nine: list[str],
-                                             portraits: list[bytes]) -> None:
-    bad = BadReplica()
-    cluster.router.add_replica("bad", bad.addr, f"tcp://127.0.0.1:{free_port()}")
-    cluster.placement.add_replica(ReplicaInfo("bad", "nowhere", 0, bad.addr, ""))
-    aid = ""
-    try:
-        with client(cluster) as c:
-            aid = c.set_source(portraits[1][:-2] + b"\x00\xff\xd9").avatar  # the least loaded: the bad one
-            assert homes(cluster)[aid] == "bad"
-            cluster.placement.drain("bad")  # no other command goes there by chance
-            assert c.call("stream", avatar=aid, fps=5.0)["fps"] == "fast"  # passed on; its callback read a text rate
-        with pytest.raises(EngineError, match="not a msgpack map"):  # an unreadable reply: a typed error, at once
-            cluster.router.call("bad", {"cmd": "health"}).result(timeout=5)
-        assert cluster.router.alive()
-        assert cluster.health() == {"ok": True, "router": True, "reconcile": True, "replicas": 4, "target": 3}
-        with client(cluster) as c:  # and it still routes
-            assert c.health().status == "ok"
-            c.set_expression(nine[0], "happy")
-    finally:
-        cluster.router.remove_replica("bad", "removed by the test")
-        cluster.placement.remove_replica("bad")
-        cluster.placement.forget(aid)
-        bad.close()
 
 
 def engines_marked(mark: str) -> list[int]:

@@ -145,7 +145,9 @@ def test_a_look_is_remembered_as_the_engine_applies_it_and_rebuilt_in_order() ->
     placement.confirm("a", "r", ok=True)
     placement.remember("a", parsed({"cmd": "set_expression", "avatar": "a", "expression": "sad"}))
     placement.remove_replica("r")
-    placement.place("a", "s", 1, 25.0)  # moved: the look went with it
+    assert not placement.place("a", "gone", 1, 25.0)  # a replica that went away meanwhile takes nothing
+    placement.add_replica(ReplicaInfo("s", "n", 1, "", ""))
+    assert placement.place("a", "s", 1, 25.0)  # moved: the look went with it
     assert placement.look("a").messages("a")[0]["expression"] == "sad"
 
 
