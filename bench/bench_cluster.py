@@ -16,7 +16,6 @@ import argparse
 import io
 import os
 import signal
-import socket
 import statistics
 import sys
 import tempfile
@@ -30,12 +29,7 @@ sys.path.insert(0, str(ROOT))
 from engine.client import ClusterFrameSubscriber, EngineClient  # noqa: E402
 from engine.cluster.ray_setup import connect_ray  # noqa: E402
 from engine.cluster.service import ClusterConfig, ClusterService  # noqa: E402
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from tests.service.conftest import free_port  # noqa: E402
 
 
 def portraits(count: int, start: int) -> list[bytes]:
