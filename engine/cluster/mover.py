@@ -54,6 +54,10 @@ class Mover:
         self._threads = [t for t in self._threads if t.is_alive()] + [thread]
         thread.start()
 
+    def busy(self) -> bool:
+        """Avatars are being moved."""
+        return any(t.is_alive() for t in self._threads)
+
     def halt(self) -> None:
         """No new tries from here on (the cluster is stopping)."""
         self._stopping.set()

@@ -12,7 +12,8 @@ every Ray call it makes is checked with ``ray.wait(..., timeout=0)`` in a later 
   the router and the placement and hands its avatars to a mover (mover.py, its own thread); without
   ``replace_dead`` the target drops by one;
 - retiring replicas (drained): stopped gracefully, killed once stopped or past the wait;
-- ``target`` minus running and starting replicas: that many starts.
+- ``target`` minus running and starting replicas: that many starts (a replacement once the avatars of the death
+  are moved, or 30 s after it: moves first).
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ log = logging.getLogger(__name__)
 ALIVE_WAIT_S = 10.0  # an actor that does not answer `alive` this long is busy, not dead (Ray says when it dies)
 STOP_WAIT_S = 30.0
 MAX_RETRY_S = 60.0
+MOVES_FIRST_S = 30.0
 
 
 class ClusterStartError(RuntimeError):
@@ -95,6 +97,7 @@ class Reconciler:
         self._drains: list[Future[list[str]]] = []
         self._waiters: list[Future[str]] = []
         self._retry_at, self._retry_s = 0.0, config.retry_s
+        self._died_at = 0.0
         self._requests: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
         self._wake = threading.Event()
         self._stopping = threading.Event()
@@ -178,7 +181,14 @@ class Reconciler:
         missing = self.target - len(self._handles) - len(self._starting)
         if missing > 0 and time.monotonic() >= self._retry_at and not self._stopping.is_set():
             for _ in range(missing):
+                if not self._waiters and self._moves_first():
+                    break
                 self._launch()
+
+    def _moves_first(self) -> bool:
+        """A replacement waits while avatars move (up to MOVES_FIRST_S after a death): a starting engine takes
+        the CPU the moved avatars' preparation needs, and a replica that is not ready cannot take them anyway."""
+        return self.mover.busy() and time.monotonic() - self._died_at < MOVES_FIRST_S
 
     def _grow(self, waiters: list[Future[str]]) -> None:
         self.target += len(waiters)
@@ -315,6 +325,7 @@ class Reconciler:
         moved = self.placement.remove_replica(rid)
         self.router.remove_replica(rid, "died")
         kill(handle.actor)
+        self._died_at = time.monotonic()
         if not self.config.replace_dead:
             self.target -= 1
         log.warning("replica %s died holding %d avatar(s); placing them again", rid, len(moved))
