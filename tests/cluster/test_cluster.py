@@ -33,6 +33,7 @@ from tests.service.conftest import BridgeProcess, free_port
 
 STREAM_FPS = 2.0
 FAILOVER_BOUND_S = 10.0  # the bound: a killed replica's avatars stream again on others within 10 s
+NOTICE_BOUND_S = 3.0  # a death is noticed within a round or two of the loop (0.5 s each), moves or not
 
 
 def frames_until(sub: ClusterFrameSubscriber, wanted: set[str], timeout_s: float,
@@ -253,14 +254,18 @@ def test_two_deaths_in_a_row_bring_both_sets_back(cluster: ClusterService, nine:
             os.kill(replica["actor_pid"], signal.SIGKILL)
             time.sleep(1.0)
         deadline = time.monotonic() + 2 * FAILOVER_BOUND_S
+        noticed = None  # when the loop took the second replica out, while the first one's avatars were moving
         while time.monotonic() < deadline:
-            frame = sub.recv(timeout_ms=500)
+            if noticed is None and second["id"] not in {r.id for r in cluster.placement.live()}:
+                noticed = time.monotonic()
+            frame = sub.recv(timeout_ms=200)
             if frame is not None and frame.avatar in lost:
                 arrivals.append((time.monotonic(), frame.avatar, frame.epoch))
             now = {aid: cluster.placement.where(aid) for aid in lost}
             current = {(a, e) for _, a, e in arrivals}
             if all(p is not None and p.replica is not None and (a, p.epoch) in current for a, p in now.items()):
                 break
+    assert noticed is not None and noticed - kills[second["id"]] < NOTICE_BOUND_S, "the moves held up the loop"
     final = {aid: cluster.placement.where(aid) for aid in lost}
     assert all(p is not None and p.replica is not None for p in final.values()), final
     for rid, avatars in sets.items():
