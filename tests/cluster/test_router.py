@@ -192,3 +192,66 @@ def test_capacity_counts_per_node_and_names_what_to_change() -> None:
     reason = c.shortfall(c.Ask(1, 1, 1), [{"CPU": 4}])
     assert reason is not None and "room for 0" in reason and "--gpus-per-replica 0" in reason
     assert "resource 'slot'" in (c.shortfall(c.Ask(2, 0, 0, {"slot": 1}), [{"CPU": 2, "slot": 1}]) or "")
+
+
+class FlakyReplica:
+    """A ROUTER that answers every command ok, except the first ``set_expression``: an error reply."""
+
+    def __init__(self) -> None:
+        self.addr = f"tcp://127.0.0.1:{free_port()}"
+        self.ctx = zmq.Context()
+        self.sock = self.ctx.socket(zmq.ROUTER)
+        self.sock.setsockopt(zmq.LINGER, 0)
+        self.sock.bind(self.addr)
+        self.received: list[str] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        import msgpack
+
+        while not self._stop.is_set():
+            if not self.sock.poll(100):
+                continue
+            *envelope, body = self.sock.recv_multipart()
+            cmd = msgpack.unpackb(body, raw=False)["cmd"]
+            self.received.append(cmd)
+            failing = cmd == "set_expression" and self.received.count(cmd) == 1
+            reply = {"ok": False, "error": {"code": "busy", "message": "try again"}} if failing else {"ok": True}
+            self.sock.send_multipart([*envelope, msgpack.packb(reply)])
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.sock.close(0)
+        self.ctx.term()
+
+
+def test_a_failed_replay_is_logged_and_sent_again(caplog: pytest.LogCaptureFixture) -> None:
+    from engine import protocol as p
+    from engine.cluster.mover import Mover
+
+    peer = FlakyReplica()
+    placement = Placement()
+    placement.add_replica(ReplicaInfo("old", "n", 1, "", ""))
+    placement.home_for_upload("a1", b"photo")
+    placement.confirm("a1", "old", ok=True)
+    placement.remember("a1", p.parse_request(p.pack({"v": 1, "cmd": "set_expression", "avatar": "a1",
+                                                     "expression": "sad"}), 1 << 20))
+    placement.set_stream("a1", 5.0)
+    router = Router(f"tcp://127.0.0.1:{free_port()}", placement)
+    router.start()
+    try:
+        placement.add_replica(ReplicaInfo("new", "n", 2, peer.addr, ""))
+        router.add_replica("new", peer.addr, f"tcp://127.0.0.1:{free_port()}")
+        (moved,) = placement.remove_replica("old")
+        with caplog.at_level("WARNING", logger="engine.cluster.mover"):
+            assert Mover(placement, router).move_one(moved, "old", drain=False) == "new"
+        assert peer.received == ["set_source", "set_expression", "set_expression", "stream"]
+        assert "set_expression for avatar a1 on replica new failed (try 1 of 3)" in caplog.text
+        placed = placement.where("a1")
+        assert placed is not None and (placed.replica, placed.epoch, placed.fps) == ("new", 1, 5.0)
+    finally:
+        router.stop()
+        peer.close()
