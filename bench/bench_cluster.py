@@ -28,8 +28,8 @@ sys.path.insert(0, str(ROOT))
 
 from engine.client import ClusterFrameSubscriber, EngineClient  # noqa: E402
 from engine.cluster.ray_setup import connect_ray  # noqa: E402
-from engine.cluster.replica import free_port  # noqa: E402
 from engine.cluster.service import ClusterConfig, ClusterService  # noqa: E402
+from tests.service.conftest import free_port  # noqa: E402
 
 
 def portraits(count: int, start: int) -> list[bytes]:
@@ -46,7 +46,7 @@ def portraits(count: int, start: int) -> list[bytes]:
 
 
 def replica_streams(service: ClusterService) -> dict[str, tuple[int, int]]:
-    """avatar -> (seq, late) read from every replica directly (not the supervisor's cached copy)."""
+    """avatar -> (seq, late) read from every replica directly (not the reconcile loop's cached copy)."""
     out: dict[str, tuple[int, int]] = {}
     for replica in service.status()["replicas"]:
         with EngineClient(replica["command_addr"], timeout_ms=10_000, retries=0) as c:
@@ -92,7 +92,7 @@ def routing_overhead(service: ClusterService, rounds: int, per_round: int) -> tu
 
 def failover(service: ClusterService, client: EngineClient, fps: float, used: int) -> tuple[float, float, int]:
     """Kill the replica holding the most streaming avatars; (s to the last moved avatar's first frame, s the
-    supervisor took, avatars moved)."""
+    mover took, avatars moved)."""
     for aid in list(service.placement.avatars):
         client.drop_source(aid)
     ids = [client.set_source(p).avatar for p in portraits(len(service.placement.live()) * 2, used)]
@@ -110,8 +110,8 @@ def failover(service: ClusterService, client: EngineClient, fps: float, used: in
             if frame is not None and frame.avatar in lost and frame.epoch >= 1:
                 seen.add(frame.avatar)
         took = time.monotonic() - killed
-    supervisor = service.failovers[-1]["seconds"] if service.failovers else float("nan")
-    return took if seen == lost else float("inf"), supervisor, len(lost)
+    mover = service.failovers[-1]["seconds"] if service.failovers else float("nan")
+    return took if seen == lost else float("inf"), mover, len(lost)
 
 
 def ray_call_us(ray: ModuleType, calls: int) -> list[float]:
@@ -170,7 +170,7 @@ def main() -> int:
     models = Path(tempfile.mkdtemp()) / "models"
     models.mkdir()
     service = ClusterService(ClusterConfig(
-        command_addr=f"tcp://127.0.0.1:{free_port('127.0.0.1')}", frame_addr=None, replicas=1, cpus_per_replica=1.0,
+        command_addr=f"tcp://127.0.0.1:{free_port()}", frame_addr=None, replicas=1, cpus_per_replica=1.0,
         engine_env={"LP_MODELS_DIR": str(models), "LP_LOG_LEVEL": "WARNING"}, replace_dead=False))
     print(f"machine: {cores} cores (shared: loadavg {os.getloadavg()[0]:.1f}); ray {ray.__version__}; "
           f"offline renderer; {args.avatars_per_replica} avatars per replica at {args.fps:g} fps, "
@@ -192,9 +192,9 @@ def main() -> int:
             print(f"                               direct to the replica  {fmt(direct)}")
             print(f"routing overhead per command: {statistics.median(routed) - statistics.median(direct):.0f} us "
                   "(median minus median)")
-            took, supervisor, moved = failover(service, client, args.fps, used)
+            took, mover, moved = failover(service, client, args.fps, used)
             print(f"replica killed (SIGKILL) -> its {moved} avatar(s)' first frames elsewhere: {took:.2f} s "
-                  f"(supervisor: death noticed to avatars placed again {supervisor:.2f} s)")
+                  f"(mover: death noticed to avatars placed again {mover:.2f} s)")
         actor = ray_call_us(ray, 300)
         print(f"Ray actor method call round trip, us:   {fmt(actor)}")
         if not args.no_serve:

@@ -6,14 +6,15 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from engine.config import engine_settings
 from engine.errors import EngineError
 from engine.security import engine_keys
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, on_bound: Callable[[str, str], None] | None = None) -> int:
+    """``on_bound``: told the bound command and frame addresses (engine/cluster/engine_proc.py reports them)."""
     try:
         settings = engine_settings(argv)
         curve = engine_keys(settings.curve_keys_dir, os.environ)
@@ -29,7 +30,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: engine.stop())
     try:
-        engine.run()
+        engine.run(on_bound)
     except zmq.ZMQError as exc:  # address in use, malformed address
         logging.getLogger("engine").error("cannot bind %s / %s: %s", settings.command_addr, settings.frame_addr, exc)
         return 1

@@ -66,8 +66,11 @@ class Engine:
                  " (CURVE)" if self._curve is not None else "")
         self.core.start()
 
-    def run(self) -> None:
+    def run(self, on_bound: Callable[[str, str], None] | None = None) -> None:
+        """Serve until ``stop()``; ``on_bound`` hears the bound addresses first (a ``:*`` port resolved)."""
         self.start()
+        if on_bound is not None:
+            on_bound(*self.endpoints())
         mailbox = self.core.mailbox
         poller = zmq.Poller()
         poller.register(self._router, zmq.POLLIN)
@@ -80,6 +83,10 @@ class Engine:
                     self._serve_one()
         finally:
             self.close()
+
+    def endpoints(self) -> tuple[str, str]:
+        """The command and frame addresses as bound (after ``start``): the port the OS chose for ``tcp://host:*``."""
+        return (self._router.getsockopt_string(zmq.LAST_ENDPOINT), self._pub.getsockopt_string(zmq.LAST_ENDPOINT))
 
     def stop(self) -> None:
         """Ask ``run`` to return (safe from a signal handler or another thread)."""

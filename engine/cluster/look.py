@@ -2,7 +2,7 @@
 
 An avatar's animator lives in one replica. The router sees every command that sets its look and, once the replica
 has accepted it, keeps the result beside the avatar's photo in the placement. When the avatar is prepared again on
-another replica, the supervisor replays the look there with no transition, before its stream resumes, so viewers
+another replica, the mover (mover.py) replays the look there with no transition, before its stream resumes, so viewers
 see the same expression, controls and idle life under the new ``epoch``. Speech, clips and keyframe schedules are
 moments, not a look: they are not replayed (a client resends what it was saying).
 """

@@ -6,13 +6,15 @@ draining. The photo's bytes are kept (byte-bounded, least recently used first) s
 prepared again elsewhere; its stream rate is kept so the stream resumes there, with ``epoch`` raised by one, and its
 look (engine/cluster/look.py) so that it resumes with the same face.
 
-Thread-safe (one lock): the router thread reads it per command, the supervisor changes it on faults and scaling.
+Thread-safe (one lock): the router thread reads it per command, the reconcile loop and the movers change it on
+faults and scaling.
 """
 
 from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
+from typing import Any
 
 from engine import protocol as p
 from engine.cache import ByteLRU
@@ -34,6 +36,12 @@ class ReplicaInfo:
     frames: int = 0  # frames published, from its last health reply
     stream_table: dict[str, dict[str, float]] = field(default_factory=dict)  # its health's `streams`
 
+    def take_health(self, reply: dict[str, Any]) -> None:
+        """Its streams and frame count from its last health reply."""
+        self.stream_table = dict(reply.get("streams") or {})
+        self.streams = len(self.stream_table)
+        self.frames = int((reply.get("frames") or {}).get("published", 0))
+
     def as_status(self, avatars: list[str]) -> dict[str, object]:
         return {"id": self.id, "node": self.node, "pid": self.pid, "actor_pid": self.actor_pid,
                 "command_addr": self.command_addr, "frame_addr": self.frame_addr, "avatars": avatars,
@@ -54,7 +62,7 @@ class Placed:
 
 @dataclass
 class Moved:
-    """What the supervisor needs to rebuild an avatar elsewhere."""
+    """What a mover (mover.py) needs to rebuild an avatar elsewhere."""
 
     avatar: str
     image: bytes | None
@@ -114,13 +122,13 @@ class Placement:
 
     # -- avatars --
 
-    def least_loaded(self, exclude: str | None = None) -> str | None:
-        """The replica with the fewest avatars that takes new ones (ties: the oldest replica)."""
+    def least_loaded(self, exclude: str | set[str] | None = None) -> str | None:
+        """The replica with the fewest avatars that takes new ones (ties: the oldest replica), not in ``exclude``."""
         with self._lock:
-            return self._least_loaded(exclude)
+            return self._least_loaded({exclude} if isinstance(exclude, str) else exclude or set())
 
-    def _least_loaded(self, exclude: str | None = None) -> str | None:
-        counts = {rid: 0 for rid, info in self.replicas.items() if not info.draining and rid != exclude}
+    def _least_loaded(self, exclude: set[str] | frozenset[str] = frozenset()) -> str | None:
+        counts = {rid: 0 for rid, info in self.replicas.items() if not info.draining and rid not in exclude}
         for placed in self.avatars.values():
             home = placed.moving_to or placed.replica
             if home in counts:
@@ -134,7 +142,7 @@ class Placement:
             placed = self.avatars.get(avatar)
             if placed is not None and placed.replica is not None:
                 return placed.replica
-            if placed is not None:  # moving: the supervisor places it
+            if placed is not None:  # moving: a mover places it
                 return None
             target = self._least_loaded()
             if target is not None:
@@ -159,16 +167,19 @@ class Placement:
                 self._sources.pop(avatar)
 
     def moving(self, avatar: str, target: str) -> None:
-        """The supervisor prepares ``avatar`` on ``target`` (commands still go where they went, or wait)."""
+        """A mover prepares ``avatar`` on ``target`` (commands still go where they went, or wait)."""
         with self._lock:
             if avatar in self.avatars:
                 self.avatars[avatar].moving_to = target
 
-    def place(self, avatar: str, replica: str, epoch: int, fps: float) -> None:
-        """The supervisor moved ``avatar`` onto ``replica`` (its look goes with it)."""
+    def place(self, avatar: str, replica: str, epoch: int, fps: float) -> bool:
+        """A mover moved ``avatar`` onto ``replica`` (its look goes with it); False when ``replica`` is gone."""
         with self._lock:
+            if replica not in self.replicas:
+                return False
             old = self.avatars.get(avatar)
             self.avatars[avatar] = Placed(replica, epoch, fps, ready=True, look=old.look if old else Look())
+            return True
 
     def remember(self, avatar: str, req: p.Request) -> None:
         """A look command for ``avatar`` was accepted by its replica."""

@@ -1,48 +1,42 @@
 """The RayService entry point (deploy/rayservice.yaml): a Ray Serve application of one deployment, one replica,
-that is the cluster's control plane: it runs the router and the supervisor (engine/cluster/service.py) and the
+that is the cluster's control plane: it runs the router and the reconcile loop (engine/cluster/service.py) and the
 HTTP bridge, pinned to the head node (custom resource ``liveportrait-front``) so its ports are the head pod's.
 
 Serve is used here for what KubeRay's RayService gives a Kubernetes user (apply one manifest, zero-downtime
 upgrades of the whole Ray cluster, health checks), not for routing: commands go through our ZMQ router and the
 engine replicas are Ray Core actors (docs/scaling.md says why). Settings come from LP_CLUSTER_* variables of the
-manifest's runtime_env.
+manifest's runtime_env (front.py); the bridge connects to the command and frame addresses configured there.
 """
 
 from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from typing import Any
 
 from ray import serve
 
-from engine.cluster.service import ClusterConfig, ClusterService
+from engine.cluster.front import FRONT_CPUS, FRONT_RESOURCE, bridge_command, config_from, http_port
+from engine.cluster.service import ClusterService
 
 
 @serve.deployment(num_replicas=1, max_ongoing_requests=8, health_check_period_s=10,
-                  ray_actor_options={"num_cpus": 0.5, "resources": {"liveportrait-front": 1}})
+                  ray_actor_options={"num_cpus": FRONT_CPUS, "resources": {FRONT_RESOURCE: 1}})
 class ClusterFront:
     def __init__(self) -> None:
-        env = os.environ
-        self.service = ClusterService(ClusterConfig(
-            command_addr=env.get("LP_CLUSTER_COMMAND_ADDR", "tcp://0.0.0.0:5555"),
-            frame_addr=env.get("LP_CLUSTER_FRAME_ADDR", "tcp://0.0.0.0:5556") or None,
-            replicas=int(env.get("LP_CLUSTER_REPLICAS", "1")),
-            gpus_per_replica=float(env.get("LP_CLUSTER_GPUS_PER_REPLICA", "1")),
-            cpus_per_replica=float(env.get("LP_CLUSTER_CPUS_PER_REPLICA", "1"))))
+        config = config_from(os.environ)
+        self.service = ClusterService(config)
         self.service.start()
-        self.bridge = subprocess.Popen([sys.executable, "-m", "bridge", "--host", "0.0.0.0",
-                                        "--port", env.get("LP_CLUSTER_HTTP_PORT", "8081"),
-                                        "--engine-addr", "tcp://127.0.0.1:5555",
-                                        "--frame-addr", "tcp://127.0.0.1:5556"])
+        self.bridge = subprocess.Popen(bridge_command(config, http_port(os.environ)))
 
     def check_health(self) -> None:
-        """Serve restarts this replica (and so the control plane) when the bridge died or no engine replica runs."""
+        """Serve restarts this replica (and so the control plane) when the bridge died, the router's or the reconcile
+        loop's thread stopped, or no engine replica runs."""
         if self.bridge.poll() is not None:
             raise RuntimeError(f"the HTTP bridge exited with {self.bridge.returncode}")
-        if not self.service.placement.live():
-            raise RuntimeError("no engine replica is running")
+        control = self.service.health()
+        if not control["ok"]:
+            raise RuntimeError(f"the cluster's control plane is unhealthy: {control}")
 
     async def __call__(self, _request: Any) -> dict[str, Any]:
         """Serve's own HTTP route (port 8000, /cluster): the cluster's status, as /status carries it."""

@@ -145,7 +145,9 @@ def test_a_look_is_remembered_as_the_engine_applies_it_and_rebuilt_in_order() ->
     placement.confirm("a", "r", ok=True)
     placement.remember("a", parsed({"cmd": "set_expression", "avatar": "a", "expression": "sad"}))
     placement.remove_replica("r")
-    placement.place("a", "s", 1, 25.0)  # moved: the look went with it
+    assert not placement.place("a", "gone", 1, 25.0)  # a replica that went away meanwhile takes nothing
+    placement.add_replica(ReplicaInfo("s", "n", 1, "", ""))
+    assert placement.place("a", "s", 1, 25.0)  # moved: the look went with it
     assert placement.look("a").messages("a")[0]["expression"] == "sad"
 
 
@@ -159,3 +161,97 @@ def test_stream_epoch_is_checked(bad: object) -> None:
     assert p.parse_request(p.pack({"v": 1, "cmd": "stream", "avatar": "a1"}), 1 << 20).epoch == 0
     with pytest.raises(BadRequest, match="epoch"):
         p.parse_request(p.pack({"v": 1, "cmd": "stream", "avatar": "a1", "epoch": bad}), 1 << 20)
+
+
+def test_health_says_when_the_router_has_stopped() -> None:
+    from engine.cluster.service import ClusterConfig, ClusterService
+
+    service = ClusterService(ClusterConfig(command_addr=f"tcp://127.0.0.1:{free_port()}",
+                                           frame_addr=f"tcp://127.0.0.1:{free_port()}"))
+    service.router.start()
+    assert service.health()["router"] is True
+    assert service.health()["reconcile"] is False and service.health()["ok"] is False  # no loop, no replica
+    service.router.relay.stop()  # the relay's thread is part of the router's liveness
+    assert service.health()["router"] is False
+    service.router.stop()
+    assert service.status()["control"]["router"] is False
+
+
+def test_capacity_counts_per_node_and_names_what_to_change() -> None:
+    from engine.cluster import capacity as c
+
+    assert c.default_cpus(0) == 0.5 and c.default_cpus(1) == 1.0
+    assert c.room([{"CPU": 2}], 0.5, 0) == 4
+    assert c.room([{"CPU": 8, "GPU": 1}, {"CPU": 8, "GPU": 1}], 1, 0.6) == 2  # 0.6 GPU: one per node, not three
+    assert c.shortfall(c.Ask(3, 0.5, 0), [{"CPU": 2}]) is None  # a newcomer's --replicas 3 on two cores fits
+    reason = c.shortfall(c.Ask(4, 1, 0.6), [{"CPU": 8, "GPU": 1}, {"CPU": 8, "GPU": 1}])
+    assert reason is not None and "\n" not in reason
+    for part in ("4 replica(s) asking 1 CPU and 0.6 GPU", "need 4 CPUs and 2.4 GPUs", "has 16 CPUs and 2 GPUs",
+                 "room for 2", "--gpus-per-replica 0.5", "--replicas 2"):
+        assert part in reason, reason
+    reason = c.shortfall(c.Ask(1, 1, 1), [{"CPU": 4}])
+    assert reason is not None and "room for 0" in reason and "--gpus-per-replica 0" in reason
+    assert "resource 'slot'" in (c.shortfall(c.Ask(2, 0, 0, {"slot": 1}), [{"CPU": 2, "slot": 1}]) or "")
+
+
+class FlakyReplica:
+    """A ROUTER that answers every command ok, except the first ``set_expression``: an error reply."""
+
+    def __init__(self) -> None:
+        self.addr = f"tcp://127.0.0.1:{free_port()}"
+        self.ctx = zmq.Context()
+        self.sock = self.ctx.socket(zmq.ROUTER)
+        self.sock.setsockopt(zmq.LINGER, 0)
+        self.sock.bind(self.addr)
+        self.received: list[str] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        import msgpack
+
+        while not self._stop.is_set():
+            if not self.sock.poll(100):
+                continue
+            *envelope, body = self.sock.recv_multipart()
+            cmd = msgpack.unpackb(body, raw=False)["cmd"]
+            self.received.append(cmd)
+            failing = cmd == "set_expression" and self.received.count(cmd) == 1
+            reply = {"ok": False, "error": {"code": "busy", "message": "try again"}} if failing else {"ok": True}
+            self.sock.send_multipart([*envelope, msgpack.packb(reply)])
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.sock.close(0)
+        self.ctx.term()
+
+
+def test_a_failed_replay_is_logged_and_sent_again(caplog: pytest.LogCaptureFixture) -> None:
+    from engine import protocol as p
+    from engine.cluster.mover import Mover
+
+    peer = FlakyReplica()
+    placement = Placement()
+    placement.add_replica(ReplicaInfo("old", "n", 1, "", ""))
+    placement.home_for_upload("a1", b"photo")
+    placement.confirm("a1", "old", ok=True)
+    placement.remember("a1", p.parse_request(p.pack({"v": 1, "cmd": "set_expression", "avatar": "a1",
+                                                     "expression": "sad"}), 1 << 20))
+    placement.set_stream("a1", 5.0)
+    router = Router(f"tcp://127.0.0.1:{free_port()}", placement)
+    router.start()
+    try:
+        placement.add_replica(ReplicaInfo("new", "n", 2, peer.addr, ""))
+        router.add_replica("new", peer.addr, f"tcp://127.0.0.1:{free_port()}")
+        (moved,) = placement.remove_replica("old")
+        with caplog.at_level("WARNING", logger="engine.cluster.mover"):
+            assert Mover(placement, router).move_one(moved, "old", drain=False) == "new"
+        assert peer.received == ["set_source", "set_expression", "set_expression", "stream"]
+        assert "set_expression for avatar a1 on replica new failed (try 1 of 3)" in caplog.text
+        placed = placement.where("a1")
+        assert placed is not None and (placed.replica, placed.epoch, placed.fps) == ("new", 1, 5.0)
+    finally:
+        router.stop()
+        peer.close()

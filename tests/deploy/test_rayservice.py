@@ -3,8 +3,12 @@
 - the RayService itself against deploy/rayservice.schema.json (our schema of the KubeRay fields it uses: no CRD
   schema for KubeRay is in the package registries);
 - each pod template against Kubernetes' own schema (kubernetes-validate, as a core/v1 PodTemplate);
-- what ties it to our code: the Serve import path exists, the control plane's custom resource is the head's, the
-  ports the bridge and the router bind are the head container's.
+- the RayCluster as Ray itself reads it: Ray's own reader of a KubeRay RayCluster spec (the KubeRay autoscaler's,
+  shipped in the ray package) derives each group's resources from rayStartParams and the container limits; the
+  control plane's resource and CPUs must be the head's, and the replicas the manifest asks for must fit the GPU
+  group's nodes (engine/cluster/capacity.py, the check liveportrait-cluster makes);
+- what ties it to our code: the Serve import path exists, the settings the control plane reads (front.py) bind
+  ports the head container exposes, and its bridge connects to them.
 """
 
 from __future__ import annotations
@@ -75,3 +79,55 @@ def test_manifest_matches_the_code() -> None:
     assert env["RAY_USAGE_STATS_ENABLED"] == "0"
     workers = doc["spec"]["rayClusterConfig"]["workerGroupSpecs"][0]
     assert float(workers["rayStartParams"]["num-gpus"]) >= float(env["LP_CLUSTER_GPUS_PER_REPLICA"])
+
+
+def ray_node_types(doc: dict) -> dict[str, dict[str, float]]:
+    """group name -> the resources Ray's KubeRay reader derives for one node of it ("headgroup" for the head)."""
+    from ray.autoscaler._private.kuberay.autoscaling_config import _derive_autoscaling_config_from_ray_cr
+
+    derived = _derive_autoscaling_config_from_ray_cr(
+        {"metadata": {"name": doc["metadata"]["name"], "namespace": "default"},
+         "spec": copy.deepcopy(doc["spec"]["rayClusterConfig"])})
+    return {name: node["resources"] for name, node in derived["available_node_types"].items()}
+
+
+def replicas_shortfall(doc: dict) -> str | None:
+    """Why the engine replicas the manifest asks for would not fit its GPU workers (None: they fit)."""
+    from engine.cluster import capacity
+    from engine.cluster.front import config_from
+
+    env = yaml.safe_load(doc["spec"]["serveConfigV2"])["applications"][0]["runtime_env"]["env_vars"]
+    config = config_from(env)
+    group = doc["spec"]["rayClusterConfig"]["workerGroupSpecs"][0]
+    nodes = [ray_node_types(doc)[group["groupName"]]] * group["replicas"]
+    return capacity.shortfall(capacity.Ask(config.replicas, config.cpus, config.gpus_per_replica), nodes)
+
+
+def test_ray_reads_the_cluster_as_the_control_plane_needs_it() -> None:
+    from engine.cluster.front import FRONT_CPUS, FRONT_RESOURCE, bridge_command, config_from, http_port
+
+    doc = manifest()
+    head = ray_node_types(doc)["headgroup"]
+    assert head[FRONT_RESOURCE] == 1 and head["CPU"] >= FRONT_CPUS  # the control plane can be placed, on the head
+    assert replicas_shortfall(doc) is None
+    env = yaml.safe_load(doc["spec"]["serveConfigV2"])["applications"][0]["runtime_env"]["env_vars"]
+    config = config_from(env)
+    ports = {p["containerPort"] for p in doc["spec"]["rayClusterConfig"]["headGroupSpec"]["template"]["spec"]
+             ["containers"][0]["ports"]}
+    bound = [config.command_addr, config.frame_addr or ""]
+    assert {int(addr.rsplit(":", 1)[1]) for addr in bound} | {int(http_port(env))} <= ports
+    command = bridge_command(config, http_port(env))
+    assert command[command.index("--engine-addr") + 1] == config.command_addr.replace("0.0.0.0", "127.0.0.1")
+    assert command[command.index("--frame-addr") + 1] == (config.frame_addr or "").replace("0.0.0.0", "127.0.0.1")
+
+
+def test_ray_reading_catches_replicas_that_do_not_fit() -> None:
+    doc = manifest()
+    serve = yaml.safe_load(doc["spec"]["serveConfigV2"])
+    serve["applications"][0]["runtime_env"]["env_vars"]["LP_CLUSTER_CPUS_PER_REPLICA"] = "7"  # the nodes have 6
+    doc["spec"]["serveConfigV2"] = yaml.safe_dump(serve)
+    reason = replicas_shortfall(doc)
+    assert reason is not None and "room for 0" in reason, reason
+    doc = manifest()
+    doc["spec"]["rayClusterConfig"]["headGroupSpec"]["rayStartParams"]["resources"] = '"{}"'
+    assert "liveportrait-front" not in ray_node_types(doc)["headgroup"]
