@@ -19,7 +19,6 @@ holds up the feed or the other viewers).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import fractions
 import logging
 import time
@@ -147,7 +146,7 @@ class FeedStats:
 class AvatarFeed:
     """One avatar's SUB socket, read by one task; viewers take the newest frame and read the shared audio."""
 
-    def __init__(self, avatar: str, frame_addr: str, curve: CurveClientKeys | None,
+    def __init__(self, avatar: str, ctx: zmq.asyncio.Context, frame_addr: str, curve: CurveClientKeys | None,
                  clock_offset: Callable[[], Awaitable[float]], delay_s: float) -> None:
         self.avatar = avatar
         self.min_delay_s = self.delay_s = delay_s
@@ -156,8 +155,7 @@ class AvatarFeed:
         self.offset = 0.0  # engine time = bridge monotonic + offset
         self.origin: float | None = None  # engine time of pts 0, the same for every viewer
         self.viewers: set[FeedVideoTrack] = set()
-        self._ctx = zmq.asyncio.Context()
-        self._sock = frame_subscriber_socket(self._ctx, frame_addr, avatar, curve, FEED_HWM)
+        self._sock = frame_subscriber_socket(ctx, frame_addr, avatar, curve, FEED_HWM)
         self._sock.subscribe(AUDIO_TOPIC + avatar.encode())
         self._clock_offset = clock_offset
         self._task: asyncio.Task[None] | None = None
@@ -167,12 +165,19 @@ class AvatarFeed:
         self._task = asyncio.create_task(self._run(), name=f"whep-feed-{self.avatar}")
 
     async def close(self) -> None:
+        """The reading task ended, the socket closed (the context is the caller's: one for every feed)."""
         if self._task is not None:
             self._task.cancel()
-            with contextlib.suppress(BaseException):
+            try:
                 await self._task
+            except asyncio.CancelledError:
+                current = asyncio.current_task()
+                if current is not None and current.cancelling():  # we are cancelled ourselves: pass it on
+                    self._sock.close(0)
+                    raise
+            except Exception:
+                log.exception("whep feed %s failed", self.avatar)
         self._sock.close(0)
-        self._ctx.term()
 
     def engine_now(self) -> float:
         return time.monotonic() + self.offset
@@ -289,12 +294,13 @@ class _Paced:
 
 
 class FeedVideoTrack(MediaStreamTrack):
-    """A viewer's video: the feed's frames, each held until its engine time + delay. The frames waiting for their
-    time are a short queue (``delay`` covers about 3 frames); of the frames already due only the newest is sent,
-    the rest are skipped (counted), and a full queue drops its oldest: a stalled viewer skips, never queues up."""
+    """A viewer's video: the feed's frames, each held until its engine time + delay. Every frame not yet due waits
+    (however long the delay: at 400 ms that is 10 frames at 25 fps, all sent); of the frames already due only the
+    newest is kept, the rest are skipped (counted): a stalled viewer skips, never queues up. ``MAX_WAITING`` bounds
+    the queue beyond any delay the feed may reach (MAX_DELAY_S at 60 fps)."""
 
     kind = "video"
-    MAX_WAITING = 8
+    MAX_WAITING = int(MAX_DELAY_S * 60) + 4
 
     def __init__(self, feed: AvatarFeed) -> None:
         super().__init__()
@@ -306,11 +312,17 @@ class FeedVideoTrack(MediaStreamTrack):
         self.skipped = 0
         feed.viewers.add(self)
 
-    def offer(self, item: FeedFrame) -> None:
-        if len(self._waiting) >= self.MAX_WAITING:
+    def _skip_stale(self) -> None:
+        """Drop each frame that a newer frame, already due, makes pointless (it would only add delay)."""
+        now = time.monotonic() + self._paced.lead
+        while len(self._waiting) > 1 and (len(self._waiting) > self.MAX_WAITING
+                                          or self.feed.release_at(self._waiting[1].ts) <= now):
             self._waiting.popleft()
             self.skipped += 1
+
+    def offer(self, item: FeedFrame) -> None:
         self._waiting.append(item)
+        self._skip_stale()
         self._new.set()
 
     async def recv(self) -> av.VideoFrame:
@@ -322,10 +334,7 @@ class FeedVideoTrack(MediaStreamTrack):
             await self._new.wait()
         if self.readyState != "live":
             raise MediaStreamError
-        now = time.monotonic() + self._paced.lead
-        while len(self._waiting) > 1 and self.feed.release_at(self._waiting[1].ts) <= now:
-            self._waiting.popleft()  # a newer frame is due already: this one would only add delay
-            self.skipped += 1
+        self._skip_stale()
         item = self._waiting.popleft()
         await self._paced.wait_until(self.feed.release_at(item.ts))
         self.sent += 1
