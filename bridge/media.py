@@ -71,14 +71,28 @@ class Speech:
         return self.ts + len(self.samples) / AUDIO_RATE
 
 
+@dataclass
+class _Run:
+    """The utterance being received: its chunks join one resampler, so no chunk boundary is heard."""
+
+    rate: int
+    origin: float  # engine time of its first sample
+    next_ts: float  # engine time at which its next chunk starts
+    produced: int = 0  # 48 kHz samples out so far
+    resampler: soxr.ResampleStream | None = None  # None at 48 kHz
+
+
 class AudioBuffer:
-    """The avatar's speech ahead of and around now, keyed by engine time; cuts applied as they arrive."""
+    """The avatar's speech ahead of and around now, keyed by engine time; cuts applied as they arrive. Chunks of
+    one request (engine/audio_out.py) are resampled as one stream; a chunk that does not continue the one before
+    (a lost one: a gap in ``seq``, counted in ``lost``) starts a new stream at its own time."""
 
     def __init__(self) -> None:
         self.items: list[Speech] = []
         self.received = 0
-        self.lost = 0  # gaps in the engine's per-avatar audio seq
+        self.lost = 0  # gaps in the engine's per-avatar audio seq: chunks PUB dropped for this subscriber
         self._seq: int | None = None
+        self._run: _Run | None = None
 
     def add(self, msg: AudioMessage) -> None:
         if self._seq is not None and msg.seq > self._seq + 1:
@@ -86,13 +100,24 @@ class AudioBuffer:
         self._seq = msg.seq
         self.received += 1
         if msg.kind == "cut":
+            self._run = None
             self.cut(msg.ts)
             return
+        if msg.sample_rate <= 0:
+            return
         x = np.frombuffer(msg.pcm, "<i2").astype(np.float32) / 32768.0
-        if msg.sample_rate != AUDIO_RATE:
-            x = soxr.resample(x, msg.sample_rate, AUDIO_RATE).astype(np.float32)
-        self.items.append(Speech(msg.ts, x))
-        horizon = msg.ts + len(x) / AUDIO_RATE - AUDIO_KEEP_S
+        run = self._run
+        if run is None or run.rate != msg.sample_rate or abs(msg.ts - run.next_ts) * msg.sample_rate > 0.5:
+            resampler = (None if msg.sample_rate == AUDIO_RATE
+                         else soxr.ResampleStream(msg.sample_rate, AUDIO_RATE, 1, dtype="float32"))
+            run = _Run(msg.sample_rate, msg.ts, msg.ts, 0, resampler)
+        y = x if run.resampler is None else run.resampler.resample_chunk(x, last=msg.last).astype(np.float32)
+        if len(y):
+            self.items.append(Speech(run.origin + run.produced / AUDIO_RATE, y))
+            run.produced += len(y)
+        run.next_ts = msg.ts + len(x) / msg.sample_rate
+        self._run = None if msg.last else run
+        horizon = msg.ts + len(x) / msg.sample_rate - AUDIO_KEEP_S
         self.items = [s for s in self.items if s.end > horizon]
 
     def cut(self, t: float) -> None:

@@ -72,7 +72,7 @@ class Core:
                                 ByteLRU(int(settings.frame_cache_mb * MiB), len), self.avatars.find, pub,
                                 settings.output, settings.jpeg_quality)
         self.clips_running: dict[str, threading.Event] = {}  # clip id -> its cancel flag (command thread only)
-        self.audio = AudioOut(self.publish, lambda: pub)  # speech audio on the PUB socket (publish thread)
+        self.audio = AudioOut(self.publish, lambda: pub, clock)  # speech audio on the PUB socket, paced (audio thread)
 
     def _tick(self, stream: object, t: float) -> bool:
         return self.frames.on_tick(stream, t)  # type: ignore[arg-type]
@@ -92,6 +92,7 @@ class Core:
         for worker in self._workers():
             worker.start()
         self.frame_clock.start()
+        self.audio.start()
         self.mailbox.then(self.render.submit(self.load), self._loaded)
 
     def _workers(self) -> tuple[Worker, ...]:
@@ -101,6 +102,7 @@ class Core:
         """In order: no new ticks, then each worker finishes its job in flight (draw, then encode, then publish);
         the running clips are cancelled first so the clip worker does not wait on a render thread that is gone."""
         self.frame_clock.stop()
+        self.audio.stop()
         for cancel in list(self.clips_running.values()):
             cancel.set()
         self.render.wake()
@@ -116,6 +118,7 @@ class Core:
         if self.faces is not None:
             named["prep"] = self.faces.alive
         named["clock"] = self.frame_clock.alive
+        named["audio"] = self.audio.alive
         return [name for name, alive in named.items() if not alive]
 
     # -- start-up (render thread) --
