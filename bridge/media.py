@@ -11,9 +11,11 @@ The time aiortc spends encoding a frame before it sends it (VP8: milliseconds, O
 and the frame released that much earlier, so the send time, not the release time, lands on ``t + delay``.
 
 Per avatar one ``AvatarFeed``: one SUB socket on ``frame.<avatar>`` and ``audio.<avatar>`` (engine/client/messages.py
-parses it), one JPEG decode per frame, shared by every viewer; a viewer's video track holds the few frames waiting
-for their time and sends only the newest one due (a viewer that stalls skips frames, never queues them, and never
-holds up the feed or the other viewers).
+parses it; the sockets of every feed share one ZMQ context, the caller's), one JPEG decode per frame, shared by every
+viewer; a viewer's video track holds every frame waiting for its time (a long delay loses none) and sends only the
+newest one due (a viewer that stalls skips frames, never queues them, and never holds up the feed or the others).
+The speech arrives in chunks with a per-avatar ``seq``: a gap is a chunk PUB dropped for us, counted in
+``AudioBuffer.lost``; the rest plays.
 """
 
 from __future__ import annotations
