@@ -114,10 +114,18 @@ def test_whep_plays_face_and_voice_and_delete_frees_the_session(chromium, bridge
         figures = (fps, httpx.get(bridge.url + "/whep/session").json(), health["streams"], health["frames"])
         assert 15 <= fps <= 30, json.dumps(figures)  # the stream's 25 fps (loaded machine: loose)
         assert second["state"] == "connected"
-        # 400 ms of delay holds 10 frames: each is sent (a queue of 8 once dropped half: ~13 fps in the browser)
+        # 400 ms of delay holds 10 frames: the browser decodes each frame the engine publishes (a queue of 8 once
+        # dropped half: ~13 of 25 fps); compared with the engine's own count, which a loaded machine lowers
+        default = engine.request({"v": 1, "cmd": "list_avatars"})["default"]
+        published0, decoded0 = engine.request({"v": 1, "cmd": "health"})["streams"][default]["seq"], \
+            tab.evaluate("window.samples.at(-1).framesDecoded")
+        tab.wait_for_timeout(3000)
+        published1, decoded1 = engine.request({"v": 1, "cmd": "health"})["streams"][default]["seq"], \
+            tab.evaluate("window.samples.at(-1).framesDecoded")
         mine = detail(bridge, result["location"])
-        assert mine["video_skipped"] <= mine["video_sent"] // 10, json.dumps(figures)
-        assert fps >= 20, json.dumps(figures)
+        ratio = (decoded1 - decoded0) / max(1, published1 - published0)
+        assert ratio >= 0.85, (ratio, mine)
+        assert mine["video_skipped"] <= mine["video_sent"] // 4, mine
 
         # the stats list no session id; a wrong id (even one character off) ends nothing
         stats = httpx.get(bridge.url + "/whep/session").text
@@ -130,7 +138,6 @@ def test_whep_plays_face_and_voice_and_delete_frees_the_session(chromium, bridge
         tab.wait_for_timeout(1000)
         assert tab.evaluate("window.samples.at(-1).framesDecoded") > decoded + 10  # its stream goes on
 
-        default = engine.request({"v": 1, "cmd": "list_avatars"})["default"]
         reply = engine.request({"v": 1, "cmd": "speak", "avatar": default, "audio": sentence})
         mark = tab.evaluate("window.samples.length")
         tab.wait_for_timeout(int(reply["duration"] * 1000) + 1500)
