@@ -92,7 +92,7 @@ class StreamReply(Reply):
 
 @dataclass(frozen=True)
 class AudioMessage:
-    """One message of the engine's speech audio (PUB topic ``audio.<avatar>``, docs/protocol.md), parsed."""
+    """One chunk of the engine's speech audio (PUB topic ``audio.<avatar>``, docs/protocol.md), parsed."""
 
     kind: str  # "pcm" | "cut"
     avatar: str

@@ -56,6 +56,32 @@ def test_audio_buffer_resamples_and_a_cut_ends_the_voice_with_a_fade() -> None:
     assert len(x) == AUDIO_RATE // 2 and x[-1] == 0.0 and x[-241] > 0.2  # faded over the last 5 ms only
 
 
+def chunks_of(x: np.ndarray, rate: int, ts: float, seq0: int, step: int) -> list[AudioMessage]:
+    """A request as the engine sends it: contiguous chunks, ``last`` on the final one."""
+    return [AudioMessage("pcm", "a", seq0 + i, ts + k / rate, rate, x[k:k + step].astype("<i2").tobytes(),
+                         k + step >= len(x)) for i, k in enumerate(range(0, len(x), step))]
+
+
+def test_a_requests_chunks_are_resampled_as_one_stream_and_a_lost_one_leaves_a_gap() -> None:
+    rate = 22050
+    x = (np.sin(2 * np.pi * 440 * np.arange(rate) / rate) * 16000).astype("<i2")
+    whole, parts = AudioBuffer(), AudioBuffer()
+    whole.add(msg(0, 5.0, data=x.tobytes(), rate=rate))
+    chunks = chunks_of(x, rate, 5.0, 0, rate // 5)
+    for c in chunks:
+        parts.add(c)
+    one = np.concatenate([whole.read(5.0, k) for k in range(50)])
+    joined = np.concatenate([parts.read(5.0, k) for k in range(50)])
+    assert np.abs(one - joined).max() < 1e-4  # no seam at the 0.2 s boundaries
+    lossy = AudioBuffer()
+    for c in chunks[:2] + chunks[3:]:  # the third chunk (0.4-0.6 s) was dropped
+        lossy.add(c)
+    got = np.concatenate([lossy.read(5.0, k) for k in range(50)])
+    assert lossy.lost == 1
+    assert np.abs(got[int(0.42 * AUDIO_RATE):int(0.58 * AUDIO_RATE)]).max() == 0.0  # silence where it was
+    assert np.abs(got[int(0.65 * AUDIO_RATE):] - one[int(0.65 * AUDIO_RATE):]).max() < 0.05  # the rest in place
+
+
 def feed(delay_s: float) -> AvatarFeed:
     async def offset() -> float:
         return 0.0
@@ -154,3 +180,25 @@ def test_stack_patches_are_undone() -> None:
         assert vpx.MAX_BITRATE == 800_000 and vpx.DEFAULT_BITRATE == 500_000
     assert (aioice.ice.get_host_addresses, aioice.ice.CONSENT_INTERVAL, vpx.MAX_BITRATE,
             vpx.DEFAULT_BITRATE) == before
+
+
+def test_cors_grants_only_the_listed_origins() -> None:
+    """Starlette's CORSMiddleware on /whep*: a listed origin gets its preflight grant and the exposed headers,
+    another origin none; other paths are not touched."""
+    from starlette.testclient import TestClient
+
+    from bridge.app import create_app
+    from bridge.config import BridgeSettings
+    from bridge.whep import WHEP
+
+    app = create_app(BridgeSettings(), features=[WHEP],
+                     feature_settings={"whep": WhepSettings(whep_cors_origins="https://a.example")})
+    client = TestClient(app)
+    ask = {"Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "content-type"}
+    granted = client.options("/whep", headers={"Origin": "https://a.example", **ask})
+    assert granted.status_code == 200 and granted.headers["access-control-allow-origin"] == "https://a.example"
+    refused = client.options("/whep", headers={"Origin": "https://b.example", **ask})
+    assert refused.status_code == 400 and "access-control-allow-origin" not in refused.headers
+    plain = client.options("/whep/session/x", headers={"Origin": "https://a.example"})
+    assert plain.headers["access-control-expose-headers"] == "Location, ETag, X-Playout-Delay-Ms"
+    assert "access-control-allow-origin" not in client.get("/expressions", headers={"Origin": "https://a.example"}).headers
