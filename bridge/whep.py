@@ -232,7 +232,7 @@ class Whep:
         self.ice_addresses = ice_addresses(settings, bridge.settings.host)
         self._lock = asyncio.Lock()  # sessions and feeds: held for bookkeeping only, never across a network wait
         self._stream_lock = asyncio.Lock()  # engine stream start/stop, in order
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self.tasks: set[asyncio.Task[Any]] = set()
         self._ctx: zmq.asyncio.Context | None = None  # one for every feed's SUB socket
 
     # -- life cycle --
@@ -240,14 +240,14 @@ class Whep:
     def spawn(self, work: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]:
         """A background task, kept until done and cancelled by ``aclose``."""
         task = asyncio.create_task(work, name=name)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
         return task
 
     async def aclose(self) -> None:
         for session in list(self.sessions.values()):
             await self.end(session, "bridge stopping")
-        tasks = [t for t in self._tasks if t is not asyncio.current_task()]
+        tasks = [t for t in self.tasks if t is not asyncio.current_task()]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -294,31 +294,7 @@ class Whep:
         return Response(status_code=204, headers={"Accept-Post": "application/sdp"})
 
     async def stats(self, request: Request) -> Response:
-        """Counts, limits and per-session figures; a session is shown by its tag (a short hash), never its id."""
-        per_avatar: dict[str, int] = {}
-        for s in self.sessions.values():
-            per_avatar[s.avatar] = per_avatar.get(s.avatar, 0) + 1
-        return JSONResponse({
-            "sessions": len(self.sessions), "feeds": len(self.feeds), "per_avatar": per_avatar,
-            "opened": self.opened, "closed": self.closed, "tasks": len(self._tasks),
-            "limits": {"viewers": self.settings.whep_max_viewers,
-                       "per_avatar": self.settings.whep_max_per_avatar},
-            "codec": self.settings.whep_codec, "ice_addresses": self.ice_addresses,
-            "detail": [{"tag": session_tag(s.id), "avatar": s.avatar, "state": s.pc.connectionState,
-                        "video_sent": s.video.sent, "video_skipped": s.video.skipped,
-                        "video_late_ms_p95": _pct(list(s.video._paced.late_ms), 95),
-                        "audio_late_ms_p50": _pct(list(s.audio._paced.late_ms), 50),
-                        "audio_late_ms_p95": _pct(list(s.audio._paced.late_ms), 95),
-                        "video_lead_ms": round(s.video._paced.lead * 1000, 1),
-                        "audio_origin": s.audio.origin, "age_s": round(time.monotonic() - s.created, 1)}
-                       for s in self.sessions.values()],
-            "feed_detail": {a: {"frames": f.stats.frames, "bad": f.stats.bad, "audio_messages": f.audio.received,
-                                "audio_lost": f.audio.lost, "offset_s": f.offset,
-                                "delay_ms": round(f.delay_s * 1000, 1),
-                                "frame_late_ms_p50": _pct(f.stats.late_ms, 50),
-                                "frame_late_ms_p95": _pct(f.stats.late_ms, 95)}
-                            for a, f in ((a, slot.feed) for a, slot in self.feeds.items())},
-        })
+        return JSONResponse(stats_body(self))
 
     # -- sessions --
 
@@ -464,6 +440,34 @@ class Whep:
             Route("/whep/{avatar}", self.offer, methods=["POST"]),
             Route("/whep/{avatar}", self.options, methods=["OPTIONS"]),
         ]
+
+
+def stats_body(whep: Whep) -> dict[str, Any]:
+    """Counts, limits and per-session figures; a session is shown by its tag (a short hash), never its id."""
+    per_avatar: dict[str, int] = {}
+    for s in whep.sessions.values():
+        per_avatar[s.avatar] = per_avatar.get(s.avatar, 0) + 1
+    return {
+        "sessions": len(whep.sessions), "feeds": len(whep.feeds), "per_avatar": per_avatar,
+        "opened": whep.opened, "closed": whep.closed, "tasks": len(whep.tasks),
+        "limits": {"viewers": whep.settings.whep_max_viewers,
+                   "per_avatar": whep.settings.whep_max_per_avatar},
+        "codec": whep.settings.whep_codec, "ice_addresses": whep.ice_addresses,
+        "detail": [{"tag": session_tag(s.id), "avatar": s.avatar, "state": s.pc.connectionState,
+                    "video_sent": s.video.sent, "video_skipped": s.video.skipped,
+                    "video_late_ms_p95": _pct(list(s.video._paced.late_ms), 95),
+                    "audio_late_ms_p50": _pct(list(s.audio._paced.late_ms), 50),
+                    "audio_late_ms_p95": _pct(list(s.audio._paced.late_ms), 95),
+                    "video_lead_ms": round(s.video._paced.lead * 1000, 1),
+                    "audio_origin": s.audio.origin, "age_s": round(time.monotonic() - s.created, 1)}
+                   for s in whep.sessions.values()],
+        "feed_detail": {a: {"frames": f.stats.frames, "bad": f.stats.bad, "audio_messages": f.audio.received,
+                            "audio_lost": f.audio.lost, "offset_s": f.offset,
+                            "delay_ms": round(f.delay_s * 1000, 1),
+                            "frame_late_ms_p50": _pct(f.stats.late_ms, 50),
+                            "frame_late_ms_p95": _pct(f.stats.late_ms, 95)}
+                        for a, f in ((a, slot.feed) for a, slot in whep.feeds.items())},
+    }
 
 
 LATE_SENDER_CHECKS_S = (0.5, 1.0, 2.0, 4.0)  # after a close, a sender started late is stopped at these times

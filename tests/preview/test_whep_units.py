@@ -202,3 +202,6 @@ def test_cors_grants_only_the_listed_origins() -> None:
     plain = client.options("/whep/session/x", headers={"Origin": "https://a.example"})
     assert plain.headers["access-control-expose-headers"] == "Location, ETag, X-Playout-Delay-Ms"
     assert "access-control-allow-origin" not in client.get("/expressions", headers={"Origin": "https://a.example"}).headers
+    patch = client.patch("/whep/session/x")  # no trickle ICE: the bridge's JSON 405, naming what is allowed
+    assert patch.status_code == 405 and patch.headers["allow"] == "DELETE"
+    assert patch.json()["error"]["code"] == "method_not_allowed"
