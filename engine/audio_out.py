@@ -12,7 +12,8 @@ heard and at least ``PACE_S`` after the one before (a burst of more than 4 messa
 subscriber; measured: 4 of 30 arrive back to back, 30 of 30 a millisecond apart). A subscriber that falls behind
 loses only the chunks released while it was behind, not the utterance, and sees each lost one as a gap in ``seq``
 (PUB itself never says; bridge/media.py counts them). The pacing thread (``audio``) hands each chunk to the publish
-thread, the one user of the PUB socket. A cut drops the chunks not yet released from its time on.
+thread, the one user of the PUB socket, on its side lane (after the frames waiting there, never counted against
+their room). A cut drops the chunks not yet released from its time on.
 
 Header (msgpack map): ``{"kind": "pcm" | "cut", "avatar", "seq", "ts", "sample_rate", "channels": 1,
 "format": "s16le", "samples", "last", "wall"}``; ``last`` marks the final chunk of a request; a cut has ``samples``
@@ -40,7 +41,8 @@ from engine.workers import Worker
 
 log = logging.getLogger(__name__)
 
-AUDIO_DEPTH = 8  # audio messages waiting for the publish thread at most, beyond the frames' STREAM_ENCODE_DEPTH
+AUDIO_DEPTH = 8  # audio messages waiting for the publish thread at most (its side lane: frames go first)
+SUBMIT_WAIT_S = 1.0  # the audio thread waits this long at most for room on the publish thread
 CHUNK_S = 0.2  # audio per message
 LEAD_S = 0.5  # a chunk is released this long before it is heard (a player needs it before then)
 PACE_S = 0.005  # between two audio messages at least: the PUB socket sees its pipes drain between them
@@ -169,8 +171,10 @@ class AudioOut:
         return [AUDIO_TOPIC + chunk.avatar.encode(), msgpack.packb(header), pcm]
 
     def _submit(self, message: list[bytes]) -> None:
+        """To the publish thread's side lane: taken when no frame waits, so a chunk never takes a frame's room (the
+        clock skips a tick when the publisher holds STREAM_ENCODE_DEPTH jobs); the lead covers the wait."""
         try:
-            self._publisher.submit(lambda: self._send(message))
+            self._publisher.submit_side(lambda: self._send(message), SUBMIT_WAIT_S)
         except Busy as exc:  # shutting down, or a stalled publish thread: the voice is lost, never the request
             self.dropped += 1
             log.warning("audio not published: %s", exc)

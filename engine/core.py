@@ -64,7 +64,8 @@ class Core:
         self.clips = Worker("clip", CLIP_QUEUE)  # talking clips: decode, animation, H.264; frames on render's side lane
         self.render = Worker("render", settings.render_queue, side_depth=CLIP_FRAME_DEPTH)
         self.encode = Worker("encode", settings.render_queue)
-        self.publish = Worker("publish", STREAM_ENCODE_DEPTH + AUDIO_DEPTH)  # frames check their own depth
+        # frames check their own depth; audio chunks take the side lane (never counted against the frames' room)
+        self.publish = Worker("publish", STREAM_ENCODE_DEPTH + AUDIO_DEPTH, side_depth=AUDIO_DEPTH)
         self.frame_clock = FrameClock(self._tick, clock)
         self.avatars = AvatarRegistry(settings.max_avatars, int(settings.source_cache_mb * MiB),
                                       pinned=self.frame_clock.is_streaming)
