@@ -274,6 +274,8 @@ class Whep:
         try:
             answer = await self._negotiate(session, sdp)
         except Exception as exc:
+            if session.closed:  # ended meanwhile (the bridge is stopping): not the offer's fault
+                raise EngineUnavailableError("the bridge is stopping") from None
             await self.end(session, "offer refused")
             raise BadSdp(f"the SDP offer was refused: {exc}") from None
         await self._ensure_stream(avatar)
