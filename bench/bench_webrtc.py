@@ -30,6 +30,7 @@ sys.path.insert(0, str(ROOT))
 
 from _services import pct, services  # noqa: E402  (bench/ is on sys.path when run)
 
+from bridge.whep import session_tag  # noqa: E402
 from engine.client import EngineClient  # noqa: E402
 from tests.preview.conftest import CHROMIUM  # noqa: E402
 from tests.preview.test_whep import PLAYER, WEBRTC_ARGS  # noqa: E402
@@ -119,7 +120,8 @@ def sync_run(browser, url: str, request, frame_addr: str, avatar: str, jitter_ms
     try:
         def origin() -> float:
             detail = httpx.get(url + "/whep/session").json()["detail"]
-            return next(s["audio_origin"] for s in detail if result["location"].endswith(s["id"]))
+            tag = session_tag(result["location"].rsplit("/", 1)[1])
+            return next(s["audio_origin"] for s in detail if s["tag"] == tag)
 
         started = time.monotonic()
         settled = "settled"
@@ -155,12 +157,12 @@ def viewers(browser, url: str, pid: int, most: int) -> None:
             while len(tabs) < n:
                 tabs.append(open_player(browser, url, 150))
             time.sleep(2)
-            before = {s["id"]: s for s in httpx.get(url + "/whep/session").json()["detail"]}
+            before = {s["tag"]: s for s in httpx.get(url + "/whep/session").json()["detail"]}
             c0, t0 = cpu_s(pid), time.monotonic()
             time.sleep(5)
             elapsed = time.monotonic() - t0
             cpu = (cpu_s(pid) - c0) / elapsed * 100
-            after = {s["id"]: s for s in httpx.get(url + "/whep/session").json()["detail"]}
+            after = {s["tag"]: s for s in httpx.get(url + "/whep/session").json()["detail"]}
             fps = [(after[k]["video_sent"] - before[k]["video_sent"]) / elapsed for k in after if k in before]
             skipped = sum(after[k]["video_skipped"] - before[k]["video_skipped"] for k in after if k in before)
             print(f"  {n:2d} viewers: sent fps min {min(fps):5.1f} median {statistics.median(fps):5.1f}; "

@@ -93,6 +93,7 @@ class Bridge:
         self._feature_settings = {**{f.name: f.settings() for f in self.features if f.settings is not None},
                                   **(feature_settings or {})}
         self._link: EngineLink | None = None
+        self.feature_state: dict[str, Any] = {}  # a feature's own per-bridge object, by feature name (it makes it)
 
     def settings_of(self, feature: Feature) -> Any:
         """A feature's settings: parsed from argv/env by load_settings, else its dataclass's defaults."""

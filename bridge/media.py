@@ -11,15 +11,16 @@ The time aiortc spends encoding a frame before it sends it (VP8: milliseconds, O
 and the frame released that much earlier, so the send time, not the release time, lands on ``t + delay``.
 
 Per avatar one ``AvatarFeed``: one SUB socket on ``frame.<avatar>`` and ``audio.<avatar>`` (engine/client/messages.py
-parses it), one JPEG decode per frame, shared by every viewer; a viewer's video track holds the few frames waiting
-for their time and sends only the newest one due (a viewer that stalls skips frames, never queues them, and never
-holds up the feed or the other viewers).
+parses it; the sockets of every feed share one ZMQ context, the caller's), one JPEG decode per frame, shared by every
+viewer; a viewer's video track holds every frame waiting for its time (a long delay loses none) and sends only the
+newest one due (a viewer that stalls skips frames, never queues them, and never holds up the feed or the others).
+The speech arrives in chunks with a per-avatar ``seq``: a gap is a chunk PUB dropped for us, counted in
+``AudioBuffer.lost``; the rest plays.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import fractions
 import logging
 import time
@@ -72,14 +73,28 @@ class Speech:
         return self.ts + len(self.samples) / AUDIO_RATE
 
 
+@dataclass
+class _Run:
+    """The utterance being received: its chunks join one resampler, so no chunk boundary is heard."""
+
+    rate: int
+    origin: float  # engine time of its first sample
+    next_ts: float  # engine time at which its next chunk starts
+    produced: int = 0  # 48 kHz samples out so far
+    resampler: soxr.ResampleStream | None = None  # None at 48 kHz
+
+
 class AudioBuffer:
-    """The avatar's speech ahead of and around now, keyed by engine time; cuts applied as they arrive."""
+    """The avatar's speech ahead of and around now, keyed by engine time; cuts applied as they arrive. Chunks of
+    one request (engine/audio_out.py) are resampled as one stream; a chunk that does not continue the one before
+    (a lost one: a gap in ``seq``, counted in ``lost``) starts a new stream at its own time."""
 
     def __init__(self) -> None:
         self.items: list[Speech] = []
         self.received = 0
-        self.lost = 0  # gaps in the engine's per-avatar audio seq
+        self.lost = 0  # gaps in the engine's per-avatar audio seq: chunks PUB dropped for this subscriber
         self._seq: int | None = None
+        self._run: _Run | None = None
 
     def add(self, msg: AudioMessage) -> None:
         if self._seq is not None and msg.seq > self._seq + 1:
@@ -87,13 +102,24 @@ class AudioBuffer:
         self._seq = msg.seq
         self.received += 1
         if msg.kind == "cut":
+            self._run = None
             self.cut(msg.ts)
             return
+        if msg.sample_rate <= 0:
+            return
         x = np.frombuffer(msg.pcm, "<i2").astype(np.float32) / 32768.0
-        if msg.sample_rate != AUDIO_RATE:
-            x = soxr.resample(x, msg.sample_rate, AUDIO_RATE).astype(np.float32)
-        self.items.append(Speech(msg.ts, x))
-        horizon = msg.ts + len(x) / AUDIO_RATE - AUDIO_KEEP_S
+        run = self._run
+        if run is None or run.rate != msg.sample_rate or abs(msg.ts - run.next_ts) * msg.sample_rate > 0.5:
+            resampler = (None if msg.sample_rate == AUDIO_RATE
+                         else soxr.ResampleStream(msg.sample_rate, AUDIO_RATE, 1, dtype="float32"))
+            run = _Run(msg.sample_rate, msg.ts, msg.ts, 0, resampler)
+        y = x if run.resampler is None else run.resampler.resample_chunk(x, last=msg.last).astype(np.float32)
+        if len(y):
+            self.items.append(Speech(run.origin + run.produced / AUDIO_RATE, y))
+            run.produced += len(y)
+        run.next_ts = msg.ts + len(x) / msg.sample_rate
+        self._run = None if msg.last else run
+        horizon = msg.ts + len(x) / msg.sample_rate - AUDIO_KEEP_S
         self.items = [s for s in self.items if s.end > horizon]
 
     def cut(self, t: float) -> None:
@@ -147,7 +173,7 @@ class FeedStats:
 class AvatarFeed:
     """One avatar's SUB socket, read by one task; viewers take the newest frame and read the shared audio."""
 
-    def __init__(self, avatar: str, frame_addr: str, curve: CurveClientKeys | None,
+    def __init__(self, avatar: str, ctx: zmq.asyncio.Context, frame_addr: str, curve: CurveClientKeys | None,
                  clock_offset: Callable[[], Awaitable[float]], delay_s: float) -> None:
         self.avatar = avatar
         self.min_delay_s = self.delay_s = delay_s
@@ -156,8 +182,7 @@ class AvatarFeed:
         self.offset = 0.0  # engine time = bridge monotonic + offset
         self.origin: float | None = None  # engine time of pts 0, the same for every viewer
         self.viewers: set[FeedVideoTrack] = set()
-        self._ctx = zmq.asyncio.Context()
-        self._sock = frame_subscriber_socket(self._ctx, frame_addr, avatar, curve, FEED_HWM)
+        self._sock = frame_subscriber_socket(ctx, frame_addr, avatar, curve, FEED_HWM)
         self._sock.subscribe(AUDIO_TOPIC + avatar.encode())
         self._clock_offset = clock_offset
         self._task: asyncio.Task[None] | None = None
@@ -167,12 +192,19 @@ class AvatarFeed:
         self._task = asyncio.create_task(self._run(), name=f"whep-feed-{self.avatar}")
 
     async def close(self) -> None:
+        """The reading task ended, the socket closed (the context is the caller's: one for every feed)."""
         if self._task is not None:
             self._task.cancel()
-            with contextlib.suppress(BaseException):
+            try:
                 await self._task
+            except asyncio.CancelledError:
+                current = asyncio.current_task()
+                if current is not None and current.cancelling():  # we are cancelled ourselves: pass it on
+                    self._sock.close(0)
+                    raise
+            except Exception:
+                log.exception("whep feed %s failed", self.avatar)
         self._sock.close(0)
-        self._ctx.term()
 
     def engine_now(self) -> float:
         return time.monotonic() + self.offset
@@ -289,12 +321,13 @@ class _Paced:
 
 
 class FeedVideoTrack(MediaStreamTrack):
-    """A viewer's video: the feed's frames, each held until its engine time + delay. The frames waiting for their
-    time are a short queue (``delay`` covers about 3 frames); of the frames already due only the newest is sent,
-    the rest are skipped (counted), and a full queue drops its oldest: a stalled viewer skips, never queues up."""
+    """A viewer's video: the feed's frames, each held until its engine time + delay. Every frame not yet due waits
+    (however long the delay: at 400 ms that is 10 frames at 25 fps, all sent); of the frames already due only the
+    newest is kept, the rest are skipped (counted): a stalled viewer skips, never queues up. ``MAX_WAITING`` bounds
+    the queue beyond any delay the feed may reach (MAX_DELAY_S at 60 fps)."""
 
     kind = "video"
-    MAX_WAITING = 8
+    MAX_WAITING = int(MAX_DELAY_S * 60) + 4
 
     def __init__(self, feed: AvatarFeed) -> None:
         super().__init__()
@@ -306,11 +339,17 @@ class FeedVideoTrack(MediaStreamTrack):
         self.skipped = 0
         feed.viewers.add(self)
 
-    def offer(self, item: FeedFrame) -> None:
-        if len(self._waiting) >= self.MAX_WAITING:
+    def _skip_stale(self) -> None:
+        """Drop each frame that a newer frame, already due, makes pointless (it would only add delay)."""
+        now = time.monotonic() + self._paced.lead
+        while len(self._waiting) > 1 and (len(self._waiting) > self.MAX_WAITING
+                                          or self.feed.release_at(self._waiting[1].ts) <= now):
             self._waiting.popleft()
             self.skipped += 1
+
+    def offer(self, item: FeedFrame) -> None:
         self._waiting.append(item)
+        self._skip_stale()
         self._new.set()
 
     async def recv(self) -> av.VideoFrame:
@@ -322,10 +361,7 @@ class FeedVideoTrack(MediaStreamTrack):
             await self._new.wait()
         if self.readyState != "live":
             raise MediaStreamError
-        now = time.monotonic() + self._paced.lead
-        while len(self._waiting) > 1 and self.feed.release_at(self._waiting[1].ts) <= now:
-            self._waiting.popleft()  # a newer frame is due already: this one would only add delay
-            self.skipped += 1
+        self._skip_stale()
         item = self._waiting.popleft()
         await self._paced.wait_until(self.feed.release_at(item.ts))
         self.sent += 1

@@ -146,6 +146,10 @@ def openapi_document(operations: Iterable[Operation] = (), version: str = "0.1.0
             entry["description"] = op.description
         if op.request is not None:
             entry["requestBody"] = op.request
+        params = [w[1:-1] for w in op.path.split("/") if w.startswith("{") and w.endswith("}")]
+        if params:  # every {name} in a path is declared (validators and code generators require it)
+            entry["parameters"] = [{"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+                                   for name in params]
         paths.setdefault(op.path, {})[op.method] = entry
     return {
         "openapi": "3.1.0",
@@ -160,7 +164,9 @@ def openapi_document(operations: Iterable[Operation] = (), version: str = "0.1.0
 
 
 def _operation_id(op: Operation) -> str:
-    words = [w for w in op.path.replace(".", "_").split("/") if w and not w.startswith("{")]
+    """``post /whep`` -> post_whep, ``post /whep/{avatar}`` -> post_whep_by_avatar: unique per (method, path), as
+    OpenAPI requires (a path parameter is named, or two paths would share an id)."""
+    words = [f"by_{w[1:-1]}" if w.startswith("{") else w for w in op.path.replace(".", "_").split("/") if w]
     return op.method + "_" + "_".join(words)
 
 

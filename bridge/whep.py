@@ -5,52 +5,74 @@ the SDP answer and a ``Location`` (``/whep/session/{id}``) that ``DELETE`` ends.
 GStreamer's ``whepsrc`` plays it. The media come from bridge/media.py (one feed per avatar, both tracks on the
 engine clock); this module holds the sessions, their limits and their ends:
 
-- viewers per bridge and per avatar are bounded (503 + Retry-After beyond them);
+- viewers per bridge and per avatar are bounded (503 + Retry-After beyond them): an offer's session is listed under
+  a lock at once (the limits hold under a burst), its SDP negotiated and its ICE candidates gathered outside it;
+- refusals are raised (engine/errors.py's types) and answered by the bridge's handlers like every other route's;
+  the offer is read by the bridge's body reader (byte cap, timeout); CORS is Starlette's middleware, for the origins
+  of ``--whep-cors-origins`` only (none by default: a page elsewhere can neither open nor end a session);
+- a session id is a secret (``Location`` gives it to its viewer alone): stats and logs show a short hash of it, and
+  DELETE compares it in constant time;
 - a session ends on DELETE, on ICE/DTLS failure or close (a closed tab: consent freshness or DTLS close_notify),
   and if it never connects within ``--whep-connect-timeout-s``; its peer connection is closed and dropped, and the
   avatar's feed (SUB socket, task) goes with its last viewer;
 - ICE: host candidates only, unless ``--whep-ice-servers`` names STUN/TURN servers; host candidates only on the
   addresses ``--whep-ice-addresses`` lists (default: the bridge's own ``--host`` when it is one address, so a bridge
   on 127.0.0.1 offers 127.0.0.1 only). aioice reads the host's interfaces itself and leaves out loopback, so the
-  allowed list replaces its address lookup (``aioice.ice.get_host_addresses``, process-wide, one bridge per process).
+  allowed list replaces its address lookup (``aioice.ice.get_host_addresses``). That, the consent interval and the
+  encoders' bitrate are process-wide constants of aioice/aiortc: set by the feature's lifespan, undone after it;
+- every background task (connect deadlines, ends, late-sender stops) is kept and cancelled when the bridge stops.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import hmac
 import ipaddress
 import logging
 import secrets
 import time
-import weakref
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Coroutine, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aioice.ice
+import zmq.asyncio
 from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
 from aiortc.codecs import h264, vpx
 from aiortc.exceptions import InvalidStateError
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
-from bridge.app import Bridge
 from bridge.feature import AVATAR_RE, Feature
+from bridge.forms import drain, read_body
 from bridge.media import AvatarFeed, FeedAudioTrack, FeedVideoTrack
 from bridge.openapi import Answer, Operation
 from engine.client import EngineClientError
-from engine.errors import HTTP_STATUS, EngineError
+from engine.errors import (
+    BadSdp,
+    EngineError,
+    EngineUnavailableError,
+    NotFound,
+    TooManyViewers,
+    UnknownAvatar,
+    UnsupportedMediaType,
+)
 from engine.options import Option
+
+if TYPE_CHECKING:
+    from bridge.app import Bridge
 
 log = logging.getLogger(__name__)
 
 MAX_SDP_BYTES = 64 * 1024
-RETRY_AFTER_S = "5"
-CORS = {"Access-Control-Allow-Origin": "*", "Access-Control-Expose-Headers": "Location, ETag, X-Playout-Delay-Ms",
-        "Access-Control-Allow-Methods": "POST, DELETE, OPTIONS", "Access-Control-Allow-Headers": "Content-Type"}
+EXPOSED_HEADERS = ["Location", "ETag", "X-Playout-Delay-Ms"]
 CODECS = {"vp8": "video/VP8", "h264": "video/H264"}
 
 
@@ -78,6 +100,12 @@ WHEP_OPTIONS: tuple[Option, ...] = (
            "frame rate WHEP starts an avatar's engine stream at when it is not streaming"),
     Option("whep_connect_timeout_s", "--whep-connect-timeout-s", "LP_WHEP_CONNECT_TIMEOUT_S", float, 20.0,
            "a WHEP session not connected by then (a player that vanished after its POST) is closed"),
+    Option("whep_consent_timeout_s", "--whep-consent-timeout-s", "LP_WHEP_CONSENT_TIMEOUT_S", float, 30.0,
+           "a viewer that stops answering ICE consent checks (a closed tab, a lost network) is closed after about "
+           "this long (RFC 7675: 30 s)"),
+    Option("whep_cors_origins", "--whep-cors-origins", "LP_WHEP_CORS_ORIGINS", str, "",
+           "pages of these origins (scheme://host:port, comma-separated, or *) may use WHEP from another origin; "
+           "empty: the bridge's own pages only"),
 )
 
 
@@ -92,18 +120,23 @@ class WhepSettings:
     whep_delay_ms: int = 100
     whep_fps: float = 25.0
     whep_connect_timeout_s: float = 20.0
+    whep_consent_timeout_s: float = 30.0
+    whep_cors_origins: str = ""
 
 
 @dataclass
 class Session:
+    """One viewer. ``id`` is its secret (the DELETE capability): logs and stats show ``session_tag(id)``."""
+
     id: str
     avatar: str
+    feed: AvatarFeed
     pc: RTCPeerConnection
     video: FeedVideoTrack
     audio: FeedAudioTrack
     created: float = field(default_factory=time.monotonic)
     closed: bool = False
-    deadline: asyncio.TimerHandle | None = None  # the connect timeout: cancelled at the end (it holds the session)
+    watch: asyncio.Task[None] | None = None  # the connect deadline: cancelled at the end
 
 
 def ice_addresses(settings: WhepSettings, host: str) -> list[str]:
@@ -131,265 +164,312 @@ def ice_servers(settings: WhepSettings) -> list[RTCIceServer]:
     return servers
 
 
-def _restrict_host_addresses(allowed: list[str]) -> None:
-    if not allowed:
-        return
-    original = getattr(aioice.ice.get_host_addresses, "__wrapped__", aioice.ice.get_host_addresses)
+@contextlib.contextmanager
+def patched(module: Any, **values: Any) -> Iterator[None]:
+    """Module attributes set for a while and put back: aioice and aiortc read these constants at use."""
+    saved = {name: getattr(module, name) for name in values}
+    for name, value in values.items():
+        setattr(module, name, value)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            setattr(module, name, value)
 
+
+@contextlib.contextmanager
+def stack_patches(settings: WhepSettings, allowed: list[str]) -> Iterator[None]:
+    """The WebRTC stack's process-wide knobs, set while the feature runs and undone after (one bridge per process):
+
+    - host candidates only on ``allowed`` (aioice reads the host's interfaces itself and leaves out loopback);
+    - ICE consent checked every ``consent / 6`` s (aioice gives up after 6 failed checks);
+    - the encoders' start and ceiling bitrate (aiortc's DEFAULT_BITRATE and MAX_BITRATE; REMB moves in between)."""
     def only_allowed(use_ipv4: bool, use_ipv6: bool) -> list[str]:
         return [a for a in allowed if (":" in a and use_ipv6) or (":" not in a and use_ipv4)]
 
-    only_allowed.__wrapped__ = original  # type: ignore[attr-defined]
-    aioice.ice.get_host_addresses = only_allowed
+    interval = max(0.2, settings.whep_consent_timeout_s / aioice.ice.CONSENT_FAILURES)
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(patched(aioice.ice, CONSENT_INTERVAL=interval))
+        if allowed:
+            stack.enter_context(patched(aioice.ice, get_host_addresses=only_allowed))
+        bps = max(settings.whep_bitrate_kbps * 1000, 1)
+        for module in (vpx, h264):
+            ceiling = max(bps, module.MIN_BITRATE)
+            stack.enter_context(patched(module, MAX_BITRATE=ceiling,
+                                        DEFAULT_BITRATE=min(module.DEFAULT_BITRATE, ceiling)))
+        yield
 
 
-def _set_bitrate(kbps: int) -> None:
-    """aiortc's encoders start at their DEFAULT_BITRATE and follow the receiver's REMB up to MAX_BITRATE; both are
-    module constants, so the option sets them (one bridge per process)."""
-    bps = kbps * 1000
-    for module in (vpx, h264):
-        module.DEFAULT_BITRATE = min(bps, module.DEFAULT_BITRATE) if bps >= module.MIN_BITRATE else module.MIN_BITRATE
-        module.MAX_BITRATE = max(bps, module.MIN_BITRATE)
-        module.DEFAULT_BITRATE = min(module.DEFAULT_BITRATE, module.MAX_BITRATE)
+def session_tag(session_id: str) -> str:
+    """What stats and logs show of a session: a short hash of its id (the id itself is the DELETE capability)."""
+    return hashlib.sha256(session_id.encode()).hexdigest()[:8]
 
 
-class WhepError(Exception):
-    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None) -> None:
-        super().__init__(message)
-        self.status, self.code, self.message, self.headers = status, code, message, headers or {}
+def cors_origins(settings: WhepSettings) -> list[str]:
+    return [o.strip() for o in settings.whep_cors_origins.split(",") if o.strip()]
+
+
+@dataclass
+class FeedSlot:
+    """An avatar's feed and how many sessions (negotiating or open) use it: the last one out closes it."""
+
+    feed: AvatarFeed
+    users: int = 0
 
 
 class Whep:
-    """The sessions, the per-avatar feeds and the limits; the routes' handlers."""
+    """The sessions, the per-avatar feeds and the limits; the routes' handlers. One per bridge
+    (``bridge.feature_state["whep"]``); its tasks, feeds and ZMQ context end with the feature's lifespan."""
 
     def __init__(self, bridge: Bridge, settings: WhepSettings) -> None:
         self.bridge = bridge
         self.settings = settings
-        self.sessions: dict[str, Session] = {}
-        self.feeds: dict[str, AvatarFeed] = {}
+        self.sessions: dict[str, Session] = {}  # by id; a session is listed from its reservation on
+        self.feeds: dict[str, FeedSlot] = {}
         self.started_streams: set[str] = set()  # avatars whose engine stream the WHEP viewers started
         self.opened = 0
         self.closed = 0
-        self._lock = asyncio.Lock()
         self.ice_addresses = ice_addresses(settings, bridge.settings.host)
-        _restrict_host_addresses(self.ice_addresses)
-        _set_bitrate(settings.whep_bitrate_kbps)
+        self._lock = asyncio.Lock()  # sessions and feeds: held for bookkeeping only, never across a network wait
+        self._stream_lock = asyncio.Lock()  # engine stream start/stop, in order
+        self.tasks: set[asyncio.Task[Any]] = set()
+        self._ctx: zmq.asyncio.Context | None = None  # one for every feed's SUB socket
 
     # -- life cycle --
+
+    def spawn(self, work: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]:
+        """A background task, kept until done and cancelled by ``aclose``."""
+        task = asyncio.create_task(work, name=name)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+        return task
 
     async def aclose(self) -> None:
         for session in list(self.sessions.values()):
             await self.end(session, "bridge stopping")
-        for feed in list(self.feeds.values()):
-            await feed.close()
-        self.feeds.clear()
+        tasks = [t for t in self.tasks if t is not asyncio.current_task()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if self._ctx is not None:  # every socket is closed: term returns at once, but never on the event loop
+            ctx, self._ctx = self._ctx, None
+            await asyncio.to_thread(ctx.term)
 
     # -- routes --
 
     async def offer(self, request: Request) -> Response:
+        limits = self.bridge.limits
         if not request.headers.get("content-type", "").lower().startswith("application/sdp"):
-            raise WhepError(415, "unsupported_media_type", "the body must be an SDP offer (application/sdp)")
-        body = await _read(request, MAX_SDP_BYTES)
+            await drain(request, limits)
+            raise UnsupportedMediaType("the body must be an SDP offer (application/sdp)")
+        body = await read_body(request, MAX_SDP_BYTES, limits)
         try:
             sdp = body.decode("utf-8")
         except UnicodeDecodeError:
-            raise WhepError(400, "bad_sdp", "the SDP offer is not UTF-8 text") from None
+            raise BadSdp("the SDP offer is not UTF-8 text") from None
         if "v=0" not in sdp or "m=" not in sdp:
-            raise WhepError(400, "bad_sdp", "not an SDP offer (no v=0 / m= lines)")
-        avatar = await self._avatar(request, request.path_params.get("avatar"))
-        async with self._lock:  # the count and the new session together, so the limits hold under a burst
-            self._check_limits(avatar)
-            session = await self._open(avatar, sdp)
-        await self._ensure_stream(request, avatar)
-        assert session.pc.localDescription is not None
-        headers = {**CORS, "Location": f"/whep/session/{session.id}", "ETag": f'"{session.id}"',
-                   "X-Playout-Delay-Ms": str(round(self.feeds[avatar].delay_s * 1000))}
-        return Response(session.pc.localDescription.sdp, 201, media_type="application/sdp", headers=headers)
+            raise BadSdp("not an SDP offer (no v=0 / m= lines)")
+        avatar = await self._avatar(request.path_params.get("avatar"))
+        session = await self._reserve(avatar)
+        try:
+            answer = await self._negotiate(session, sdp)
+        except Exception as exc:
+            if session.closed:  # ended meanwhile (the bridge is stopping): not the offer's fault
+                raise EngineUnavailableError("the bridge is stopping") from None
+            await self.end(session, "offer refused")
+            raise BadSdp(f"the SDP offer was refused: {exc}") from None
+        await self._ensure_stream(avatar)
+        if session.closed:  # the bridge stopped meanwhile
+            raise EngineUnavailableError("the bridge is stopping")
+        headers = {"Location": f"/whep/session/{session.id}", "ETag": f'"{session_tag(session.id)}"',
+                   "X-Playout-Delay-Ms": str(round(session.feed.delay_s * 1000))}
+        return Response(answer, 201, media_type="application/sdp", headers=headers)
 
     async def delete(self, request: Request) -> Response:
-        session = self.sessions.get(request.path_params["session"])
+        session = self._find(request.path_params["session"])
         if session is None:
-            raise WhepError(404, "not_found", "no such WHEP session (ended already?)")
+            raise NotFound("no such WHEP session (ended already?)")
         await self.end(session, "DELETE")
-        return Response(status_code=200, headers=CORS)
-
-    async def patch(self, request: Request) -> Response:
-        raise WhepError(405, "method_not_allowed", "no trickle ICE: the answer carries every candidate",
-                        {"Allow": "DELETE"})
+        return Response(status_code=200)
 
     async def options(self, request: Request) -> Response:
-        return Response(status_code=204, headers={**CORS, "Accept-Post": "application/sdp"})
+        return Response(status_code=204, headers={"Accept-Post": "application/sdp"})
 
     async def stats(self, request: Request) -> Response:
-        per_avatar: dict[str, int] = {}
-        for s in self.sessions.values():
-            per_avatar[s.avatar] = per_avatar.get(s.avatar, 0) + 1
-        return JSONResponse({
-            "sessions": len(self.sessions), "feeds": len(self.feeds), "per_avatar": per_avatar,
-            "opened": self.opened, "closed": self.closed,
-            "limits": {"viewers": self.settings.whep_max_viewers,
-                       "per_avatar": self.settings.whep_max_per_avatar},
-            "codec": self.settings.whep_codec, "ice_addresses": self.ice_addresses,
-            "detail": [{"id": s.id, "avatar": s.avatar, "state": s.pc.connectionState, "video_sent": s.video.sent,
-                        "video_skipped": s.video.skipped,
-                        "video_late_ms_p95": _pct(list(s.video._paced.late_ms), 95),
-                        "audio_late_ms_p50": _pct(list(s.audio._paced.late_ms), 50),
-                        "audio_late_ms_p95": _pct(list(s.audio._paced.late_ms), 95),
-                        "video_lead_ms": round(s.video._paced.lead * 1000, 1),
-                        "audio_origin": s.audio.origin, "age_s": round(time.monotonic() - s.created, 1)}
-                       for s in self.sessions.values()],
-            "feed_detail": {a: {"frames": f.stats.frames, "bad": f.stats.bad, "audio_messages": f.audio.received,
-                                "audio_lost": f.audio.lost, "offset_s": f.offset,
-                                "delay_ms": round(f.delay_s * 1000, 1),
-                                "frame_late_ms_p50": _pct(f.stats.late_ms, 50),
-                                "frame_late_ms_p95": _pct(f.stats.late_ms, 95)}
-                            for a, f in self.feeds.items()},
-        }, headers=CORS)
+        return JSONResponse(stats_body(self))
 
     # -- sessions --
 
-    async def _avatar(self, request: Request, raw: str | None) -> str:
+    async def _avatar(self, raw: str | None) -> str:
+        """The avatar named (or the default): the engine's errors go to the bridge's handlers (503 Retry-After)."""
         link = self.bridge.link
-        try:
-            avatars = await link.run(link.work.call("list_avatars"))
-        except EngineClientError as exc:
-            raise WhepError(503, "engine_unavailable", exc.message, {"Retry-After": RETRY_AFTER_S}) from None
+        avatars = await link.run(link.work.call("list_avatars"))
         avatar = raw or avatars.get("default")
         if not isinstance(avatar, str) or not AVATAR_RE.match(avatar) or avatar not in avatars.get("avatars", []):
-            raise WhepError(404, "unknown_avatar", f"no avatar {raw!r} on the engine")
+            raise UnknownAvatar(f"no avatar {raw!r} on the engine")
         return avatar
 
-    def _check_limits(self, avatar: str) -> None:
-        s = self.settings
-        if len(self.sessions) >= s.whep_max_viewers:
-            raise WhepError(503, "too_many_viewers", f"at most {s.whep_max_viewers} WHEP viewers on this bridge",
-                            {"Retry-After": RETRY_AFTER_S})
-        if sum(1 for x in self.sessions.values() if x.avatar == avatar) >= s.whep_max_per_avatar:
-            raise WhepError(503, "too_many_viewers", f"at most {s.whep_max_per_avatar} WHEP viewers per avatar",
-                            {"Retry-After": RETRY_AFTER_S})
+    def _find(self, given: str) -> Session | None:
+        """The session whose id is ``given``, compared in constant time (every id is compared)."""
+        found = None
+        for session in list(self.sessions.values()):
+            if hmac.compare_digest(session.id.encode(), given.encode()):
+                found = session
+        return found
 
-    async def _open(self, avatar: str, sdp: str) -> Session:
-        feed = self._feed(avatar)
-        pc = RTCPeerConnection(RTCConfiguration(iceServers=ice_servers(self.settings)))  # [] = no STUN at all
-        session = Session(secrets.token_urlsafe(12), avatar, pc, FeedVideoTrack(feed), FeedAudioTrack(feed))
-        try:
-            # our transceivers first, with the codec preference: aiortc picks the codecs in setRemoteDescription
-            video = pc.addTransceiver(session.video, direction="sendonly")
-            wanted = CODECS[self.settings.whep_codec]
-            video.setCodecPreferences([c for c in RTCRtpSender.getCapabilities("video").codecs
-                                       if c.mimeType in (wanted, "video/rtx")])
-            pc.addTransceiver(session.audio, direction="sendonly")
-            await pc.setRemoteDescription(RTCSessionDescription(sdp, "offer"))
-            if video.mid is None:
-                raise ValueError("the offer has no video m-line")
-            await pc.setLocalDescription(await pc.createAnswer())
-        except Exception as exc:
-            await self._discard(session)
-            if not any(s.avatar == avatar for s in self.sessions.values()):
-                feed = self.feeds.pop(avatar, None)
-                if feed is not None:
-                    await feed.close()
-            if isinstance(exc, WhepError):
-                raise
-            raise WhepError(400, "bad_sdp", f"the SDP offer was refused: {exc}") from None
-        self.sessions[session.id] = session
-        self.opened += 1
-
-        @pc.on("connectionstatechange")
-        async def changed() -> None:
-            if pc.connectionState in ("failed", "closed"):
-                await self.end(session, f"connection {pc.connectionState}")
-
-        session.deadline = asyncio.get_running_loop().call_later(self.settings.whep_connect_timeout_s,
-                                                                 self._connect_deadline, session)
-        log.info("whep session %s for %s opened (%d open)", session.id, avatar, len(self.sessions))
+    async def _reserve(self, avatar: str) -> Session:
+        """Under the lock: the limits checked and a session listed at once (so they hold under a burst), its feed
+        taken (made if it is the first). Nothing here waits on the network."""
+        async with self._lock:
+            s = self.settings
+            if len(self.sessions) >= s.whep_max_viewers:
+                raise TooManyViewers(f"at most {s.whep_max_viewers} WHEP viewers on this bridge")
+            if sum(1 for x in self.sessions.values() if x.avatar == avatar) >= s.whep_max_per_avatar:
+                raise TooManyViewers(f"at most {s.whep_max_per_avatar} WHEP viewers per avatar")
+            slot = self.feeds.get(avatar)
+            if slot is None:
+                slot = self.feeds[avatar] = FeedSlot(self._new_feed(avatar))
+            slot.users += 1
+            pc = RTCPeerConnection(RTCConfiguration(iceServers=ice_servers(self.settings)))  # [] = no STUN at all
+            session = Session(secrets.token_urlsafe(24), avatar, slot.feed, pc, FeedVideoTrack(slot.feed),
+                              FeedAudioTrack(slot.feed))
+            self.sessions[session.id] = session
+            self.opened += 1
+        session.watch = self.spawn(self._connect_deadline(session), f"whep-deadline-{session_tag(session.id)}")
         return session
 
-    def _connect_deadline(self, session: Session) -> None:
-        if not session.closed and session.pc.connectionState not in ("connected",):
-            asyncio.ensure_future(self.end(session, "never connected"))
+    async def _negotiate(self, session: Session, sdp: str) -> str:
+        """Outside the lock: our transceivers (codec preference first: aiortc picks codecs in
+        setRemoteDescription), the offer, the answer with every ICE candidate gathered."""
+        pc = session.pc
+        video = pc.addTransceiver(session.video, direction="sendonly")
+        wanted = CODECS[self.settings.whep_codec]
+        video.setCodecPreferences([c for c in RTCRtpSender.getCapabilities("video").codecs
+                                   if c.mimeType in (wanted, "video/rtx")])
+        pc.addTransceiver(session.audio, direction="sendonly")
+        await pc.setRemoteDescription(RTCSessionDescription(sdp, "offer"))
+        if video.mid is None:
+            raise ValueError("the offer has no video m-line")
+        await pc.setLocalDescription(await pc.createAnswer())
 
-    def _feed(self, avatar: str) -> AvatarFeed:
-        feed = self.feeds.get(avatar)
-        if feed is None:
-            link = self.bridge.link
+        @pc.on("connectionstatechange")
+        def changed() -> None:
+            if pc.connectionState in ("failed", "closed") and not session.closed:
+                self.spawn(self.end(session, f"connection {pc.connectionState}"), "whep-end")
 
-            async def offset() -> float:
-                return (await link.run(link.probes.clock_offset(3))).offset
+        assert pc.localDescription is not None
+        log.info("whep session %s for %s opened (%d open)", session_tag(session.id), session.avatar,
+                 len(self.sessions))
+        return pc.localDescription.sdp
 
-            feed = AvatarFeed(avatar, self.bridge.settings.frame_addr, link.work.curve, offset,
-                              self.settings.whep_delay_ms / 1000.0)
-            feed.start()
-            self.feeds[avatar] = feed
+    async def _connect_deadline(self, session: Session) -> None:
+        await asyncio.sleep(self.settings.whep_connect_timeout_s)
+        if session.pc.connectionState != "connected":
+            await self.end(session, "never connected")
+
+    def _new_feed(self, avatar: str) -> AvatarFeed:
+        link = self.bridge.link
+
+        async def offset() -> float:
+            return (await link.run(link.probes.clock_offset(3))).offset
+
+        if self._ctx is None:
+            self._ctx = zmq.asyncio.Context()
+        feed = AvatarFeed(avatar, self._ctx, self.bridge.settings.frame_addr, link.work.curve, offset,
+                          self.settings.whep_delay_ms / 1000.0)
+        feed.start()
         return feed
 
-    async def _ensure_stream(self, request: Request, avatar: str) -> None:
-        """The engine streams the avatar (started at ``whep_fps`` if it was not; stopped with the last viewer)."""
+    async def _ensure_stream(self, avatar: str) -> None:
+        """The engine streams the avatar while it has viewers (started at ``whep_fps`` if it was not; stopped with
+        the last viewer). Starts and stops are serialised, each deciding on the viewers it sees then."""
         link = self.bridge.link
-        with contextlib.suppress(EngineClientError):
-            streams = (await link.run(link.work.call("list_avatars"))).get("streams", {})
-            if avatar not in streams:
-                await link.run(link.work.call("stream", avatar=avatar, fps=self.settings.whep_fps))
-                self.started_streams.add(avatar)
+        async with self._stream_lock:
+            if avatar not in self.feeds:
+                return
+            with contextlib.suppress(EngineClientError):
+                streams = (await link.run(link.work.call("list_avatars"))).get("streams", {})
+                if avatar not in streams:
+                    await link.run(link.work.call("stream", avatar=avatar, fps=self.settings.whep_fps))
+                    self.started_streams.add(avatar)
+
+    async def _stop_stream(self, avatar: str) -> None:
+        async with self._stream_lock:
+            if avatar in self.feeds or avatar not in self.started_streams:
+                return
+            self.started_streams.discard(avatar)
+            with contextlib.suppress(EngineError, EngineClientError):
+                link = self.bridge.link
+                await link.run(link.work.call("stream", avatar=avatar, fps=0))
 
     async def end(self, session: Session, why: str) -> None:
-        if session.closed:
-            return
-        session.closed = True
-        self.sessions.pop(session.id, None)
-        self.closed += 1
-        await self._discard(session)
-        log.info("whep session %s ended: %s (%d open)", session.id, why, len(self.sessions))
-        if not any(s.avatar == session.avatar for s in self.sessions.values()):
-            feed = self.feeds.pop(session.avatar, None)
-            if feed is not None:
-                await feed.close()
-            if session.avatar in self.started_streams:
-                self.started_streams.discard(session.avatar)
-                with contextlib.suppress(Exception):
-                    link = self.bridge.link
-                    await link.run(link.work.call("stream", avatar=session.avatar, fps=0))
-
-    async def _discard(self, session: Session) -> None:
-        if session.deadline is not None:
-            session.deadline.cancel()
-            session.deadline = None
+        """Unlisted and its feed released under the lock; the peer connection and a feed nobody uses are closed
+        after it."""
+        async with self._lock:
+            if session.closed:
+                return
+            session.closed = True
+            self.sessions.pop(session.id, None)
+            self.closed += 1
+            slot = self.feeds.get(session.avatar)
+            unused = None
+            if slot is not None and slot.feed is session.feed:
+                slot.users -= 1
+                if slot.users <= 0:
+                    unused = self.feeds.pop(session.avatar).feed
+        if session.watch is not None and session.watch is not asyncio.current_task():
+            session.watch.cancel()
         session.video.stop()
         session.audio.stop()
         with contextlib.suppress(Exception):
             await session.pc.close()
-        asyncio.ensure_future(_stop_late_senders(session.pc))
+        self.spawn(_stop_late_senders(session.pc), "whep-late-senders")
+        log.info("whep session %s ended: %s (%d open)", session_tag(session.id), why, len(self.sessions))
+        if unused is not None:
+            await unused.close()
+            await self._stop_stream(session.avatar)
 
     # -- wiring --
 
-    def guarded(self, handler: Callable[[Request], Any]) -> Callable[[Request], Any]:
-        async def wrapper(request: Request) -> Response:
-            try:
-                return await handler(request)
-            except WhepError as err:
-                return JSONResponse({"error": {"code": err.code, "message": err.message}}, err.status,
-                                    headers={**CORS, **err.headers})
-            except EngineError as exc:  # the bridge's own (engine down or starting)
-                return JSONResponse({"error": exc.to_wire()}, HTTP_STATUS.get(exc.code, 500),
-                                    headers={**CORS, "Retry-After": RETRY_AFTER_S})
-            except Exception:
-                log.exception("whep %s failed", request.url.path)
-                return JSONResponse({"error": {"code": "internal", "message": "internal error"}}, 500,
-                                    headers=CORS)
-        return wrapper
-
     def routes(self) -> list[BaseRoute]:
-        g = self.guarded
+        """Errors are raised to the bridge's exception handlers; PATCH (trickle ICE) is not offered: 405."""
         return [
-            Route("/whep", g(self.offer), methods=["POST"]),
-            Route("/whep", g(self.options), methods=["OPTIONS"]),
-            Route("/whep/session", g(self.stats), methods=["GET"]),
-            Route("/whep/session/{session}", g(self.delete), methods=["DELETE"]),
-            Route("/whep/session/{session}", g(self.patch), methods=["PATCH"]),
-            Route("/whep/session/{session}", g(self.options), methods=["OPTIONS"]),
-            Route("/whep/{avatar}", g(self.offer), methods=["POST"]),
-            Route("/whep/{avatar}", g(self.options), methods=["OPTIONS"]),
+            Route("/whep", self.offer, methods=["POST"]),
+            Route("/whep", self.options, methods=["OPTIONS"]),
+            Route("/whep/session", self.stats, methods=["GET"]),
+            Route("/whep/session/{session}", self.delete, methods=["DELETE"]),
+            Route("/whep/session/{session}", self.options, methods=["OPTIONS"]),
+            Route("/whep/{avatar}", self.offer, methods=["POST"]),
+            Route("/whep/{avatar}", self.options, methods=["OPTIONS"]),
         ]
+
+
+def stats_body(whep: Whep) -> dict[str, Any]:
+    """Counts, limits and per-session figures; a session is shown by its tag (a short hash), never its id."""
+    per_avatar: dict[str, int] = {}
+    for s in whep.sessions.values():
+        per_avatar[s.avatar] = per_avatar.get(s.avatar, 0) + 1
+    return {
+        "sessions": len(whep.sessions), "feeds": len(whep.feeds), "per_avatar": per_avatar,
+        "opened": whep.opened, "closed": whep.closed, "tasks": len(whep.tasks),
+        "limits": {"viewers": whep.settings.whep_max_viewers,
+                   "per_avatar": whep.settings.whep_max_per_avatar},
+        "codec": whep.settings.whep_codec, "ice_addresses": whep.ice_addresses,
+        "detail": [{"tag": session_tag(s.id), "avatar": s.avatar, "state": s.pc.connectionState,
+                    "video_sent": s.video.sent, "video_skipped": s.video.skipped,
+                    "video_late_ms_p95": _pct(list(s.video._paced.late_ms), 95),
+                    "audio_late_ms_p50": _pct(list(s.audio._paced.late_ms), 50),
+                    "audio_late_ms_p95": _pct(list(s.audio._paced.late_ms), 95),
+                    "video_lead_ms": round(s.video._paced.lead * 1000, 1),
+                    "audio_origin": s.audio.origin, "age_s": round(time.monotonic() - s.created, 1)}
+                   for s in whep.sessions.values()],
+        "feed_detail": {a: {"frames": f.stats.frames, "bad": f.stats.bad, "audio_messages": f.audio.received,
+                            "audio_lost": f.audio.lost, "offset_s": f.offset,
+                            "delay_ms": round(f.delay_s * 1000, 1),
+                            "frame_late_ms_p50": _pct(f.stats.late_ms, 50),
+                            "frame_late_ms_p95": _pct(f.stats.late_ms, 95)}
+                        for a, f in ((a, slot.feed) for a, slot in whep.feeds.items())},
+    }
 
 
 LATE_SENDER_CHECKS_S = (0.5, 1.0, 2.0, 4.0)  # after a close, a sender started late is stopped at these times
@@ -406,16 +486,6 @@ async def _stop_late_senders(pc: RTCPeerConnection) -> None:
                 await asyncio.wait_for(transceiver.sender.stop(), 2.0)
 
 
-async def _read(request: Request, limit: int) -> bytes:
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise WhepError(413, "too_large", f"an SDP offer is at most {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
 def _pct(values: list[float], q: int) -> float:
     data = sorted(values)
     return round(data[min(len(data) - 1, len(data) * q // 100)], 1) if data else 0.0
@@ -423,28 +493,54 @@ def _pct(values: list[float], q: int) -> float:
 
 SDP_BODY = {"required": True, "content": {"application/sdp": {"schema": {"type": "string"}}}}
 WHEP_ANSWERS = (Answer(201, "the SDP answer; Location: /whep/session/{id} (DELETE ends it)", "application/sdp",
-                       {"type": "string"}),
+                       {"type": "string"}, ("Location", "ETag", "X-Playout-Delay-Ms")),
                 Answer(400, "not an SDP offer, or one aiortc refuses"), Answer(404, "unknown avatar"),
+                Answer(408, "the offer did not arrive in time"),
                 Answer(413, "offer over 64 KiB"), Answer(415, "not application/sdp"),
-                Answer(503, "too many viewers (Retry-After), or the engine is unavailable"))
+                Answer(503, "too many viewers, or the engine is unavailable; retry after Retry-After seconds",
+                       headers=("Retry-After",)))
+OPTIONS_ANSWER = (Answer(204, "what the endpoint accepts (Accept-Post: application/sdp)", headers=("Accept-Post",)),)
 WHEP_OPERATIONS: tuple[Operation, ...] = (
     Operation("post", "/whep", "WHEP: the default avatar's face and voice as WebRTC (VP8/H.264 + Opus)",
               WHEP_ANSWERS, SDP_BODY),
+    Operation("options", "/whep", "WHEP endpoint options", OPTIONS_ANSWER),
     Operation("post", "/whep/{avatar}", "WHEP: one avatar's face and voice as WebRTC", WHEP_ANSWERS, SDP_BODY),
-    Operation("delete", "/whep/session/{session}", "End a WHEP session", (
+    Operation("options", "/whep/{avatar}", "WHEP endpoint options", OPTIONS_ANSWER),
+    Operation("delete", "/whep/session/{session}", "End a WHEP session (the id is its Location's secret)", (
         Answer(200, "ended"), Answer(404, "no such session"))),
-    Operation("get", "/whep/session", "The open WHEP sessions, feeds and limits", (
+    Operation("options", "/whep/session/{session}", "WHEP session options", OPTIONS_ANSWER),
+    Operation("get", "/whep/session", "Counts of the open WHEP sessions and feeds, the limits, per-session figures "
+              "(each session by a short hash, never its id)", (
         Answer(200, "counts, limits and per-session figures", schema={"type": "object"}),)),
 )
 
 
-_WHEPS: weakref.WeakKeyDictionary[Bridge, Whep] = weakref.WeakKeyDictionary()  # one per bridge (tests run several)
+def whep_of(bridge: Bridge) -> Whep:
+    """The bridge's WHEP state (made on first use, kept on the bridge)."""
+    whep = bridge.feature_state.get("whep")
+    if whep is None:
+        whep = bridge.feature_state["whep"] = Whep(bridge, bridge.settings_of(WHEP))
+    return whep
 
 
-def _whep_of(bridge: Bridge) -> Whep:
-    if bridge not in _WHEPS:
-        _WHEPS[bridge] = Whep(bridge, bridge.settings_of(WHEP))
-    return _WHEPS[bridge]
+class WhepCors:
+    """Starlette's CORSMiddleware on the WHEP paths, allowing the origins of ``--whep-cors-origins`` (none by
+    default: only the bridge's own pages, so a page elsewhere can neither open a session nor end one)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self._cors: CORSMiddleware | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith("/whep"):
+            await self.app(scope, receive, send)
+            return
+        if self._cors is None:
+            settings = scope["app"].state.bridge.settings_of(WHEP)
+            self._cors = CORSMiddleware(self.app, allow_origins=cors_origins(settings),
+                                        allow_methods=["POST", "DELETE", "OPTIONS"], allow_headers=["Content-Type"],
+                                        expose_headers=EXPOSED_HEADERS)
+        await self._cors(scope, receive, send)
 
 
 def _closed_during_connect(context: dict[str, Any]) -> bool:
@@ -459,8 +555,9 @@ def _closed_during_connect(context: dict[str, Any]) -> bool:
 
 @asynccontextmanager
 async def _lifespan(bridge: Bridge) -> AsyncIterator[None]:
-    """Every session and feed closed before the engine link is; aiortc's expected connect-task errors kept out of
-    the error log while the feature runs."""
+    """The WebRTC stack's patches applied, and undone after every session, task and feed is closed (before the
+    engine link is); aiortc's expected connect-task errors kept out of the error log while the feature runs."""
+    whep = whep_of(bridge)
     loop = asyncio.get_running_loop()
     previous = loop.get_exception_handler()
 
@@ -474,11 +571,14 @@ async def _lifespan(bridge: Bridge) -> AsyncIterator[None]:
 
     loop.set_exception_handler(handler)
     try:
-        yield
+        with stack_patches(whep.settings, whep.ice_addresses):
+            try:
+                yield
+            finally:
+                await whep.aclose()
     finally:
-        await _whep_of(bridge).aclose()
         loop.set_exception_handler(previous)
 
 
-WHEP = Feature("whep", routes=lambda bridge: _whep_of(bridge).routes(), operations=WHEP_OPERATIONS,
-               options=WHEP_OPTIONS, settings=WhepSettings, lifespan=_lifespan)
+WHEP = Feature("whep", routes=lambda bridge: whep_of(bridge).routes(), operations=WHEP_OPERATIONS,
+               options=WHEP_OPTIONS, settings=WhepSettings, middleware=(Middleware(WhepCors),), lifespan=_lifespan)

@@ -64,7 +64,8 @@ class Core:
         self.clips = Worker("clip", CLIP_QUEUE)  # talking clips: decode, animation, H.264; frames on render's side lane
         self.render = Worker("render", settings.render_queue, side_depth=CLIP_FRAME_DEPTH)
         self.encode = Worker("encode", settings.render_queue)
-        self.publish = Worker("publish", STREAM_ENCODE_DEPTH + AUDIO_DEPTH)  # frames check their own depth
+        # frames check their own depth; audio chunks take the side lane (never counted against the frames' room)
+        self.publish = Worker("publish", STREAM_ENCODE_DEPTH + AUDIO_DEPTH, side_depth=AUDIO_DEPTH)
         self.frame_clock = FrameClock(self._tick, clock)
         self.avatars = AvatarRegistry(settings.max_avatars, int(settings.source_cache_mb * MiB),
                                       pinned=self.frame_clock.is_streaming)
@@ -72,7 +73,7 @@ class Core:
                                 ByteLRU(int(settings.frame_cache_mb * MiB), len), self.avatars.find, pub,
                                 settings.output, settings.jpeg_quality)
         self.clips_running: dict[str, threading.Event] = {}  # clip id -> its cancel flag (command thread only)
-        self.audio = AudioOut(self.publish, lambda: pub)  # speech audio on the PUB socket (publish thread)
+        self.audio = AudioOut(self.publish, lambda: pub, clock)  # speech audio on the PUB socket, paced (audio thread)
 
     def _tick(self, stream: object, t: float) -> bool:
         return self.frames.on_tick(stream, t)  # type: ignore[arg-type]
@@ -92,6 +93,7 @@ class Core:
         for worker in self._workers():
             worker.start()
         self.frame_clock.start()
+        self.audio.start()
         self.mailbox.then(self.render.submit(self.load), self._loaded)
 
     def _workers(self) -> tuple[Worker, ...]:
@@ -101,6 +103,7 @@ class Core:
         """In order: no new ticks, then each worker finishes its job in flight (draw, then encode, then publish);
         the running clips are cancelled first so the clip worker does not wait on a render thread that is gone."""
         self.frame_clock.stop()
+        self.audio.stop()
         for cancel in list(self.clips_running.values()):
             cancel.set()
         self.render.wake()
@@ -116,6 +119,7 @@ class Core:
         if self.faces is not None:
             named["prep"] = self.faces.alive
         named["clock"] = self.frame_clock.alive
+        named["audio"] = self.audio.alive
         return [name for name, alive in named.items() if not alive]
 
     # -- start-up (render thread) --

@@ -172,6 +172,18 @@ class UnsupportedMediaType(EngineError):
     code = "unsupported_media_type"
 
 
+class BadSdp(BadRequest):
+    """A WHEP offer that is not SDP, or one the WebRTC stack refuses (no video m-line, no common codec)."""
+
+    code = "bad_sdp"
+
+
+class TooManyViewers(EngineError):
+    """Beyond a WHEP viewer limit (per bridge or per avatar): 503, try again later."""
+
+    code = "too_many_viewers"
+
+
 # The bridge's mapping from wire code to HTTP status. Unlisted codes are 500.
 HTTP_STATUS: dict[str, int] = {
     BadRequest.code: 400,
@@ -200,4 +212,6 @@ HTTP_STATUS: dict[str, int] = {
     BodyTimeout.code: 408,
     BodyTooLarge.code: 413,
     UnsupportedMediaType.code: 415,
+    BadSdp.code: 400,
+    TooManyViewers.code: 503,
 }

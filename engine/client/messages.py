@@ -101,7 +101,7 @@ class StreamReply(Reply):
 
 @dataclass(frozen=True)
 class AudioMessage:
-    """One message of the engine's speech audio (PUB topic ``audio.<avatar>``, docs/protocol.md), parsed."""
+    """One chunk of the engine's speech audio (PUB topic ``audio.<avatar>``, docs/protocol.md), parsed."""
 
     kind: str  # "pcm" | "cut"
     avatar: str
@@ -109,6 +109,7 @@ class AudioMessage:
     ts: float  # engine seconds: when the first sample is heard (pcm), or from when nothing is heard (cut)
     sample_rate: int
     pcm: bytes  # little-endian int16 mono; empty for a cut
+    last: bool = True  # the final chunk of its request (the next chunk, if any, starts another utterance)
 
     @property
     def n_samples(self) -> int:
@@ -133,7 +134,7 @@ def parse_audio(parts: Sequence[bytes]) -> AudioMessage:
     if len(pcm) % 2:
         raise ValueError("s16le audio has an odd byte count")
     return AudioMessage(kind, str(header["avatar"]), int(header["seq"]), float(header["ts"]),
-                        int(header.get("sample_rate", 0)), pcm)
+                        int(header.get("sample_rate", 0)), pcm, bool(header.get("last", True)))
 
 
 @dataclass(frozen=True)

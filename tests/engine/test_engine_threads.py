@@ -168,7 +168,7 @@ def test_stream_frames_are_not_drawn_when_the_publisher_is_full(core: Core) -> N
 def test_stop_joins_every_thread_and_refuses_later_work(core: Core) -> None:
     assert core.dead_threads() == []
     core.stop()
-    assert sorted(core.dead_threads()) == ["clip", "clock", "encode", "prep", "publish", "render", "speech"]
+    assert sorted(core.dead_threads()) == ["audio", "clip", "clock", "encode", "prep", "publish", "render", "speech"]
     with pytest.raises(Busy, match="shutting down"):
         core.speech.submit(lambda: None)
     with pytest.raises(Busy, match="shutting down"):

@@ -1,14 +1,20 @@
 """WHEP in headless Chromium against a real engine and bridge on loopback: a hand-written player (whep_page.js) gets
-both tracks; the video's frames advance at the stream's rate; the voice is heard while the avatar speaks a real
-espeak-ng sentence and not after it; DELETE and a closed tab free the session; bad offers are refused."""
+both tracks; the video's frames advance at the stream's rate (with a 400 ms delay: every frame); the voice is heard
+while the avatar speaks a real espeak-ng sentence and not after it; DELETE and a closed tab free the session; a wrong
+id ends nothing and no id is ever listed; a burst of offers while viewers leave keeps the limits and leaks nothing;
+bad offers and other origins are refused."""
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import json
+import random
 import shutil
 import subprocess
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -34,9 +40,12 @@ def chromium() -> Iterator[object]:
 
 @pytest.fixture(scope="module")
 def bridge(engine: EngineProcess, tmp_path_factory: pytest.TempPathFactory) -> Iterator[BridgeProcess]:
-    """The preview's bridge with WHEP limits small enough to reach: 3 viewers per avatar, 5 s to connect."""
+    """The preview's bridge with WHEP limits small enough to reach: 3 viewers per avatar, 5 s to connect; a delay
+    longer than the frames' queue once was (400 ms: 10 frames wait at 25 fps); ICE consent given up after ~6 s
+    instead of 30 (a closed tab is noticed that much sooner)."""
     proc = BridgeProcess(tmp_path_factory.mktemp("bridge"), engine.command_addr, env={
-        "LP_FRAME_ADDR": engine.frame_addr, "LP_WHEP_MAX_PER_AVATAR": "3", "LP_WHEP_CONNECT_TIMEOUT_S": "5"}).start()
+        "LP_FRAME_ADDR": engine.frame_addr, "LP_WHEP_MAX_PER_AVATAR": "3", "LP_WHEP_CONNECT_TIMEOUT_S": "5",
+        "LP_WHEP_DELAY_MS": "400", "LP_WHEP_CONSENT_TIMEOUT_S": "6"}).start()
     yield proc
     proc.stop()
 
@@ -51,6 +60,22 @@ def sentence(tmp_path_factory: pytest.TempPathFactory) -> bytes:
 
 def sessions(bridge: BridgeProcess) -> int:
     return httpx.get(bridge.url + "/whep/session").json()["sessions"]
+
+
+def detail(bridge: BridgeProcess, location: str) -> dict:
+    """A session's figures in the stats, found by its tag (a short hash of the id: the id itself is never shown)."""
+    tag = hashlib.sha256(location.rsplit("/", 1)[1].encode()).hexdigest()[:8]
+    (found,) = [s for s in httpx.get(bridge.url + "/whep/session").json()["detail"] if s["tag"] == tag]
+    return found
+
+
+def ghost_offer(tab) -> str:
+    """A real Chromium offer whose answer nobody applies: its session never connects."""
+    return tab.evaluate("""async () => { const pc = new RTCPeerConnection();
+        pc.addTransceiver('video', {direction: 'recvonly'});
+        pc.addTransceiver('audio', {direction: 'recvonly'});
+        await pc.setLocalDescription(await pc.createOffer()); await new Promise(r => setTimeout(r, 300));
+        return pc.localDescription.sdp; }""")
 
 
 def wait_for(predicate, timeout: float = 30.0, step: float = 0.2) -> bool:
@@ -89,8 +114,30 @@ def test_whep_plays_face_and_voice_and_delete_frees_the_session(chromium, bridge
         figures = (fps, httpx.get(bridge.url + "/whep/session").json(), health["streams"], health["frames"])
         assert 15 <= fps <= 30, json.dumps(figures)  # the stream's 25 fps (loaded machine: loose)
         assert second["state"] == "connected"
-
+        # 400 ms of delay holds 10 frames: the browser decodes each frame the engine publishes (a queue of 8 once
+        # dropped half: ~13 of 25 fps); compared with the engine's own count, which a loaded machine lowers
         default = engine.request({"v": 1, "cmd": "list_avatars"})["default"]
+        published0, decoded0 = engine.request({"v": 1, "cmd": "health"})["streams"][default]["seq"], \
+            tab.evaluate("window.samples.at(-1).framesDecoded")
+        tab.wait_for_timeout(3000)
+        published1, decoded1 = engine.request({"v": 1, "cmd": "health"})["streams"][default]["seq"], \
+            tab.evaluate("window.samples.at(-1).framesDecoded")
+        mine = detail(bridge, result["location"])
+        ratio = (decoded1 - decoded0) / max(1, published1 - published0)
+        assert ratio >= 0.85, (ratio, mine)
+        assert mine["video_skipped"] <= mine["video_sent"] // 4, mine
+
+        # the stats list no session id; a wrong id (even one character off) ends nothing
+        stats = httpx.get(bridge.url + "/whep/session").text
+        secret = result["location"].rsplit("/", 1)[1]
+        assert secret not in stats and '"id"' not in stats
+        for wrong in ("nope", secret[:-1] + ("A" if secret[-1] != "A" else "B"), secret[:8]):
+            assert httpx.delete(f"{bridge.url}/whep/session/{wrong}").status_code == 404
+        assert sessions(bridge) == before + 1
+        decoded = tab.evaluate("window.samples.at(-1).framesDecoded")
+        tab.wait_for_timeout(1000)
+        assert tab.evaluate("window.samples.at(-1).framesDecoded") > decoded + 10  # its stream goes on
+
         reply = engine.request({"v": 1, "cmd": "speak", "avatar": default, "audio": sentence})
         mark = tab.evaluate("window.samples.length")
         tab.wait_for_timeout(int(reply["duration"] * 1000) + 1500)
@@ -199,11 +246,7 @@ def test_a_vanished_viewer_never_slows_the_others_and_the_limit_holds(chromium, 
         assert result["status"] == 201, result
         ghosts = []
         for _ in range(2):  # offers whose answers nobody applies: ICE never starts
-            offer = tab.evaluate("""async () => { const pc = new RTCPeerConnection();
-                pc.addTransceiver('video', {direction: 'recvonly'});
-                pc.addTransceiver('audio', {direction: 'recvonly'});
-                await pc.setLocalDescription(await pc.createOffer()); await new Promise(r => setTimeout(r, 300));
-                return pc.localDescription.sdp; }""")
+            offer = ghost_offer(tab)
             ghosts.append(httpx.post(bridge.url + "/whep", content=offer,
                                      headers={"Content-Type": "application/sdp"}))
         assert [g.status_code for g in ghosts] == [201, 201]
@@ -218,3 +261,64 @@ def test_a_vanished_viewer_never_slows_the_others_and_the_limit_holds(chromium, 
         assert wait_for(lambda: sessions(bridge) == before + 1, timeout=20)  # the ghosts closed after 5 s
     finally:
         context.close()
+
+
+def test_a_burst_of_offers_while_viewers_leave_keeps_the_limits_and_leaks_nothing(chromium,
+                                                                                  bridge: BridgeProcess) -> None:
+    """50 offers for one avatar at once while the viewers that got in leave again: each answer is 201 or 503 (no
+    500, no KeyError logged), never more than 3 sessions of it at once, and afterwards no session, feed or task
+    is left."""
+    context = chromium.new_context()
+    tab = context.new_page()
+    tab.goto(bridge.url + "/whep/session")
+    offer = ghost_offer(tab)
+    context.close()
+    before, logged = httpx.get(bridge.url + "/whep/session").json(), bridge.log.stat().st_size
+    seen: list[int] = []
+
+    async def burst() -> list[int]:
+        async with httpx.AsyncClient(base_url=bridge.url, timeout=60) as client:
+            done = asyncio.Event()
+
+            async def watch() -> None:
+                while not done.is_set():
+                    seen.append((await client.get("/whep/session")).json()["per_avatar"].get(avatar, 0))
+                    await asyncio.sleep(0.02)
+
+            async def viewer() -> int:
+                await asyncio.sleep(random.uniform(0.0, 2.0))  # arrivals spread over 2 s: offers meet leaving viewers
+                answer = await client.post("/whep", content=offer, headers={"Content-Type": "application/sdp"})
+                if answer.status_code == 201:
+                    await asyncio.sleep(random.uniform(0.0, 0.3))
+                    assert (await client.delete(answer.headers["Location"])).status_code == 200
+                return answer.status_code
+
+            watcher = asyncio.create_task(watch())
+            codes = await asyncio.gather(*(viewer() for _ in range(50)))
+            done.set()
+            await watcher
+            return list(codes)
+
+    avatar = httpx.get(bridge.url + "/status").json()["default_avatar"]
+    with ThreadPoolExecutor(1) as pool:  # Playwright's sync API keeps an event loop on this thread
+        codes = pool.submit(asyncio.run, burst()).result()
+    print(f"answers {sorted(codes)}; sessions of the avatar seen {max(seen)} at most")
+    assert set(codes) <= {201, 503} and codes.count(201) >= 3, codes
+    assert max(seen) <= 3, seen
+    after = httpx.get(bridge.url + "/whep/session").json()
+    assert (after["sessions"], after["feeds"]) == (before["sessions"], before["feeds"]), after
+    assert after["opened"] - before["opened"] == codes.count(201) == after["closed"] - before["closed"]
+    assert wait_for(lambda: httpx.get(bridge.url + "/whep/session").json()["tasks"] == 0, timeout=15)
+    log = bridge.log.read_bytes()[logged:].decode(errors="replace")
+    assert "Traceback" not in log and "KeyError" not in log and "-> 500" not in log, log[-3000:]
+
+
+def test_other_origins_are_refused_unless_listed(bridge: BridgeProcess) -> None:
+    """CORS is off by default: a page of another origin gets no preflight grant (so it can neither POST an offer
+    with application/sdp nor DELETE a session) and no Access-Control-Allow-Origin on what it sends anyway."""
+    preflight = httpx.options(bridge.url + "/whep/session/x", headers={
+        "Origin": "https://evil.example", "Access-Control-Request-Method": "DELETE"})
+    assert preflight.status_code == 400 and "access-control-allow-origin" not in preflight.headers
+    plain = httpx.delete(bridge.url + "/whep/session/x", headers={"Origin": "https://evil.example"})
+    assert plain.status_code == 404 and "access-control-allow-origin" not in plain.headers
+    assert httpx.options(bridge.url + "/whep").headers["Accept-Post"] == "application/sdp"

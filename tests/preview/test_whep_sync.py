@@ -7,10 +7,9 @@ from __future__ import annotations
 
 import statistics
 
-import httpx
 import pytest
 
-from tests.preview.test_whep import chromium, open_player  # noqa: F401 (the fixture)
+from tests.preview.test_whep import chromium, detail, open_player  # noqa: F401 (the fixture)
 from tests.preview.whep_sync import measure
 from tests.service.conftest import BridgeProcess, EngineProcess
 
@@ -25,9 +24,7 @@ def test_voice_and_mouth_arrive_together(chromium, bridge: BridgeProcess, engine
         default = engine.request({"v": 1, "cmd": "list_avatars"})["default"]
 
         def audio_origin() -> float:
-            (session,) = [s for s in httpx.get(bridge.url + "/whep/session").json()["detail"]
-                          if result["location"].endswith(s["id"])]
-            return session["audio_origin"]
+            return detail(bridge, result["location"])["audio_origin"]
 
         # The browser's A/V sync converges over seconds, and after a stall of this loaded machine its audio jitter
         # buffer grows and the sync follows seconds late (it knows: its own estimate says so). So: wait until its

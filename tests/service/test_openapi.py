@@ -58,6 +58,18 @@ def test_document_is_valid_openapi_3_1_and_covers_every_route() -> None:
     assert doc_operations(doc) == app_operations()
 
 
+def test_the_served_document_with_every_feature_is_valid_openapi() -> None:
+    """What ``python -m bridge`` serves (the core, the preview and WHEP): openapi-spec-validator passes it (it stopped
+    on a duplicate operation id once: /whep and /whep/{avatar}), and every operation id is unique."""
+    from bridge.features import FEATURES
+
+    app = create_app(BridgeSettings(), features=FEATURES)
+    validate(app.state.openapi)
+    ids = [op["operationId"] for item in app.state.openapi["paths"].values() for op in item.values()]
+    assert len(ids) == len(set(ids)), sorted(ids)
+    assert doc_operations(app.state.openapi) == app_operations(app)
+
+
 def test_a_feature_adds_its_routes_and_rows_in_one_call() -> None:
     async def page(request: object) -> Response:
         return Response("<html></html>", media_type="text/html")
