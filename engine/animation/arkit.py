@@ -49,6 +49,9 @@ MAPPED: dict[str, tuple[tuple[str, float], ...]] = {
     "eyeLookOutLeft": (("gazeX", 1.0),), "eyeLookInRight": (("gazeX", 1.0),),
     "eyeLookInLeft": (("gazeX", -1.0),), "eyeLookOutRight": (("gazeX", -1.0),),
     "eyeSquintLeft": (("eyeBlinkLeft", 0.3),), "eyeSquintRight": (("eyeBlinkRight", 0.3),),
+    # The face's left is the image's right (+): both lips (or the jaw) to the face's left is mouthX (jawX) +.
+    "mouthLeft": (("mouthX", 1.0),), "mouthRight": (("mouthX", -1.0),),
+    "jawLeft": (("jawX", 1.0),), "jawRight": (("jawX", -1.0),),
 }
 RENDERED: frozenset[str] = frozenset(n for n in ARKIT_NAMES if n in BY_NAME or n in MAPPED)
 UNRENDERED: tuple[str, ...] = tuple(n for n in ARKIT_NAMES if n not in RENDERED)
