@@ -111,7 +111,7 @@ def test_control_direction_and_size_match_the_clips(name: str) -> None:
 def preset_evidence() -> dict[str, tuple[np.ndarray, float]]:
     """Expression -> (evidence over the whole face, cosine threshold)."""
     laugh = delta("laugh")[13:44].mean(0)
-    laugh[19] = 0.0  # a closed-mouth smile: the laugh without its jaw drop
+    laugh[19] *= 0.3  # a broad smile bares the teeth with the jaw barely open: a third of the laugh's jaw drop
     aggrieved = delta("aggrieved")[11:32].mean(0)
     human = np.concatenate([delta(n) for n in HUMAN])
     speech = np.concatenate([delta("d5"), delta("d8")])

@@ -23,6 +23,7 @@ from engine.render.offline.tuning import (
     TEETH_MIN_PX,
     TEETH_MIX,
     TEETH_SHARE,
+    TEETH_SMILE,
     THROAT_DARK,
     TONGUE_LIFT,
     TONGUE_OUT,
@@ -48,22 +49,23 @@ def smooth_curve(points: np.ndarray) -> np.ndarray:
 
 def draw_interior(out: np.ndarray, top: np.ndarray, bottom: np.ndarray, iod: float, mouth_color: np.ndarray,
                   teeth_color: np.ndarray, teeth: bool, bite: float = 0.0, tongue_out: float = 0.0,
-                  tongue_color: np.ndarray | None = None) -> None:
+                  tongue_color: np.ndarray | None = None, smile: float = 0.0) -> None:
     """Fill the gap between the moved upper (``top``) and lower (``bottom``) seams of ``out`` in place.
 
     ``bite`` (mouthRollLower, 0..1): the lower lip is tucked under the upper teeth, so the teeth fill the narrow gap
     down to the lower lip instead of a dark cavity (f, v). ``tongue_out`` (0..1) draws the tongue over the lower lip.
-    """
+    ``smile`` (0..1): a smile bares the upper teeth (the upper lip drawn up and back off them), so they fill more of
+    its opening."""
     tongue = tongue_color if tongue_color is not None else mouth_color * 2.0
     gap = bottom[:, 1] - top[:, 1]
     if float(gap.max()) >= 0.75:
-        _cavity(out, top, bottom, iod, mouth_color, teeth_color, teeth, bite, tongue)
+        _cavity(out, top, bottom, iod, mouth_color, teeth_color, teeth, bite, tongue, smile)
     if tongue_out > 0.0:
         draw_tongue(out, top, bottom, iod, tongue, tongue_out)
 
 
 def _cavity(out: np.ndarray, top: np.ndarray, bottom: np.ndarray, iod: float, mouth_color: np.ndarray,
-            teeth_color: np.ndarray, teeth: bool, bite: float, tongue_color: np.ndarray) -> None:
+            teeth_color: np.ndarray, teeth: bool, bite: float, tongue_color: np.ndarray, smile: float) -> None:
     """The opening itself: the dark cavity, upper and lower teeth, the tongue lying low in a wide opening."""
     # The corners are where the lips meet: both curves end there, so the opening is a lens, never a box.
     top, bottom = top[np.argsort(top[:, 0])].copy(), bottom[np.argsort(bottom[:, 0])].copy()
@@ -103,7 +105,7 @@ def _cavity(out: np.ndarray, top: np.ndarray, bottom: np.ndarray, iod: float, mo
     floor = TONGUE_LIFT * wide * middle * smoothstep((depth - 0.6) / 0.4)
     colour += floor[..., None] * (tongue_color[None, None, :] * 0.55 - colour)
     if teeth:
-        top_h = np.minimum(TEETH_SHARE * opening, TEETH_HEIGHT * iod)
+        top_h = np.minimum((TEETH_SHARE + TEETH_SMILE * smile) * opening, TEETH_HEIGHT * iod)
         top_h = top_h + min(1.0, bite) * (opening + 1.0 - top_h)  # resting on the tucked lower lip
         show = np.clip((opening - TEETH_MIN_PX) / 4.0, 0.0, 1.0)
         band = np.clip((ty[None, :] + top_h[None, :] - ys) / 2.0 + 0.5, 0.0, 1.0)  # below the upper lip

@@ -93,9 +93,9 @@ def expression_moves() -> dict[str, Move]:
     """The bilateral controls as landmark moves at weight 1 (image-left half given, mirrored)."""
     return {
         "mouthSmile": Move(mirror({
-            48: (-0.13, -0.16), 60: (-0.12, -0.15), 49: (-0.07, -0.09), 50: (-0.035, -0.055), 51: (0.0, -0.035),
-            61: (-0.065, -0.085), 62: (0.0, -0.035), 59: (-0.07, -0.085), 58: (-0.03, -0.04), 57: (0.0, -0.02),
-            67: (-0.065, -0.08), 66: (0.0, -0.035), 71: (-0.03, -0.12), 31: (-0.012, -0.03), 3: (-0.01, -0.02),
+            48: (-0.14, -0.2), 60: (-0.13, -0.19), 49: (-0.07, -0.1), 50: (-0.035, -0.055), 51: (0.0, -0.035),
+            61: (-0.065, -0.09), 62: (0.0, -0.03), 59: (-0.08, -0.11), 58: (-0.03, -0.04), 57: (0.0, 0.0),
+            67: (-0.07, -0.095), 66: (0.0, -0.015), 71: (-0.03, -0.12), 31: (-0.012, -0.03), 3: (-0.01, -0.02),
             41: (0.0, -0.05), 40: (0.0, -0.045), 36: (0.0, -0.012),
         }), 0.22),
         "mouthFrown": Move(mirror({
@@ -166,7 +166,7 @@ def expression_moves() -> dict[str, Move]:
         # AU6: the cheeks rise and push the lower lids up from below (the lids bunch; the upper lid stays), the
         # crow's feet corner lifts a little, the nasolabial fold deepens (the nostril wing follows the cheek).
         "cheekSquint": Move(mirror({
-            71: (-0.01, -0.16), 41: (0.0, -0.09), 40: (0.0, -0.075), 36: (-0.005, -0.035), 39: (0.0, -0.012),
+            71: (-0.01, -0.12), 41: (0.0, -0.09), 40: (0.0, -0.075), 36: (-0.005, -0.035), 39: (0.0, -0.012),
             2: (-0.005, -0.04), 3: (0.0, -0.03), 1: (0.0, -0.02), 31: (-0.005, -0.03), 48: (0.0, -0.015),
         }), 0.17),
         # AU9: the nostril wings and the nose's sides drawn up, the upper lip lifted with them, the inner brows

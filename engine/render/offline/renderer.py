@@ -30,6 +30,7 @@ from engine.render.offline.fields import (
     index_grid,
     invert,
     rim,
+    smoothstep,
     spread,
 )
 from engine.render.offline.mouth import draw_interior
@@ -50,7 +51,7 @@ from engine.render.offline.moves import (
     field_moves,
     field_names,
 )
-from engine.render.offline.tuning import CROP, LIP_SEAL, LIP_SEAL_SMILE, LOW_REACH, PRESS_SEAL, STEP
+from engine.render.offline.tuning import CROP, LIP_SEAL, LIP_SEAL_SMILE, LOW_REACH, PRESS_SEAL, STEP, UPPER_UNSEAL
 
 FIELDS = field_names()
 SEAM_MIDDLE = SEAM.index(66)
@@ -269,7 +270,10 @@ class OfflineRenderer:
             smile = float(weights[FIELDS.index("mouthSmileLeft")] + weights[FIELDS.index("mouthSmileRight")]) / 2
             press = float(weights[FIELDS.index("mouthPressLeft")] + weights[FIELDS.index("mouthPressRight")]) / 2
             hold = press
-            close = min(gap, (LIP_SEAL + LIP_SEAL_SMILE * smile + PRESS_SEAL * hold * hold) * source.iod)
+            # A raised upper lip bares the teeth on purpose (a broad smile, speech's lip axis): no smile seal then.
+            lift = max(side_values(values, "mouthUpperUp"))
+            bare = 1.0 - float(smoothstep(np.float32((lift - UPPER_UNSEAL[0]) / (UPPER_UNSEAL[1] - UPPER_UNSEAL[0]))))
+            close = min(gap, (LIP_SEAL + LIP_SEAL_SMILE * smile * bare + PRESS_SEAL * hold * hold) * source.iod)
             # mouthClose (ARKit): the lips shut over the jaw's opening, mouthClose == jawOpen being fully shut.
             shut = values["mouthClose"] / max(values["jawOpen"], values["mouthClose"], 1e-6)
             close = max(close, min(1.0, shut) * gap)
@@ -294,5 +298,6 @@ class OfflineRenderer:
             if frame is not None:
                 draw_eyeball(out, eye, frame, gaze_shift(eye, gaze_x, gaze_y))
         draw_interior(out, seam_top, seam_bot, source.iod, source.mouth_color, source.teeth_color, source.teeth,
-                      float(weights[FIELDS.index("mouthRollLower")]), values["tongueOut"], source.tongue_color)
+                      float(weights[FIELDS.index("mouthRollLower")]), values["tongueOut"], source.tongue_color,
+                      max(side_values(values, "mouthSmile")))
         return out

@@ -47,6 +47,8 @@ LID_OVERSHOOT = 0.012  # the closed lid tucks this far past the fitted lower lid
 # Lips: they stay sealed while the jaw drops a little (soft lips follow the jaw), more so in a smile.
 LIP_SEAL = 0.004  # seam gap that the lips close by themselves (small: speech must part them from small openings on)
 LIP_SEAL_SMILE = 0.066  # extra seal at a full smile (a closed-lip smile until high intensity)
+UPPER_UNSEAL = (0.4, 0.8)  # mouthUpperUp from which the smile's seal eases off, and where it is gone: a broad smile
+# bares its teeth, a half one stays closed
 PRESS_SEAL = 0.15  # extra seal at full mouthPress / mouthRollLower (on their square, so a press easing in or out
 # of a vowel does not shut it): pressed lips stay shut on a jaw still opening
 
@@ -62,6 +64,7 @@ THROAT_DARK = 0.55  # how much darker the back of a wide opening is in its middl
 INTERIOR_EDGE = 0.006  # softness of the interior's edge
 TEETH_HEIGHT = 0.085  # the most upper teeth shown (iod: about 5 mm, as an open vowel shows them)
 TEETH_SHARE = 0.32  # of the opening's height
+TEETH_SMILE = 0.4  # more of it in a full smile (the upper lip drawn off the teeth)
 TEETH_MIN_PX = 2.0  # no teeth in an opening smaller than this (px), full teeth 4 px later
 TEETH_MIX = 0.8  # teeth colour vs the interior's (below 1: teeth in the shade of the mouth, never flat white)
 LOWER_TEETH = 0.04  # the most lower teeth shown (iod), once the jaw has dropped ...
