@@ -3,7 +3,8 @@
 One frame per name at weight 1.0 (``mouthClose`` over an open jaw, as ARKit streams it), parsed by the same
 ``parse_controls`` the protocol uses. Measures: dlib's 68 landmarks re-detected on the frame against the re-detected
 source (inter-ocular units, iod; dlib jitters ~0.01 iod, so every bound is at least 0.02), the iris as the darkest
-blob in the eye (eye widths, tests/render/test_offline_eye_controls.py), and for the tongue the pixels' colour.
+blob in the eye (eye widths, tests/render/test_offline_eye_controls.py), dense optical flow where skin moves without
+a landmark that dlib follows (cheeks, nostrils, lids, brows, lips' edges), and for the tongue the lip's colour.
 Sided names (the face's own Left = the image's right) must move their own side, and more than the other side.
 """
 
@@ -144,16 +145,15 @@ def width(f: Frame) -> float:
     return x(f, 54) - x(f, 48)
 
 
-def tongue_red(ref: Frame, f: Frame, side: str, u: float) -> float:
-    """Between the frame's parted lips (62..57, centre column) the tongue shows: lit and red, not a dark cavity.
-    The share of that column's pixels that are at least as light as the source's lips, minus the source's share."""
-    def share(fr: Frame, lm: np.ndarray) -> float:
-        x0 = int(round(lm[62, 0]))
-        col = fr.img[int(lm[62, 1]):int(lm[57, 1]) + 1, x0 - 2:x0 + 3].reshape(-1, 3).astype(np.float64)
-        lip = ref.img[int(ref.lm[57, 1]) - 4:int(ref.lm[57, 1]), x0 - 2:x0 + 3].reshape(-1, 3).astype(np.float64)
-        red = (col[:, 0] > col[:, 1] + 25) & (col.mean(1) > 0.6 * lip.mean())
-        return float(red.mean()) if len(col) else 0.0
-    return share(f, f.lm)
+def tongue_over_lip(ref: Frame, f: Frame, side: str, u: float) -> float:
+    """The tongue lies over the lower lip: just above the lip's outer edge (dlib's 57 on each frame) the colour is no
+    longer the lip's own (mean absolute change, levels). A tongue kept inside the mouth leaves the lip as it was."""
+    def patch(fr: Frame) -> np.ndarray:
+        x0, y0 = fr.lm[57]
+        rows = slice(int(y0 - 0.08 * u), int(y0 - 0.02 * u))
+        cols = slice(int(x0 - 0.05 * u), int(x0 + 0.05 * u))
+        return fr.img[rows, cols].reshape(-1, 3).astype(np.float64).mean(0)
+    return float(np.abs(patch(f) - patch(ref)).mean())
 
 
 JOWL = {"Left": [12, 13], "Right": [3, 4]}  # the face's side at the mouth's level
@@ -200,7 +200,7 @@ CASES: dict[str, tuple[Measure, float, bool]] = {
     "cheekPuff": (lambda ref, f, side, u: min(outward_skin(JOWL)(ref, f, s, u) for s in SIDE), 0.03, False),
     **{f"cheekSquint{s}": (skin(LOWER_LID, 1, -1.0), 0.04, True) for s in SIDE},
     **{f"noseSneer{s}": (skin(NOSTRIL, 1, -1.0), 0.03, True) for s in SIDE},
-    "tongueOut": (tongue_red, 0.3, False),
+    "tongueOut": (tongue_over_lip, 15.0, False),
 }
 
 
