@@ -1,8 +1,11 @@
-"""Mouth interior synthesis: the gap the jaw tears between the lips, filled with a shaded mouth and upper teeth.
+"""Mouth interior synthesis: the gap the jaw tears between the lips, filled with a dark mouth, teeth and tongue.
 
 Why drawn: a warp can only stretch the lips; a real opening shows a dark cavity. Its outline follows the moved
-inner-lip contour as a smooth curve (no polygon corners), its edge is soft, it is darkest in the corners and
-under the upper lip, and the teeth are tinted by the cavity's shade so they never read as a pasted white stripe.
+inner-lip contour as a smooth curve (no polygon corners), its edge is soft, it is darkest in the corners, under
+the upper lip and, the wider it opens, deep in the middle (never a lit red glow). Upper teeth show below the upper
+lip in proportion to the opening (more of it in a smile), lower teeth once the jaw has dropped, the tongue lies low
+in a wide opening; all are tinted by the cavity's shade so they never read as pasted. ``draw_tongue`` draws
+ARKit's tongueOut over the lower lip.
 """
 
 from __future__ import annotations
