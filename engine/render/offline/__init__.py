@@ -27,8 +27,8 @@ drops below them. Closed lids are the photo's own upper-lid skin
 moved down, so heavy eye make-up or glasses smear. Gaze needs an iris to find: an eye that shows no white (a
 statue's, a tight squint) keeps its look; the white a moved iris uncovers is sampled row by row from the white
 that shows beside it (mirrored across the gap's edges), so it keeps the photo's texture and shading where the row
-has white of its own; a faint trace of the old limbus can stay at the iris's former edge. Landmarks come from dlib's 68 points: a badly fitted lip or eye
-contour is animated as fitted. Big combined moves are summed linearly and can fold slightly.
+has white of its own; a faint trace of the old limbus can stay at the iris's former edge. Landmarks come from
+dlib's 68 points: a badly fitted lip or eye contour is animated as fitted. Big combined moves are summed linearly and can fold slightly.
 """
 
 from engine.render.offline.renderer import FIELDS, OfflineRenderer, OfflineSource, field_weights
