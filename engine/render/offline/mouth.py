@@ -119,7 +119,7 @@ def _cavity(out: np.ndarray, top: np.ndarray, bottom: np.ndarray, iod: float, mo
         low_band *= middle * (1.0 - min(1.0, bite))
         # Teeth in the mouth's light: shaded at the gum and at the corners, lit in the middle.
         v = np.clip((ys - ty[None, :]) / np.maximum(top_h, 1.0)[None, :], 0.0, 1.0)
-        tooth_light = (0.55 + 0.45 * middle) * (1.0 - 0.25 * v * v)
+        tooth_light = (0.68 + 0.32 * middle) * (1.0 - 0.2 * v * v)
         tooth = (TEETH_MIX * teeth_color[None, None, :] + (1.0 - TEETH_MIX) * mouth_color[None, None, :])
         colour += low_band[..., None] * (tooth * (0.62 * (0.5 + 0.5 * middle))[..., None] - colour)
         colour += band[..., None] * (tooth * tooth_light[..., None] - colour)
