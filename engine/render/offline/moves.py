@@ -184,7 +184,7 @@ def expression_moves() -> dict[str, Move]:
         # Cheeks blown out: the face's sides between the cheekbones and the jaw swell outwards, the lips held
         # shut and pushed a little forward (narrower).
         "cheekPuff": Move(mirror({
-            2: (-0.08, 0.0), 3: (-0.12, 0.01), 4: (-0.12, 0.02), 5: (-0.07, 0.02), 71: (-0.1, 0.01),
+            2: (-0.1, 0.0), 3: (-0.16, 0.01), 4: (-0.16, 0.02), 5: (-0.1, 0.02), 71: (-0.14, 0.01),
             48: (0.04, 0.0), 60: (0.035, 0.0), 49: (0.015, -0.01), 59: (0.015, 0.01), 6: (-0.02, 0.01),
         }), 0.22),
         # The upper lip rolled in over the teeth: its red edge moves down to the seam (the red narrows from above).
@@ -201,8 +201,8 @@ def expression_moves() -> dict[str, Move]:
         # The jaw thrust forward (seen from the front): the chin comes out and down a little, the lower lip
         # pushes out (fuller, lower edge down) and the jaw's angle narrows.
         "jawForward": Move(mirror({
-            8: (0.0, 0.07), 7: (0.0, 0.065), 6: (0.01, 0.05), 5: (0.01, 0.03), 57: (0.0, 0.045),
-            58: (0.0, 0.04), 59: (0.0, 0.02), 66: (0.0, 0.0), 67: (0.0, 0.0),
+            8: (0.0, 0.1), 7: (0.0, 0.09), 6: (0.015, 0.07), 5: (0.01, 0.04), 57: (0.0, 0.06),
+            58: (0.0, 0.055), 59: (0.0, 0.03), 66: (0.0, 0.0), 67: (0.0, 0.0),
         }), 0.2),
         # The lips part for the tongue (the lower lip down and out over it), the jaw a little open.
         "tongueOut": Move(mirror({
