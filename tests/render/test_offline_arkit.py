@@ -94,12 +94,17 @@ def widens(ref: Frame, f: Frame, side: str, u: float) -> float:
     return lid_up - 10.0 * max(0.0, lower_down - 0.005)
 
 
+_LAST_FLOW: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # (ref img, img, flow): a measure reads both sides
+
+
 def flow(ref: Frame, f: Frame) -> np.ndarray:
     """Dense image motion (px, image axes) from the neutral frame to ``f`` (Farneback): skin seen moving where
     dlib's contour model holds a point still."""
-    a = cv2.cvtColor(ref.img, cv2.COLOR_RGB2GRAY)
-    b = cv2.cvtColor(f.img, cv2.COLOR_RGB2GRAY)
-    return cv2.calcOpticalFlowFarneback(a, b, None, 0.5, 3, 15, 3, 5, 1.2, 0)
+    if not (_LAST_FLOW and _LAST_FLOW[0][0] is ref.img and _LAST_FLOW[0][1] is f.img):
+        a = cv2.cvtColor(ref.img, cv2.COLOR_RGB2GRAY)
+        b = cv2.cvtColor(f.img, cv2.COLOR_RGB2GRAY)
+        _LAST_FLOW[:] = [(ref.img, f.img, cv2.calcOpticalFlowFarneback(a, b, None, 0.5, 3, 15, 3, 5, 1.2, 0))]
+    return _LAST_FLOW[0][2]
 
 
 def skin(point: dict[str, list[int]], axis: int, sign: float, radius: float = 0.06) -> Measure:
