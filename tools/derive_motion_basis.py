@@ -47,9 +47,15 @@ SIDE_PULL = 0.004  # 19.x / 20.x shift toward the side of a one-sided mouth cont
 AXES = "xyz"
 ORDER = ("mouthSmile", "mouthFrown", "mouthShrugLower", "browInnerUp", "browOuterUp", "browDown", "eyeBlink",
          "eyeWide", "jawOpen", "mouthPucker", "mouthFunnel", "mouthUpperUp", "mouthLowerDown", "mouthPress",
-         "mouthRollLower", "mouthStretch", "gazeX", "gazeY")
+         "mouthRollLower", "mouthStretch", "gazeX", "gazeY", "mouthX", "jawX")
+SIGNED = ("gazeX", "gazeY", "mouthX", "jawX")  # -1..1 controls: both ends inside the real range
+# ARKit names no human clip shows (no cheek, nose, dimple, upper-lip roll or shrug, jaw thrust or tongue motion in
+# d1..d8): LivePortrait does not draw them (docs/animation.md); mouthClose is drawn by motion_map (it takes its
+# weight off jawOpen: the lower lip and the jaw are one keypoint there).
+UNDRAWN = ("cheekSquint", "noseSneer", "mouthDimple", "cheekPuff", "mouthRollUpper", "mouthShrugUpper",
+           "jawForward", "tongueOut")
 SIDED = ("mouthSmile", "mouthFrown", "browOuterUp", "browDown", "eyeBlink", "eyeWide", "mouthUpperUp",
-         "mouthLowerDown", "mouthPress", "mouthStretch")
+         "mouthLowerDown", "mouthPress", "mouthStretch")  # with a basis of their own; the other sided ones are UNDRAWN
 SPEECH = ("d5", "d8")  # the human clips that talk
 UPPER_UP_20Y = -0.015  # 20.y at mouthUpperUp 1.0: laugh's upper-lip lift (-0.014); the human range reaches -0.031
 LOWER_DOWN_SHARE = 0.35  # mouthLowerDown 1.0 = this share of jawOpen: LivePortrait has one lower lip/jaw keypoint
@@ -77,6 +83,10 @@ SOURCES = {
     "mouthStretch": "human speech d5, d8: first mouth mode with the jaw projected out, on the smile's side (spread)",
     "gazeX": "11.x and 15.x together, 80% of the smaller of their human/animal ranges (2x the old size)",
     "gazeY": "upper lids 11.y/15.y up for looking up (the gaze editors' term), 80% of the symmetric range",
+    "mouthX": "both lips sideways (ARKit mouthLeft/Right): 19.x and 20.x together, 80% of the human clips' symmetric"
+              " range of each (d5, d8 talk with the mouth shifted sideways both ways)",
+    "jawX": "the jaw sideways (ARKit jawLeft/Right): 19.x (the lower lip and jaw keypoint) alone, 80% of the human"
+            " clips' symmetric range",
 }
 
 
@@ -203,12 +213,17 @@ def derive(clips: dict) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
     gaze_y[[11, 15], 1] = -1.0
     basis["gazeY"] = to_range(gaze_y, sym_lo, sym_hi, 0.8) * 0.6
     human_lo, human_hi = union_range({n: devs[n] for n in HUMAN})
+    h_sym_lo, h_sym_hi = -np.minimum(-human_lo, human_hi), np.minimum(-human_lo, human_hi)
+    both_lo, both_hi = np.maximum(sym_lo, h_sym_lo), np.minimum(sym_hi, h_sym_hi)
+    for name, kps in (("mouthX", (19, 20)), ("jawX", (19,))):
+        vec = np.zeros((21, 3))
+        vec[list(kps), 0] = float(min(both_hi[k, 0] for k in kps))
+        basis[name] = to_range(vec, both_lo, both_hi, 0.8)
     for name in ORDER:
-        if name not in ("gazeX", "gazeY"):
+        if name not in SIGNED:
             basis[name] = to_range(basis[name], lo, hi)
-        # and every control at 1.0 inside the human clips' own range (signed gaze: both ends)
-        h_lo, h_hi = (-np.minimum(-human_lo, human_hi), np.minimum(-human_lo, human_hi)) if name.startswith(
-            "gaze") else (human_lo, human_hi)
+        # and every control at 1.0 inside the human clips' own range (signed ones: both ends)
+        h_lo, h_hi = (h_sym_lo, h_sym_hi) if name in SIGNED else (human_lo, human_hi)
         basis[name] = to_range(basis[name], h_lo, h_hi, 1.0)
     # one side each: eyes have their own keypoints, the rest is half the bilateral vector plus a sideways pull
     a_side, b_side = EYE_A_SIDE, "Left" if EYE_A_SIDE == "Right" else "Right"
@@ -283,6 +298,10 @@ def render_module(basis: dict[str, np.ndarray], lo: np.ndarray, hi: np.ndarray) 
         "from __future__ import annotations",
         "",
         f"SHARE = {SHARE}",
+        "# controls LivePortrait does not draw: no human clip shows their motion (tools/derive_motion_basis.py)",
+        "UNDRAWN: tuple[str, ...] = (",
+        *(f"    {line}" for line in textwrap.wrap(" ".join(f'"{n}",' for n in UNDRAWN), 110)),
+        ")",
         f'EYE_A_SIDE = "{EYE_A_SIDE}"  # keypoints 11/13 are this side of the face (the face\'s own side)',
         "",
         "BASIS: dict[str, tuple[tuple[int, int, float], ...]] = {",

@@ -1,20 +1,21 @@
 """Apple's 52 ARKit blendshapes as control input, so Audio2Face or a phone's face capture can drive the face as is.
 
-Every ARKit name is accepted by ``parse_controls`` (0..1, like ARKit). Names that are also our controls pass through;
-the ones in ``MAPPED`` become weighted contributions to our controls; the rest are accepted and reported back as not
-rendered, because no renderer can show them yet. "Left"/"Right" are the face's own sides in ARKit and here.
+Every ARKit name is accepted by ``parse_controls`` (0..1, like ARKit) and every one is drawn (docs/animation.md
+says how on each renderer). Names that are also our controls pass through; the ones in ``MAPPED`` become weighted
+contributions to our controls. "Left"/"Right" are the face's own sides in ARKit and here.
 
-Rendered ARKit names:
-- the same name: eyeBlinkL/R, eyeWideL/R, mouthSmileL/R, mouthFrownL/R, browDownL/R, browOuterUpL/R,
-  browInnerUp, jawOpen, mouthPucker, mouthFunnel, mouthShrugLower, mouthPressL/R, mouthUpperUpL/R,
-  mouthLowerDownL/R, mouthStretchL/R, mouthRollLower (the speech shapes, docs/speech.md);
+- the same name: every Left/Right of our sided controls (eyeBlink, eyeWide, mouthSmile, mouthFrown, browDown,
+  browOuterUp, mouthPress, mouthUpperUp, mouthLowerDown, mouthStretch, cheekSquint, noseSneer, mouthDimple), and
+  browInnerUp, jawOpen, jawForward, mouthPucker, mouthFunnel, mouthClose, mouthRollLower, mouthRollUpper,
+  mouthShrugLower, mouthShrugUpper, cheekPuff, tongueOut;
 - eyeLookUp/Down/In/Out per eye: gazeY (up +) and gazeX (+ toward the face's left = image right: eyeLookOutLeft,
   eyeLookInRight), each eye's own direction (e.g. eyeLookOutLeft - eyeLookInLeft), averaged over the eyes the
   client named: both eyes sent look where they agree, one eye alone moves the gaze all the way (our gaze is one
   for both eyes, and a control at 1.0 must show as a full look, not half of one);
-- eyeSquintL/R: eyeBlinkL/R x 0.3 (a squint narrows the lids).
-Accepted, not rendered (UNRENDERED): jaw sideways/forward, mouthLeft/Right, dimples, mouthRollUpper,
-mouthShrugUpper, mouthClose, cheekPuff, cheekSquint, noseSneer, tongueOut.
+- eyeSquintL/R: eyeBlinkL/R x 0.3 (a squint narrows the lids);
+- mouthLeft/mouthRight: mouthX +1/-1, jawLeft/jawRight: jawX +1/-1 (signed controls; the face's left is the
+  image's right, +).
+``UNRENDERED`` (names accepted and not drawn) is empty; ``parse_controls`` still reports any, for a future table.
 
 When a client sends a control directly and an ARKit name that maps onto it, the direct value wins.
 """
@@ -49,6 +50,9 @@ MAPPED: dict[str, tuple[tuple[str, float], ...]] = {
     "eyeLookOutLeft": (("gazeX", 1.0),), "eyeLookInRight": (("gazeX", 1.0),),
     "eyeLookInLeft": (("gazeX", -1.0),), "eyeLookOutRight": (("gazeX", -1.0),),
     "eyeSquintLeft": (("eyeBlinkLeft", 0.3),), "eyeSquintRight": (("eyeBlinkRight", 0.3),),
+    # The face's left is the image's right (+): both lips (or the jaw) to the face's left is mouthX (jawX) +.
+    "mouthLeft": (("mouthX", 1.0),), "mouthRight": (("mouthX", -1.0),),
+    "jawLeft": (("jawX", 1.0),), "jawRight": (("jawX", -1.0),),
 }
 RENDERED: frozenset[str] = frozenset(n for n in ARKIT_NAMES if n in BY_NAME or n in MAPPED)
 UNRENDERED: tuple[str, ...] = tuple(n for n in ARKIT_NAMES if n not in RENDERED)

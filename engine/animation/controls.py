@@ -52,6 +52,25 @@ CONTROLS: tuple[Control, ...] = (
             "mouthRollLower"),
     Control("mouthStretch", 0.0, 1.0, "weight", "lips spread wide, corners out, not up (i, e)",
             "mouthStretchLeft + mouthStretchRight"),
+    # The rest of ARKit's 52 (docs/animation.md "ARKit blendshapes"): cheeks, nose, dimples, the upper lip's roll
+    # and shrug, lips closed over an open jaw, the jaw's own moves and the tongue.
+    Control("cheekSquint", 0.0, 1.0, "weight", "cheeks raised, lower lids bunched up from below (AU6)",
+            "cheekSquintLeft + cheekSquintRight"),
+    Control("noseSneer", 0.0, 1.0, "weight", "nostril wings and upper lip drawn up, nose wrinkled (AU9)",
+            "noseSneerLeft + noseSneerRight"),
+    Control("mouthDimple", 0.0, 1.0, "weight", "mouth corners pulled straight back into the cheeks (AU14)",
+            "mouthDimpleLeft + mouthDimpleRight"),
+    Control("cheekPuff", 0.0, 1.0, "weight", "cheeks blown out, lips held shut", "cheekPuff"),
+    Control("mouthClose", 0.0, 1.0, "weight", "lips closed whatever the jaw does (with jawOpen: jaw open, lips shut)",
+            "mouthClose"),
+    Control("mouthRollUpper", 0.0, 1.0, "weight", "upper lip rolled in over the upper teeth", "mouthRollUpper"),
+    Control("mouthShrugUpper", 0.0, 1.0, "weight", "upper lip pushed up and out, lips together",
+            "mouthShrugUpper"),
+    Control("mouthX", -1.0, 1.0, "normalised", "both lips sideways: image left (-) / right (+)",
+            "mouthLeft - mouthRight (signed)"),
+    Control("jawX", -1.0, 1.0, "normalised", "jaw sideways: image left (-) / right (+)", "jawLeft - jawRight (signed)"),
+    Control("jawForward", 0.0, 1.0, "weight", "lower jaw thrust forward (the chin out and down)", "jawForward"),
+    Control("tongueOut", 0.0, 1.0, "weight", "tongue out over the lower lip (the lips part for it)", "tongueOut"),
     Control("headYaw", -20.0, 20.0, "degrees", "turn left (-) / right (+)", ""),
     Control("headPitch", -20.0, 20.0, "degrees", "nod down (-) / up (+)", ""),
     Control("headRoll", -20.0, 20.0, "degrees", "tilt left (-) / right (+)", ""),
@@ -63,7 +82,8 @@ CONTROLS: tuple[Control, ...] = (
 # face looking at the camera (ARKit's convention, so a phone's capture or Audio2Face drives it unchanged).
 # The bilateral control and a side's own control add up, capped at 1: `side_values` is how renderers read them.
 SIDED: tuple[str, ...] = ("mouthSmile", "mouthFrown", "browOuterUp", "browDown", "eyeBlink", "eyeWide",
-                          "mouthUpperUp", "mouthLowerDown", "mouthPress", "mouthStretch")
+                          "mouthUpperUp", "mouthLowerDown", "mouthPress", "mouthStretch", "cheekSquint", "noseSneer",
+                          "mouthDimple")
 CONTROLS += tuple(
     Control(f"{base}{side}", 0.0, 1.0, "weight", f"{base} on the face's {side.lower()} side only", f"{base}{side}")
     for base in SIDED

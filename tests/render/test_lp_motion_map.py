@@ -19,6 +19,7 @@ import torch
 from engine.animation.controls import CONTROLS, NEUTRAL, SIDED
 from engine.animation.presets import EXPRESSIONS, preset_state
 from engine.liveportrait.keypoints import transform
+from engine.render.liveportrait.basis import UNDRAWN
 from engine.render.liveportrait.motion_map import BASIS_ARRAYS, REAL_HI, REAL_LO, motion_delta
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "motion"
@@ -110,7 +111,7 @@ def test_control_direction_and_size_match_the_clips(name: str) -> None:
 def preset_evidence() -> dict[str, tuple[np.ndarray, float]]:
     """Expression -> (evidence over the whole face, cosine threshold)."""
     laugh = delta("laugh")[13:44].mean(0)
-    laugh[19] = 0.0  # a closed-mouth smile: the laugh without its jaw drop
+    laugh[19] *= 0.3  # a broad smile bares the teeth with the jaw barely open: a third of the laugh's jaw drop
     aggrieved = delta("aggrieved")[11:32].mean(0)
     human = np.concatenate([delta(n) for n in HUMAN])
     speech = np.concatenate([delta("d5"), delta("d8")])
@@ -168,7 +169,7 @@ def test_every_control_at_one_is_inside_the_human_range() -> None:
     human = np.concatenate([delta(n) for n in HUMAN])
     lo, hi = human.min(0), human.max(0)
     for name, basis in BASIS_ARRAYS.items():
-        for weight in (1.0, -1.0) if name.startswith("gaze") else (1.0,):
+        for weight in (1.0, -1.0) if name in ("gazeX", "gazeY", "mouthX", "jawX") else (1.0,):
             out = basis * np.float32(weight)
             assert not ((out < lo - TOL) | (out > hi + TOL)).any(), (name, weight)
 
@@ -181,14 +182,23 @@ def test_the_clip_bounds_are_the_real_range(real_range) -> None:
 
 def test_expression_controls_move_their_keypoints() -> None:
     sided = {f"{base}{side}" for base in SIDED for side in ("Left", "Right")}
-    assert set(BASIS_ARRAYS) == {c.name for c in CONTROLS} - {"headYaw", "headPitch", "headRoll"}
+    undrawn = {f"{n}{side}" if n in SIDED else n for n in UNDRAWN for side in ("Left", "Right", "")}
+    drawn_elsewhere = {"headYaw", "headPitch", "headRoll", "mouthClose"}
+    assert set(BASIS_ARRAYS) == {c.name for c in CONTROLS} - drawn_elsewhere - undrawn
     for name, basis in BASIS_ARRAYS.items():
         assert np.abs(basis).max() > 5e-4, name
-    for base in SIDED:  # the two sides together are the bilateral control
+    for base in set(SIDED) - set(UNDRAWN):  # the two sides together are the bilateral control
         both = motion_delta({base: 1.0}).exp
         sides = motion_delta({base + "Left": 1.0, base + "Right": 1.0}).exp
         np.testing.assert_allclose(both, sides, atol=1e-6)
-    assert sided <= set(BASIS_ARRAYS)
+    assert sided - undrawn <= set(BASIS_ARRAYS)
+    assert not motion_delta({name: 1.0 for name in undrawn}).exp.any()  # accepted, drawing nothing
+    # mouthClose shuts the mouth by taking its weight off the jaw (one keypoint for the lower lip and the jaw)
+    assert motion_delta({"jawOpen": 0.6, "mouthClose": 0.6}).exp[19, 1] == 0.0
+    assert motion_delta({"jawOpen": 0.6, "mouthClose": 0.2}).exp[19, 1] == pytest.approx(0.4 * 0.075, abs=1e-6)
+    # mouthLeft/jawLeft (+) move the lips / jaw keypoint toward the image's right (the face's left)
+    assert motion_delta({"mouthX": 1.0}).exp[[19, 20], 0].min() > 0.005
+    assert motion_delta({"jawX": -1.0}).exp[19, 0] < -0.005 and not motion_delta({"jawX": 1.0}).exp[20].any()
     assert motion_delta({"jawOpen": 1.0}).exp[19, 1] > 0.03  # mouth opens (y down)
     assert motion_delta({"eyeBlink": 1.0}).exp[[11, 15], 1].min() > 0.01  # upper lids come down
     assert motion_delta({"mouthSmile": 1.0}).exp[14, 1] < 0  # corners up

@@ -90,11 +90,11 @@ def test_happy_lifts_the_corners_and_the_cheeks(avatars, renderer, detector, neu
     assert (lm[54, 0] - lm[48, 0]) > (ref[54, 0] - ref[48, 0]) + 0.03 * unit  # corners back (wider mouth)
 
 
-def test_happy_keeps_the_lips_closed_at_full_intensity(avatars, renderer):
-    """The preset's small jaw opening does not part the lips in a smile: no mouth interior between them."""
+def test_happy_keeps_the_lips_closed_at_half_intensity(avatars, renderer):
+    """A half-intensity smile is a closed-lip one: its small jaw opening does not part the lips (no interior)."""
     for name in ("s7.jpg", "s42.jpg"):
         face, source = avatars[name]
-        out = renderer.render(source, preset_state("happy", 1.0))
+        out = renderer.render(source, preset_state("happy", 0.5))
         seam = renderer.render(source, controls(mouthSmile=1.0, eyeBlink=0.1))  # the same smile without any jaw
         lm = face.crop_landmarks
         x0, y0 = np.floor(lm[48:68].min(0)).astype(int)
@@ -103,6 +103,22 @@ def test_happy_keeps_the_lips_closed_at_full_intensity(avatars, renderer):
         # No dark gap: the lips region is no darker than the closed smile's anywhere by more than JPEG-like noise.
         darker = seam[mouth].astype(np.int16).mean(-1) - out[mouth].astype(np.int16).mean(-1)
         assert (darker > 40).mean() < 0.01, (name, (darker > 40).mean())
+
+
+def test_a_full_smile_bares_the_upper_teeth(avatars, renderer):
+    """At full intensity happy is a broad smile (AU6+AU10+AU12, jaw barely open): the upper teeth show, light
+    against the lips, where the closed smile has none."""
+    for name in ("s1.jpg", "s7.jpg"):
+        face, source = avatars[name]
+        out = renderer.render(source, preset_state("happy", 1.0))
+        closed = renderer.render(source, controls(mouthSmile=1.0))
+        lm = face.crop_landmarks
+        x0, y0 = np.floor(lm[48:68].min(0)).astype(int)
+        x1, y1 = np.ceil(lm[48:68].max(0)).astype(int)
+        mouth = (slice(y0 - 10, y1), slice(x0, x1))
+        lighter = out[mouth].astype(np.int16).mean(-1) - closed[mouth].astype(np.int16).mean(-1)
+        teeth = (lighter > 40) & (np.ptp(out[mouth].astype(np.int16), -1) < 80)  # light and not red: teeth
+        assert teeth.sum() > 0.03 * (x1 - x0) * (y1 - y0), (name, int(teeth.sum()))
 
 
 @pytest.mark.parametrize("name", PORTRAITS)

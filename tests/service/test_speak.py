@@ -140,14 +140,13 @@ def test_bad_audio_is_a_typed_error_and_the_engine_still_answers(
     health_ok(client)
 
 
-def test_arkit_names_are_accepted_and_the_undrawn_ones_listed(client: EngineClient, avatar: str) -> None:
+def test_arkit_names_are_accepted_and_drawn(client: EngineClient, avatar: str) -> None:
     reply = client.call("set_controls", avatar=avatar, controls={"jawOpen": 0.3, "eyeLookUpLeft": 0.5,
                                                                   "tongueOut": 0.4, "cheekPuff": 0.2})
-    assert sorted(reply["unrendered"]) == ["cheekPuff", "tongueOut"]
+    assert "unrendered" not in reply  # all 52 are drawn now (the field names any an engine would skip)
     keyed = client.call("set_controls", avatar=avatar, keyframes=[
-        {"t": 0.0, "controls": {"tongueOut": 0.1}}, {"t": 0.2, "controls": {"tongueOut": 0.0, "jawOpen": 0.1}}])
-    assert keyed["unrendered"] == ["tongueOut"]  # once, not per keyframe
-    assert "unrendered" not in client.call("set_controls", avatar=avatar, controls={"jawOpen": 0.0})
+        {"t": 0.0, "controls": {"tongueOut": 0.1}}, {"t": 0.2, "controls": {"tongueOut": 0.0, "mouthLeft": 0.1}}])
+    assert keyed["ok"] and "unrendered" not in keyed
     with pytest.raises(EngineReplyError) as err:
         client.call("set_controls", avatar=avatar, controls={"tongueOut": 1.5})
     assert err.value.code == "bad_request"

@@ -35,7 +35,11 @@ export type ControlName =
   // speech articulation (docs/speech.md)
   | "mouthUpperUp" | "mouthLowerDown" | "mouthPress" | "mouthRollLower" | "mouthStretch" | "mouthUpperUpLeft"
   | "mouthUpperUpRight" | "mouthLowerDownLeft" | "mouthLowerDownRight" | "mouthPressLeft" | "mouthPressRight"
-  | "mouthStretchLeft" | "mouthStretchRight";
+  | "mouthStretchLeft" | "mouthStretchRight"
+  // the rest of ARKit's 52 (docs/animation.md; mouthX / jawX are signed: ARKit's mouthLeft/Right, jawLeft/Right)
+  | "cheekSquint" | "cheekSquintLeft" | "cheekSquintRight" | "noseSneer" | "noseSneerLeft" | "noseSneerRight"
+  | "mouthDimple" | "mouthDimpleLeft" | "mouthDimpleRight" | "cheekPuff" | "mouthClose" | "mouthRollUpper"
+  | "mouthShrugUpper" | "mouthX" | "jawX" | "jawForward" | "tongueOut";
 export type Controls = Partial<Record<ControlName, number>> & Record<string, number>;
 
 export interface Keyframe {

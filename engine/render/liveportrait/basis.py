@@ -8,6 +8,11 @@ over every frame of the human and animal templates (what real faces produced). M
 from __future__ import annotations
 
 SHARE = 0.85
+# controls LivePortrait does not draw: no human clip shows their motion (tools/derive_motion_basis.py)
+UNDRAWN: tuple[str, ...] = (
+    "cheekSquint", "noseSneer", "mouthDimple", "cheekPuff", "mouthRollUpper", "mouthShrugUpper", "jawForward",
+    "tongueOut",
+)
 EYE_A_SIDE = "Right"  # keypoints 11/13 are this side of the face (the face's own side)
 
 BASIS: dict[str, tuple[tuple[int, int, float], ...]] = {
@@ -171,6 +176,17 @@ BASIS: dict[str, tuple[tuple[int, int, float], ...]] = {
     "gazeY": (
         (11, 1, -0.005593),
         (15, 1, -0.005593),
+    ),
+    # both lips sideways (ARKit mouthLeft/Right): 19.x and 20.x together, 80% of the human clips' symmetric range of
+    # each (d5, d8 talk with the mouth shifted sideways both ways)
+    "mouthX": (
+        (19, 0, 0.013278),
+        (20, 0, 0.013278),
+    ),
+    # the jaw sideways (ARKit jawLeft/Right): 19.x (the lower lip and jaw keypoint) alone, 80% of the human clips'
+    # symmetric range
+    "jawX": (
+        (19, 0, 0.016469),
     ),
     # mouthSmileLeft: one side of mouthSmile
     "mouthSmileLeft": (

@@ -6,9 +6,11 @@ control at weight 1.0 stays inside the per-coordinate range of deviations real f
 clipped to that range so a combination cannot push the keypoints somewhere no face went.
 
 Sided controls (``eyeBlinkLeft`` ...) are read through ``side_values``: each side's weight drives that side's vector,
-so a wink closes one eye. Head angles become degrees added to the source pose, with LivePortrait's signs: its yaw > 0
-turns the face toward image LEFT and its pitch > 0 bows the head, while ours are image right and up, so both are
-negated here (roll agrees: + moves the top of the head toward image right).
+so a wink closes one eye. ``UNDRAWN`` controls (ARKit names no human clip shows) have no vector and move nothing;
+``mouthClose`` has none either: the lower lip and the jaw are one keypoint here, so it takes its weight off jawOpen
+(the mouth shuts by closing the jaw). Head angles become degrees added to the source pose, with LivePortrait's
+signs: its yaw > 0 turns the face toward image LEFT and its pitch > 0 bows the head, while ours are image right and
+up, so both are negated here (roll agrees: + moves the top of the head toward image right).
 """
 
 from __future__ import annotations
@@ -49,11 +51,16 @@ PLAIN_CONTROLS: tuple[str, ...] = tuple(n for n in BASIS_ARRAYS if n not in SIDE
 def motion_delta(controls: Mapping[str, float]) -> MotionDelta:
     """The LivePortrait motion for a set of control values (missing controls are 0)."""
     exp = np.zeros((21, 3), np.float32)
+    shut = float(controls.get("mouthClose", 0.0))
     for name in PLAIN_CONTROLS:
         weight = float(controls.get(name, 0.0))
+        if name == "jawOpen":
+            weight = max(0.0, weight - shut)
         if weight:
             exp += BASIS_ARRAYS[name] * np.float32(weight)
     for base in SIDED:
+        if base + "Left" not in BASIS_ARRAYS:
+            continue  # one of the UNDRAWN
         left, right = side_values(controls, base)
         if left:
             exp += BASIS_ARRAYS[base + "Left"] * np.float32(left)

@@ -19,13 +19,16 @@ own left, the image's right for a face looking at the camera.
 
 Limits, on purpose: this is a 2-D warp, not a head model. No new views: yaw and pitch are a parallax illusion good
 to about 15 degrees, beyond that the far side compresses visibly; hair and shoulders outside the head ellipse stay
-put and bend a little at the head's edge under large roll. Lips cannot protrude (pucker only narrows them); the
-mouth interior is a shaded cavity with simple teeth and a hint of tongue; a mouth that is open in the photo keeps
-its own teeth with the upper face while the jaw drops below them. Closed lids are the photo's own upper-lid skin
-moved down, so heavy eye make-up or glasses smear. Gaze needs an iris to find: an eye that shows no white (a
-statue's, a tight squint) keeps its look; the white a moved iris uncovers is filled in from the white that shows,
-so it is flatter than the photo's. Landmarks come from dlib's 68 points: a badly fitted lip or eye
-contour is animated as fitted. Big combined moves are summed linearly and can fold slightly.
+put and bend a little at the head's edge under large roll. Lips cannot protrude (pucker only narrows them, jawForward
+and cheekPuff are frontal-view approximations: the chin lower, the cheeks wider); the mouth interior is a dark
+cavity with upper teeth (lower ones once the jaw drops) and the tongue lying low, and tongueOut draws a flat
+tongue over the lower lip; a mouth that is open in the photo keeps its own teeth with the upper face while the jaw
+drops below them. Closed lids are the photo's own upper-lid skin moved down, so heavy eye make-up or glasses smear.
+Gaze needs an iris to find: an eye that shows no white (a statue's, a tight squint) keeps its look; the white a
+moved iris uncovers is sampled row by row from the white that shows beside it (mirrored across the gap's edges), so
+it keeps the photo's texture and shading where the row has white of its own; a faint trace of the old limbus can
+stay at the iris's former edge. Landmarks come from dlib's 68 points: a badly fitted lip or eye contour is animated
+as fitted. Big combined moves are summed linearly and can fold slightly.
 """
 
 from engine.render.offline.renderer import FIELDS, OfflineRenderer, OfflineSource, field_weights

@@ -271,6 +271,39 @@ def with_eyeballs(crop: np.ndarray, eyes: tuple[Eye, ...]) -> tuple[Eye, ...]:
     return tuple(out)
 
 
+def _mirrored(row: np.ndarray, known: np.ndarray, gap: np.ndarray, edge: np.ndarray, sign: int) -> np.ndarray:
+    """A row's colours mirrored across the gap's ``edge`` columns (outwards: ``sign``); beyond the known white, the
+    edge's own colour."""
+    src = np.clip(edge + sign * np.abs(gap - edge), 0, len(row) - 1)
+    return row[np.where(known[src], src, edge)]
+
+
+def _row_white(region: np.ndarray, known: np.ndarray, smooth: np.ndarray) -> np.ndarray:
+    """The hidden white, row by row, from the eye's own white: each unknown pixel takes the known white of its row
+    mirrored across the nearest edges of the gap on both sides (blended by distance), so the photo's texture,
+    shading and corner tint carry into the gap; rows with no white of their own keep ``smooth`` (the inpainting)."""
+    out = smooth.copy()
+    h, w = known.shape
+    for y in range(h):
+        have = np.flatnonzero(known[y])
+        if len(have) < 3:
+            continue
+        gap = np.flatnonzero(~known[y])
+        if not len(gap):
+            continue
+        pos = np.searchsorted(have, gap)
+        left = have[np.clip(pos - 1, 0, len(have) - 1)]
+        right = have[np.clip(pos, 0, len(have) - 1)]
+        has_l, has_r = pos > 0, pos < len(have)
+
+        from_l, from_r = (_mirrored(region[y], known[y], gap, edge, sign) for edge, sign in ((left, -1), (right, 1)))
+        dl, dr = np.abs(gap - left).astype(np.float32), np.abs(right - gap).astype(np.float32)
+        wl = np.where(has_l & has_r, dr / np.maximum(dl + dr, 1.0), has_l.astype(np.float32))[:, None]
+        sampled = wl * from_l + (1.0 - wl) * from_r
+        out[y, gap] = sampled
+    return out
+
+
 def with_eyeball(crop: np.ndarray, eye: Eye, iris_circle: tuple[float, float, float]) -> Eye:
     """The eye with its eyeball: the iris disc (``iris_circle``: cx, cy, radius) cut out and completed, the white
     behind it filled in."""
@@ -293,6 +326,7 @@ def with_eyeball(crop: np.ndarray, eye: Eye, iris_circle: tuple[float, float, fl
     sclera = np.median(region[known], axis=0) if known.any() else np.array([225.0, 220.0, 215.0], np.float32)
     base = np.where(known[..., None], region, sclera[None, None, :])
     filled = cv2.inpaint(np.clip(base, 0, 255).astype(np.uint8), (~known).astype(np.uint8), 4, cv2.INPAINT_TELEA)
+    filled = _row_white(region, known, filled.astype(np.float32))
     # The white is shaded under the upper lid (its shadow, and the eyeball curving away), as the photo's is.
     span = max(float(np.median(_lid_rows(eye, xs)[1] - upper)), 2.0)
     shade = 1.0 - SCLERA_SHADE * np.clip(1.0 - (gy - upper[None, :]) / (0.45 * span), 0.0, 1.0)

@@ -1,8 +1,11 @@
-"""Mouth interior synthesis: the gap the jaw tears between the lips, filled with a shaded mouth and upper teeth.
+"""Mouth interior synthesis: the gap the jaw tears between the lips, filled with a dark mouth, teeth and tongue.
 
 Why drawn: a warp can only stretch the lips; a real opening shows a dark cavity. Its outline follows the moved
-inner-lip contour as a smooth curve (no polygon corners), its edge is soft, it is darkest in the corners and
-under the upper lip, and the teeth are tinted by the cavity's shade so they never read as a pasted white stripe.
+inner-lip contour as a smooth curve (no polygon corners), its edge is soft, it is darkest in the corners, under
+the upper lip and, the wider it opens, deep in the middle (never a lit red glow). Upper teeth show below the upper
+lip in proportion to the opening (more of it in a smile), lower teeth once the jaw has dropped, the tongue lies low
+in a wide opening; all are tinted by the cavity's shade so they never read as pasted. ``draw_tongue`` draws
+ARKit's tongueOut over the lower lip.
 """
 
 from __future__ import annotations
@@ -17,11 +20,16 @@ from engine.render.offline.tuning import (
     CROP,
     INTERIOR_DARK,
     INTERIOR_EDGE,
+    LOWER_TEETH,
+    LOWER_TEETH_FROM,
     TEETH_HEIGHT,
     TEETH_MIN_PX,
     TEETH_MIX,
     TEETH_SHARE,
+    TEETH_SMILE,
+    THROAT_DARK,
     TONGUE_LIFT,
+    TONGUE_OUT,
 )
 
 SAMPLES_PER_SEGMENT = 6
@@ -43,14 +51,25 @@ def smooth_curve(points: np.ndarray) -> np.ndarray:
 
 
 def draw_interior(out: np.ndarray, top: np.ndarray, bottom: np.ndarray, iod: float, mouth_color: np.ndarray,
-                  teeth_color: np.ndarray, teeth: bool, bite: float = 0.0) -> None:
+                  teeth_color: np.ndarray, teeth: bool, bite: float = 0.0, tongue_out: float = 0.0,
+                  tongue_color: np.ndarray | None = None, smile: float = 0.0) -> None:
     """Fill the gap between the moved upper (``top``) and lower (``bottom``) seams of ``out`` in place.
 
     ``bite`` (mouthRollLower, 0..1): the lower lip is tucked under the upper teeth, so the teeth fill the narrow gap
-    down to the lower lip instead of a dark cavity (f, v)."""
+    down to the lower lip instead of a dark cavity (f, v). ``tongue_out`` (0..1) draws the tongue over the lower lip.
+    ``smile`` (0..1): a smile bares the upper teeth (the upper lip drawn up and back off them), so they fill more of
+    its opening."""
+    tongue = tongue_color if tongue_color is not None else mouth_color * 2.0
     gap = bottom[:, 1] - top[:, 1]
-    if float(gap.max()) < 0.75:
-        return
+    if float(gap.max()) >= 0.75:
+        _cavity(out, top, bottom, iod, mouth_color, teeth_color, teeth, bite, tongue, smile)
+    if tongue_out > 0.0:
+        draw_tongue(out, top, bottom, iod, tongue, tongue_out)
+
+
+def _cavity(out: np.ndarray, top: np.ndarray, bottom: np.ndarray, iod: float, mouth_color: np.ndarray,
+            teeth_color: np.ndarray, teeth: bool, bite: float, tongue_color: np.ndarray, smile: float) -> None:
+    """The opening itself: the dark cavity, upper and lower teeth, the tongue lying low in a wide opening."""
     # The corners are where the lips meet: both curves end there, so the opening is a lens, never a box.
     top, bottom = top[np.argsort(top[:, 0])].copy(), bottom[np.argsort(bottom[:, 0])].copy()
     for i in (0, -1):
@@ -78,23 +97,63 @@ def draw_interior(out: np.ndarray, top: np.ndarray, bottom: np.ndarray, iod: flo
     depth = np.clip((ys - ty[None, :]) / np.maximum(opening, 1.0)[None, :], 0.0, 1.0)  # 0 upper lip, 1 lower
     across = np.interp(xs, [top_c[0, 0], top_c[-1, 0]], [0.0, 1.0])
     middle = smoothstep(np.minimum(across, 1.0 - across) * 3.0)[None, :]  # 0 at the corners, 1 in the middle
-    # Light: darkest in the corners and in the upper lip's shadow, a little light on the floor of the mouth.
-    light = INTERIOR_DARK + (1.0 - INTERIOR_DARK) * 0.45 * middle * smoothstep((depth - 0.15) / 0.85)
+    # Light: darkest in the corners, under the upper lip and, the wider the opening, deep in the middle (the throat
+    # shows): a dark cavity in proportion to the opening, never a lit red one.
+    wide = np.clip((opening - 0.06 * iod) / (0.2 * iod), 0.0, 1.0)[None, :]
+    back = middle * np.exp(-((depth - 0.45) / 0.3) ** 2) * wide
+    light = INTERIOR_DARK + (1.0 - INTERIOR_DARK) * 0.35 * middle * smoothstep((depth - 0.2) / 0.8)
+    light = light * (1.0 - THROAT_DARK * back)
     colour = mouth_color[None, None, :] * light[..., None]
-    wide = np.clip((opening - 0.08 * iod) / (0.12 * iod), 0.0, 1.0)[None, :]
-    tongue = TONGUE_LIFT * wide * middle * smoothstep((depth - 0.55) / 0.45)
-    colour *= 1.0 + tongue[..., None] * np.array([1.0, 0.45, 0.45], np.float32)
+    # The tongue lies low in a wide opening: its muted colour in the mouth's shade, at the floor's middle.
+    floor = TONGUE_LIFT * wide * middle * smoothstep((depth - 0.6) / 0.4)
+    colour += floor[..., None] * (tongue_color[None, None, :] * 0.55 - colour)
     if teeth:
-        teeth_h = np.minimum(TEETH_SHARE * opening, TEETH_HEIGHT * iod)
-        teeth_h = teeth_h + min(1.0, bite) * (opening + 1.0 - teeth_h)  # resting on the tucked lower lip
-        band = np.clip((ty[None, :] + teeth_h[None, :] - ys) / 2.5 + 0.5, 0.0, 1.0)  # below the upper lip
-        band *= np.maximum(np.clip((opening[None, :] - TEETH_MIN_PX) / 4.0, 0.0, 1.0), min(1.0, bite)) * middle
+        top_h = np.minimum((TEETH_SHARE + TEETH_SMILE * smile) * opening, TEETH_HEIGHT * iod)
+        top_h = top_h + min(1.0, bite) * (opening + 1.0 - top_h)  # resting on the tucked lower lip
+        show = np.clip((opening - TEETH_MIN_PX) / 4.0, 0.0, 1.0)
+        band = np.clip((ty[None, :] + top_h[None, :] - ys) / 2.0 + 0.5, 0.0, 1.0)  # below the upper lip
+        band *= np.maximum(show, min(1.0, bite))[None, :] * middle
+        # Lower teeth once the jaw has dropped: a lower, shadowed band above the lower lip (mostly hidden by it).
+        low_h = LOWER_TEETH * np.clip((opening - LOWER_TEETH_FROM * iod) / (0.1 * iod), 0.0, 1.0) * iod
+        low_band = np.clip((ys - (by[None, :] - low_h[None, :])) / 2.0 + 0.5, 0.0, 1.0) * (low_h > 0.5)[None, :]
+        low_band *= middle * (1.0 - min(1.0, bite))
         # Teeth in the mouth's light: shaded at the gum and at the corners, lit in the middle.
-        v = np.clip((ys - ty[None, :]) / np.maximum(teeth_h, 1.0)[None, :], 0.0, 1.0)
-        tooth_light = (0.5 + 0.5 * middle) * (1.0 - 0.3 * v * v)
+        v = np.clip((ys - ty[None, :]) / np.maximum(top_h, 1.0)[None, :], 0.0, 1.0)
+        tooth_light = (0.68 + 0.32 * middle) * (1.0 - 0.2 * v * v)
         tooth = (TEETH_MIX * teeth_color[None, None, :] + (1.0 - TEETH_MIX) * mouth_color[None, None, :])
-        tooth = tooth * tooth_light[..., None]
-        colour += band[..., None] * (tooth - colour)
+        colour += low_band[..., None] * (tooth * (0.62 * (0.5 + 0.5 * middle))[..., None] - colour)
+        colour += band[..., None] * (tooth * tooth_light[..., None] - colour)
     patch = out[y0:y1, x0:x1].astype(np.float32)
     patch += alpha[..., None] * (colour - patch)
+    out[y0:y1, x0:x1] = np.clip(patch + 0.5, 0, 255).astype(np.uint8)
+
+
+def draw_tongue(out: np.ndarray, top: np.ndarray, bottom: np.ndarray, iod: float, colour: np.ndarray,
+                amount: float) -> None:
+    """The tongue out (ARKit tongueOut): a rounded tip from inside the mouth over the lower lip, lit at the tip,
+    shaded where it leaves the mouth, with its middle groove."""
+    seam = (top + bottom) / 2
+    left, right = float(seam[:, 0].min()), float(seam[:, 0].max())
+    cx = float(seam[len(seam) // 2, 0])
+    y_in = float(top[len(top) // 2, 1])
+    y_tip = float(bottom[len(bottom) // 2, 1]) + TONGUE_OUT * amount * iod
+    half = 0.32 * (right - left) * (0.7 + 0.3 * min(1.0, amount))
+    if y_tip - y_in < 1.0 or half < 1.0:
+        return
+    x0, x1 = int(max(0, math.floor(cx - half - 3))), int(min(CROP, math.ceil(cx + half + 3)))
+    y0, y1 = int(max(0, math.floor(y_in - 2))), int(min(CROP, math.ceil(y_tip + 3)))
+    if x1 <= x0 or y1 <= y0:
+        return
+    xs = (np.arange(x0, x1, dtype=np.float32) - cx) / half
+    ys = np.arange(y0, y1, dtype=np.float32)[:, None]
+    along = np.clip((ys - y_in) / (y_tip - y_in), 0.0, 1.0)  # 0 inside the mouth, 1 at the tip
+    # A U-shaped outline: full width inside, rounding off over the last half to the tip.
+    width = np.sqrt(np.clip(1.0 - np.clip((along - 0.5) / 0.5, 0.0, 1.0) ** 2, 0.0, 1.0))
+    inside = (width - np.abs(xs)[None, :]) * half
+    alpha = np.clip(inside / 1.5 + 0.5, 0.0, 1.0) * np.clip((y_tip - ys) / 1.5 + 0.5, 0.0, 1.0) * (ys >= y_in)
+    alpha *= min(1.0, 2.0 * amount)
+    light = (0.6 + 0.4 * smoothstep(along * 1.5)) * (1.0 - 0.25 * np.exp(-(xs[None, :] / 0.12) ** 2))
+    light *= 1.0 - 0.25 * np.abs(xs)[None, :] ** 2
+    patch = out[y0:y1, x0:x1].astype(np.float32)
+    patch += alpha[..., None] * (colour[None, None, :] * light[..., None] - patch)
     out[y0:y1, x0:x1] = np.clip(patch + 0.5, 0, 255).astype(np.uint8)

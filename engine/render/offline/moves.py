@@ -46,7 +46,10 @@ WIDE = "eyeWide"
 # Controls that part the lips: their fields are built in two halves that listen to different points (the upper
 # half ignores the jaw, the lower half the upper lip and everything above the nose), so the halves tear apart
 # along the seam. Every other control moves both lips with one field, so it never opens the mouth by accident.
-OPENING = ("jawOpen", "mouthFunnel", "mouthUpperUp", "mouthLowerDown", "mouthRollLower")
+OPENING = ("jawOpen", "mouthFunnel", "mouthUpperUp", "mouthLowerDown", "mouthRollLower", "jawX", "jawForward",
+           "tongueOut")
+# Controls with no field: drawn by the renderer from other moves (mouthClose seals the lips over an open jaw).
+NO_FIELD = ("mouthClose",)
 LOWER_ONLY = frozenset(CHIN) | frozenset(LOWER_LIP)
 UPPER_ONLY = frozenset(UPPER_LIP) | frozenset(range(17, 48)) | frozenset(FOREHEAD) | {27, 28, 29, 30}
 
@@ -90,9 +93,9 @@ def expression_moves() -> dict[str, Move]:
     """The bilateral controls as landmark moves at weight 1 (image-left half given, mirrored)."""
     return {
         "mouthSmile": Move(mirror({
-            48: (-0.13, -0.16), 60: (-0.12, -0.15), 49: (-0.07, -0.09), 50: (-0.035, -0.055), 51: (0.0, -0.035),
-            61: (-0.065, -0.085), 62: (0.0, -0.035), 59: (-0.07, -0.085), 58: (-0.03, -0.04), 57: (0.0, -0.02),
-            67: (-0.065, -0.08), 66: (0.0, -0.035), 71: (-0.03, -0.12), 31: (-0.012, -0.03), 3: (-0.01, -0.02),
+            48: (-0.14, -0.2), 60: (-0.13, -0.19), 49: (-0.07, -0.1), 50: (-0.035, -0.055), 51: (0.0, -0.035),
+            61: (-0.065, -0.09), 62: (0.0, -0.03), 59: (-0.08, -0.11), 58: (-0.03, -0.04), 57: (0.0, 0.0),
+            67: (-0.07, -0.095), 66: (0.0, -0.015), 71: (-0.03, -0.12), 31: (-0.012, -0.03), 3: (-0.01, -0.02),
             41: (0.0, -0.05), 40: (0.0, -0.045), 36: (0.0, -0.012),
         }), 0.22),
         "mouthFrown": Move(mirror({
@@ -145,9 +148,9 @@ def expression_moves() -> dict[str, Move]:
         # m, b, p: the lips pressed together and thinned: their outer edges roll towards the seam, the corners
         # tighten a little; the renderer also seals the seam (PRESS_SEAL).
         "mouthPress": Move(mirror({
-            49: (0.0, 0.03), 50: (0.0, 0.045), 51: (0.0, 0.05), 59: (0.0, -0.045), 58: (0.0, -0.065),
-            57: (0.0, -0.075), 48: (0.015, 0.0), 60: (0.01, 0.0), 8: (0.0, -0.03), 7: (0.0, -0.02),
-        }), 0.14),
+            49: (0.0, 0.045), 50: (0.0, 0.065), 51: (0.0, 0.07), 59: (0.0, -0.06), 58: (0.0, -0.09),
+            57: (0.0, -0.1), 48: (0.02, 0.0), 60: (0.015, 0.0), 8: (0.0, -0.035), 7: (0.0, -0.025),
+        }), 0.13),
         # f, v: the lower lip rolled in under the upper teeth: its outer edge up and back, the chin a little up, the
         # upper lip lifted a little off the teeth, which the interior draws resting on the lower lip (a torn field).
         "mouthRollLower": Move(mirror({
@@ -160,17 +163,75 @@ def expression_moves() -> dict[str, Move]:
             48: (-0.09, 0.015), 60: (-0.08, 0.015), 49: (-0.04, 0.01), 59: (-0.04, -0.01), 61: (-0.03, 0.0),
             67: (-0.03, 0.0), 50: (-0.01, 0.01), 58: (-0.01, -0.01), 3: (-0.01, 0.0), 71: (-0.015, 0.0),
         }), 0.2),
+        # AU6: the cheeks rise and push the lower lids up from below (the lids bunch; the upper lid stays), the
+        # crow's feet corner lifts a little, the nasolabial fold deepens (the nostril wing follows the cheek).
+        "cheekSquint": Move(mirror({
+            71: (-0.01, -0.12), 41: (0.0, -0.09), 40: (0.0, -0.075), 36: (-0.005, -0.035), 39: (0.0, -0.012),
+            2: (-0.005, -0.04), 3: (0.0, -0.03), 1: (0.0, -0.02), 31: (-0.005, -0.03), 48: (0.0, -0.015),
+        }), 0.17),
+        # AU9: the nostril wings and the nose's sides drawn up, the upper lip lifted with them, the inner brows
+        # and the inner eye corners pulled down a little (the wrinkle between them).
+        "noseSneer": Move(mirror({
+            31: (-0.015, -0.1), 32: (0.0, -0.075), 33: (0.0, -0.045), 30: (0.0, -0.02), 29: (0.0, 0.0),
+            49: (0.0, -0.045), 50: (0.0, -0.05), 51: (0.0, -0.04), 61: (0.0, -0.035), 62: (0.0, -0.03),
+            71: (0.0, -0.05), 21: (0.02, 0.05), 20: (0.01, 0.03), 39: (0.0, 0.012), 40: (0.0, -0.02),
+        }), 0.14),
+        # AU14: the corners pulled straight back into the cheeks (no lift: that is the smile), lips thinned a hair.
+        "mouthDimple": Move(mirror({
+            48: (-0.11, 0.0), 60: (-0.1, 0.0), 49: (-0.045, 0.005), 59: (-0.035, -0.005), 61: (-0.02, 0.0),
+            67: (-0.02, 0.0), 71: (-0.02, 0.0), 3: (-0.01, 0.0),
+        }), 0.15),
+        # Cheeks blown out: the face's sides between the cheekbones and the jaw swell outwards, the lips held
+        # shut and pushed a little forward (narrower).
+        "cheekPuff": Move(mirror({
+            2: (-0.1, 0.0), 3: (-0.16, 0.01), 4: (-0.16, 0.02), 5: (-0.1, 0.02), 71: (-0.14, 0.01),
+            48: (0.04, 0.0), 60: (0.035, 0.0), 49: (0.015, -0.01), 59: (0.015, 0.01), 6: (-0.02, 0.01),
+        }), 0.22),
+        # The upper lip rolled in over the teeth: its red edge moves down to the seam (the red narrows from above).
+        "mouthRollUpper": Move(mirror({
+            50: (0.0, 0.08), 51: (0.0, 0.085), 49: (0.0, 0.05), 61: (0.0, 0.008), 62: (0.0, 0.008),
+            48: (0.01, 0.0), 33: (0.0, 0.015),
+        }), 0.12),
+        # The upper lip pushed up and out: both lips rise together (closed), the upper one most, under the nose.
+        "mouthShrugUpper": Move(mirror({
+            51: (0.0, -0.085), 50: (0.0, -0.075), 49: (0.0, -0.045), 62: (0.0, -0.065), 61: (0.0, -0.05),
+            66: (0.0, -0.06), 67: (0.0, -0.05), 57: (0.0, -0.045), 58: (0.0, -0.035), 48: (0.0, -0.01),
+            8: (0.0, -0.015),
+        }), 0.15),
+        # The jaw thrust forward (seen from the front): the chin comes out and down a little, the lower lip
+        # pushes out (fuller, lower edge down) and the jaw's angle narrows.
+        "jawForward": Move(mirror({
+            8: (0.0, 0.1), 7: (0.0, 0.09), 6: (0.015, 0.07), 5: (0.01, 0.04), 57: (0.0, 0.06),
+            58: (0.0, 0.055), 59: (0.0, 0.03), 66: (0.0, 0.0), 67: (0.0, 0.0),
+        }), 0.2),
+        # The lips part for the tongue (the lower lip down and out over it), the jaw a little open.
+        "tongueOut": Move(mirror({
+            57: (0.0, 0.12), 58: (0.0, 0.11), 59: (0.0, 0.07), 66: (0.0, 0.12), 67: (0.0, 0.09),
+            48: (0.0, 0.01), 60: (0.0, 0.015), 8: (0.0, 0.06), 7: (0.0, 0.05), 6: (0.0, 0.03),
+            62: (0.0, -0.015), 61: (0.0, -0.01),
+        }), 0.2),
         "mouthFunnel": Move(mirror({
             48: (0.08, 0.02), 60: (0.08, 0.02), 49: (0.04, -0.03), 50: (0.015, -0.045), 51: (0.0, -0.05),
             61: (0.035, -0.04), 62: (0.0, -0.05), 59: (0.04, 0.07), 58: (0.015, 0.09), 57: (0.0, 0.09),
             67: (0.035, 0.09), 66: (0.0, 0.11), 8: (0.0, 0.06), 7: (0.0, 0.05),
         }), 0.2),
+        # Signed sideways moves (image right +), so not mirrored: both lips together, or the jaw with the lower lip.
+        "mouthX": Move({
+            **{i: (0.13, 0.0) for i in range(48, 68)}, 48: (0.12, 0.01), 54: (0.14, -0.01), 71: (0.03, 0.0),
+            72: (0.03, 0.0), 33: (0.01, 0.0), 8: (0.02, 0.0), 7: (0.015, 0.0), 9: (0.015, 0.0),
+        }, 0.16),
+        "jawX": Move({
+            8: (0.15, 0.0), 7: (0.14, 0.0), 9: (0.14, 0.0), 6: (0.1, 0.0), 10: (0.1, 0.0), 5: (0.04, 0.0),
+            11: (0.04, 0.0), 57: (0.11, 0.0), 58: (0.1, 0.0), 56: (0.1, 0.0), 59: (0.05, 0.0), 55: (0.05, 0.0),
+            66: (0.09, 0.0), 67: (0.07, 0.0), 65: (0.07, 0.0),
+        }, 0.22),
     }
 
 
 # Expression controls answer on a gentle curve (weight ** RESPONSE): a face at 0.3 already shows the expression
 # while 1.0 stays where it was. Head pose, gaze, jaw and blink stay linear (speech and idle life drive them).
-EXPRESSIVE = ("mouthSmile", "mouthFrown", "mouthShrugLower", "browInnerUp", "browOuterUp", "browDown", "eyeWide")
+EXPRESSIVE = ("mouthSmile", "mouthFrown", "mouthShrugLower", "browInnerUp", "browOuterUp", "browDown", "eyeWide",
+              "cheekSquint", "noseSneer", "mouthDimple", "cheekPuff")
 RESPONSE = 0.75
 
 
@@ -191,7 +252,7 @@ def field_names() -> tuple[str, ...]:
     """The linear fields in order: sided bases as their halves, head pose as it is (no blink, no gaze: ``eyes``)."""
     names: list[str] = []
     for n in NAMES:
-        if n == BLINK or n.startswith((BLINK, GAZE)) or n.endswith(("Left", "Right")):
+        if n == BLINK or n.startswith((BLINK, GAZE)) or n.endswith(("Left", "Right")) or n in NO_FIELD:
             continue
         names.extend((n + "Left", n + "Right") if n in SIDED else (n,))
     return tuple(names)

@@ -30,6 +30,7 @@ from engine.render.offline.fields import (
     index_grid,
     invert,
     rim,
+    smoothstep,
     spread,
 )
 from engine.render.offline.mouth import draw_interior
@@ -50,7 +51,7 @@ from engine.render.offline.moves import (
     field_moves,
     field_names,
 )
-from engine.render.offline.tuning import CROP, LIP_SEAL, LIP_SEAL_SMILE, LOW_REACH, PRESS_SEAL, STEP
+from engine.render.offline.tuning import CROP, LIP_SEAL, LIP_SEAL_SMILE, LOW_REACH, PRESS_SEAL, STEP, UPPER_UNSEAL
 
 FIELDS = field_names()
 SEAM_MIDDLE = SEAM.index(66)
@@ -77,6 +78,7 @@ class OfflineSource(SourceState):
     eyes: tuple[Eye, ...] = ()  # the face's right eye (image left), then its left eye
     mouth_color: np.ndarray = field(default_factory=lambda: np.zeros(3, np.float32))
     teeth_color: np.ndarray = field(default_factory=lambda: np.zeros(3, np.float32))
+    tongue_color: np.ndarray = field(default_factory=lambda: np.zeros(3, np.float32))
     teeth: bool = True  # draw upper teeth in a new opening (not when the photo's mouth shows its own)
 
 
@@ -121,8 +123,11 @@ def _lip_seal(points: np.ndarray, iod: float, seam_pts: np.ndarray, low_xy: np.n
     return seal, seal_seam / unit
 
 
-def _mouth_colours(crop: np.ndarray, lm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The colours of a drawn mouth interior and of drawn teeth, from the photo's lips and the nose's skin."""
+def _mouth_colours(crop: np.ndarray, lm: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The colours of a drawn mouth interior, drawn teeth and the tongue, from the photo's lips and the nose's skin.
+
+    The cavity is the lips' hue, deep and muted (a mouth is dark inside, not a lit red); the tongue is a muted
+    lip colour; the teeth are an off-white in the skin's light."""
     lips = np.zeros((CROP, CROP), np.uint8)
     cv2.fillPoly(lips, [np.round(lm[48:60]).astype(np.int32)], 1)
     cv2.fillPoly(lips, [np.round(lm[60:68]).astype(np.int32)], 0)
@@ -130,9 +135,10 @@ def _mouth_colours(crop: np.ndarray, lm: np.ndarray) -> tuple[np.ndarray, np.nda
     lip_mean = lip_rgb.mean(0) if len(lip_rgb) else np.array([150.0, 80.0, 80.0], np.float32)
     skin = crop[int(lm[29, 1]) - 3:int(lm[29, 1]) + 3, int(lm[29, 0]) - 3:int(lm[29, 0]) + 3]
     brightness = float(skin.reshape(-1, 3).mean()) / 255.0 if skin.size else 0.7
-    mouth = (0.5 * lip_mean * np.array([1.0, 0.7, 0.7]) + 6.0).astype(np.float32)
+    mouth = (0.34 * lip_mean * np.array([1.0, 0.62, 0.62]) + 5.0).astype(np.float32)
+    tongue = np.clip(0.8 * lip_mean * np.array([1.0, 0.72, 0.74]) + 18.0, 0, 255).astype(np.float32)
     teeth = (np.array([236.0, 228.0, 214.0]) * (0.55 + 0.4 * min(1.0, brightness))).astype(np.float32)
-    return mouth, teeth
+    return mouth, teeth, tongue
 
 
 def _pair_eyes(a: Eye, b: Eye) -> tuple[Eye, Eye]:
@@ -189,7 +195,7 @@ class OfflineRenderer:
         seal, seal_seam = _lip_seal(points, iod, fields.seam_pts, fields.low_xy, fields.low_frame)
         x0, y0, x1, y1 = box
         full = np.stack(np.meshgrid(np.arange(x0, x1, dtype=np.float32), np.arange(y0, y1, dtype=np.float32)), -1)
-        mouth_color, teeth_color = _mouth_colours(face.crop, lm)
+        mouth_color, teeth_color, tongue_color = _mouth_colours(face.crop, lm)
         return OfflineSource(
             face=face, points=points.astype(np.float32), iod=iod, box=box, low_box=low_box,
             upper=fields.upper, lower=fields.lower, seam_up=fields.seam_up, seam_lo=fields.seam_lo,
@@ -197,7 +203,7 @@ class OfflineRenderer:
             grid=index_grid(*fields.upper.shape[1:3]), low_grid=index_grid(*fields.lower.shape[1:3]), full_grid=full,
             eyes=with_eyeballs(face.crop, _pair_eyes(eye_geometry(face.crop, lm, iod, EYE_A, BROW_A),
                                                      eye_geometry(face.crop, lm, iod, EYE_B, BROW_B))),
-            mouth_color=mouth_color, teeth_color=teeth_color,
+            mouth_color=mouth_color, teeth_color=teeth_color, tongue_color=tongue_color,
             teeth=bool(np.linalg.norm(lm[66] - lm[62]) < 0.04 * iod),
         )
 
@@ -264,7 +270,13 @@ class OfflineRenderer:
             smile = float(weights[FIELDS.index("mouthSmileLeft")] + weights[FIELDS.index("mouthSmileRight")]) / 2
             press = float(weights[FIELDS.index("mouthPressLeft")] + weights[FIELDS.index("mouthPressRight")]) / 2
             hold = press
-            close = min(gap, (LIP_SEAL + LIP_SEAL_SMILE * smile + PRESS_SEAL * hold * hold) * source.iod)
+            # A raised upper lip bares the teeth on purpose (a broad smile, speech's lip axis): no smile seal then.
+            lift = max(side_values(values, "mouthUpperUp"))
+            bare = 1.0 - float(smoothstep(np.float32((lift - UPPER_UNSEAL[0]) / (UPPER_UNSEAL[1] - UPPER_UNSEAL[0]))))
+            close = min(gap, (LIP_SEAL + LIP_SEAL_SMILE * smile * bare + PRESS_SEAL * hold * hold) * source.iod)
+            # mouthClose (ARKit): the lips shut over the jaw's opening, mouthClose == jawOpen being fully shut.
+            shut = values["mouthClose"] / max(values["jawOpen"], values["mouthClose"], 1e-6)
+            close = max(close, min(1.0, shut) * gap)
             lo += close * source.seal
             seam_bot = seam_bot + close * source.seal_seam
         up = invert(up, source.grid)
@@ -286,5 +298,6 @@ class OfflineRenderer:
             if frame is not None:
                 draw_eyeball(out, eye, frame, gaze_shift(eye, gaze_x, gaze_y))
         draw_interior(out, seam_top, seam_bot, source.iod, source.mouth_color, source.teeth_color, source.teeth,
-                      float(weights[FIELDS.index("mouthRollLower")]))
+                      float(weights[FIELDS.index("mouthRollLower")]), values["tongueOut"], source.tongue_color,
+                      max(side_values(values, "mouthSmile")))
         return out

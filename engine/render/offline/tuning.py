@@ -31,8 +31,8 @@ IRIS_MAX = 0.4
 
 # Widening (AU5): the upper lid rises a few millimetres (0.05 iod is about 3 mm), never more than this share of
 # the lid skin between the lashes and the crease (a hooded lid has little to give).
-WIDE_RAISE = 0.05
-WIDE_ROOM = 0.6
+WIDE_RAISE = 0.085
+WIDE_ROOM = 0.8
 
 # Eyelids.
 LID_EASE = 2.5  # how strongly the closed lid favours the clean skin at its top over the packed-in crease
@@ -47,6 +47,8 @@ LID_OVERSHOOT = 0.012  # the closed lid tucks this far past the fitted lower lid
 # Lips: they stay sealed while the jaw drops a little (soft lips follow the jaw), more so in a smile.
 LIP_SEAL = 0.004  # seam gap that the lips close by themselves (small: speech must part them from small openings on)
 LIP_SEAL_SMILE = 0.066  # extra seal at a full smile (a closed-lip smile until high intensity)
+UPPER_UNSEAL = (0.4, 0.8)  # mouthUpperUp from which the smile's seal eases off, and where it is gone: a broad smile
+# bares its teeth, a half one stays closed
 PRESS_SEAL = 0.15  # extra seal at full mouthPress / mouthRollLower (on their square, so a press easing in or out
 # of a vowel does not shut it): pressed lips stay shut on a jaw still opening
 
@@ -58,9 +60,14 @@ CORNER_REACH = 0.2  # how far inside the corners that softness reaches
 
 # Mouth interior.
 INTERIOR_DARK = 0.5  # the darkest interior (corners, under the upper lip) as a share of the mouth colour
+THROAT_DARK = 0.55  # how much darker the back of a wide opening is in its middle (the throat shows)
 INTERIOR_EDGE = 0.006  # softness of the interior's edge
-TEETH_HEIGHT = 0.06  # the most upper teeth shown
-TEETH_SHARE = 0.25 # of the opening's height
+TEETH_HEIGHT = 0.085  # the most upper teeth shown (iod: about 5 mm, as an open vowel shows them)
+TEETH_SHARE = 0.32  # of the opening's height
+TEETH_SMILE = 0.4  # more of it in a full smile (the upper lip drawn off the teeth)
 TEETH_MIN_PX = 2.0  # no teeth in an opening smaller than this (px), full teeth 4 px later
-TEETH_MIX = 0.7  # teeth colour vs the interior's (below 1: teeth in the shade of the mouth, never flat white)
-TONGUE_LIFT = 0.35  # how much lighter and redder the bottom middle of a wide opening is (the tongue)
+TEETH_MIX = 0.85  # teeth colour vs the interior's (below 1: teeth in the shade of the mouth, never flat white)
+LOWER_TEETH = 0.04  # the most lower teeth shown (iod), once the jaw has dropped ...
+LOWER_TEETH_FROM = 0.12  # ... past this opening (iod); fully 0.1 iod later
+TONGUE_LIFT = 0.45  # how much of the tongue's (shaded) colour the floor of a wide opening shows
+TONGUE_OUT = 0.16  # how far below the lower lip's inner edge the tongue's tip reaches at tongueOut 1 (iod)
