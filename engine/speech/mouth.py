@@ -74,6 +74,10 @@ NASAL_DECAY_DB_S = 20.0  # the running peaks the dips are measured from fall thi
 NASAL_FLOOR_DB = -120.0  # their floor: any recording gain gives the same dips
 NASAL_AT = 60.0  # dB of evidence where the lips start to close ...
 NASAL_FULL = 64.0  # ... and where they are shut
+CLOSURE_VALLEY = 6.0  # dB: either murmur test shuts the lips only with this much of a nasal's 400-800 Hz valley
+# (full 4 dB above it): a lateral (espeak-ng's /l/ is as quiet and as dull above 2 kHz as an m) has less
+APPROX_JAW = 0.7  # the share of the jaw's opening an approximant (l, r, w) takes away
+APPROX_LIPS = 0.5  # and of the lips'
 PRIOR_F1, PRIOR_F2 = 500.0, 1500.0  # Hz: an average adult's vowel space centre (Peterson & Barney)
 PRIOR_FRAMES = 300.0  # the prior weighs as much as 3 s of voiced speech
 MAX_ADAPT = 0.25
@@ -207,13 +211,19 @@ def _targets(f: Features, start: int, stop: int, state: _State) -> np.ndarray:
     # a murmur through the nose or behind closed lips (m, n, b) has no energy up where F2/F3 of a vowel are: a low
     # voice's /i/ (F1 ~280 Hz) has most of its power below 400 Hz too, but its F2/F3 keep 2-3.8 kHz over 10%
     no_f2 = np.clip((0.1 - f.high_share[start:stop]) / 0.06, 0.0, 1.0)
-    high = high_db[start:stop]
+    # a nasal murmur however loud: its spectrum, and how it dips against the sounds just around it
+    hi_db = high_db[start:stop]
     low_db = lv + 10.0 * np.log10(f.low_share[start:stop] + 1e-12)
-    evidence = (f.valley[start:stop] + NASAL_HIGH * (low_db - high)
-                + NASAL_DIP * np.minimum(high_peak - high, NASAL_DIP_CAP)
+    evidence = (f.valley[start:stop] + NASAL_HIGH * (low_db - hi_db)
+                + NASAL_DIP * np.minimum(high_peak - hi_db, NASAL_DIP_CAP)
                 + NASAL_QUIET * np.minimum(near_peak - lv, NASAL_QUIET_CAP) - NASAL_F1 * np.log(f1n))
     nasal = np.clip((evidence - NASAL_AT) / (NASAL_FULL - NASAL_AT), 0.0, 1.0) * voicing * (loud > 0.0)
-    closure = np.maximum(low * quiet * no_f2, nasal)
+    valley = np.clip((f.valley[start:stop] - CLOSURE_VALLEY) / 4.0, 0.0, 1.0)
+    closure = np.maximum(low * quiet * no_f2, nasal) * valley
+    # a voiced consonant a few dB under the sounds just around it with its upper spectrum damped, not a murmur (l,
+    # r, w, a voiced th): the tongue tip or the lips narrow the way and the jaw rises part way (hello's /l/)
+    approximant = (voicing * np.clip((near_peak - lv - 2.0) / 6.0, 0.0, 1.0)
+                   * np.clip((high_peak - hi_db - 5.0) / 10.0, 0.0, 1.0) * (1.0 - closure))
     # f (and espeak's th-less labiodental noise): frication of middling tilt with some low energy, well under the
     # vowels: s, sh, th are steeper (high share > 0.5), h has no low part (docs/speech.md, measured on espeak-ng)
     high, share = f.high_share[start:stop], f.low_share[start:stop]
@@ -221,12 +231,13 @@ def _targets(f: Features, start: int, stop: int, state: _State) -> np.ndarray:
             * np.clip((share - 0.15) / 0.1, 0.0, 1.0) * np.clip((peak - 15.0 - lv) / 5.0, 0.0, 1.0)
             * (loud > 0.0))
     shut = np.maximum(closure, bite)
-    jaw = JAW_MAX * loud ** 0.8 * shape * (1.0 - shut)
+    jaw = JAW_MAX * loud ** 0.8 * shape * (1.0 - shut) * (1.0 - APPROX_JAW * approximant)
     # The lips: they part on every voiced sound however close the vowel (a floor while voiced), with loudness
     # above it; unvoiced sounds part them a little (teeth show on s).
     speaking = np.clip(1.7 * loud - 0.1, 0.0, 1.0)
     floor = LIP_FLOOR * np.clip((loud - 0.15) / 0.15, 0.0, 1.0) * voicing
-    lips = np.maximum(LIP_MAX * speaking ** 0.7 * (0.4 + 0.6 * voicing), floor) * (1.0 - shut)
+    lips = (np.maximum(LIP_MAX * speaking ** 0.7 * (0.4 + 0.6 * voicing), floor) * (1.0 - shut)
+            * (1.0 - APPROX_LIPS * approximant))
 
     gate = np.clip(loud * 3.0, 0.0, 1.0) * voicing * has
     back = np.clip((1.3 - f2n) / 0.35, 0.0, 1.0)
