@@ -25,6 +25,7 @@ BILABIALS = ("m", "b", "p")
 # Festival's (CMU) vowels; the back and rounded ones are the ones a nasal detector could mistake for a murmur
 VOWELS = ("aa", "ae", "ah", "ao", "aw", "ax", "ay", "eh", "er", "ey", "ih", "iy", "ow", "oy", "uh", "uw")
 BACK = ("aa", "ao", "ow", "uh", "uw", "aw", "oy")
+LIP_REACH = 0.03  # s: the lips count as meeting on a bilabial if they do within this of its labelled span
 
 
 @dataclass(frozen=True)
@@ -106,3 +107,14 @@ def espeak_phones(text: str, voice: str = "en", pitch: int = 50, speed: int = 17
     ends = [t for _, t in events[1:]] + [len(samples) / rate]
     phones = [Phone(name, start, end) for (name, start), end in zip(events, ends, strict=True) if name]
     return Pcm(samples, rate), phones
+
+
+
+def is_vowel(name: str, festival_names: bool) -> bool:
+    """A vowel in Festival's (CMU) phone names, or else in espeak-ng's (which start with a vowel letter, @, 0 or 3)."""
+    return name in VOWELS if festival_names else name[:1] in "aAeEiIoOuUyYV@03"
+
+
+def is_back(name: str, festival_names: bool) -> bool:
+    """A back or rounded vowel (/u/, /o/, /a/ of father, ...)."""
+    return name in BACK if festival_names else name[:1] in "uUoO0A" or name in ("aU", "V")
