@@ -210,23 +210,25 @@ CLOSURE_VOICES = [("festival", "cmu_us_slt_arctic_hts", 0, "tuned"), ("festival"
 
 
 def bench_closures() -> None:
-    """Share of m, b, p where the lips meet (opening controls < 0.03 within LIP_REACH of the phone; on the frames
-    of a 25 fps render within the same span, inner-lip gap < SHUT iod), and of vowels, back vowels, l and w shut
-    at their middle (the same two measures)."""
+    """Share of m, b, p where the lips meet (opening controls < 0.03 within the phone's lip_span: 30 ms either side,
+    from 80 ms before espeak-ng's stops, which it times from the release; on the frames of a 25 fps render within
+    the same span, inner-lip gap < SHUT iod), and of vowels, back vowels, l and w shut at their middle (the same two
+    measures)."""
     import shutil
 
     from engine.face.intake import decode_image
     from engine.face.pipeline import FacePipeline
     from engine.render.offline import OfflineRenderer
     from tests.speech.lipmeter import SHUT, LipMeter, envelope
-    from tests.speech.voices import LIP_REACH, espeak_phones, festival, is_back, is_vowel
+    from tests.speech.voices import espeak_phones, festival, is_back, is_vowel, lip_span
     if shutil.which("festival") is None:
         print("festival not installed (tools/system-deps.sh test): the recorded-speaker voices are skipped")
     face = FacePipeline.create(mode="dlib").crop(decode_image((ROOT / "tests/data/s1.jpg").read_bytes()))
     renderer = OfflineRenderer()
     source = renderer.prepare(face)
     meter = LipMeter(face.crop)
-    print("closures: lips meet on m / b / p (controls: opening < 0.03 within 30 ms of the phone; pixels: inner-lip gap "
+    print("closures: lips meet on m / b / p (controls: opening < 0.03 within 30 ms of the phone, 80 ms before an "
+          "espeak-ng stop's release; pixels: inner-lip gap "
           f"< {SHUT} iod on a 25 fps frame there), and wrongly shut at the middle of vowels, back vowels, l, w; "
           "m level = the envelope at the m's middle under the louder vowel beside it, dB median (min, max)")
     print(f"{'voice':<26}{'set':<9}{'m':>12}{'b':>12}{'p':>12}{'vowels':>13}{'back':>11}{'l':>10}{'w':>9}"
@@ -256,7 +258,7 @@ def bench_closures() -> None:
                 for j, ph in enumerate(phones):
                     mid = (ph.start + ph.end) / 2
                     if ph.name in ("m", "b", "p"):
-                        a, b = ph.start - LIP_REACH, ph.end + LIP_REACH
+                        a, b = lip_span(ph, fest)
                         ctrl = opening[max(0, int(np.floor(a / 0.01))): int(np.ceil(b / 0.01)) + 1].min() < 0.03
                         frames = np.arange(np.ceil(max(a, 0.0) * 25.0), np.floor(b * 25.0) + 1) / 25.0
                         pix = bool(len(frames)) and min(gap(float(t)) for t in frames) < SHUT

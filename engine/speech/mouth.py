@@ -65,11 +65,13 @@ LOOKAHEAD = PEAK_AHEAD + HALF + SEE + SHIFT  # frames beyond a frame that it dep
 # Hz band over 400-800 Hz (the first nasal resonance, then the antiformant's valley), plus shares of how far 2-3.8
 # kHz lies under the low band, under its own running peak (the vowels' F2/F3 are damped away) and how far the level
 # lies under its running peak (both capped: a fading vowel keeps falling), and of how low F1 is against the
-# speaker's. Weights from a logistic fit on labelled frames of recorded and espeak-ng voices (docs/speech.md).
+# speaker's (no term where no formant was found). Weights from a logistic fit on labelled frames of recorded and
+# espeak-ng voices, the F1 term and the thresholds then set on whole phones (docs/speech.md).
 NASAL_HIGH = 0.25  # per dB of the low band over 2-3.8 kHz
 NASAL_DIP, NASAL_DIP_CAP = 2.3, 15.0  # per dB of 2-3.8 kHz under its running peak, up to the cap
 NASAL_QUIET, NASAL_QUIET_CAP = 2.3, 8.0  # per dB of the level under its running peak, up to the cap
-NASAL_F1 = 10.0  # per unit of log(F1 / the speaker's F1): a murmur's resonance lies under every vowel's F1
+NASAL_F1 = 50.0  # per unit of log(F1 / the speaker's F1) under log(NASAL_F1_REF), and taken off above it: a
+NASAL_F1_REF = 0.65  # murmur's resonance (250-300 Hz) lies under even a close /u/'s F1 (350-450 Hz, Festival's slt)
 NASAL_DECAY_DB_S = 20.0  # the running peaks the dips are measured from fall this fast: the sounds just around
 NASAL_FLOOR_DB = -120.0  # their floor: any recording gain gives the same dips
 NASAL_AT = 60.0  # dB of evidence where the lips start to close ...
@@ -216,7 +218,8 @@ def _targets(f: Features, start: int, stop: int, state: _State) -> np.ndarray:
     low_db = lv + 10.0 * np.log10(f.low_share[start:stop] + 1e-12)
     evidence = (f.valley[start:stop] + NASAL_HIGH * (low_db - hi_db)
                 + NASAL_DIP * np.minimum(high_peak - hi_db, NASAL_DIP_CAP)
-                + NASAL_QUIET * np.minimum(near_peak - lv, NASAL_QUIET_CAP) - NASAL_F1 * np.log(f1n))
+                + NASAL_QUIET * np.minimum(near_peak - lv, NASAL_QUIET_CAP)
+                - np.where(has, NASAL_F1 * np.log(f1n / NASAL_F1_REF), 0.0))
     nasal = np.clip((evidence - NASAL_AT) / (NASAL_FULL - NASAL_AT), 0.0, 1.0) * voicing * (loud > 0.0)
     valley = np.clip((f.valley[start:stop] - CLOSURE_VALLEY) / 4.0, 0.0, 1.0)
     closure = np.maximum(low * quiet * no_f2, nasal) * valley

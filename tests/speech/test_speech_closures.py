@@ -18,7 +18,7 @@ from engine.speech.audio import Pcm
 from engine.speech.mouth import MOUTH_CONTROLS, analyse
 from tests.speech.lipmeter import SHUT, envelope
 from tests.speech.test_speech_render import Face
-from tests.speech.voices import LIP_REACH, Phone, is_back, is_vowel
+from tests.speech.voices import Phone, is_back, is_vowel, lip_span
 
 LOUD_M = "cmu_us_slt_arctic_hts"
 TEXTS = ["Hello, my mom bought a puppy. Please be happy.", "Mary made some more lemon jam, and I am home.",
@@ -60,7 +60,7 @@ def test_lips_meet_on_every_bilabial_of_a_loud_m_voice(timed_speech: Timed) -> N
         for j, ph in enumerate(phones):
             if ph.name in ("m", "b", "p"):
                 total += 1
-                if span(op, ph.start - LIP_REACH, ph.end + LIP_REACH).min() >= 0.03:
+                if span(op, *lip_span(ph, True)).min() >= 0.03:
                     missed.append(f"{phones[j - 1].name} {ph.name} {phones[j + 1].name} at {ph.start:.2f}")
     assert total >= 25
     assert len(missed) <= 0.05 * total, f"lips open on {len(missed)}/{total}: {missed}"
@@ -99,7 +99,7 @@ def test_lips_meet_on_loud_ms_on_the_rendered_frames(face: Face, timed_speech: T
     gap = np.array([m.gap for m in mouths])
     at = lambda a, b: gap[max(0, int(np.ceil(a / 0.04))): int(np.floor(b / 0.04)) + 1]  # noqa: E731
     labials = [ph for ph in phones if ph.name in ("m", "b", "p")]
-    closed = [at(ph.start - LIP_REACH, ph.end + LIP_REACH).min() < SHUT for ph in labials]
+    closed = [at(*lip_span(ph, True)).min() < SHUT for ph in labials]
     assert len(labials) >= 8 and all(closed), [(ph.name, ph.start) for ph, ok in zip(labials, closed, strict=True)
                                                if not ok]
     vowels = [ph for ph in phones if is_vowel(ph.name, True) and ph.end - ph.start >= 0.06]

@@ -26,6 +26,7 @@ BILABIALS = ("m", "b", "p")
 VOWELS = ("aa", "ae", "ah", "ao", "aw", "ax", "ay", "eh", "er", "ey", "ih", "iy", "ow", "oy", "uh", "uw")
 BACK = ("aa", "ao", "ow", "uh", "uw", "aw", "oy")
 LIP_REACH = 0.03  # s: the lips count as meeting on a bilabial if they do within this of its labelled span
+CLOSURE_BEFORE_RELEASE = 0.08  # s: espeak-ng times a stop from its release; its closure lies up to this before
 
 
 @dataclass(frozen=True)
@@ -118,3 +119,11 @@ def is_vowel(name: str, festival_names: bool) -> bool:
 def is_back(name: str, festival_names: bool) -> bool:
     """A back or rounded vowel (/u/, /o/, /a/ of father, ...)."""
     return name in BACK if festival_names else name[:1] in "uUoO0A" or name in ("aU", "V")
+
+
+def lip_span(phone: Phone, festival_names: bool) -> tuple[float, float]:
+    """Where the lips must meet for a bilabial: its span and LIP_REACH either side; for espeak-ng's b and p, whose
+    phoneme event comes at the release (the silent closure just before it is timed as the previous phone), from
+    CLOSURE_BEFORE_RELEASE before it."""
+    before = LIP_REACH if festival_names or phone.name == "m" else CLOSURE_BEFORE_RELEASE
+    return phone.start - before, phone.end + LIP_REACH
