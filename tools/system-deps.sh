@@ -3,7 +3,8 @@
 # nothing typed but those two commands.
 #
 #   tools/system-deps.sh run    what `make run` needs: python3-venv (Debian's python3 has no ensurepip without it)
-#   tools/system-deps.sh test   (default) that, plus what the tests use: espeak-ng (speech), sox (audio checks),
+#   tools/system-deps.sh test   (default) that, plus what the tests use: espeak-ng (speech), festival with two
+#                               recorded-speaker voices (speech whose m's are loud, ~5 MB), sox (audio checks),
 #                               chromium and firefox-esr (the preview page), node and npm (the TypeScript client)
 #
 # Installs only what is missing. As root it runs apt-get; otherwise, when something is missing, it prints the one
@@ -31,7 +32,7 @@ elif ! "$PY" -c "import ensurepip, venv" >/dev/null 2>&1; then
 fi
 
 if [ "$profile" = test ]; then
-    for pkg in espeak-ng sox chromium firefox-esr; do
+    for pkg in espeak-ng festival festvox-us-slt-hts festvox-kdlpc16k sox chromium firefox-esr; do
         dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
     done
     if ! command -v node >/dev/null 2>&1; then

@@ -32,7 +32,9 @@ _FREQS = np.fft.rfftfreq(NFFT, 1.0 / ANALYSIS_RATE)
 _BAND = (_FREQS >= 100.0) & (_FREQS <= 3800.0)  # where the voice's loudness lives (not the hiss of s/f)
 _LOW = (_FREQS >= 80.0) & (_FREQS <= 400.0)  # a closed mouth's murmur (m, n, b's voice bar) lives here
 _HIGH = (_FREQS >= 2000.0) & (_FREQS <= 3800.0)  # frication's share: s, sh, th high; f, h middling; vowels low
-_BANDS = np.stack([_BAND, _BAND & _LOW, _BAND & _HIGH], axis=1).astype(np.float32)
+# a nasal murmur's first resonance (~250 Hz) sits in _LOW; the antiformant above it leaves 400-800 Hz nearly empty
+_VALLEY = (_FREQS > 400.0) & (_FREQS <= 800.0)
+_BANDS = np.stack([_BAND, _BAND & _LOW, _BAND & _HIGH, _VALLEY], axis=1).astype(np.float32)
 _LAG_WINDOW = np.exp(-0.5 * (2 * np.pi * 60.0 * np.arange(LPC_ORDER + 1) / ANALYSIS_RATE) ** 2)  # 60 Hz bandwidth
 _LAGS = (int(ANALYSIS_RATE / F0_RANGE[1]), int(ANALYSIS_RATE / F0_RANGE[0]))
 _WIN_ACF = np.fft.irfft(np.abs(np.fft.rfft(_WINDOW, NFFT)) ** 2)[: WIN]  # the window's own autocorrelation
@@ -49,14 +51,14 @@ class Features:
     f1: np.ndarray  # Hz, NaN where none was found
     f2: np.ndarray
     high_share: np.ndarray  # fraction of the band's power in 2000-3800 Hz (frication: f ~0.3, s ~0.6, sh ~1)
+    valley: np.ndarray  # dB of 100-400 Hz over 400-800 Hz: nasal murmur 8-22, /i/ 5-23, /u/ 3-18, open vowels < 5
 
     def __len__(self) -> int:
         return len(self.level)
 
     @classmethod
     def empty(cls) -> Features:
-        e = np.zeros(0)
-        return cls(e, e.copy(), e.copy(), e.copy(), e.copy(), e.copy())
+        return cls(*(np.zeros(0) for _ in FIELDS))
 
     @classmethod
     def concat(cls, parts: list[Features]) -> Features:
@@ -77,11 +79,12 @@ def frame_features(frames: np.ndarray, first: int = 0, prev: tuple[float, float]
         return Features.empty()
     spec = np.fft.rfft((frames * _WINDOW).astype(np.float32), NFFT, axis=1)  # float32: twice the FFT speed
     power = spec.real ** 2 + spec.imag ** 2
-    bands = (power @ _BANDS).astype(np.float64)  # (N, 3): the voice band, its low and its high part
+    bands = (power @ _BANDS).astype(np.float64)  # (N, 4): the voice band, its low and high part, 400-800 Hz
     band = bands[:, 0]
     level = 10.0 * np.log10(band + 1e-12) - _FULL_SCALE
     low_share = bands[:, 1] / (band + 1e-12)
     high_share = bands[:, 2] / (band + 1e-12)
+    valley = 10.0 * np.log10((bands[:, 1] + 1e-12) / (bands[:, 3] + 1e-12))
     acf = np.fft.irfft(power, NFFT, axis=1)[:, : _LAGS[1] + 1].astype(np.float64)
     norm = acf[:, _LAGS[0]: _LAGS[1] + 1] / (acf[:, :1] + 1e-12) / (_WIN_ACF[_LAGS[0]: _LAGS[1] + 1] / _WIN_ACF[0])
     voicing = np.clip(norm.max(axis=1), 0.0, 1.0)
@@ -100,7 +103,7 @@ def frame_features(frames: np.ndarray, first: int = 0, prev: tuple[float, float]
     held = odd - 1
     f1[odd] = np.where(held >= 0, f1[np.maximum(held, 0)], prev[0])
     f2[odd] = np.where(held >= 0, f2[np.maximum(held, 0)], prev[1])
-    return Features(level, low_share, voicing, f1, f2, high_share)
+    return Features(level, low_share, voicing, f1, f2, high_share, valley)
 
 
 def _levinson(r: np.ndarray) -> np.ndarray:
@@ -140,7 +143,7 @@ def _formants(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return f1, f2
 
 
-FIELDS = ("level", "low_share", "voicing", "f1", "f2", "high_share")
+FIELDS = ("level", "low_share", "voicing", "f1", "f2", "high_share", "valley")
 
 
 class FeatureStream:

@@ -61,6 +61,25 @@ MIN_OPEN = 4  # frames: the erosion leaves a syllable between two closures at le
 SEE = 2 * ERODE + 1  # frames: how far the erosion looks for a closure to know the open run's length
 SHIFT = 1  # frames: the erosion delays the opening by ERODE; reading one frame ahead re-centres it
 LOOKAHEAD = PEAK_AHEAD + HALF + SEE + SHIFT  # frames beyond a frame that it depends on
+# A nasal murmur heard by its spectrum, however loud (docs/speech.md, "Closure"). Its evidence, in dB: the 100-400
+# Hz band over 400-800 Hz (the first nasal resonance, then the antiformant's valley), plus shares of how far 2-3.8
+# kHz lies under the low band, under its own running peak (the vowels' F2/F3 are damped away) and how far the level
+# lies under its running peak (both capped: a fading vowel keeps falling), and of how low F1 is against the
+# speaker's (no term where no formant was found). Weights from a logistic fit on labelled frames of recorded and
+# espeak-ng voices, the F1 term and the thresholds then set on whole phones (docs/speech.md).
+NASAL_HIGH = 0.25  # per dB of the low band over 2-3.8 kHz
+NASAL_DIP, NASAL_DIP_CAP = 2.3, 15.0  # per dB of 2-3.8 kHz under its running peak, up to the cap
+NASAL_QUIET, NASAL_QUIET_CAP = 2.3, 8.0  # per dB of the level under its running peak, up to the cap
+NASAL_F1 = 50.0  # per unit of log(F1 / the speaker's F1) under log(NASAL_F1_REF), and taken off above it: a
+NASAL_F1_REF = 0.65  # murmur's resonance (250-300 Hz) lies under even a close /u/'s F1 (350-450 Hz, Festival's slt)
+NASAL_DECAY_DB_S = 20.0  # the running peaks the dips are measured from fall this fast: the sounds just around
+NASAL_FLOOR_DB = -120.0  # their floor: any recording gain gives the same dips
+NASAL_AT = 60.0  # dB of evidence where the lips start to close ...
+NASAL_FULL = 64.0  # ... and where they are shut
+CLOSURE_VALLEY = 6.0  # dB: either murmur test shuts the lips only with this much of a nasal's 400-800 Hz valley
+# (full 4 dB above it): a lateral (espeak-ng's /l/ is as quiet and as dull above 2 kHz as an m) has less
+APPROX_JAW = 0.7  # the share of the jaw's opening an approximant (l, r, w) takes away
+APPROX_LIPS = 0.5  # and of the lips'
 PRIOR_F1, PRIOR_F2 = 500.0, 1500.0  # Hz: an average adult's vowel space centre (Peterson & Barney)
 PRIOR_FRAMES = 300.0  # the prior weighs as much as 3 s of voiced speech
 MAX_ADAPT = 0.25
@@ -69,6 +88,8 @@ MAX_ADAPT = 0.25
 @dataclass
 class _State:
     peak: float = PEAK_FLOOR_DB
+    near_peak: float = NASAL_FLOOR_DB  # the level's running peak, falling fast (NASAL_DECAY_DB_S)
+    high_peak: float = NASAL_FLOOR_DB  # the running peak of 2-3.8 kHz, falling as fast
     voiced: float = 0.0  # voiced frames so far (weighted)
     sum_log_f1: float = 0.0
     sum_log_f2: float = 0.0
@@ -122,7 +143,7 @@ class MouthAnalyser:
 
     def _state_copy(self) -> _State:
         s = self._state
-        return _State(s.peak, s.voiced, s.sum_log_f1, s.sum_log_f2)
+        return _State(s.peak, s.near_peak, s.high_peak, s.voiced, s.sum_log_f1, s.sum_log_f2)
 
     def _advance(self, new: Features, last: bool) -> np.ndarray:
         if len(new):
@@ -161,18 +182,13 @@ def _targets(f: Features, start: int, stop: int, state: _State) -> np.ndarray:
     out = np.zeros((n, len(MOUTH_CONTROLS)))
     if n <= 0:
         return out
-    level = f.level
-    # running peak with look-ahead: peak[k] = max(peak[k-1] - decay, max(level[k .. k+AHEAD]))
-    ahead = np.full(n, -np.inf)
-    for j in range(PEAK_AHEAD + 1):
-        seg = level[start + j: stop + j]
-        ahead[: len(seg)] = np.maximum(ahead[: len(seg)], seg)
-    decay = PEAK_DECAY_DB_S * HOP_S
-    k = np.arange(1, n + 1)
-    peak = np.maximum.accumulate(np.maximum(ahead, PEAK_FLOOR_DB) + decay * k) - decay * k
-    peak = np.maximum(peak, state.peak - decay * k)
+    peak = _running_peak(f.level, start, stop, state.peak, PEAK_DECAY_DB_S)
     state.peak = float(peak[-1])
-    lv = level[start:stop]
+    high_db = f.level + 10.0 * np.log10(f.high_share + 1e-12)
+    near_peak = _running_peak(f.level, start, stop, state.near_peak, NASAL_DECAY_DB_S, NASAL_FLOOR_DB)
+    high_peak = _running_peak(high_db, start, stop, state.high_peak, NASAL_DECAY_DB_S, NASAL_FLOOR_DB)
+    state.near_peak, state.high_peak = float(near_peak[-1]), float(high_peak[-1])
+    lv = f.level[start:stop]
     loud = np.clip((lv - (peak - RANGE_DB)) / (RANGE_DB - 6.0), 0.0, 1.0)
 
     voicing = np.clip((f.voicing[start:stop] - 0.3) / 0.4, 0.0, 1.0)
@@ -197,7 +213,20 @@ def _targets(f: Features, start: int, stop: int, state: _State) -> np.ndarray:
     # a murmur through the nose or behind closed lips (m, n, b) has no energy up where F2/F3 of a vowel are: a low
     # voice's /i/ (F1 ~280 Hz) has most of its power below 400 Hz too, but its F2/F3 keep 2-3.8 kHz over 10%
     no_f2 = np.clip((0.1 - f.high_share[start:stop]) / 0.06, 0.0, 1.0)
-    closure = low * quiet * no_f2
+    # a nasal murmur however loud: its spectrum, and how it dips against the sounds just around it
+    hi_db = high_db[start:stop]
+    low_db = lv + 10.0 * np.log10(f.low_share[start:stop] + 1e-12)
+    evidence = (f.valley[start:stop] + NASAL_HIGH * (low_db - hi_db)
+                + NASAL_DIP * np.minimum(high_peak - hi_db, NASAL_DIP_CAP)
+                + NASAL_QUIET * np.minimum(near_peak - lv, NASAL_QUIET_CAP)
+                - np.where(has, NASAL_F1 * np.log(f1n / NASAL_F1_REF), 0.0))
+    nasal = np.clip((evidence - NASAL_AT) / (NASAL_FULL - NASAL_AT), 0.0, 1.0) * voicing * (loud > 0.0)
+    valley = np.clip((f.valley[start:stop] - CLOSURE_VALLEY) / 4.0, 0.0, 1.0)
+    closure = np.maximum(low * quiet * no_f2, nasal) * valley
+    # a voiced consonant a few dB under the sounds just around it with its upper spectrum damped, not a murmur (l,
+    # r, w, a voiced th): the tongue tip or the lips narrow the way and the jaw rises part way (hello's /l/)
+    approximant = (voicing * np.clip((near_peak - lv - 2.0) / 6.0, 0.0, 1.0)
+                   * np.clip((high_peak - hi_db - 5.0) / 10.0, 0.0, 1.0) * (1.0 - closure))
     # f (and espeak's th-less labiodental noise): frication of middling tilt with some low energy, well under the
     # vowels: s, sh, th are steeper (high share > 0.5), h has no low part (docs/speech.md, measured on espeak-ng)
     high, share = f.high_share[start:stop], f.low_share[start:stop]
@@ -205,12 +234,13 @@ def _targets(f: Features, start: int, stop: int, state: _State) -> np.ndarray:
             * np.clip((share - 0.15) / 0.1, 0.0, 1.0) * np.clip((peak - 15.0 - lv) / 5.0, 0.0, 1.0)
             * (loud > 0.0))
     shut = np.maximum(closure, bite)
-    jaw = JAW_MAX * loud ** 0.8 * shape * (1.0 - shut)
+    jaw = JAW_MAX * loud ** 0.8 * shape * (1.0 - shut) * (1.0 - APPROX_JAW * approximant)
     # The lips: they part on every voiced sound however close the vowel (a floor while voiced), with loudness
     # above it; unvoiced sounds part them a little (teeth show on s).
     speaking = np.clip(1.7 * loud - 0.1, 0.0, 1.0)
     floor = LIP_FLOOR * np.clip((loud - 0.15) / 0.15, 0.0, 1.0) * voicing
-    lips = np.maximum(LIP_MAX * speaking ** 0.7 * (0.4 + 0.6 * voicing), floor) * (1.0 - shut)
+    lips = (np.maximum(LIP_MAX * speaking ** 0.7 * (0.4 + 0.6 * voicing), floor) * (1.0 - shut)
+            * (1.0 - APPROX_LIPS * approximant))
 
     gate = np.clip(loud * 3.0, 0.0, 1.0) * voicing * has
     back = np.clip((1.3 - f2n) / 0.35, 0.0, 1.0)
@@ -223,6 +253,21 @@ def _targets(f: Features, start: int, stop: int, state: _State) -> np.ndarray:
     roll = ROLL_MAX * bite
     out[:] = np.stack([jaw, lips, upper, funnel, pucker, stretch, press, roll], axis=1)
     return out
+
+
+def _running_peak(x: np.ndarray, start: int, stop: int, last: float, decay_db_s: float,
+                  floor: float = PEAK_FLOOR_DB) -> np.ndarray:
+    """peak[k] = max(peak[k-1] - decay, max(x[k .. k+PEAK_AHEAD]), floor) over frames start..stop, from the
+    previous frame's peak ``last`` (x beyond stop is the look-ahead)."""
+    n = stop - start
+    ahead = np.full(n, -np.inf)
+    for j in range(PEAK_AHEAD + 1):
+        seg = x[start + j: stop + j]
+        ahead[: len(seg)] = np.maximum(ahead[: len(seg)], seg)
+    decay = decay_db_s * HOP_S
+    k = np.arange(1, n + 1)
+    peak = np.maximum.accumulate(np.maximum(ahead, floor) + decay * k) - decay * k
+    return np.maximum(peak, last - decay * k)
 
 
 def _smooth(targets: np.ndarray, start: int, stop: int, base: int = 0) -> np.ndarray:

@@ -61,7 +61,7 @@ def run_deps(tmp_path: Path, *, installed: str, node: str | None, npm: bool = Fa
     return done.returncode, done.stdout + done.stderr, calls
 
 
-ALL = "espeak-ng sox chromium firefox-esr"
+ALL = "espeak-ng festival festvox-us-slt-hts festvox-kdlpc16k sox chromium firefox-esr"
 
 
 def test_nothing_missing_installs_nothing(tmp_path: Path) -> None:
@@ -72,7 +72,8 @@ def test_a_fresh_machine_gets_everything(tmp_path: Path) -> None:
     rc, out, calls = run_deps(tmp_path, installed="", node=None)
     assert rc == 0, out
     install = next(c for c in calls if c.startswith("install"))
-    for pkg in ("espeak-ng", "sox", "chromium", "firefox-esr", "nodejs", "npm"):
+    for pkg in ("espeak-ng", "festival", "festvox-us-slt-hts", "festvox-kdlpc16k", "sox", "chromium", "firefox-esr",
+                "nodejs", "npm"):
         assert pkg in install.split(), install
 
 
@@ -98,7 +99,8 @@ def test_a_node_apt_does_not_know_without_npm_is_a_clear_error(tmp_path: Path) -
 
 
 def test_not_root_gets_one_line_saying_what_to_run(tmp_path: Path) -> None:
-    rc, out, calls = run_deps(tmp_path, installed="sox chromium", node="v20", npm=True, uid=1000)
+    rc, out, calls = run_deps(tmp_path, installed="festival festvox-us-slt-hts festvox-kdlpc16k sox chromium",
+                              node="v20", npm=True, uid=1000)
     assert rc == 1 and calls == []
     assert out.count("\n") == 1 and "espeak-ng firefox-esr" in out
     assert "sudo bash tools/system-deps.sh test" in out

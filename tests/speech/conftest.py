@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from engine.speech.audio import Pcm, decode_audio
+from tests.speech.voices import Phone, espeak_phones, festival
 
 SENTENCE = "Hello, my mom bought a puppy. Please be happy."
 
@@ -47,3 +48,22 @@ def speech(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Pcm]:
 def wav_bytes(tmp_path_factory: pytest.TempPathFactory) -> bytes:
     """The sentence as espeak-ng's own WAV bytes (22050 Hz mono 16-bit)."""
     return espeak(tmp_path_factory.mktemp("espeak_wav") / "sentence.wav", SENTENCE).read_bytes()
+
+
+@pytest.fixture(scope="session")
+def timed_speech(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., tuple[Pcm, list[Phone]]]:
+    """timed_speech(text, voice, pitch=50) -> (Pcm, phones with times), cached per session. Festival's voices
+    (names ending _diphone or _hts) or espeak-ng's (through its library, with its phoneme events)."""
+    folder = tmp_path_factory.mktemp("timed")
+    cache: dict[tuple[str, str, int], tuple[Pcm, list[Phone]]] = {}
+
+    def make(text: str, voice: str, pitch: int = 50) -> tuple[Pcm, list[Phone]]:
+        key = (text, voice, pitch)
+        if key not in cache:
+            if voice.endswith(("_diphone", "_hts")):
+                cache[key] = festival(text, voice, folder / str(len(cache)))
+            else:
+                cache[key] = espeak_phones(text, voice, pitch)
+        return cache[key]
+
+    return make

@@ -22,6 +22,7 @@ from engine.face.detect_dlib import predictor_path
 from engine.speech.audio import Pcm
 
 PARTED = 0.05  # inner-lip gap (iod) at which the lips visibly part (the measure)
+SHUT = 0.035  # inner-lip gap (iod) under which the lips read as closed (neutral s1: 0.017, dlib jitter ~0.01)
 HOP = 0.01
 
 

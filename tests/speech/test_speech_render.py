@@ -21,14 +21,13 @@ from engine.face.pipeline import FacePipeline
 from engine.render.offline import OfflineRenderer, OfflineSource
 from engine.speech.audio import Pcm
 from tests.speech.conftest import SENTENCE
-from tests.speech.lipmeter import PARTED, LipMeter, Mouth, best_lag, envelope, loudness, nuclei
+from tests.speech.lipmeter import PARTED, SHUT, LipMeter, Mouth, best_lag, envelope, loudness, nuclei
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 FPS = 25.0
 Speech = Callable[..., Pcm]
 # The test voices (several languages, male and female); bench/bench_speech.py evaluates held-out ones too.
 VOICES = [("en", 50), ("en-us+f3", 80), ("de", 40), ("fr+f2", 70)]
-SHUT = 0.035  # inner-lip gap (iod) under which the lips read as closed (neutral s1: 0.017, dlib jitter ~0.01)
 
 
 class Face:
