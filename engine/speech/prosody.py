@@ -1,0 +1,205 @@
+"""Prosody from audio, streamed: pitch (f0), loudness, syllable nuclei, stress, pitch accents and pauses.
+
+What the face needs from the voice to move like a speaker's (engine/animation/prosody.py turns these events into
+head, brow and blink motion; docs/animation.md gives the figures):
+
+- a nucleus is a loudness peak (a syllable's vowel); it is *stressed* when it stands out from the utterance (loud
+  against the running peak, or high in pitch), and a *pitch accent* when its f0 stands at least ACCENT_ST semitones
+  above the speaker's running median and rose into it;
+- a *pause* is PAUSE_S of silence after speech: a phrase boundary (a head turn, a blink);
+- pitch is in semitones against the speaker's own running median f0 (robust to octave slips), so a low and a
+  high voice give the same events (no calibration); loudness is against the utterance's running peak (any gain
+  works).
+
+Causal apart from a fixed look-ahead of LOOKAHEAD frames (under the mouth's own, engine/speech/mouth.py), and
+frame by frame with carried state: chunked input gives exactly the events of the whole, so the same audio always
+moves the face the same way. Frames are 10 ms, frame k centred on k * 10 ms of the utterance (as the mouth's).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from engine.speech.audio import ANALYSIS_RATE, Resampler
+from engine.speech.mouth import LOOKAHEAD as MOUTH_LOOKAHEAD
+
+HOP = ANALYSIS_RATE // 100  # 10 ms
+WIN = ANALYSIS_RATE // 25  # 40 ms: two periods of the lowest f0
+NFFT = 1024
+F0_RANGE = (60.0, 450.0)  # Hz
+OCTAVE_SHARE = 0.85
+VOICED = 0.45  # normalised autocorrelation above which a frame has a pitch
+SMOOTH = 2  # frames each side of the loudness smoothing (a 50 ms Hann)
+PEAK_DECAY_DB_S = 6.0
+PEAK_FLOOR_DB = -55.0
+SPEECH_DB = 28.0  # quieter than the running peak by more than this is a pause
+NUCLEUS_REACH = 9  # frames: a nucleus is the loudest frame within this reach either side (syllables >= 90 ms apart)
+NUCLEUS_DB = 16.0  # a nucleus is within this of the running peak
+DIP_DB = 3.0  # ... and stands this far above the dip before it or after it
+PAUSE_S = 0.15  # silence this long after speech is a phrase boundary
+ACCENT_ST = 1.5  # f0 this far above the speaker's median (semitones) ...
+RISE_ST = 1.0  # ... having risen this much over the RISE_S before it, is a pitch accent
+RISE_S = 0.25
+PRIOR_VOICED = 20  # voiced frames before the speaker's mean pitch is trusted for accents
+LOOKAHEAD = max(NUCLEUS_REACH + SMOOTH, int(round(PAUSE_S * 100))) + 1
+assert LOOKAHEAD <= MOUTH_LOOKAHEAD, "prosody must fit in the mouth's look-ahead: it adds no latency"
+
+_WINDOW = np.hanning(WIN + 2)[1:-1].astype(np.float32)
+_WIN_ACF = np.fft.irfft(np.abs(np.fft.rfft(_WINDOW, NFFT)) ** 2)[:WIN]
+_LAGS = (int(ANALYSIS_RATE / F0_RANGE[1]), int(ANALYSIS_RATE / F0_RANGE[0]))
+_SMOOTH_W = np.hanning(2 * SMOOTH + 3)[1:-1]
+_SMOOTH_W = _SMOOTH_W / _SMOOTH_W.sum()
+_LOG_LO = float(np.log2(F0_RANGE[0]))
+_BINS = int(np.ceil((np.log2(F0_RANGE[1] * 1.1) - _LOG_LO) * 48))
+
+
+@dataclass(frozen=True)
+class ProsodyEvent:
+    """One event at utterance time ``t`` (seconds). kind: "nucleus" (strength = stress 0..1, ``accent`` 0..1 when
+    it is a pitch accent) or "pause" (strength 1: a phrase boundary; ``index`` counts them from 0)."""
+
+    t: float
+    kind: str
+    strength: float
+    accent: float = 0.0
+    pitch_st: float = 0.0  # the nucleus's f0 against the speaker's median, semitones
+    index: int = 0
+
+
+def frame_pitch(frames: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(level dB, f0 Hz or NaN, voicing 0..1) of an (N, WIN) block of frames at ANALYSIS_RATE."""
+    x = frames - frames.mean(axis=1, keepdims=True)
+    spec = np.fft.rfft(x * _WINDOW, NFFT, axis=1)
+    power = spec.real ** 2 + spec.imag ** 2
+    energy = np.sum((x * _WINDOW) ** 2, axis=1)
+    level = 10.0 * np.log10(energy / np.sum(_WINDOW ** 2) + 1e-12)
+    acf = np.fft.irfft(power, NFFT, axis=1)[:, : _LAGS[1] + 2]
+    norm = acf[:, _LAGS[0]: _LAGS[1] + 1] / (acf[:, :1] + 1e-12) / (_WIN_ACF[_LAGS[0]: _LAGS[1] + 1] / _WIN_ACF[0])
+    # the shortest lag that is a local peak within OCTAVE_SHARE of the best: the period, not a multiple of it
+    # (the window's normalisation favours long lags, and a high voice then reads an octave low)
+    top = norm.max(axis=1, keepdims=True)
+    peak = np.zeros_like(norm, dtype=bool)
+    peak[:, 1:-1] = (norm[:, 1:-1] >= norm[:, :-2]) & (norm[:, 1:-1] >= norm[:, 2:])
+    good = peak & (norm >= OCTAVE_SHARE * top)
+    best = np.where(good.any(axis=1), np.argmax(good, axis=1), np.argmax(norm, axis=1))
+    voicing = np.clip(norm[np.arange(len(norm)), best], 0.0, 1.0)
+    # parabolic refinement of the lag, then f0
+    i = best + _LAGS[0]
+    a, b, c = acf[np.arange(len(acf)), i - 1], acf[np.arange(len(acf)), i], acf[np.arange(len(acf)), i + 1]
+    den = a - 2 * b + c
+    shift = np.where(np.abs(den) > 1e-12, 0.5 * (a - c) / np.where(np.abs(den) > 1e-12, den, 1.0), 0.0)
+    f0 = ANALYSIS_RATE / (i + np.clip(shift, -0.5, 0.5))
+    f0 = np.where((voicing >= VOICED) & (level > PEAK_FLOOR_DB), f0, np.nan)
+    return level, f0, voicing
+
+
+@dataclass
+class ProsodyAnalyser:
+    """Streaming prosody of one utterance: ``push`` chunks; events come out once their look-ahead has arrived."""
+
+    sample_rate: int
+    _resampler: Resampler = field(init=False)
+    _buf: np.ndarray = field(init=False)
+    _level: list[float] = field(init=False, default_factory=list)  # raw level per frame
+    _smooth: list[float] = field(init=False, default_factory=list)  # smoothed level, as far as the level allows
+    _st: list[float] = field(init=False, default_factory=list)  # log2 f0 per frame (NaN unvoiced)
+    _done: int = field(init=False, default=0)  # frames whose events are decided
+    _peak: float = field(init=False, default=PEAK_FLOOR_DB)
+    _voiced: int = field(init=False, default=0)
+    _hist: np.ndarray = field(init=False)  # voiced frames per quarter-semitone of f0: the running median's
+    _silent_run: int = field(init=False, default=0)
+    _spoke: bool = field(init=False, default=False)  # speech since the last pause
+    _pauses: int = field(init=False, default=0)
+    events: list[ProsodyEvent] = field(init=False, default_factory=list)
+
+    def __post_init__(self) -> None:
+        self._resampler = Resampler(self.sample_rate)
+        self._buf = np.zeros(WIN // 2, np.float32)
+        self._hist = np.zeros(_BINS, np.int64)
+
+    def push(self, samples: np.ndarray) -> list[ProsodyEvent]:
+        """The events these samples complete (possibly none); all of them are also kept in ``events``."""
+        x = self._resampler.push(samples)
+        buf = np.concatenate([self._buf, x])
+        count = (len(buf) - WIN) // HOP + 1 if len(buf) >= WIN else 0
+        if count > 0:
+            frames = np.lib.stride_tricks.sliding_window_view(buf, WIN)[::HOP][:count]
+            level, f0, _ = frame_pitch(frames.astype(np.float64))
+            self._level.extend(level.tolist())
+            self._st.extend(np.log2(f0).tolist())
+            self._buf = buf[count * HOP:]
+        else:
+            self._buf = buf
+        new: list[ProsodyEvent] = []
+        while self._done + LOOKAHEAD < len(self._level):
+            event = self._decide(self._done)
+            self._done += 1
+            if event is not None:
+                new.append(event)
+        self.events.extend(new)
+        return new
+
+    def _smoothed(self, k: int) -> float:
+        if k < 0:
+            return -120.0
+        while len(self._smooth) <= k:
+            j = len(self._smooth)
+            vals = [self._level[i] if 0 <= i < len(self._level) else -120.0 for i in range(j - SMOOTH, j + SMOOTH + 1)]
+            self._smooth.append(float(np.dot(_SMOOTH_W, vals)))
+        return self._smooth[k]
+
+    def _decide(self, k: int) -> ProsodyEvent | None:
+        """Frame k's event, its look-ahead frames available; updates the running state in frame order."""
+        s = self._smoothed(k)
+        ahead = max(self._smoothed(j) for j in range(k, k + NUCLEUS_REACH + 1))
+        decay = PEAK_DECAY_DB_S * 0.01
+        self._peak = max(self._peak - decay, ahead, PEAK_FLOOR_DB)
+        st = self._st[k]
+        if np.isfinite(st) and s > self._peak - SPEECH_DB:
+            self._voiced += 1
+            self._hist[int(np.clip((st - _LOG_LO) * 48.0, 0, _BINS - 1))] += 1
+        speech = s > self._peak - SPEECH_DB and s > PEAK_FLOOR_DB
+        if speech:
+            self._silent_run = 0
+            self._spoke = True
+        else:
+            self._silent_run += 1
+            if self._spoke and self._silent_run == int(round(PAUSE_S * 100)):
+                self._spoke = False
+                self._pauses += 1
+                return ProsodyEvent((k - self._silent_run + 1) * 0.01, "pause", 1.0, index=self._pauses - 1)
+        if not speech or s < self._peak - NUCLEUS_DB:
+            return None
+        around = [self._smoothed(j) for j in range(k - NUCLEUS_REACH, k + NUCLEUS_REACH + 1)]
+        if s < max(around):
+            return None
+        if any(self._smoothed(j) == s for j in range(k - NUCLEUS_REACH, k)):
+            return None  # a plateau: its first frame was the nucleus
+        dip = min(max(0, k - 2 * NUCLEUS_REACH), k)
+        before = min(self._smoothed(j) for j in range(dip, k + 1)) if k > 0 else -120.0
+        after = min(around[NUCLEUS_REACH:])
+        if s - max(before, after) < DIP_DB and s - min(before, after) < 2 * DIP_DB:
+            return None
+        loud = float(np.clip((s - (self._peak - 10.0)) / 8.0, 0.0, 1.0))
+        pitch, accent = 0.0, 0.0
+        near = [v for v in self._st[max(0, k - 5): k + 6] if np.isfinite(v)]
+        if near and self._voiced >= PRIOR_VOICED:
+            mean = _LOG_LO + (np.searchsorted(np.cumsum(self._hist), self._voiced / 2.0) + 0.5) / 48.0
+            top = max(near)
+            pitch = 12.0 * (top - mean)
+            lead = [v for v in self._st[max(0, k - int(RISE_S * 100)): k] if np.isfinite(v)]
+            rise = 12.0 * (top - min(lead)) if lead else 0.0
+            if pitch >= ACCENT_ST and rise >= RISE_ST:
+                accent = float(np.clip((pitch - ACCENT_ST) / 3.0 + 0.5, 0.0, 1.0))
+        stress = float(np.clip(0.6 * loud + 0.4 * np.clip((pitch + 1.0) / 4.0, 0.0, 1.0), 0.0, 1.0))
+        return ProsodyEvent(k * 0.01, "nucleus", stress, accent, pitch)
+
+
+def analyse_prosody(samples: np.ndarray, sample_rate: int) -> list[ProsodyEvent]:
+    """Every event of a whole utterance (trailing silence is added so its last syllables get their look-ahead)."""
+    a = ProsodyAnalyser(sample_rate)
+    a.push(samples)
+    a.push(np.zeros(int(sample_rate * (LOOKAHEAD + 2) * 0.01) + 1, np.float32))
+    return a.events
