@@ -54,8 +54,8 @@ def _ease_out(s: float) -> float:
 
 
 def _linear_out(s: float) -> float:
-    """1 -> 0 linearly over s in 0..1."""
-    return 1.0 - min(1.0, max(0.0, s))
+    """1 -> 0 linearly over s in 0..1 (exactly 0 from 1 on, float rounding of the clock included)."""
+    return 0.0 if s >= 1.0 - 1e-9 else 1.0 - max(0.0, s)
 
 
 class SpeechTrack:
