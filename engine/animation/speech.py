@@ -29,9 +29,10 @@ from engine.speech.errors import BadAudio
 from engine.speech.mouth import HOP_S, MOUTH_CONTROLS, MouthAnalyser
 from engine.speech.prosody import ProsodyAnalyser
 
-# clear(): the mouth shuts linearly over this. Why linear and 100 ms: at 25 fps a frame lands at most 120 ms after
-# the clear (closed within 3 frames), and a linear fade takes at most 40/100 of the opening per frame (an 80 ms
-# smoothstep took up to 78% in one step when its steep middle fell between two ticks).
+# clear(): the mouth holds the shape it had at the clear (the audio stops: nothing more is articulated) and shuts
+# linearly over this. Why linear and 100 ms: at 25 fps the third frame after a clear lands at most 120 ms after it,
+# and a linear fade takes at most 40/100 of the opening per frame (an 80 ms smoothstep over the running speech took
+# up to 78% in one step when its steep middle fell between two ticks). bench/bench_bargein.py measures it.
 CLEAR_S = 0.1
 MOTION_CLEAR_S = 0.5  # clear(): the speech's head, brow and blink motion settles over this (a head does not snap)
 CROSSFADE_S = 0.08  # a new utterance replacing a running one takes over over this
@@ -208,13 +209,13 @@ class SpeechLayer:
         if self.track is not None:
             g = self._gain(self._gain_from, t)
             if g > 0.0:
-                total += g * self.track.values(t)
+                total += g * self.track.values(t if self._gain_from is None else min(t, self._gain_from))
                 live = True
         if self._old is not None:
             track, cleared, since = self._old
             g = self._gain(cleared, t) * _ease_out((t - since) / CROSSFADE_S)
             if g > 0.0:
-                total += g * track.values(t)
+                total += g * track.values(t if cleared is None else min(t, cleared))
                 live = True
         out = {name: float(v) for name, v in zip(MOUTH_CONTROLS, total, strict=True) if v} if live else {}
         for name, v in self._motion(t).items():

@@ -35,10 +35,14 @@ class HeadMeter:
 
     def points(self, img: np.ndarray) -> np.ndarray:
         """The 68 points at twice the frame's size (half-pixel steps), in the frame's pixels."""
-        big = cv2.resize(img, (img.shape[1] * 2, img.shape[0] * 2), interpolation=cv2.INTER_CUBIC)
         r = self.meter.rect
-        shape = self.meter.predictor(big, dlib.rectangle(2 * r.left(), 2 * r.top(), 2 * r.right(), 2 * r.bottom()))
-        return np.array([(p.x, p.y) for p in shape.parts()], np.float64) / 2.0
+        m = (r.right() - r.left()) // 4  # the face box and a margin: only that is enlarged
+        x0, y0 = max(0, r.left() - m), max(0, r.top() - m)
+        part = img[y0: r.bottom() + m, x0: r.right() + m]
+        big = cv2.resize(part, (part.shape[1] * 2, part.shape[0] * 2), interpolation=cv2.INTER_CUBIC)
+        box = dlib.rectangle(2 * (r.left() - x0), 2 * (r.top() - y0), 2 * (r.right() - x0), 2 * (r.bottom() - y0))
+        shape = self.meter.predictor(np.ascontiguousarray(big), box)
+        return np.array([(p.x, p.y) for p in shape.parts()], np.float64) / 2.0 + (x0, y0)
 
     def _nose(self, img: np.ndarray) -> float:
         return self._features(self.points(img))[0]

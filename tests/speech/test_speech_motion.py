@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from engine.animation.marks import Mark
+from engine.animation.speech import MOTION_CLEAR_S
 from engine.animation.state import AnimationState
 from engine.animation.timeline import DEFAULT_TRANSITION_MS, Animator, IdleConfig
 from engine.face.intake import decode_image
@@ -29,6 +30,7 @@ from tests.speech.lipmeter import LipMeter, envelope, nuclei
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 FPS = 25.0
+SHUT = 0.035  # inner-lip gap (iod) under which the lips read as closed (as tests/speech/test_speech_render.py)
 LEAD_S = 2.0  # idle-only silence before the sentence: the head's sway to compare with
 Speech = Callable[..., Pcm]
 
@@ -39,6 +41,9 @@ class Rig:
         self.renderer = OfflineRenderer()
         self.source = self.renderer.prepare(crop)
         self.head = HeadMeter(LipMeter(crop.crop), self.draw)
+        lm = crop.crop_landmarks  # the upper face: brows to the nose, above the reach of the mouth's fields
+        self.upper = (slice(int(max(0, lm[19, 1] - 0.5 * (lm[8, 1] - lm[27, 1]))), int(lm[29, 1])),
+                      slice(int(lm[0, 0]), int(lm[16, 0])))
 
     def draw(self, state: AnimationState) -> np.ndarray:
         return self.renderer.render(self.source, state)
@@ -46,18 +51,20 @@ class Rig:
 
 @dataclass
 class Take:
-    """One voice's frames measured: times, head pitch (deg), brow height (iod), lip gap (iod), and the frames."""
+    """One voice's frames measured: times, head pitch (deg), brow height (iod), lip gap (iod), and the frames'
+    upper faces (``Rig.upper``)."""
 
     times: np.ndarray
     pitch: np.ndarray
     brow: np.ndarray
-    frames: list[np.ndarray]
+    gap: np.ndarray
+    upper: list[np.ndarray]
 
 
-def take(rig: Rig, animator: Animator, times: np.ndarray) -> Take:
+def take(rig: Rig, animator: Animator, times: np.ndarray, measure: bool = True) -> Take:
     frames = [rig.draw(animator.sample(float(t))) for t in times]
-    m = np.array([rig.head.measure(f) for f in frames])
-    return Take(times, m[:, 0], m[:, 1], frames)
+    m = np.array([rig.head.measure(f) for f in frames]) if measure else np.zeros((len(times), 3))
+    return Take(times, m[:, 0], m[:, 1], m[:, 2], [f[rig.upper].astype(np.int16) for f in frames])
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +84,7 @@ def takes(rig: Rig, speech: Speech) -> dict[str, object]:
         a = Animator(IdleConfig(seed=3), 0.0)
         if gain is not None:
             a.speak(padded, 0.0, 0.0, speech_motion=gain)
-        out[name] = take(rig, a, times)
+        out[name] = take(rig, a, times, measure=gain is not None)
     return out
 
 
@@ -103,14 +110,9 @@ def test_speech_motion_0_leaves_the_upper_face_to_the_idle_sway(takes: dict[str,
     what idle life does); with 1 they are not."""
     on, off, idle = takes["on"], takes["off"], takes["idle"]
     _, speaking = windows(on)
-    lm = rig.source.face.crop_landmarks
-    y1 = int(lm[29, 1])  # down to the nose: above the reach of the mouth's fields
-    x0, x1 = int(lm[0, 0]), int(lm[16, 0])
-    y0 = int(max(0, lm[19, 1] - 0.5 * (lm[8, 1] - lm[27, 1])))
 
     def diff(a: Take) -> float:
-        return max(float(np.abs(f[y0:y1, x0:x1].astype(int) - g[y0:y1, x0:x1].astype(int)).mean())
-                   for f, g, s in zip(a.frames, idle.frames, speaking, strict=True) if s)
+        return max(float(np.abs(f - g).mean()) for f, g, s in zip(a.upper, idle.upper, speaking, strict=True) if s)
 
     print(f"upper face vs idle alone: speech_motion 0 {diff(off):.2f}, 1 {diff(on):.2f} grey levels")
     assert diff(off) < 0.5
@@ -170,3 +172,25 @@ def test_an_expression_mark_is_on_time(speech: Speech) -> None:
     assert smile[frames < at].max() == 0.0
     first = frames[np.argmax(smile > 0.5)]
     assert first <= at + DEFAULT_TRANSITION_MS / 1000.0 + 2.0 / FPS, (first, at)
+
+
+def test_barge_in_closes_the_mouth_in_3_frames_and_the_head_settles(rig: Rig, speech: Speech,
+                                                                    takes: dict[str, object]) -> None:
+    """clear at 6 seeded points of speech, 25 fps ticks at a random phase: the measured lips are shut by the 3rd
+    frame after the clear (<= 120 ms), no step among the frames after it exceeds half the full opening, and the
+    head is back at rest once MOTION_CLEAR_S has passed (bench/bench_bargein.py: 20 points, the figures)."""
+    pcm = speech(SENTENCE)
+    rest_pitch, _, rest = rig.head.measure(rig.draw(Animator(IdleConfig(enabled=False), 0.0).sample(0.0)))
+    full = takes["on"].gap.max() - rest
+    rng = np.random.default_rng(5)
+    for c, phase in zip(rng.uniform(0.4, pcm.duration - 0.6, 6), rng.uniform(0.0, 1.0 / FPS, 6), strict=True):
+        a = Animator(IdleConfig(enabled=False), 0.0)
+        a.speak(pcm, 0.0, 0.0)
+        a.sample(float(c) - 0.02)
+        a.clear(float(c))
+        after = [rig.head.measure(rig.draw(a.sample(float(c + phase + k / FPS)))) for k in range(4)]
+        gaps = np.array([m[2] for m in after])
+        assert (gaps[:3] < SHUT).any(), (c, gaps)
+        assert np.abs(np.diff(gaps)).max() <= 0.5 * full, (c, gaps, full)
+        pitch = rig.head.measure(rig.draw(a.sample(float(c + MOTION_CLEAR_S + 0.04))))[0]
+        assert abs(pitch - rest_pitch) < 0.3, (c, pitch, rest_pitch)
