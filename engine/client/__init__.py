@@ -36,6 +36,7 @@ from engine.client.messages import (
     RenderReply,
     Reply,
     SourceReply,
+    SpeakReply,
     StreamReply,
     build_message,
     check_reply,
@@ -52,6 +53,6 @@ __all__ = [
     "AvatarsReply", "BadReply", "ClockOffset", "ClusterFrameSubscriber", "Command", "CurveClientKeys",
     "EngineClient", "EngineClientError", "EngineReplyError", "EngineUnavailable", "ExpressionsReply", "Frame",
     "FrameSubscriber", "HealthReply", "Keyframe", "Overloaded", "RenderReply", "Reply", "SourceReply",
-    "StreamReply", "build_message", "check_reply", "command", "frame_subscriber_socket", "parse_audio",
+    "SpeakReply", "StreamReply", "build_message", "check_reply", "command", "frame_subscriber_socket", "parse_audio",
     "parse_reply",
 ]
