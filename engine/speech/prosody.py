@@ -42,6 +42,7 @@ PAUSE_S = 0.15  # silence this long after speech is a phrase boundary
 ACCENT_ST = 1.5  # f0 this far above the speaker's median (semitones) ...
 RISE_ST = 1.0  # ... having risen this much over the RISE_S before it, is a pitch accent
 RISE_S = 0.25
+KEEP = 100  # frames of history kept: more than any look-back (2 x NUCLEUS_REACH, RISE_S) needs
 PRIOR_VOICED = 20  # voiced frames before the speaker's mean pitch is trusted for accents
 LOOKAHEAD = max(NUCLEUS_REACH + SMOOTH, int(round(PAUSE_S * 100))) + 1
 assert LOOKAHEAD <= MOUTH_LOOKAHEAD, "prosody must fit in the mouth's look-ahead: it adds no latency"
@@ -105,6 +106,7 @@ class ProsodyAnalyser:
     _level: list[float] = field(init=False, default_factory=list)  # raw level per frame
     _smooth: list[float] = field(init=False, default_factory=list)  # smoothed level, as far as the level allows
     _st: list[float] = field(init=False, default_factory=list)  # log2 f0 per frame (NaN unvoiced)
+    _base: int = field(init=False, default=0)  # the frame the three lists start at (older ones are dropped)
     _done: int = field(init=False, default=0)  # frames whose events are decided
     _peak: float = field(init=False, default=PEAK_FLOOR_DB)
     _voiced: int = field(init=False, default=0)
@@ -133,22 +135,28 @@ class ProsodyAnalyser:
         else:
             self._buf = buf
         new: list[ProsodyEvent] = []
-        while self._done + LOOKAHEAD < len(self._level):
+        while self._done + LOOKAHEAD < self._base + len(self._level):
             event = self._decide(self._done)
             self._done += 1
             if event is not None:
                 new.append(event)
+        if self._done - self._base > 4 * KEEP:  # bounded memory however long the utterance grows by appends
+            cut = self._done - KEEP - self._base
+            del self._level[:cut], self._st[:cut], self._smooth[:cut]
+            self._base += cut
         self.events.extend(new)
         return new
 
     def _smoothed(self, k: int) -> float:
         if k < 0:
             return -120.0
-        while len(self._smooth) <= k:
-            j = len(self._smooth)
-            vals = [self._level[i] if 0 <= i < len(self._level) else -120.0 for i in range(j - SMOOTH, j + SMOOTH + 1)]
+        base, level = self._base, self._level
+        while base + len(self._smooth) <= k:
+            j = base + len(self._smooth)
+            vals = [level[i - base] if base <= i < base + len(level) else -120.0
+                    for i in range(j - SMOOTH, j + SMOOTH + 1)]
             self._smooth.append(float(np.dot(_SMOOTH_W, vals)))
-        return self._smooth[k]
+        return self._smooth[k - base]
 
     def _decide(self, k: int) -> ProsodyEvent | None:
         """Frame k's event, its look-ahead frames available; updates the running state in frame order."""
@@ -156,7 +164,8 @@ class ProsodyAnalyser:
         ahead = max(self._smoothed(j) for j in range(k, k + NUCLEUS_REACH + 1))
         decay = PEAK_DECAY_DB_S * 0.01
         self._peak = max(self._peak - decay, ahead, PEAK_FLOOR_DB)
-        st = self._st[k]
+        b = self._base
+        st = self._st[k - b]
         if np.isfinite(st) and s > self._peak - SPEECH_DB:
             self._voiced += 1
             self._hist[int(np.clip((st - _LOG_LO) * 48.0, 0, _BINS - 1))] += 1
@@ -184,12 +193,12 @@ class ProsodyAnalyser:
             return None
         loud = float(np.clip((s - (self._peak - 10.0)) / 8.0, 0.0, 1.0))
         pitch, accent = 0.0, 0.0
-        near = [v for v in self._st[max(0, k - 5): k + 6] if np.isfinite(v)]
+        near = [v for v in self._st[max(0, k - 5) - b: k + 6 - b] if np.isfinite(v)]
         if near and self._voiced >= PRIOR_VOICED:
             mean = _LOG_LO + (np.searchsorted(np.cumsum(self._hist), self._voiced / 2.0) + 0.5) / 48.0
             top = max(near)
             pitch = 12.0 * (top - mean)
-            lead = [v for v in self._st[max(0, k - int(RISE_S * 100)): k] if np.isfinite(v)]
+            lead = [v for v in self._st[max(0, k - int(RISE_S * 100)) - b: k - b] if np.isfinite(v)]
             rise = 12.0 * (top - min(lead)) if lead else 0.0
             if pitch >= ACCENT_ST and rise >= RISE_ST:
                 accent = float(np.clip((pitch - ACCENT_ST) / 3.0 + 0.5, 0.0, 1.0))

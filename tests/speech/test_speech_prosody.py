@@ -32,6 +32,17 @@ def test_chunks_give_the_events_of_the_whole_within_the_mouths_look_ahead(speech
         i += n
     a.push(np.zeros(pcm.sample_rate, np.float32))
     assert a.events == whole
+    # a long utterance grown by appends drops its old frames as it goes (bounded memory) and finds the same events
+    # as one push of it all (which keeps every frame until the end)
+    gap = np.zeros(pcm.sample_rate // 2, np.float32)
+    signal = np.concatenate([pcm.samples, gap] * 4)
+    once = analyse_prosody(signal, pcm.sample_rate)
+    long = ProsodyAnalyser(pcm.sample_rate)
+    for i in range(0, len(signal), 2205):
+        long.push(signal[i: i + 2205])
+        assert len(long._level) <= 5 * 100
+    long.push(np.zeros(pcm.sample_rate, np.float32))
+    assert long.events == once and len(once) > 3 * len(whole)
     assert LOOKAHEAD <= MOUTH_LOOKAHEAD
 
 
