@@ -18,6 +18,7 @@ moves the face the same way. Frames are 10 ms, frame k centred on k * 10 ms of t
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -27,7 +28,7 @@ from engine.speech.mouth import LOOKAHEAD as MOUTH_LOOKAHEAD
 
 HOP = ANALYSIS_RATE // 100  # 10 ms
 WIN = ANALYSIS_RATE // 25  # 40 ms: two periods of the lowest f0
-NFFT = 1024
+NFFT = 512  # >= WIN + the longest lag: the autocorrelation from the power spectrum is not circular
 F0_RANGE = (60.0, 450.0)  # Hz
 OCTAVE_SHARE = 0.85
 VOICED = 0.45  # normalised autocorrelation above which a frame has a pitch
@@ -71,12 +72,12 @@ class ProsodyEvent:
 
 def frame_pitch(frames: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(level dB, f0 Hz or NaN, voicing 0..1) of an (N, WIN) block of frames at ANALYSIS_RATE."""
-    x = frames - frames.mean(axis=1, keepdims=True)
-    spec = np.fft.rfft(x * _WINDOW, NFFT, axis=1)
-    power = spec.real ** 2 + spec.imag ** 2
-    energy = np.sum((x * _WINDOW) ** 2, axis=1)
+    x = (frames - frames.mean(axis=1, keepdims=True)).astype(np.float32) * _WINDOW
+    spec = np.fft.rfft(x, NFFT, axis=1)  # float32 in: twice the FFT speed
+    power = (spec.real ** 2 + spec.imag ** 2).astype(np.float32)
+    energy = np.sum(x.astype(np.float64) ** 2, axis=1)
     level = 10.0 * np.log10(energy / np.sum(_WINDOW ** 2) + 1e-12)
-    acf = np.fft.irfft(power, NFFT, axis=1)[:, : _LAGS[1] + 2]
+    acf = np.fft.irfft(power, NFFT, axis=1)[:, : _LAGS[1] + 2].astype(np.float64)
     norm = acf[:, _LAGS[0]: _LAGS[1] + 1] / (acf[:, :1] + 1e-12) / (_WIN_ACF[_LAGS[0]: _LAGS[1] + 1] / _WIN_ACF[0])
     # the shortest lag that is a local peak within OCTAVE_SHARE of the best: the period, not a multiple of it
     # (the window's normalisation favours long lags, and a high voice then reads an octave low)
@@ -103,10 +104,10 @@ class ProsodyAnalyser:
     sample_rate: int
     _resampler: Resampler = field(init=False)
     _buf: np.ndarray = field(init=False)
-    _level: list[float] = field(init=False, default_factory=list)  # raw level per frame
-    _smooth: list[float] = field(init=False, default_factory=list)  # smoothed level, as far as the level allows
-    _st: list[float] = field(init=False, default_factory=list)  # log2 f0 per frame (NaN unvoiced)
-    _base: int = field(init=False, default=0)  # the frame the three lists start at (older ones are dropped)
+    _level: np.ndarray = field(init=False)  # raw level per frame, from frame _base on
+    _smooth: np.ndarray = field(init=False)  # smoothed level, as far as the level allows
+    _st: np.ndarray = field(init=False)  # log2 f0 per frame (NaN unvoiced)
+    _base: int = field(init=False, default=0)  # the frame the three arrays start at (older ones are dropped)
     _done: int = field(init=False, default=0)  # frames whose events are decided
     _peak: float = field(init=False, default=PEAK_FLOOR_DB)
     _voiced: int = field(init=False, default=0)
@@ -120,6 +121,7 @@ class ProsodyAnalyser:
         self._resampler = Resampler(self.sample_rate)
         self._buf = np.zeros(WIN // 2, np.float32)
         self._hist = np.zeros(_BINS, np.int64)
+        self._level, self._smooth, self._st = np.zeros(0), np.zeros(0), np.zeros(0)
 
     def push(self, samples: np.ndarray) -> list[ProsodyEvent]:
         """The events these samples complete (possibly none); all of them are also kept in ``events``."""
@@ -128,10 +130,11 @@ class ProsodyAnalyser:
         count = (len(buf) - WIN) // HOP + 1 if len(buf) >= WIN else 0
         if count > 0:
             frames = np.lib.stride_tricks.sliding_window_view(buf, WIN)[::HOP][:count]
-            level, f0, _ = frame_pitch(frames.astype(np.float64))
-            self._level.extend(level.tolist())
-            self._st.extend(np.log2(f0).tolist())
+            level, f0, _ = frame_pitch(frames)
+            self._level = np.concatenate([self._level, level])
+            self._st = np.concatenate([self._st, np.log2(f0)])
             self._buf = buf[count * HOP:]
+            self._extend_smooth()
         else:
             self._buf = buf
         new: list[ProsodyEvent] = []
@@ -142,33 +145,41 @@ class ProsodyAnalyser:
                 new.append(event)
         if self._done - self._base > 4 * KEEP:  # bounded memory however long the utterance grows by appends
             cut = self._done - KEEP - self._base
-            del self._level[:cut], self._st[:cut], self._smooth[:cut]
+            self._level, self._st, self._smooth = self._level[cut:], self._st[cut:], self._smooth[cut:]
             self._base += cut
         self.events.extend(new)
         return new
 
-    def _smoothed(self, k: int) -> float:
-        if k < 0:
-            return -120.0
-        base, level = self._base, self._level
-        while base + len(self._smooth) <= k:
-            j = base + len(self._smooth)
-            vals = [level[i - base] if base <= i < base + len(level) else -120.0
-                    for i in range(j - SMOOTH, j + SMOOTH + 1)]
-            self._smooth.append(float(np.dot(_SMOOTH_W, vals)))
-        return self._smooth[k - base]
+    def _extend_smooth(self) -> None:
+        """Smooth every frame whose window of levels has arrived (frames before the first read -120 dB)."""
+        b, n = self._base, len(self._level)
+        first, last = b + len(self._smooth), b + n - SMOOTH  # frames first..last-1 get a value now
+        if last <= first:
+            return
+        lo = first - SMOOTH
+        pad = max(0, -lo)
+        seg = np.concatenate([np.full(pad, -120.0), self._level[max(0, lo - b): last + SMOOTH - b]])
+        vals = np.convolve(seg, _SMOOTH_W[::-1], "valid")
+        self._smooth = np.concatenate([self._smooth, vals])
+
+    def _window(self, lo: int, hi: int) -> np.ndarray:
+        """Smoothed levels of frames lo..hi-1 (frames before the first read -120 dB)."""
+        b = self._base
+        if lo >= 0:
+            return self._smooth[lo - b: hi - b]
+        return np.concatenate([np.full(-lo, -120.0), self._smooth[: hi - b]])
 
     def _decide(self, k: int) -> ProsodyEvent | None:
         """Frame k's event, its look-ahead frames available; updates the running state in frame order."""
-        s = self._smoothed(k)
-        ahead = max(self._smoothed(j) for j in range(k, k + NUCLEUS_REACH + 1))
+        b = self._base
+        s = float(self._smooth[k - b])
+        ahead = float(self._smooth[k - b: k - b + NUCLEUS_REACH + 1].max())
         decay = PEAK_DECAY_DB_S * 0.01
         self._peak = max(self._peak - decay, ahead, PEAK_FLOOR_DB)
-        b = self._base
-        st = self._st[k - b]
-        if np.isfinite(st) and s > self._peak - SPEECH_DB:
+        st = float(self._st[k - b])
+        if math.isfinite(st) and s > self._peak - SPEECH_DB:
             self._voiced += 1
-            self._hist[int(np.clip((st - _LOG_LO) * 48.0, 0, _BINS - 1))] += 1
+            self._hist[min(_BINS - 1, max(0, int((st - _LOG_LO) * 48.0)))] += 1
         speech = s > self._peak - SPEECH_DB and s > PEAK_FLOOR_DB
         if speech:
             self._silent_run = 0
@@ -181,28 +192,29 @@ class ProsodyAnalyser:
                 return ProsodyEvent((k - self._silent_run + 1) * 0.01, "pause", 1.0, index=self._pauses - 1)
         if not speech or s < self._peak - NUCLEUS_DB:
             return None
-        around = [self._smoothed(j) for j in range(k - NUCLEUS_REACH, k + NUCLEUS_REACH + 1)]
-        if s < max(around):
+        around = self._window(k - NUCLEUS_REACH, k + NUCLEUS_REACH + 1)
+        if s < around.max():
             return None
-        if any(self._smoothed(j) == s for j in range(k - NUCLEUS_REACH, k)):
+        if (around[:NUCLEUS_REACH] == s).any():
             return None  # a plateau: its first frame was the nucleus
-        dip = min(max(0, k - 2 * NUCLEUS_REACH), k)
-        before = min(self._smoothed(j) for j in range(dip, k + 1)) if k > 0 else -120.0
-        after = min(around[NUCLEUS_REACH:])
+        before = float(self._window(max(0, k - 2 * NUCLEUS_REACH), k + 1).min()) if k > 0 else -120.0
+        after = float(around[NUCLEUS_REACH:].min())
         if s - max(before, after) < DIP_DB and s - min(before, after) < 2 * DIP_DB:
             return None
-        loud = float(np.clip((s - (self._peak - 10.0)) / 8.0, 0.0, 1.0))
+        loud = min(1.0, max(0.0, (s - (self._peak - 10.0)) / 8.0))
         pitch, accent = 0.0, 0.0
-        near = [v for v in self._st[max(0, k - 5) - b: k + 6 - b] if np.isfinite(v)]
-        if near and self._voiced >= PRIOR_VOICED:
+        near = self._st[max(0, k - 5) - b: k + 6 - b]
+        near = near[np.isfinite(near)]
+        if len(near) and self._voiced >= PRIOR_VOICED:
             mean = _LOG_LO + (np.searchsorted(np.cumsum(self._hist), self._voiced / 2.0) + 0.5) / 48.0
-            top = max(near)
+            top = float(near.max())
             pitch = 12.0 * (top - mean)
-            lead = [v for v in self._st[max(0, k - int(RISE_S * 100)) - b: k - b] if np.isfinite(v)]
-            rise = 12.0 * (top - min(lead)) if lead else 0.0
+            lead = self._st[max(0, k - int(RISE_S * 100)) - b: k - b]
+            lead = lead[np.isfinite(lead)]
+            rise = 12.0 * (top - float(lead.min())) if len(lead) else 0.0
             if pitch >= ACCENT_ST and rise >= RISE_ST:
-                accent = float(np.clip((pitch - ACCENT_ST) / 3.0 + 0.5, 0.0, 1.0))
-        stress = float(np.clip(0.6 * loud + 0.4 * np.clip((pitch + 1.0) / 4.0, 0.0, 1.0), 0.0, 1.0))
+                accent = min(1.0, max(0.0, (pitch - ACCENT_ST) / 3.0 + 0.5))
+        stress = min(1.0, max(0.0, 0.6 * loud + 0.4 * min(1.0, max(0.0, (pitch + 1.0) / 4.0))))
         return ProsodyEvent(k * 0.01, "nucleus", stress, accent, pitch)
 
 
