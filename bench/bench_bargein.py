@@ -13,7 +13,8 @@ tests/speech/headmeter.py) measure the inner-lip gap and the head pitch. Printed
 - the head: the measured pitch (idle off, so only speech moves it) MOTION_CLEAR_S + 40 ms after the clear.
 
 Run: .venv/bin/python bench/bench_bargein.py [--n 20] [--seed 1] [--fade smoothstep80]
-(--fade smoothstep80 puts back the old 80 ms smoothstep fade, for comparison.) Needs espeak-ng. No assertions.
+(--fade smoothstep80 puts back the old 80 ms smoothstep's shape, for comparison; the mouth still holds its shape at
+the clear, which the old fade did not: that one measured worst 81%.) Needs espeak-ng. No assertions.
 """
 
 from __future__ import annotations
