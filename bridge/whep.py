@@ -44,6 +44,7 @@ from bridge.openapi import Answer, Operation
 from engine.client import EngineClientError
 from engine.errors import HTTP_STATUS, EngineError
 from engine.options import Option
+from engine.stats import percentile
 
 log = logging.getLogger(__name__)
 
@@ -417,8 +418,7 @@ async def _read(request: Request, limit: int) -> bytes:
 
 
 def _pct(values: list[float], q: int) -> float:
-    data = sorted(values)
-    return round(data[min(len(data) - 1, len(data) * q // 100)], 1) if data else 0.0
+    return round(percentile(values, q), 1)
 
 
 SDP_BODY = {"required": True, "content": {"application/sdp": {"schema": {"type": "string"}}}}

@@ -31,6 +31,7 @@ from engine.avatars import Avatar
 from engine.cache import ByteLRU
 from engine.codec import encode_jpeg, jpeg_size
 from engine.render.base import Renderer
+from engine.stats import percentile
 from engine.workers import FrameClock, Mailbox, StreamClock, Worker
 
 log = logging.getLogger(__name__)
@@ -74,15 +75,12 @@ class FrameStats:
             return len(self.render_ms)
 
     def summary(self) -> dict[str, float]:
-        def pct(data: list[float], q: int) -> float:
-            return round(data[min(len(data) - 1, len(data) * q // 100)], 3) if data else 0.0
-
         with self._lock:
-            render, overhead = sorted(self.render_ms), sorted(self.overhead_ms)
+            render, overhead = list(self.render_ms), list(self.overhead_ms)
             counts = {"published": self.published, "failed": self.failed, "streams_stopped": self.stopped}
-        return {**counts,
-                "render_ms_p50": pct(render, 50), "render_ms_p95": pct(render, 95),
-                "overhead_ms_p50": pct(overhead, 50), "overhead_ms_p95": pct(overhead, 95),
+        figures = {f"{name}_p{q}": round(percentile(data, q), 3)
+                   for name, data in (("render_ms", render), ("overhead_ms", overhead)) for q in (50, 95)}
+        return {**counts, **figures,
                 "render_ms_mean": round(statistics.fmean(render), 3) if render else 0.0}
 
 
