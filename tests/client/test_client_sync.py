@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import time
 
 import pytest
@@ -96,6 +97,32 @@ def test_lazy_pirate_reopens_the_socket_and_retries(peer_factory) -> None:
         assert client.call("health")["echo"] == "health"
         assert peer.seen == 2
         assert client.call("expressions")["echo"] == "expressions"  # the fresh socket carries on
+
+
+class Interrupted(Exception):
+    """What the test's signal handler raises inside the client's poll (as Ctrl-C raises KeyboardInterrupt)."""
+
+
+def test_a_request_interrupted_in_its_poll_leaves_the_client_usable(peer_factory) -> None:
+    """A signal handler that raises while the REQ socket waits for its reply: the socket is left between send and
+    receive, so the client must drop it, or every later request fails with EFSM."""
+    peer = peer_factory(hold=("render",))  # never answers render; answers health
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise Interrupted
+
+    previous = signal.signal(signal.SIGALRM, interrupt)
+    try:
+        with EngineClient(peer.addr, timeout_ms=10_000, retries=0) as client:
+            signal.setitimer(signal.ITIMER_REAL, 0.3)
+            with pytest.raises(Interrupted):
+                client.call("render")  # interrupted in poll, well before its 10 s timeout
+            assert peer.held == 1  # the request was sent: the socket was mid-request
+            assert client.call("health")["echo"] == "health"
+            assert client.call("health")["echo"] == "health"
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 def test_no_engine_raises_unavailable_after_the_retries(peer_factory) -> None:
