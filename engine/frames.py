@@ -30,6 +30,7 @@ from engine.animation.state import AnimationState
 from engine.avatars import Avatar
 from engine.cache import ByteLRU
 from engine.codec import encode_jpeg, jpeg_size
+from engine.framing import draw_framed
 from engine.render.base import Renderer
 from engine.stats import percentile
 from engine.workers import FrameClock, Mailbox, StreamClock, Worker
@@ -157,21 +158,25 @@ class FramePath:
 
     # -- any thread --
 
-    def draw(self, avatar: Avatar, state: AnimationState, output: str) -> Drawn:
-        """Render thread: state -> crop -> paste-back (a fresh frame: the encoder reads it while we draw on)."""
+    def draw(self, avatar: Avatar, state: AnimationState, output: str, framing: p.Framing = p.FULL) -> Drawn:
+        """Render thread: state -> crop -> paste-back (a fresh frame: the encoder reads it while we draw on); a
+        stream's framing (engine/framing.py) pastes onto its framed region instead of the whole photo."""
         renderer = self._renderer
         assert renderer is not None
         started = time.perf_counter()
         crop = renderer.render(avatar.source, state)
         rendered = time.perf_counter()
-        frame = avatar.paste.apply(crop) if output == "full" else crop
+        if framing.reframes:
+            frame = draw_framed(avatar.paste, avatar.views, crop, framing)
+        else:
+            frame = avatar.paste.apply(crop) if output == "full" else crop
         return Drawn(frame, (rendered - started) * 1000, (time.perf_counter() - rendered) * 1000)
 
     def header(self, avatar: Avatar, state: AnimationState, jpeg: bytes, drawn: Drawn | None, t: float,
-               seq: int = 0, late: int = 0) -> dict[str, Any]:
+               seq: int = 0, late: int = 0, framing: p.Framing = p.FULL) -> dict[str, Any]:
         width, height = (drawn.width, drawn.height) if drawn else jpeg_size(jpeg)
         return {"seq": seq, "ts": t, "wall": time.time(), "avatar": avatar.id, "expression": state.expression,
-                "intensity": state.intensity, "width": width, "height": height,
+                "intensity": state.intensity, "width": width, "height": height, "framing": framing.kind,
                 "render_ms": round(drawn.render_ms, 3) if drawn else 0.0, "renderer": self.renderer_name,
                 "late": late, "cached": drawn is None, "jawOpen": round(state.controls.get("jawOpen", 0.0), 4)}
 
@@ -234,10 +239,11 @@ class FramePath:
                 late = True
                 return
             state, static = sample(avatar, t)
-            key = (avatar.id, self.output, self.quality, state.key()) if static else None
+            framing = stream.framing or p.FULL
+            key = (avatar.id, self.output, self.quality, framing, state.key()) if static else None
             jpeg = self.cache.get(key) if key else None
-            drawn = None if jpeg is not None else self.draw(avatar, state, self.output)
-            self.publisher.submit(lambda: self.publish(stream, avatar, state, t, drawn, jpeg, key))
+            drawn = None if jpeg is not None else self.draw(avatar, state, self.output, framing)
+            self.publisher.submit(lambda: self.publish(stream, avatar, state, t, drawn, jpeg, key, framing))
         except Exception as exc:
             failed = True
             self._stream_failed(stream, exc)
@@ -254,24 +260,25 @@ class FramePath:
             log.error("stream frame failed for %s", stream.avatar, exc_info=exc)
 
     def publish(self, stream: StreamClock, avatar: Avatar, state: AnimationState, t: float, drawn: Drawn | None,
-                jpeg: bytes | None, key: FrameKey | None) -> None:
+                jpeg: bytes | None, key: FrameKey | None, framing: p.Framing = p.FULL) -> None:
         """Publish thread: JPEG (unless cached), header with the next seq, PUB without blocking."""
         try:
-            self._publish(stream, avatar, state, t, drawn, jpeg, key)
+            self._publish(stream, avatar, state, t, drawn, jpeg, key, framing)
         except Exception as exc:  # counted like a failed draw; the first of a run is logged with its traceback
             self.stats.count_failed()
             if self.frame_clock.count_failed(stream) == 1:
                 log.error("stream frame could not be published for %s", stream.avatar, exc_info=exc)
 
     def _publish(self, stream: StreamClock, avatar: Avatar, state: AnimationState, t: float, drawn: Drawn | None,
-                 jpeg: bytes | None, key: FrameKey | None) -> None:
+                 jpeg: bytes | None, key: FrameKey | None, framing: p.Framing) -> None:
         started = time.perf_counter()
         if jpeg is None:
             assert drawn is not None
             jpeg = encode_jpeg(drawn.frame, self.quality)
             if key is not None:
                 self.cache.put(key, jpeg)
-        header = self.header(avatar, state, jpeg, drawn, t, self.frame_clock.take_seq(stream), stream.late)
+        header = self.header(avatar, state, jpeg, drawn, t, self.frame_clock.take_seq(stream), stream.late,
+                             framing)
         header["epoch"] = stream.epoch
         assert self.pub is not None
         # PUB never blocks and never says when it drops for a slow subscriber, so no dropped count is kept.

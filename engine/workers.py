@@ -216,6 +216,7 @@ class StreamClock:
     failed_in_a_row: int = 0
     in_flight: bool = False
     epoch: int = 0  # stamped on every frame header: raised when a cluster moves the avatar (engine/cluster/)
+    framing: Any = None  # what its frames show (protocol.Framing; None: the engine's --output)
 
     @property
     def next_time(self) -> float:
@@ -247,8 +248,9 @@ class FrameClock:
         if self._thread.is_alive():
             self._thread.join(5.0)
 
-    def set_rate(self, avatar: str, fps: float, epoch: int = 0) -> StreamClock | None:
-        """Start, re-time (fresh origin, seq continues) or, with fps 0, stop a stream."""
+    def set_rate(self, avatar: str, fps: float, epoch: int = 0, framing: Any = None) -> StreamClock | None:
+        """Start, re-time (fresh origin, seq continues) or, with fps 0, stop a stream; ``framing`` is what its frames
+        show from the next one on."""
         with self._cond:
             if fps <= 0:
                 self._streams.pop(avatar, None)
@@ -259,7 +261,7 @@ class FrameClock:
                 stream = self._streams[avatar] = StreamClock(avatar, fps, self._clock())
             elif stream.fps != fps:
                 stream.fps, stream.origin, stream.tick = fps, self._clock(), 0
-            stream.epoch = epoch
+            stream.epoch, stream.framing = epoch, framing
             self._cond.notify()
             return stream
 
