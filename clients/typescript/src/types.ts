@@ -189,9 +189,22 @@ export interface RenderReply extends AvatarReply {
   header: FrameHeader;
 }
 
+/** What a stream's frames show: the whole photo, head and shoulders around the face, or the aligned face crop. */
+export type Framing = "full" | "head" | "face";
+
+/** A stream's framing and frame size (both or neither, even, 64..1920; head and face default to 512 x 512). */
+export interface StreamFraming {
+  framing?: Framing;
+  width?: number;
+  height?: number;
+}
+
 export interface StreamReply extends AvatarReply {
   fps: number;
   topic: string;
+  framing?: Framing;
+  width?: number | null;
+  height?: number | null;
 }
 
 export type AudioFormat = "wav" | "pcm_s16le" | "pcm_f32le";
@@ -226,7 +239,7 @@ export interface CommandMap {
   clear: [{ avatar: string }, TimedReply];
   set_idle: [SetIdleRequest, TimedReply];
   render: [RenderRequest, RenderReply];
-  stream: [{ avatar: string; fps?: number }, StreamReply];
+  stream: [{ avatar: string; fps?: number } & StreamFraming, StreamReply];
   speak: [SpeakRequest, SpeakReply];
 }
 export type CommandName = keyof CommandMap;
