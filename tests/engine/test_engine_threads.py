@@ -23,6 +23,7 @@ from engine.core import Core
 from engine.errors import Busy
 from engine.frames import STREAM_MAX_FAILURES
 from engine.workers import FrameClock, Worker
+from tests.service.live import wait_until
 
 
 def pump(core: Core, until: object, timeout: float = 60.0) -> None:
@@ -32,13 +33,6 @@ def pump(core: Core, until: object, timeout: float = 60.0) -> None:
         assert time.monotonic() < deadline, "timed out"
         core.mailbox.run_pending()
         time.sleep(0.01)
-
-
-def wait_until(cond: object, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():  # type: ignore[operator]
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.005)
 
 
 @pytest.fixture
@@ -158,7 +152,8 @@ def test_stream_frames_are_not_drawn_when_the_publisher_is_full(core: Core) -> N
     aid = core.avatars.default_id
     try:
         core.frame_clock.set_rate(aid, 50.0)  # type: ignore[arg-type]
-        time.sleep(0.5)
+        # the clock ticks on: each tick finds no room and is counted late (a dead clock never gets here)
+        wait_until(lambda: core.frame_clock.snapshot().get(aid, {}).get("late", 0) >= 10)
         core.frame_clock.set_rate(aid, 0)  # type: ignore[arg-type]
     finally:
         gate.set()

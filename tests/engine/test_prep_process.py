@@ -23,7 +23,7 @@ from engine.face.types import FaceCrop
 from engine.prep import PrepConfig, PrepPool
 from engine.render.offline.renderer import OfflineSource
 from tests.service.conftest import DATA
-from tests.service.live import image_bytes
+from tests.service.live import image_bytes, wait_until
 
 CONFIG = PrepConfig(None, "dlib", 20_000_000, 40_000_000, renderer="offline")
 
@@ -125,8 +125,8 @@ def test_a_hung_child_is_answered_within_the_timeout_and_replaced() -> None:
 
 def test_the_queue_is_bounded(pool: PrepPool) -> None:
     slow = faceless(1200)
-    futures = [pool.prepare(slow)]  # taken by the prep thread
-    time.sleep(0.2)
+    futures = [pool.prepare(slow)]
+    wait_until(lambda: pool.worker.pending == 0)  # taken by the prep thread
     futures += [pool.prepare(slow), pool.prepare(slow)]  # the queue of two
     with pytest.raises(Busy, match="prep queue"):
         pool.prepare(slow)

@@ -182,6 +182,14 @@ class Prober:
         self.client.close()
 
 
+def wait_until(cond: Callable[[], object], timeout: float = 10.0) -> None:
+    """Poll ``cond`` every 5 ms until it holds: waiting for a state, not sleeping for a time (fails after timeout)."""
+    deadline = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.005)
+
+
 def spread(values: list[float]) -> str:
     """'p50 / p99 / max (n)' in ms."""
     if not values:
