@@ -240,7 +240,8 @@ class FramePath:
                 return
             state, static = sample(avatar, t)
             framing = stream.framing or p.FULL
-            key = (avatar.id, self.output, self.quality, framing, state.key()) if static else None
+            look = framing if framing.reframes else self.output  # unframed: the same entries as `render` stills
+            key = (avatar.id, look, self.quality, state.key()) if static else None
             jpeg = self.cache.get(key) if key else None
             drawn = None if jpeg is not None else self.draw(avatar, state, self.output, framing)
             self.publisher.submit(lambda: self.publish(stream, avatar, state, t, drawn, jpeg, key, framing))

@@ -66,7 +66,7 @@ class Worker:
         self._side: deque[tuple[Callable[[], Any], Future]] = deque()
         self._cond = threading.Condition()
         self._closed = self._stopping = False
-        self._side_waiting = 0  # callers of submit_side waiting for room (health and tests read it)
+        self._side_waiting = 0  # callers of submit_side blocked for room (a diagnostic; the tests wait on it)
         names = [name] if threads == 1 else [f"{name}-{i}" for i in range(threads)]
         self._threads = [threading.Thread(target=self._run, name=n, daemon=True) for n in names]
 
