@@ -9,6 +9,8 @@
 A framed region is cheaper per frame than the whole photo: the region of the photo is cut and resized to the frame
 once per (avatar, framing) (a ``View``), and each frame pastes the rendered face straight onto a copy of that
 (``PasteBack.onto`` with the crop-to-frame map), so only the frame's pixels are copied, blended and JPEG-encoded.
+A region smaller than the frame (a small photo, a large frame) is pasted at the photo's scale and resized after,
+so the blend never covers more pixels than the photo's own.
 """
 
 from __future__ import annotations
@@ -70,14 +72,35 @@ def resize(image: np.ndarray, width: int, height: int) -> np.ndarray:
     return cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
 
 
-def view(paste: PasteBack, framing: Framing) -> PasteBack:
-    """The avatar's paste-back onto its framed region (built once per avatar and framing: the region's resize and
-    the mask's warp)."""
+@dataclass(frozen=True)
+class View:
+    """One avatar's paste-back for one framing: onto the frame itself when the region shrinks (fewer pixels to
+    blend than in the photo), or onto the region at the photo's own scale, then resized, when it grows (a framed
+    face larger than in the photo would cost more to blend than the whole photo)."""
+
+    paste: PasteBack
+    size: tuple[int, int] | None  # (width, height) to resize the pasted region to; None: pasted at frame size
+
+    def apply(self, crop: np.ndarray) -> np.ndarray:
+        frame = self.paste.apply(crop)
+        return frame if self.size is None else resize(frame, *self.size)
+
+    @property
+    def nbytes(self) -> int:
+        return self.paste.nbytes + self.paste.image.nbytes
+
+
+def view(paste: PasteBack, framing: Framing) -> View:
+    """The avatar's view for ``framing`` (built once per avatar and framing: the region's cut or resize and the
+    mask's warp)."""
     assert framing.width is not None and framing.height is not None
     region = face_region(paste, framing)
-    background = resize(np.ascontiguousarray(paste.image[region.y0:region.y1, region.x0:region.x1]),
-                        framing.width, framing.height)
-    return PasteBack.onto(background, region_map(region, framing.width, framing.height) @ paste.m_c2o)
+    cut = np.ascontiguousarray(paste.image[region.y0:region.y1, region.x0:region.x1])
+    if framing.width * framing.height > cut.shape[0] * cut.shape[1]:  # growing: paste first, resize after
+        shift = np.array([[1.0, 0.0, -region.x0], [0.0, 1.0, -region.y0], [0.0, 0.0, 1.0]])
+        return View(PasteBack.onto(cut, shift @ paste.m_c2o), (framing.width, framing.height))
+    background = resize(cut, framing.width, framing.height)
+    return View(PasteBack.onto(background, region_map(region, framing.width, framing.height) @ paste.m_c2o), None)
 
 
 def face_frame(crop: np.ndarray, width: int, height: int) -> np.ndarray:
@@ -95,9 +118,9 @@ class Views:
     """One avatar's framed views, made on first use by the render thread (the only thread that draws)."""
 
     def __init__(self) -> None:
-        self._views: dict[Framing, PasteBack] = {}
+        self._views: dict[Framing, View] = {}
 
-    def get(self, paste: PasteBack, framing: Framing) -> PasteBack:
+    def get(self, paste: PasteBack, framing: Framing) -> View:
         found = self._views.get(framing)
         if found is None:
             if len(self._views) >= MAX_VIEWS:
@@ -107,7 +130,7 @@ class Views:
 
     @property
     def nbytes(self) -> int:
-        return sum(v.nbytes + v.image.nbytes for v in list(self._views.values()))
+        return sum(v.nbytes for v in list(self._views.values()))
 
 
 def draw_framed(paste: PasteBack, views: Views, crop: np.ndarray, framing: Framing) -> np.ndarray:
