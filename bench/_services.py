@@ -23,11 +23,6 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def pct(values: list[float], q: float) -> float:
-    data = sorted(values)
-    return data[min(len(data) - 1, int(len(data) * q))]
-
-
 class ServicesNotReady(RuntimeError):
     """The engine or the bridge exited, or /health never answered 200: nothing worth measuring."""
 

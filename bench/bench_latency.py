@@ -32,11 +32,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from engine.client import EngineClient  # noqa: E402
+from engine.stats import percentile  # noqa: E402
 from tests.service.conftest import DATA, free_port  # noqa: E402
 from tests.service.live import (  # noqa: E402
     FrameWatcher,
     faceless_png,
-    pct,
     speak_over_raw_http,
     speech_wav,
     stop_processes,
@@ -85,7 +85,9 @@ class Cycler:
 
 
 def fmt(values: list[float]) -> str:
-    return f"{pct(values, 50):6.1f} {pct(values, 99):7.1f} {max(values, default=0):7.1f}" if values else "   -"
+    if not values:
+        return "   -"
+    return f"{percentile(values, 50):6.1f} {percentile(values, 99):7.1f} {max(values, default=0):7.1f}"
 
 
 def run_once(root: Path, label: str, uploads: list[tuple[str, bytes]], clip_wav: bytes, live_wav: bytes) -> None:
@@ -156,7 +158,7 @@ def run_once(root: Path, label: str, uploads: list[tuple[str, bytes]], clip_wav:
             for aid in avatars:
                 times = [t for t in watcher.log(aid).arrivals if a <= t <= b]
                 steps = [(y - x) * 1000 for x, y in zip(times, times[1:], strict=False)]
-                gaps.append(f"{max(steps, default=0):5.0f} / {pct(steps, 99):4.0f}")
+                gaps.append(f"{max(steps, default=0):5.0f} / {percentile(steps, 99):4.0f}")
             r = cycler.rtts
             print(f"[{label}] {phase:8s} | {fmt(r.window('health', a, b))} | {fmt(r.window('set_expression', a, b))} "
                   f"| {fmt(r.window('clear', a, b))} | {'  '.join(gaps)} |", flush=True)

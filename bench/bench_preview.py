@@ -32,9 +32,10 @@ import simplejpeg
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from _services import pct, services  # noqa: E402  (bench/ is on sys.path when run)
+from _services import services  # noqa: E402  (bench/ is on sys.path when run)
 
 from engine.client import EngineClient, FrameSubscriber  # noqa: E402
+from engine.stats import percentile  # noqa: E402
 
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run"]
@@ -192,8 +193,8 @@ def main() -> None:
                 page.evaluate("window.preview.delays = []")
                 page.wait_for_timeout(args.header_seconds * 1000)
                 delays = page.evaluate("window.preview.delays")
-                results["header"].append((pct(delays, 0.5), pct(delays, 0.95), len(delays)))
-                print(f"run {run} header (ws): p50 {pct(delays, 0.5):.1f} ms p95 {pct(delays, 0.95):.1f} ms "
+                results["header"].append((percentile(delays, 50), percentile(delays, 95), len(delays)))
+                print(f"run {run} header (ws): p50 {percentile(delays, 50):.1f} ms p95 {percentile(delays, 95):.1f} ms "
                       f"({len(delays)} frames)", flush=True)
                 page.evaluate(f"""() => {{ const img = document.createElement('img'); img.id = 'mjpeg-race';
                     img.style.cssText = 'position:fixed;left:600px;top:60px;width:512px;height:512px;'
@@ -203,8 +204,9 @@ def main() -> None:
                 page.wait_for_timeout(500)
                 for name, values in race(page, engine, frames, avatar, args.markers, yaw).items():
                     if values:
-                        results[name].append((pct(values, 0.5), pct(values, 0.95), len(values)))
-                        print(f"run {run} race {name}: p50 {pct(values, 0.5):.1f} ms p95 {pct(values, 0.95):.1f} ms "
+                        results[name].append((percentile(values, 50), percentile(values, 95), len(values)))
+                        print(f"run {run} race {name}: p50 {percentile(values, 50):.1f} ms "
+                              f"p95 {percentile(values, 95):.1f} ms "
                               f"({len(values)} of {args.markers} turns)", flush=True)
                 page.close()
             browser.close()

@@ -18,9 +18,10 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from _services import pct, services  # noqa: E402  (bench/ is on sys.path when run)
+from _services import services  # noqa: E402  (bench/ is on sys.path when run)
 
 from engine.client import EngineClient  # noqa: E402  (after the path line, so the bench runs from a checkout)
+from engine.stats import percentile  # noqa: E402
 
 PHOTO = ROOT / "tests" / "data" / "s1.jpg"
 
@@ -67,10 +68,10 @@ def main() -> None:
         print(f"renderer: {renderer}; photo {PHOTO.name}; {os.cpu_count()} CPUs")
         for name, values in (("miss", miss), ("hit ", hit)):
             print(f"HTTP /api/render cache {name}: median {statistics.median(values):7.1f} ms  min {min(values):7.1f}"
-                  f"  max {max(values):7.1f}  p95 {pct(values, .95):7.1f} ms  (n={len(values)})")
+                  f"  max {max(values):7.1f}  p95 {percentile(values, 95):7.1f} ms  (n={len(values)})")
         print(f"stream {args.fps:g} fps for {args.seconds:g} s: {len(arrivals)} frames published to us, "
               f"{late} ticks late; inter-arrival median {statistics.median(gaps):.1f} ms min {min(gaps):.1f} "
-              f"max {max(gaps):.1f} p95 {pct(gaps, .95):.1f} ms")
+              f"max {max(gaps):.1f} p95 {percentile(gaps, 95):.1f} ms")
         # the engine's own spans (engine/frames.py): render_ms is the renderer alone; overhead_ms is everything after
         # it on the way out: paste-back (render thread) + JPEG + header + PUB send (publish thread)
         print(f"engine per stream frame: renderer p50 {f['render_ms_p50']} ms p95 {f['render_ms_p95']} ms; "

@@ -28,10 +28,11 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from _services import pct, services  # noqa: E402  (bench/ is on sys.path when run)
+from _services import services  # noqa: E402  (bench/ is on sys.path when run)
 
 from bridge.whep import session_tag  # noqa: E402
 from engine.client import EngineClient  # noqa: E402
+from engine.stats import percentile  # noqa: E402
 from tests.preview.conftest import CHROMIUM  # noqa: E402
 from tests.preview.test_whep import PLAYER, WEBRTC_ARGS  # noqa: E402
 from tests.preview.whep_sync import measure  # noqa: E402
@@ -68,7 +69,7 @@ def codecs(frames: int = 100) -> None:
             size += sum(len(p) for p in payloads)
         steady = ms[5:]
         print(f"  {name:5s} @ {rate:4d} kbps: encode ms p50 {statistics.median(steady):5.1f} p95 "
-              f"{pct(steady, 0.95):5.1f}; made {size * 8 / len(ms) * 25 / 1000:5.0f} kbit/s at 25 fps")
+              f"{percentile(steady, 95):5.1f}; made {size * 8 / len(ms) * 25 / 1000:5.0f} kbit/s at 25 fps")
 
 
 def bridge_pid(port: int) -> int:
@@ -137,11 +138,12 @@ def sync_run(browser, url: str, request, frame_addr: str, avatar: str, jitter_ms
             return
         print(f"  {label}: {len(r.offsets_ms)}/{bursts} bursts; the browser's own A/V estimate {settled} "
               f"(within 25 ms) {settle_s:.1f} s after the first 25 frames")
-        worst = pct([abs(x) for x in r.offsets_ms], 0.95)
-        print(f"    A/V offset ms      p50 {pct(r.offsets_ms, 0.5):6.1f}  p95 of |offset| {worst:5.1f}"
+        worst = percentile([abs(x) for x in r.offsets_ms], 95)
+        print(f"    A/V offset ms      p50 {percentile(r.offsets_ms, 50):6.1f}  p95 of |offset| {worst:5.1f}"
               f"  (all: {[round(x) for x in r.offsets_ms]})")
-        print(f"    glass-to-glass ms  video p50 {pct(r.video_g2g_ms, 0.5):5.0f} p95 {pct(r.video_g2g_ms, 0.95):5.0f};"
-              f"  voice p50 {pct(r.audio_g2g_ms, 0.5):5.0f} p95 {pct(r.audio_g2g_ms, 0.95):5.0f}")
+        print(f"    glass-to-glass ms  video p50 {percentile(r.video_g2g_ms, 50):5.0f}"
+              f" p95 {percentile(r.video_g2g_ms, 95):5.0f};"
+              f"  voice p50 {percentile(r.audio_g2g_ms, 50):5.0f} p95 {percentile(r.audio_g2g_ms, 95):5.0f}")
     finally:
         close_player(url, tab, result)
 

@@ -38,8 +38,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from engine.client import EngineClient  # noqa: E402
+from engine.stats import percentile  # noqa: E402
 from tests.service.conftest import DATA, free_port  # noqa: E402
-from tests.service.live import FrameWatcher, pct, rss_mb, speech_wav, stop_processes  # noqa: E402
+from tests.service.live import FrameWatcher, rss_mb, speech_wav, stop_processes  # noqa: E402
 
 PORTRAITS = ("s1.jpg", "s3.jpg", "s5.jpg", "astronaut.jpg", "s42.jpg", "t1.jpg")
 
@@ -217,12 +218,13 @@ def main() -> int:
                     late_before[aid] = stream_late
                     seen[aid] = len(log.arrivals)
                 http_codes, render_ms, clip_s = load.take()
-                lat = " / ".join(f"{pct(v, 50):.0f} {pct(v, 99):.0f} {max(v, default=0):.0f}" for v in rtt.values())
+                lat = " / ".join(f"{percentile(v, 50):.0f} {percentile(v, 99):.0f} {max(v, default=0):.0f}"
+                                 for v in rtt.values())
                 print(f"{minute:3d} | {rss_mb(engine.pid):6.0f} {prep:5.0f} {rss_mb(bridge.pid):5.0f} | "
                       f"{src.get('bytes', 0) / 2**20:5.0f} {frm.get('bytes', 0) / 2**20:4.0f} "
                       f"({src.get('max_bytes', 0) / 2**20:.0f} / {frm.get('max_bytes', 0) / 2**20:.0f}) | "
                       f"{got:5d} {gaps:3d} {worst * 1000:5.0f} {late:5d} | {lat} | "
-                      f"{dict(sorted(http_codes.items()))} render p50 {pct(render_ms, 50):.0f} ms, "
+                      f"{dict(sorted(http_codes.items()))} render p50 {percentile(render_ms, 50):.0f} ms, "
                       f"clips {[round(s, 1) for s in clip_s]} s; zmq {dict(sorted(codes.items()))}", flush=True)
                 rtt = {k: [] for k in rtt}
                 codes = Counter()

@@ -171,7 +171,7 @@ class Bridge:
                                                "fps": form.fps, "clip": clip, "speech_motion": form.speech_motion,
                                                "marks": form.marks})
         reply = check_reply(await cancel_on_disconnect(request, link, clip, link.run(
-            link.work.request(message, timeout_ms, retries=0, wait_ms=timeout_ms))))
+            link.clips.request(message, timeout_ms, retries=0, wait_ms=timeout_ms))))
         return Response(reply["mp4"], media_type="video/mp4", headers={
             "X-Renderer": str(reply.get("renderer", "")), "X-Avatar": str(reply.get("avatar", "")),
             "X-Frames": str(reply.get("frames", "")), "X-Duration": f"{float(reply.get('duration', 0.0)):.3f}"})

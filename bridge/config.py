@@ -49,6 +49,9 @@ BRIDGE_OPTIONS: tuple[Option, ...] = (
     Option("concurrency", "--concurrency", "LP_BRIDGE_CONCURRENCY", int, 4, "engine requests in flight at once"),
     Option("queue", "--queue", "LP_BRIDGE_QUEUE", int, 32,
            "requests waiting for an engine slot; beyond it: 503 with Retry-After"),
+    Option("clip_concurrency", "--clip-concurrency", "LP_BRIDGE_CLIP_CONCURRENCY", int, 2,
+           "/api/speak clips in flight at once, on their own engine sockets (renders never wait behind clips); "
+           "more wait, up to --queue of them"),
     Option("curve_server_key", "--curve-server-key", "LP_CURVE_SERVER_KEY", str, "",
            "ZMQ CURVE: the engine's public key, z85 (wins over the file; empty and no file: no CURVE)"),
     Option("curve_server_key_file", "--curve-server-key-file", "LP_CURVE_SERVER_KEY_FILE", str, "",
@@ -77,6 +80,7 @@ class BridgeSettings:
     shutdown_timeout_s: float = 2.0
     concurrency: int = 4
     queue: int = 32
+    clip_concurrency: int = 2
     curve_server_key: str = ""
     curve_server_key_file: str = ""
     curve_client_secret_key: str = ""

@@ -1,9 +1,11 @@
 """The bridge's link to the engine: policy only (the protocol lives in engine/client/).
 
-Two pools of the one client: renders and other work share ``concurrency`` sockets, while the health probe has its
-own, so ``/health`` never waits behind renders. A background probe keeps ``down`` current: once the engine is known
-to be down, a render is refused within the probe timeout (503) instead of waiting ``timeout_ms`` x tries, and
-requests already in flight are released as soon as the probe sees the engine gone.
+Three pools of the one client: renders and other short work share ``concurrency`` sockets, talking clips
+(``/api/speak``, seconds to minutes each) have their own ``clip_concurrency``, and the health probe has its own, so
+``/api/render`` never waits behind clips and ``/health`` never waits behind either. A background probe keeps
+``down`` current: once the engine is known to be down, a render is refused within the probe timeout (503) instead
+of waiting ``timeout_ms`` x tries, and requests already in flight are released as soon as the probe sees the
+engine gone.
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ class EngineLink:
         self.work = AsyncEngineClient(settings.engine_addr, settings.timeout_ms, settings.retries,
                                       pool_size=settings.concurrency, max_waiting=settings.queue,
                                       wait_ms=settings.timeout_ms * (1 + settings.retries), curve=curve)
+        self.clips = AsyncEngineClient(settings.engine_addr, settings.timeout_ms, retries=0,
+                                       pool_size=settings.clip_concurrency, max_waiting=settings.queue, curve=curve)
         self.probes = AsyncEngineClient(settings.engine_addr, settings.health_timeout_ms, retries=0,
                                         pool_size=PROBE_POOL, max_waiting=64, wait_ms=settings.health_timeout_ms,
                                         curve=curve)
@@ -125,10 +129,11 @@ class EngineLink:
         return result
 
     async def aclose(self) -> None:
-        """Stop the probe, then close both pools; the contexts are terminated off the event loop."""
+        """Stop the probe, then close the pools; the contexts are terminated off the event loop."""
         if self._watcher is not None:
             self._watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._watcher
         await self.work.aclose()
+        await self.clips.aclose()
         await self.probes.aclose()

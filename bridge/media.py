@@ -45,6 +45,7 @@ from engine.client import (  # the client's SUB factory (CURVE, HWM); we add the
 )
 from engine.constants import AUDIO_TOPIC
 from engine.security import CurveClientKeys
+from engine.stats import percentile
 
 log = logging.getLogger(__name__)
 
@@ -246,10 +247,10 @@ class AvatarFeed:
         """A frame sent after t + delay is stamped late in the sender reports, and the browser then shows it late
         against the voice: so the delay follows the frames' p95 lateness (a loaded engine or bridge), growing at
         once and shrinking slowly; both tracks follow it, so the browser sees a path that got longer."""
-        recent = sorted(self.stats.late_ms[-100:])
+        recent = self.stats.late_ms[-100:]
         if len(recent) < 25:
             return
-        target = min(MAX_DELAY_S, recent[int(len(recent) * 0.95)] / 1000 + DELAY_MARGIN_S)
+        target = min(MAX_DELAY_S, percentile(recent, 95) / 1000 + DELAY_MARGIN_S)
         if target > self.delay_s:
             self.delay_s = target
         else:

@@ -65,6 +65,7 @@ from engine.errors import (
     UnsupportedMediaType,
 )
 from engine.options import Option
+from engine.stats import percentile
 
 if TYPE_CHECKING:
     from bridge.app import Bridge
@@ -487,8 +488,7 @@ async def _stop_late_senders(pc: RTCPeerConnection) -> None:
 
 
 def _pct(values: list[float], q: int) -> float:
-    data = sorted(values)
-    return round(data[min(len(data) - 1, len(data) * q // 100)], 1) if data else 0.0
+    return round(percentile(values, q), 1)
 
 
 SDP_BODY = {"required": True, "content": {"application/sdp": {"schema": {"type": "string"}}}}

@@ -16,6 +16,7 @@ from engine.animation.timeline import Animator
 from engine.cache import ByteLRU
 from engine.errors import UnknownAvatar
 from engine.face.pasteback import PasteBack
+from engine.framing import Views
 from engine.render.base import SourceState
 
 DEFAULT_ALIAS = "default"
@@ -50,10 +51,11 @@ class Avatar:
     paste: PasteBack
     animator: Animator
     lock: threading.Lock = field(default_factory=threading.Lock)  # guards animator (command thread vs frame clock)
+    views: Views = field(default_factory=Views)  # framed streams' paste-backs (render thread; engine/framing.py)
 
     @property
     def nbytes(self) -> int:
-        return nbytes(self.source) + self.paste.nbytes
+        return nbytes(self.source) + self.paste.nbytes + self.views.nbytes
 
 
 class AvatarRegistry:

@@ -31,6 +31,12 @@ MAX_AUDIO_SECONDS = 60.0  # one message; longer speech is sent in chunks with ap
 MIN_CLIP_FPS = 1.0
 MAX_CLIP_FPS = 60.0
 
+# A stream's framing (the `stream` command's `framing`, `width`, `height`; engine/framing.py draws it): the whole
+# photo, a head-and-shoulders frame around the face, or the aligned face crop, at width x height pixels.
+FRAMINGS = ("full", "head", "face")
+FRAME_SIDE_MIN, FRAME_SIDE_MAX = 64, 1920  # even sides only (video encoders want them)
+DEFAULT_FRAMED_SIDE = 512  # head and face without a size: 512 x 512
+
 
 def validate_expression(expression: object) -> str:
     if not isinstance(expression, str) or expression not in EXPRESSIONS:

@@ -30,7 +30,9 @@ from engine.animation.state import AnimationState
 from engine.avatars import Avatar
 from engine.cache import ByteLRU
 from engine.codec import encode_jpeg, jpeg_size
+from engine.framing import draw_framed
 from engine.render.base import Renderer
+from engine.stats import percentile
 from engine.workers import FrameClock, Mailbox, StreamClock, Worker
 
 log = logging.getLogger(__name__)
@@ -74,15 +76,12 @@ class FrameStats:
             return len(self.render_ms)
 
     def summary(self) -> dict[str, float]:
-        def pct(data: list[float], q: int) -> float:
-            return round(data[min(len(data) - 1, len(data) * q // 100)], 3) if data else 0.0
-
         with self._lock:
-            render, overhead = sorted(self.render_ms), sorted(self.overhead_ms)
+            render, overhead = list(self.render_ms), list(self.overhead_ms)
             counts = {"published": self.published, "failed": self.failed, "streams_stopped": self.stopped}
-        return {**counts,
-                "render_ms_p50": pct(render, 50), "render_ms_p95": pct(render, 95),
-                "overhead_ms_p50": pct(overhead, 50), "overhead_ms_p95": pct(overhead, 95),
+        figures = {f"{name}_p{q}": round(percentile(data, q), 3)
+                   for name, data in (("render_ms", render), ("overhead_ms", overhead)) for q in (50, 95)}
+        return {**counts, **figures,
                 "render_ms_mean": round(statistics.fmean(render), 3) if render else 0.0}
 
 
@@ -159,21 +158,25 @@ class FramePath:
 
     # -- any thread --
 
-    def draw(self, avatar: Avatar, state: AnimationState, output: str) -> Drawn:
-        """Render thread: state -> crop -> paste-back (a fresh frame: the encoder reads it while we draw on)."""
+    def draw(self, avatar: Avatar, state: AnimationState, output: str, framing: p.Framing = p.FULL) -> Drawn:
+        """Render thread: state -> crop -> paste-back (a fresh frame: the encoder reads it while we draw on); a
+        stream's framing (engine/framing.py) pastes onto its framed region instead of the whole photo."""
         renderer = self._renderer
         assert renderer is not None
         started = time.perf_counter()
         crop = renderer.render(avatar.source, state)
         rendered = time.perf_counter()
-        frame = avatar.paste.apply(crop) if output == "full" else crop
+        if framing.reframes:
+            frame = draw_framed(avatar.paste, avatar.views, crop, framing)
+        else:
+            frame = avatar.paste.apply(crop) if output == "full" else crop
         return Drawn(frame, (rendered - started) * 1000, (time.perf_counter() - rendered) * 1000)
 
     def header(self, avatar: Avatar, state: AnimationState, jpeg: bytes, drawn: Drawn | None, t: float,
-               seq: int = 0, late: int = 0) -> dict[str, Any]:
+               seq: int = 0, late: int = 0, framing: p.Framing = p.FULL) -> dict[str, Any]:
         width, height = (drawn.width, drawn.height) if drawn else jpeg_size(jpeg)
         return {"seq": seq, "ts": t, "wall": time.time(), "avatar": avatar.id, "expression": state.expression,
-                "intensity": state.intensity, "width": width, "height": height,
+                "intensity": state.intensity, "width": width, "height": height, "framing": framing.kind,
                 "render_ms": round(drawn.render_ms, 3) if drawn else 0.0, "renderer": self.renderer_name,
                 "late": late, "cached": drawn is None, "jawOpen": round(state.controls.get("jawOpen", 0.0), 4)}
 
@@ -236,10 +239,12 @@ class FramePath:
                 late = True
                 return
             state, static = sample(avatar, t)
-            key = (avatar.id, self.output, self.quality, state.key()) if static else None
+            framing = stream.framing or p.FULL
+            look = framing if framing.reframes else self.output  # unframed: the same entries as `render` stills
+            key = (avatar.id, look, self.quality, state.key()) if static else None
             jpeg = self.cache.get(key) if key else None
-            drawn = None if jpeg is not None else self.draw(avatar, state, self.output)
-            self.publisher.submit(lambda: self.publish(stream, avatar, state, t, drawn, jpeg, key))
+            drawn = None if jpeg is not None else self.draw(avatar, state, self.output, framing)
+            self.publisher.submit(lambda: self.publish(stream, avatar, state, t, drawn, jpeg, key, framing))
         except Exception as exc:
             failed = True
             self._stream_failed(stream, exc)
@@ -256,24 +261,25 @@ class FramePath:
             log.error("stream frame failed for %s", stream.avatar, exc_info=exc)
 
     def publish(self, stream: StreamClock, avatar: Avatar, state: AnimationState, t: float, drawn: Drawn | None,
-                jpeg: bytes | None, key: FrameKey | None) -> None:
+                jpeg: bytes | None, key: FrameKey | None, framing: p.Framing = p.FULL) -> None:
         """Publish thread: JPEG (unless cached), header with the next seq, PUB without blocking."""
         try:
-            self._publish(stream, avatar, state, t, drawn, jpeg, key)
+            self._publish(stream, avatar, state, t, drawn, jpeg, key, framing)
         except Exception as exc:  # counted like a failed draw; the first of a run is logged with its traceback
             self.stats.count_failed()
             if self.frame_clock.count_failed(stream) == 1:
                 log.error("stream frame could not be published for %s", stream.avatar, exc_info=exc)
 
     def _publish(self, stream: StreamClock, avatar: Avatar, state: AnimationState, t: float, drawn: Drawn | None,
-                 jpeg: bytes | None, key: FrameKey | None) -> None:
+                 jpeg: bytes | None, key: FrameKey | None, framing: p.Framing) -> None:
         started = time.perf_counter()
         if jpeg is None:
             assert drawn is not None
             jpeg = encode_jpeg(drawn.frame, self.quality)
             if key is not None:
                 self.cache.put(key, jpeg)
-        header = self.header(avatar, state, jpeg, drawn, t, self.frame_clock.take_seq(stream), stream.late)
+        header = self.header(avatar, state, jpeg, drawn, t, self.frame_clock.take_seq(stream), stream.late,
+                             framing)
         header["epoch"] = stream.epoch
         assert self.pub is not None
         # PUB never blocks and never says when it drops for a slow subscriber, so no dropped count is kept.

@@ -246,8 +246,9 @@ def _still_reply(core: Core, avatar: Avatar, still: Still) -> Reply:
 def stream(core: Core, req: p.Stream, _respond: Respond) -> Reply:
     fps = core.settings.default_fps if req.fps is None else req.fps
     avatar = core.avatars.get(req.avatar)
-    core.frame_clock.set_rate(avatar.id, fps, req.epoch)
-    return ok(core, avatar=avatar.id, fps=fps, topic=(p.FRAME_TOPIC + avatar.id.encode()).decode(), epoch=req.epoch)
+    core.frame_clock.set_rate(avatar.id, fps, req.epoch, req.framing)
+    return ok(core, avatar=avatar.id, fps=fps, topic=(p.FRAME_TOPIC + avatar.id.encode()).decode(), epoch=req.epoch,
+              framing=req.framing.kind, width=req.framing.width, height=req.framing.height)
 
 
 def speak(core: Core, req: p.Speak, respond: Respond) -> None:

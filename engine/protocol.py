@@ -22,7 +22,11 @@ from engine.animation.timeline import DEFAULT_TRANSITION_MS, MAX_TRANSITION_MS, 
 from engine.animation.turn import DEFAULT_TURN_MS, STATES
 from engine.constants import (  # noqa: F401  (AUDIO_FORMATS, FRAME_TOPIC, MAX_AUDIO_SECONDS: re-exported)
     AUDIO_FORMATS,
+    DEFAULT_FRAMED_SIDE,
+    FRAME_SIDE_MAX,
+    FRAME_SIDE_MIN,
     FRAME_TOPIC,
+    FRAMINGS,
     MAX_AUDIO_SECONDS,
     MAX_CLIP_FPS,
     MIN_CLIP_FPS,
@@ -106,10 +110,30 @@ class Render:
 
 
 @dataclass(frozen=True)
+class Framing:
+    """What a stream's frames show (engine/framing.py): ``full`` the whole photo (the engine's ``--output``), ``head``
+    a head-and-shoulders frame around the face, ``face`` the aligned face crop; ``width`` x ``height`` pixels
+    (None: ``full`` at the photo's own size). Hashable: it is part of the frame cache's key."""
+
+    kind: str = "full"
+    width: int | None = None
+    height: int | None = None
+
+    @property
+    def reframes(self) -> bool:
+        """Whether frames differ from the engine's ``--output`` (a framed region or a size)."""
+        return self.kind != "full" or self.width is not None
+
+
+FULL = Framing()
+
+
+@dataclass(frozen=True)
 class Stream:
     avatar: str
     fps: float | None = None  # None: the engine's default rate; 0 stops
     epoch: int = 0  # the frame header's `epoch`: a cluster raises it each time the avatar moves to another replica
+    framing: Framing = FULL
 
 
 @dataclass(frozen=True)
@@ -374,6 +398,28 @@ def _epoch(m: Mapping[str, Any]) -> int:
     return epoch
 
 
+def _framing(m: Mapping[str, Any]) -> Framing:
+    kind = m.get("framing", "full")
+    if kind not in FRAMINGS:
+        raise BadRequest(f"'framing' must be one of {', '.join(FRAMINGS)}, not {kind!r}")
+    width, height = m.get("width"), m.get("height")
+    if (width is None) != (height is None):
+        raise BadRequest("'width' and 'height' go together: give both or neither")
+    if width is None:
+        return FULL if kind == "full" else Framing(kind, DEFAULT_FRAMED_SIDE, DEFAULT_FRAMED_SIDE)
+    for name, side in (("width", width), ("height", height)):
+        if (isinstance(side, bool) or not isinstance(side, int) or not FRAME_SIDE_MIN <= side <= FRAME_SIDE_MAX
+                or side % 2):
+            raise BadRequest(f"'{name}' must be an even integer within {FRAME_SIDE_MIN}..{FRAME_SIDE_MAX}, "
+                             f"not {side!r}")
+    return Framing(kind, width, height)
+
+
+def _stream(m: Mapping[str, Any]) -> Stream:
+    fps = _number(m, "fps", lo=0.0) if m.get("fps") is not None else None
+    return Stream(_avatar(m), fps, _epoch(m), _framing(m))
+
+
 def _set_idle(m: Mapping[str, Any]) -> SetIdle:
     seed = m.get("seed")
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63):
@@ -411,8 +457,7 @@ _PARSERS = {
     "clear": lambda m: Clear(_avatar(m)),
     "set_idle": _set_idle,
     "render": _render,
-    "stream": lambda m: Stream(_avatar(m), _number(m, "fps", lo=0.0) if m.get("fps") is not None else None,
-                               _epoch(m)),
+    "stream": _stream,
     "speak": _speak,
     "speak_clip": _speak_clip,
     "cancel_clip": lambda m: CancelClip(_clip_id(m)),

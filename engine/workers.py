@@ -66,6 +66,7 @@ class Worker:
         self._side: deque[tuple[Callable[[], Any], Future]] = deque()
         self._cond = threading.Condition()
         self._closed = self._stopping = False
+        self._side_waiting = 0  # callers of submit_side blocked for room (a diagnostic; the tests wait on it)
         names = [name] if threads == 1 else [f"{name}-{i}" for i in range(threads)]
         self._threads = [threading.Thread(target=self._run, name=n, daemon=True) for n in names]
 
@@ -81,6 +82,12 @@ class Worker:
     def pending(self) -> int:
         with self._cond:
             return len(self._jobs)
+
+    @property
+    def side_waiting(self) -> int:
+        """Callers blocked in ``submit_side`` waiting for room in the side lane."""
+        with self._cond:
+            return self._side_waiting
 
     def has_room(self, depth: int | None = None) -> bool:
         """Whether a job submitted now would be taken (``depth``: a tighter bound than the queue's own)."""
@@ -108,8 +115,13 @@ class Worker:
         future: Future[T] = Future()
         with self._cond:
             aborted = abort.is_set if abort is not None else lambda: False
-            if not self._cond.wait_for(lambda: self._closed or aborted() or len(self._side) < self.side_depth,
-                                       timeout):
+            self._side_waiting += 1
+            try:
+                room = self._cond.wait_for(lambda: self._closed or aborted() or len(self._side) < self.side_depth,
+                                           timeout)
+            finally:
+                self._side_waiting -= 1
+            if not room:
                 raise Busy(f"the {self.name} worker had no room for {timeout:g} s")
             if self._closed:
                 raise Busy("the engine is shutting down")
@@ -216,6 +228,7 @@ class StreamClock:
     failed_in_a_row: int = 0
     in_flight: bool = False
     epoch: int = 0  # stamped on every frame header: raised when a cluster moves the avatar (engine/cluster/)
+    framing: Any = None  # what its frames show (protocol.Framing; None: the engine's --output)
 
     @property
     def next_time(self) -> float:
@@ -247,8 +260,9 @@ class FrameClock:
         if self._thread.is_alive():
             self._thread.join(5.0)
 
-    def set_rate(self, avatar: str, fps: float, epoch: int = 0) -> StreamClock | None:
-        """Start, re-time (fresh origin, seq continues) or, with fps 0, stop a stream."""
+    def set_rate(self, avatar: str, fps: float, epoch: int = 0, framing: Any = None) -> StreamClock | None:
+        """Start, re-time (fresh origin, seq continues) or, with fps 0, stop a stream; ``framing`` is what its frames
+        show from the next one on."""
         with self._cond:
             if fps <= 0:
                 self._streams.pop(avatar, None)
@@ -259,7 +273,7 @@ class FrameClock:
                 stream = self._streams[avatar] = StreamClock(avatar, fps, self._clock())
             elif stream.fps != fps:
                 stream.fps, stream.origin, stream.tick = fps, self._clock(), 0
-            stream.epoch = epoch
+            stream.epoch, stream.framing = epoch, framing
             self._cond.notify()
             return stream
 

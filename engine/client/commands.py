@@ -126,9 +126,13 @@ def _render(avatar: str | None = None, image: bytes | None = None, expression: s
 
 
 @command("stream", StreamReply)
-def _stream(avatar: str, fps: float | None = None) -> dict[str, Any]:
-    """Publish an avatar's frames on the PUB socket at ``fps`` (None: the engine's default; 0 stops)."""
-    return {"avatar": avatar, "fps": fps}
+def _stream(avatar: str, fps: float | None = None, framing: str | None = None, width: int | None = None,
+            height: int | None = None) -> dict[str, Any]:
+    """Publish an avatar's frames on the PUB socket at ``fps`` (None: the engine's default; 0 stops).
+
+    ``framing``: ``full`` (the whole photo, the default), ``head`` (head and shoulders around the face) or ``face``
+    (the aligned face crop); ``width`` x ``height`` (both or neither, even, 64..1920) the frames' size."""
+    return {"avatar": avatar, "fps": fps, "framing": framing, "width": width, "height": height}
 
 
 @command("set_turn", TurnReply)

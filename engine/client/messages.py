@@ -107,6 +107,9 @@ class StreamReply(Reply):
     avatar: str = ""
     fps: float = 0.0
     topic: str = ""
+    framing: str = "full"
+    width: int | None = None  # the frames' size; None: the photo's own (framing full)
+    height: int | None = None
 
 
 @dataclass(frozen=True)

@@ -61,12 +61,24 @@ class EngineClient:
             for _ in range(tries):
                 if self._sock is None:
                     self._sock = connect_socket(self._ctx, zmq.REQ, self.addr, self.curve)
-                self._sock.send(payload)
-                if self._sock.poll(timeout, zmq.POLLIN):
-                    return decode_reply(self._sock.recv())
-                self._sock.close(linger=0)
-                self._sock = None
+                try:
+                    self._sock.send(payload)
+                    if self._sock.poll(timeout, zmq.POLLIN):
+                        return decode_reply(self._sock.recv())
+                except BaseException as exc:  # interrupted (a signal, Ctrl-C) mid-request: its state is unknown
+                    self._drop()
+                    if isinstance(exc, zmq.ZMQError):
+                        raise EngineUnavailable(f"engine socket error: {exc}") from None
+                    raise
+                self._drop()  # Lazy Pirate: a REQ socket that missed its reply is unusable
         raise EngineUnavailable(f"no reply from the engine at {self.addr} within {timeout} ms ({tries} tries)")
+
+    def _drop(self) -> None:
+        """Close the REQ socket: the next request connects a fresh one (a REQ left between its send and its
+        receive refuses every later send with EFSM)."""
+        if self._sock is not None:
+            self._sock.close(linger=0)
+            self._sock = None
 
     def call(self, cmd: str, timeout_ms: int | None = None, **fields_: Any) -> dict[str, Any]:
         """Any command, including ones without a helper yet (``speak``); raises EngineReplyError on ``ok: false``."""
@@ -101,8 +113,6 @@ class EngineClient:
 
     def close(self) -> None:
         with self._lock:
-            if self._sock is not None:
-                self._sock.close(linger=0)
-                self._sock = None
+            self._drop()
         if self._own_ctx:
             self._ctx.term()

@@ -32,9 +32,20 @@ class PasteBack:
     """Built once per avatar from its FaceCrop; ``apply`` is the per-frame call."""
 
     def __init__(self, face: FaceCrop, feather: int = FEATHER_PX) -> None:
-        self.image = face.image
-        h, w = face.image.shape[:2]
-        self.m_c2o = np.asarray(face.M_c2o, dtype=np.float64)
+        self._build(face.image, face.M_c2o, feather)
+
+    @classmethod
+    def onto(cls, image: np.ndarray, m_c2o: np.ndarray, feather: int = FEATHER_PX) -> PasteBack:
+        """A paste-back onto another picture of the photo: ``m_c2o`` maps crop pixels into ``image`` (a framed
+        region of the photo, resized: engine/framing.py). The mask's feather scales with the map."""
+        paste = cls.__new__(cls)
+        paste._build(image, m_c2o, feather)
+        return paste
+
+    def _build(self, image: np.ndarray, m_c2o: np.ndarray, feather: int) -> None:
+        self.image = image
+        h, w = image.shape[:2]
+        self.m_c2o = np.asarray(m_c2o, dtype=np.float64)
         # the box, in the photo, of the 512 square's image (one pixel of slack for bilinear sampling)
         corners = np.array([[0, 0], [CROP_SIZE, 0], [0, CROP_SIZE], [CROP_SIZE, CROP_SIZE]], np.float64)
         mapped = corners @ self.m_c2o[:2, :2].T + self.m_c2o[:2, 2]
@@ -51,7 +62,7 @@ class PasteBack:
                               flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
         self._weight = mask.astype(np.float32) / 255.0  # m: the render's share
         self._keep = 1.0 - self._weight  # 1 - m: the photo's share
-        self._region = np.ascontiguousarray(face.image[y0:y1, x0:x1])
+        self._region = np.ascontiguousarray(image[y0:y1, x0:x1])
 
     @property
     def nbytes(self) -> int:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import signal
 import time
 
 import pytest
 
 from engine.client import (
     AvatarReply,
+    ClusterFrameSubscriber,
     EngineClient,
     EngineReplyError,
     EngineUnavailable,
@@ -66,7 +68,6 @@ def test_stream_and_subscribe(engine: EngineProcess) -> None:
     with EngineClient(engine.command_addr) as client:
         avatar = client.health().default_avatar
         with client.subscribe(engine.frame_addr, avatar) as frames:
-            time.sleep(0.3)  # let the SUB connect before the first tick (PUB drops for absent subscribers)
             stream = client.stream(avatar, fps=20)
             assert stream.topic == f"frame.{avatar}" and stream.fps == 20.0
             try:
@@ -79,6 +80,30 @@ def test_stream_and_subscribe(engine: EngineProcess) -> None:
         first = got[0]
         assert first is not None and first.avatar == avatar and decode_jpeg(first.jpeg).ndim == 3
         assert got[-1].ts > first.ts  # type: ignore[union-attr]
+
+
+def test_a_cluster_subscriber_follows_the_list_and_never_waits_on_a_slow_health(engine: EngineProcess,
+                                                                                  peer_factory) -> None:
+    """The replica list is read on a background thread: frames flow from the list read, and a silent ``health``
+    (here a peer that never answers, 1.5 s timeout, a refresh due every 50 ms) costs ``recv`` nothing."""
+    with EngineClient(engine.command_addr) as client:
+        avatar = client.health().default_avatar
+        with ClusterFrameSubscriber(engine.command_addr, avatar, refresh_s=0.05,
+                                    fallback_addr=engine.frame_addr) as sub:  # one engine: no `cluster` in health
+            assert sub.addrs == {engine.frame_addr}
+            client.stream(avatar, fps=20)
+            try:
+                frame = sub.recv(timeout_ms=5000)
+            finally:
+                client.stream(avatar, fps=0)
+        assert frame is not None and frame.avatar == avatar
+    silent = peer_factory(silent=True)
+    with ClusterFrameSubscriber(silent.addr, refresh_s=0.05, health_timeout_ms=1500) as sub:
+        assert sub.addrs == set()  # the first read missed: nothing to follow yet
+        for _ in range(3):  # a refresh is due (and a health in flight) during each of these
+            started = time.monotonic()
+            assert sub.recv(timeout_ms=200) is None
+            assert time.monotonic() - started < 1.0, "recv waited on the health call"
 
 
 def test_clock_offset_is_near_zero_on_one_machine(engine: EngineProcess) -> None:
@@ -96,6 +121,32 @@ def test_lazy_pirate_reopens_the_socket_and_retries(peer_factory) -> None:
         assert client.call("health")["echo"] == "health"
         assert peer.seen == 2
         assert client.call("expressions")["echo"] == "expressions"  # the fresh socket carries on
+
+
+class Interrupted(Exception):
+    """What the test's signal handler raises inside the client's poll (as Ctrl-C raises KeyboardInterrupt)."""
+
+
+def test_a_request_interrupted_in_its_poll_leaves_the_client_usable(peer_factory) -> None:
+    """A signal handler that raises while the REQ socket waits for its reply: the socket is left between send and
+    receive, so the client must drop it, or every later request fails with EFSM."""
+    peer = peer_factory(hold=("render",))  # never answers render; answers health
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise Interrupted
+
+    previous = signal.signal(signal.SIGALRM, interrupt)
+    try:
+        with EngineClient(peer.addr, timeout_ms=10_000, retries=0) as client:
+            signal.setitimer(signal.ITIMER_REAL, 0.3)
+            with pytest.raises(Interrupted):
+                client.call("render")  # interrupted in poll, well before its 10 s timeout
+            assert peer.held == 1  # the request was sent: the socket was mid-request
+            assert client.call("health")["echo"] == "health"
+            assert client.call("health")["echo"] == "health"
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 def test_no_engine_raises_unavailable_after_the_retries(peer_factory) -> None:

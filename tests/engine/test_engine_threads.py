@@ -23,6 +23,7 @@ from engine.core import Core
 from engine.errors import Busy
 from engine.frames import STREAM_MAX_FAILURES
 from engine.workers import FrameClock, Worker
+from tests.service.live import wait_until
 
 
 def pump(core: Core, until: object, timeout: float = 60.0) -> None:
@@ -34,16 +35,8 @@ def pump(core: Core, until: object, timeout: float = 60.0) -> None:
         time.sleep(0.01)
 
 
-def wait_until(cond: object, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():  # type: ignore[operator]
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.005)
-
-
-@pytest.fixture
-def core(tmp_path: Path) -> Iterator[Core]:
-    settings = Settings(models_dir=tmp_path / "models", renderer="offline", warmup=False, output="crop")
+def started_core(tmp: Path) -> Iterator[Core]:
+    settings = Settings(models_dir=tmp / "models", renderer="offline", warmup=False, output="crop")
     ctx = zmq.Context()
     pub = ctx.socket(zmq.PUB)
     pub.setsockopt(zmq.LINGER, 0)
@@ -57,6 +50,18 @@ def core(tmp_path: Path) -> Iterator[Core]:
     pub.close(0)
     ctx.term()
     c.mailbox.close()
+
+
+@pytest.fixture(scope="module")
+def shared_core(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Core]:
+    """One core for the tests that leave it as they found it (a start-up costs seconds on a loaded machine)."""
+    yield from started_core(tmp_path_factory.mktemp("core"))
+
+
+@pytest.fixture
+def core(tmp_path: Path) -> Iterator[Core]:
+    """A core of its own, for the tests that stop a thread or the whole core."""
+    yield from started_core(tmp_path)
 
 
 def test_a_full_queue_names_itself() -> None:
@@ -118,27 +123,35 @@ class BrokenRenderer:
         return {}
 
 
-def test_a_failing_stream_is_counted_then_stopped_with_one_traceback(core: Core,
+def test_a_failing_stream_is_counted_then_stopped_with_one_traceback(shared_core: Core,
                                                                      caplog: pytest.LogCaptureFixture) -> None:
+    core = shared_core
+    renderer, before = core.frames.renderer, core.frames.stats.summary()
+    assert renderer is not None
     core.frames.use(BrokenRenderer())  # type: ignore[arg-type]
     aid = core.avatars.default_id
     assert aid is not None
-    with caplog.at_level(logging.ERROR):
-        core.frame_clock.set_rate(aid, 50.0)
-        pump(core, lambda: not core.frame_clock.is_streaming(aid), timeout=20.0)
+    try:
+        with caplog.at_level(logging.ERROR):
+            core.frame_clock.set_rate(aid, 50.0)
+            pump(core, lambda: not core.frame_clock.is_streaming(aid), timeout=20.0)
+    finally:
+        core.frames.use(renderer)
     stats = core.frames.stats.summary()
-    assert stats["failed"] == STREAM_MAX_FAILURES and stats["streams_stopped"] == 1
+    assert stats["failed"] - before["failed"] == STREAM_MAX_FAILURES
+    assert stats["streams_stopped"] - before["streams_stopped"] == 1
     tracebacks = [r for r in caplog.records if r.exc_info]
     assert len(tracebacks) == 1, [r.getMessage() for r in caplog.records]
     assert any("stopped" in r.getMessage() and aid in r.getMessage() for r in caplog.records)
 
 
-def test_a_bug_in_any_command_is_internal_not_render_failed(core: Core) -> None:
-    reply = handlers.error_reply(core, KeyError("oops"))
+def test_a_bug_in_any_command_is_internal_not_render_failed(shared_core: Core) -> None:
+    reply = handlers.error_reply(shared_core, KeyError("oops"))
     assert reply["ok"] is False and reply["error"]["code"] == "internal"
 
 
-def test_stream_frames_are_not_drawn_when_the_publisher_is_full(core: Core) -> None:
+def test_stream_frames_are_not_drawn_when_the_publisher_is_full(shared_core: Core) -> None:
+    core = shared_core
     gate = threading.Event()
     core.publish.submit(gate.wait)  # the publish thread is busy ...
     wait_until(lambda: core.publish.pending == 0)
@@ -158,10 +171,12 @@ def test_stream_frames_are_not_drawn_when_the_publisher_is_full(core: Core) -> N
     aid = core.avatars.default_id
     try:
         core.frame_clock.set_rate(aid, 50.0)  # type: ignore[arg-type]
-        time.sleep(0.5)
+        # the clock ticks on: each tick finds no room and is counted late (a dead clock never gets here)
+        wait_until(lambda: core.frame_clock.snapshot().get(aid, {}).get("late", 0) >= 10)
         core.frame_clock.set_rate(aid, 0)  # type: ignore[arg-type]
     finally:
         gate.set()
+        del renderer.render  # the shared core's renderer draws as before
     assert calls == [] and core.frames.stats.drawn() == drawn_before
 
 

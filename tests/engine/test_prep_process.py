@@ -23,13 +23,15 @@ from engine.face.types import FaceCrop
 from engine.prep import PrepConfig, PrepPool
 from engine.render.offline.renderer import OfflineSource
 from tests.service.conftest import DATA
-from tests.service.live import image_bytes
+from tests.service.live import image_bytes, wait_until
 
 CONFIG = PrepConfig(None, "dlib", 20_000_000, 40_000_000, renderer="offline")
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def pool() -> Iterator[PrepPool]:
+    """One pool for the module (a start spawns a child that loads dlib and the renderer): a test that kills its
+    child leaves it replaced, so each test counts restarts from where it began."""
     p = PrepPool(CONFIG, processes=1, max_queue=2, request_timeout=30.0)
     p.start()
     p.wait_ready(180)
@@ -43,10 +45,11 @@ def faceless(side: int = 900) -> bytes:
 
 
 def test_a_portrait_comes_back_prepared_for_the_offline_renderer(pool: PrepPool) -> None:
+    restarts = pool.stats()["restarts"]
     prepared = pool.prepare((DATA / "s1.jpg").read_bytes()).result(60)
     assert isinstance(prepared.face, FaceCrop) and prepared.face.crop.shape == (512, 512, 3)
     assert isinstance(prepared.source, OfflineSource) and prepared.paste is not None
-    assert pool.name == "dlib" and pool.stats()["restarts"] == 0
+    assert pool.name == "dlib" and pool.stats()["restarts"] == restarts
     with pytest.raises(NoFaceDetected):
         pool.prepare(faceless()).result(60)
 
@@ -96,12 +99,12 @@ def _kill_when_busy(pool: PrepPool, sig: int) -> None:
 
 
 def test_a_killed_child_answers_prep_failed_and_is_replaced(pool: PrepPool) -> None:
-    first = pool.children[0].pid
+    first, restarts = pool.children[0].pid, pool.stats()["restarts"]
     future: Future = pool.prepare(faceless(1200))
     _kill_when_busy(pool, signal.SIGKILL)
     with pytest.raises(PrepFailed, match="died"):
         future.result(30)
-    assert pool.children[0].pid != first and pool.stats()["restarts"] == 1
+    assert pool.children[0].pid != first and pool.stats()["restarts"] == restarts + 1
     prepared = pool.prepare((DATA / "s1.jpg").read_bytes()).result(120)  # the new child answers
     assert prepared.face.n_faces >= 1
 
@@ -125,8 +128,8 @@ def test_a_hung_child_is_answered_within_the_timeout_and_replaced() -> None:
 
 def test_the_queue_is_bounded(pool: PrepPool) -> None:
     slow = faceless(1200)
-    futures = [pool.prepare(slow)]  # taken by the prep thread
-    time.sleep(0.2)
+    futures = [pool.prepare(slow)]
+    wait_until(lambda: pool.worker.pending == 0)  # taken by the prep thread
     futures += [pool.prepare(slow), pool.prepare(slow)]  # the queue of two
     with pytest.raises(Busy, match="prep queue"):
         pool.prepare(slow)

@@ -130,3 +130,32 @@ def test_nbytes_counts_the_per_avatar_arrays(s1: FaceCrop) -> None:
     paste = PasteBack(s1)
     x0, y0, x1, y1 = paste.bbox
     assert paste.nbytes == (x1 - x0) * (y1 - y0) * (4 + 4 + 3)
+
+
+@pytest.mark.parametrize(("kind", "width", "height"), [("head", 512, 512), ("head", 1280, 720), ("full", 640, 480),
+                                                      ("head", 1920, 1080)])  # the last grows its region
+def test_a_framed_view_is_the_pasted_photo_cut_and_resized(s1: FaceCrop, kind: str, width: int, height: int) -> None:
+    """engine/framing.py pastes straight into the framed region (PasteBack.onto with the crop-to-frame map): the
+    same picture as pasting into the whole photo, then cutting the region and resizing it, up to resampling."""
+    from engine.framing import face_region, resize, view
+    from engine.protocol import Framing
+
+    framing = Framing(kind, width, height)
+    paste = PasteBack(s1)
+    crop = np.full((512, 512, 3), (200, 40, 40), np.uint8)  # unlike the photo
+    crop[::16] = crop[:, ::16] = 255  # a grid, soft enough to resample well: one pixel off either way shows
+    crop = cv2.GaussianBlur(crop, (0, 0), 2)
+    framed_view = view(paste, framing)
+    framed = framed_view.apply(crop)
+    r = face_region(paste, framing)
+    assert framed.shape == (height, width, 3)
+    assert 0 <= r.x0 < r.x1 <= s1.image.shape[1] and 0 <= r.y0 < r.y1 <= s1.image.shape[0]
+    assert abs((r.x1 - r.x0) / (r.y1 - r.y0) - width / height) < 0.01  # the frame's aspect
+    expected = resize(np.ascontiguousarray(paste.apply(crop)[r.y0:r.y1, r.x0:r.x1]), width, height)
+    assert (framed_view.size is not None) == (width > r.x1 - r.x0)  # a growing region is pasted, then resized
+    kx, ky = width / (r.x1 - r.x0), height / (r.y1 - r.y0)  # where the face is pasted, in frame pixels:
+    px0, py0, px1, py1 = paste.bbox
+    x0, x1 = max(0, int((px0 - r.x0) * kx)), min(width, int((px1 - r.x0) * kx))
+    y0, y1 = max(0, int((py0 - r.y0) * ky)), min(height, int((py1 - r.y0) * ky))
+    diff = np.abs(framed.astype(int) - expected.astype(int))[y0:y1, x0:x1]
+    assert diff.mean() < 1.0, diff.mean()  # resampling once vs twice: ~0.3; one frame pixel off: 2-4.5

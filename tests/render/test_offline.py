@@ -6,6 +6,7 @@ difference between the crop's stored landmarks and a second detection.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -15,23 +16,15 @@ from engine.animation.controls import BY_NAME, NAMES, NEUTRAL
 from engine.animation.presets import EXPRESSIONS, preset_state
 from engine.animation.state import AnimationState
 from engine.face.detect_dlib import DlibDetector
-from engine.face.intake import decode_image
-from engine.face.pipeline import FacePipeline
-from engine.face.types import FaceCrop
-from engine.render.offline import OfflineRenderer, OfflineSource
+from tests.render.conftest import Prepared
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 PORTRAITS = ("astronaut.jpg", "s1.jpg", "s11.jpg")
 
 
 @pytest.fixture(scope="module")
-def avatars(detector: DlibDetector, renderer: OfflineRenderer) -> dict[str, tuple[FaceCrop, OfflineSource]]:
-    pipeline = FacePipeline(detector, "test")
-    out = {}
-    for name in PORTRAITS:
-        face = pipeline.crop(decode_image((DATA / name).read_bytes()))
-        out[name] = (face, renderer.prepare(face))
-    return out
+def avatars(prepared: Callable[[str], Prepared]) -> dict[str, Prepared]:
+    return {name: prepared(name) for name in PORTRAITS}
 
 
 def controls(**values: float) -> AnimationState:

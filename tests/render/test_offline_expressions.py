@@ -7,30 +7,23 @@ about 0.01 iod on an unchanged crop, so every threshold is at least twice that.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pytest
 
 from engine.animation.controls import NEUTRAL, SIDED
 from engine.animation.presets import preset_state
 from engine.animation.state import AnimationState
-from engine.face.detect_dlib import DlibDetector
-from engine.face.intake import decode_image
-from engine.face.pipeline import FacePipeline
-from engine.face.types import FaceCrop
-from engine.render.offline import OfflineRenderer, OfflineSource
-from tests.render.test_offline import DATA, corners_y, iod, landmarks
+from tests.render.conftest import Prepared
+from tests.render.test_offline import corners_y, iod, landmarks
 
 PORTRAITS = ("astronaut.jpg", "s1.jpg", "s42.jpg", "s7.jpg")
 
 
 @pytest.fixture(scope="module")
-def avatars(detector: DlibDetector, renderer: OfflineRenderer) -> dict[str, tuple[FaceCrop, OfflineSource]]:
-    pipeline = FacePipeline(detector, "test")
-    out = {}
-    for name in PORTRAITS:
-        face = pipeline.crop(decode_image((DATA / name).read_bytes()))
-        out[name] = (face, renderer.prepare(face))
-    return out
+def avatars(prepared: Callable[[str], Prepared]) -> dict[str, Prepared]:
+    return {name: prepared(name) for name in PORTRAITS}
 
 
 @pytest.fixture(scope="module")

@@ -14,21 +14,18 @@ import pytest
 
 from engine.animation.controls import NEUTRAL
 from engine.animation.state import AnimationState
-from engine.face.intake import decode_image
-from engine.face.pipeline import FacePipeline
-from tests.render.test_offline import DATA, iod, landmarks
+from tests.render.test_offline import iod, landmarks
 
 PORTRAITS = ("astronaut.jpg", "s1.jpg", "s42.jpg")
 EYES = {"Right": slice(36, 42), "Left": slice(42, 48)}  # the face's own sides: its right eye is the image's left
 
 
 @pytest.fixture(scope="module")
-def avatars(detector, renderer):
-    pipeline = FacePipeline(detector, "test")
+def avatars(prepared, detector):
     out = {}
     for name in PORTRAITS:
-        face = pipeline.crop(decode_image((DATA / name).read_bytes()))
-        out[name] = (face, renderer.prepare(face), landmarks(detector, face.crop))
+        face, source = prepared(name)
+        out[name] = (face, source, landmarks(detector, face.crop))
     return out
 
 

@@ -25,6 +25,7 @@ import zmq
 from PIL import Image
 
 from engine.client import EngineClient
+from engine.stats import percentile
 
 SPEECH = ("The quick brown fox jumps over the lazy dog. She sells sea shells by the sea shore. "
           "Peter Piper picked a peck of pickled peppers, and a big black bug bit a big black bear.")
@@ -181,18 +182,19 @@ class Prober:
         self.client.close()
 
 
-def pct(values: list[float], q: float) -> float:
-    if not values:
-        return 0.0
-    data = sorted(values)
-    return data[min(len(data) - 1, int(len(data) * q / 100))]
+def wait_until(cond: Callable[[], object], timeout: float = 10.0) -> None:
+    """Poll ``cond`` every 5 ms until it holds: waiting for a state, not sleeping for a time (fails after timeout)."""
+    deadline = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.005)
 
 
 def spread(values: list[float]) -> str:
     """'p50 / p99 / max (n)' in ms."""
     if not values:
         return "no samples"
-    return (f"p50 {statistics.median(values):.1f} / p99 {pct(values, 99):.1f} / max {max(values):.1f} ms "
+    return (f"p50 {statistics.median(values):.1f} / p99 {percentile(values, 99):.1f} / max {max(values):.1f} ms "
             f"(n={len(values)})")
 
 

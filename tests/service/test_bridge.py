@@ -24,6 +24,7 @@ from PIL import Image
 
 from engine.codec import decode_jpeg
 from tests.service.conftest import DATA, ROOT, BridgeProcess, EngineProcess, Peer
+from tests.service.live import speech_wav
 
 
 def post_render(bridge: BridgeProcess, image: bytes | None, content_type: str = "image/jpeg",
@@ -212,6 +213,32 @@ def test_health_never_waits_behind_renders(stalling) -> None:
         started = time.monotonic()
         response = httpx.get(bridge.url + "/health", timeout=5)
         assert response.status_code == 200 and time.monotonic() - started < 2.5  # before: hung behind renders
+
+
+def test_renders_go_through_while_clips_hold_their_own_pool(peer_factory, tmp_path) -> None:
+    """Three /api/speak clips that the engine never finishes: two hold the clip pool (its bound), the third waits
+    for it; meanwhile renders, on the one render socket, are answered at once. Before the clips had their own
+    pool, the first clip held that socket and every render waited behind it."""
+    peer = peer_factory(hold=("speak_clip",))
+    bridge = BridgeProcess(tmp_path, peer.addr, env={"LP_BRIDGE_CONCURRENCY": "1",
+                                                     "LP_BRIDGE_CLIP_CONCURRENCY": "2"}).start()
+    photo, audio = (DATA / "s1.jpg").read_bytes(), speech_wav(0.5)
+
+    def clip() -> None:
+        with contextlib.suppress(httpx.HTTPError):
+            httpx.post(bridge.url + "/api/speak", files={"source_image": ("s1.jpg", photo, "image/jpeg"),
+                                                         "audio": ("a.wav", audio, "audio/wav")}, timeout=30)
+
+    try:
+        for _ in range(3):
+            threading.Thread(target=clip, daemon=True).start()
+        _wait_held(peer, 2)
+        for _ in range(3):
+            response = httpx.post(bridge.url + "/api/render", files={"source_image": ("s1.jpg", photo)}, timeout=5)
+            assert response.status_code == 200 and response.headers["x-renderer"] == "peer", response.text
+        assert peer.held == 2  # the third clip waits for the clip pool, not for (or on) the render socket
+    finally:
+        bridge.stop()
 
 
 def test_renders_in_flight_are_released_when_the_engine_dies(peer_factory, tmp_path) -> None:

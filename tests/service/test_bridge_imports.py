@@ -23,6 +23,7 @@ ALLOWED = {
     "engine.errors",     # every error code, and their HTTP statuses
     "engine.constants",  # expressions, intensity range, audio limits: the seed form is checked before a round trip
     "engine.options",    # the Option-table machinery behind --help, LP_* variables and the README tables
+    "engine.stats",      # percentile (stdlib): WHEP's and the feeds' lateness figures
     "engine.wav",        # the WAV header (stdlib): /api/speak sizes its timeout and refuses bad audio early
 }
 HEAVY = ("numpy", "torch", "cv2", "PIL", "scipy", "soxr", "onnxruntime", "dlib", "msgpack_numpy")

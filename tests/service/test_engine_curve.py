@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -48,37 +50,56 @@ def test_keys_load_from_files_and_env(tmp_path: Path) -> None:
         load_curve_keys(None, {"LP_CURVE_SECRET_KEY": "too short"})
 
 
-def test_only_listed_clients_are_answered_and_frames_are_encrypted(tmp_path: Path) -> None:
-    keys = tmp_path / "keys"
+@dataclass(frozen=True)
+class CurveEngine:
+    engine: EngineProcess
+    keys: Path  # KEYS_DIR: server.key(_secret), clients/bridge.key(_secret)
+    server: bytes
+    bridge: CurveKeys
+    stranger: CurveKeys  # a valid keypair the engine does not list
+
+
+@pytest.fixture(scope="module")
+def curve_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CurveEngine]:
+    """One engine with CURVE on, shared by the tests of what it lets in (each start costs seconds)."""
+    tmp = tmp_path_factory.mktemp("curve")
+    keys = tmp / "keys"
     generate(keys, ["bridge"])
-    zmq.auth.create_certificates(tmp_path, "stranger")  # a valid keypair the engine does not list
+    zmq.auth.create_certificates(tmp, "stranger")
     server = load_public_key(keys / "server.key")
     bridge = load_curve_keys(keys / "clients" / "bridge.key_secret")
-    stranger = load_curve_keys(tmp_path / "stranger.key_secret")
+    stranger = load_curve_keys(tmp / "stranger.key_secret")
     assert server and bridge and stranger
-    eng = EngineProcess(tmp_path, env={"LP_CURVE_KEYS_DIR": str(keys), "LP_WARMUP": "0"}).start(wait=False)
+    eng = EngineProcess(tmp, env={"LP_CURVE_KEYS_DIR": str(keys), "LP_WARMUP": "0"}).start(wait=False)
     try:
         deadline = time.monotonic() + 90
         while (reply := curve_request(eng.command_addr, server, bridge)) is None or reply["status"] != "ok":
             assert time.monotonic() < deadline and eng.alive(), eng.log.read_text()[-3000:]
             time.sleep(0.2)
-        assert curve_request(eng.command_addr, server, None) is None  # plain text: no answer
-        assert curve_request(eng.command_addr, server, stranger) is None  # unlisted key: no answer
-        with EngineClient(eng.command_addr, timeout_ms=5000, curve=CurveClientKeys(server, bridge)) as client, \
-                client.subscribe(eng.frame_addr) as frames:
-            time.sleep(0.3)
-            assert client.stream("default", fps=20).fps == 20
-            frame = frames.recv(5000)
-            assert frame is not None and frame.topic.startswith("frame."), "a listed subscriber receives frames"
+        yield CurveEngine(eng, keys, server, bridge, stranger)
     finally:
         assert eng.stop() == 0
 
 
-def test_bridge_with_keys_renders_and_a_bridge_without_keys_answers_503(tmp_path: Path) -> None:
+def test_only_listed_clients_are_answered_and_frames_are_encrypted(curve_engine: CurveEngine) -> None:
+    eng, server, bridge = curve_engine.engine, curve_engine.server, curve_engine.bridge
+    assert curve_request(eng.command_addr, server, bridge) is not None  # listed: answered
+    assert curve_request(eng.command_addr, server, None) is None  # plain text: no answer
+    assert curve_request(eng.command_addr, server, curve_engine.stranger) is None  # unlisted key: no answer
+    with EngineClient(eng.command_addr, timeout_ms=5000, curve=CurveClientKeys(server, bridge)) as client, \
+            client.subscribe(eng.frame_addr) as frames:
+        assert client.stream("default", fps=20).fps == 20  # a late-joining subscriber gets the later frames
+        try:
+            frame = frames.recv(5000)
+        finally:
+            client.stream("default", fps=0)
+        assert frame is not None and frame.topic.startswith("frame."), "a listed subscriber receives frames"
+
+
+def test_bridge_with_keys_renders_and_a_bridge_without_keys_answers_503(curve_engine: CurveEngine,
+                                                                        tmp_path: Path) -> None:
     """The container's wiring: engine with LP_CURVE_KEYS_DIR, bridge with the files the entrypoint writes."""
-    keys = tmp_path / "keys"
-    generate(keys, ["bridge"])
-    eng = EngineProcess(tmp_path, env={"LP_CURVE_KEYS_DIR": str(keys), "LP_WARMUP": "0"}).start(wait=False)
+    eng, keys = curve_engine.engine, curve_engine.keys
     with_keys = BridgeProcess(tmp_path / "with", eng.command_addr, env={
         "LP_CURVE_SERVER_KEY_FILE": str(keys / "server.key"),
         "LP_CURVE_CLIENT_SECRET_FILE": str(keys / "clients" / "bridge.key_secret")})
@@ -104,7 +125,6 @@ def test_bridge_with_keys_renders_and_a_bridge_without_keys_answers_503(tmp_path
     finally:
         with_keys.stop()
         no_keys.stop()
-        assert eng.stop() == 0
 
 
 def test_bridge_refuses_half_a_curve_configuration_at_start(tmp_path: Path) -> None:

@@ -1,8 +1,14 @@
 """Never freeze a live face (issue 16): uploads, renders and talking clips beside two live streams.
 
 Real engine and bridge processes on loopback, real uploads (the cat, the coffee cup, the three-quarter view, a
-6000x6000 portrait, a 36 MP faceless PNG) over ZMQ and HTTP, real espeak-ng speech. The bounds are loose (2-3x the
-issue's figures: this runs on a shared CI machine); bench/bench_latency.py prints the real figures.
+6000x6000 portrait, a 36 MP faceless PNG) over ZMQ and HTTP, real espeak-ng speech. bench/bench_latency.py prints
+the real figures.
+
+The bounds are fixed, between what a loaded shared machine shows and the freezes they guard against: dlib's CNN on
+a thread of the engine held every thread for 1-6 s per upload, and a live ``speak`` queued behind a clip waited
+for the whole clip (tens of seconds). They never widen from what the machine showed just before: a bound that
+follows a noisy window can pass anything. A short quiet window is still measured and printed beside the figures,
+to tell a loaded machine from a regression when one fails.
 """
 
 from __future__ import annotations
@@ -25,13 +31,14 @@ from tests.service.live import (
     speech_wav,
     spread,
     upscaled_portrait,
+    wait_until,
 )
 
 FPS = 25.0
-MAX_FRAME_GAP_S = 0.36  # the issue's 120 ms, x3
-MAX_HEALTH_MS = 450.0  # the issue's 150 ms, x3
-MAX_SPEAK_MS = 300.0  # the issue's 100 ms, x3
-QUIET_S = 15.0  # the streams and probes alone, to see what the shared machine itself costs
+MAX_FRAME_GAP_S = 0.9  # a 1-6 s GIL hold is a freeze; quiet: ~50 ms, a loaded 2-core CI machine: a few 100 ms
+MAX_HEALTH_MS = 900.0  # quiet: ~7 ms
+MAX_SPEAK_MS = 900.0  # quiet: ~15 ms; behind a 40 s clip: seconds
+QUIET_S = 4.0  # the streams and probes alone, printed beside the figures (what the shared machine itself costs)
 pytestmark = pytest.mark.timeout(900)  # five large uploads twice, a 40 s clip: minutes on a loaded 2-core machine
 
 
@@ -59,7 +66,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
             assert reply["ok"], reply
             avatars.append(reply["avatar"])
             assert engine.request({"v": 1, "cmd": "stream", "avatar": reply["avatar"], "fps": FPS})["ok"]
-        time.sleep(2.0)  # both streams steady
+        wait_until(lambda: all(len(watcher.log(aid).arrivals) >= 2 * FPS for aid in avatars), 60)  # both flowing
         yield Live(engine, bridge, watcher, avatars)
     finally:
         watcher.close()
@@ -77,9 +84,7 @@ def uploads() -> list[tuple[str, bytes, bool]]:
 
 
 def test_uploads_over_zmq_and_http_never_freeze_the_streams_or_health(live: Live) -> None:
-    """The bounds are the issue's figures x3, or twice what the same streams and probes showed in a quiet window
-    just before when the shared machine is busier than that (the uploads must not add a freeze of their own: the
-    CNN on a thread of the engine held everything for 1-6 s)."""
+    """The uploads must not add a freeze of their own (the CNN on a thread of the engine held everything 1-6 s)."""
     items = uploads()  # made before the clock starts: building a 6000x6000 JPEG is this process's work
     health = Prober(live.engine.command_addr, lambda: {"v": 1, "cmd": "health"}, interval=0.05)
     quiet_from = time.monotonic()
@@ -102,8 +107,7 @@ def test_uploads_over_zmq_and_http_never_freeze_the_streams_or_health(live: Live
     health_ms = health.since(started)
     quiet_gap = max(live.watcher.log(aid).max_gap(quiet_from, started) for aid in live.avatars)
     gaps = {aid: live.watcher.log(aid).max_gap(started, ended) for aid in live.avatars}
-    gap_bound = max(MAX_FRAME_GAP_S, 2 * quiet_gap)
-    health_bound = max(MAX_HEALTH_MS, 2 * max(quiet_health))
+    gap_bound, health_bound = MAX_FRAME_GAP_S, MAX_HEALTH_MS
     print(f"\nquiet {QUIET_S:g} s: health {spread(quiet_health)}, largest frame gap {quiet_gap * 1000:.0f} ms\n"
           f"uploads ({ended - started:.1f} s): health {spread(health_ms)}, largest frame gap per stream "
           f"{[round(g * 1000) for g in gaps.values()]} ms; bounds {gap_bound * 1000:.0f} / {health_bound:.0f} ms")
@@ -131,7 +135,7 @@ def _speak(engine: EngineProcess, avatar: str, audio: bytes) -> tuple[dict, floa
 
 
 def test_a_long_clip_leaves_live_speech_on_time_and_stops_when_its_client_leaves(live: Live) -> None:
-    """Bounds: the issue's figures x3, or twice what the same live speech showed just before without a clip."""
+    """Live speech beside a 40 s clip is answered and drawn on time; the same speech alone just before is printed."""
     clip_audio, live_audio = speech_wav(40.0), speech_wav(2.0)
     aid = live.avatars[0]
     quiet_from = time.monotonic()
@@ -141,7 +145,7 @@ def test_a_long_clip_leaves_live_speech_on_time_and_stops_when_its_client_leaves
         quiet_ms.append(ms)
         time.sleep(reply["end"] - reply["start"] + 0.3)
     quiet_gap = live.watcher.log(aid).max_gap(quiet_from)
-    speak_bound, gap_bound = max(MAX_SPEAK_MS, 2 * max(quiet_ms)), max(MAX_FRAME_GAP_S, 2 * quiet_gap)
+    speak_bound, gap_bound = MAX_SPEAK_MS, MAX_FRAME_GAP_S
     sock = speak_over_raw_http(live.bridge.port, (DATA / "s5.jpg").read_bytes(), clip_audio)
     try:
         deadline = time.monotonic() + 60

@@ -22,6 +22,11 @@ def test_every_command_parses_with_its_defaults() -> None:
     assert parse({"v": 1, "cmd": "render", "avatar": "a"}) == p.Render(avatar="a")
     assert parse({"v": 1, "cmd": "stream", "avatar": "a"}) == p.Stream("a", None)
     assert parse({"v": 1, "cmd": "stream", "avatar": "a", "fps": 0}) == p.Stream("a", 0.0)
+    assert parse({"v": 1, "cmd": "stream", "avatar": "a"}).framing == p.Framing("full", None, None)
+    assert parse({"v": 1, "cmd": "stream", "avatar": "a", "framing": "head"}).framing == p.Framing("head", 512, 512)
+    assert parse({"v": 1, "cmd": "stream", "avatar": "a", "framing": "face", "width": 1280, "height": 720}
+                 ).framing == p.Framing("face", 1280, 720)
+    assert parse({"v": 1, "cmd": "stream", "avatar": "a", "width": 640, "height": 480}).framing.reframes
     sc = parse({"v": 1, "cmd": "set_controls", "avatar": "a", "controls": {"jawOpen": 1},
                 "keyframes": [{"t": 5, "controls": {"eyeBlink": 1.0}}]})
     assert sc.controls == {"jawOpen": 1.0} and sc.keyframes == (p.Keyframe(5.0, {"eyeBlink": 1.0}),)

@@ -11,6 +11,7 @@ would only add jitter and cost).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -37,11 +38,17 @@ class Mouth:
     lower_thick: float  # 66-57
 
 
+@functools.cache
+def shape_predictor() -> dlib.shape_predictor:
+    """dlib's 68-point model, loaded once per process (seconds on a loaded machine; every meter reads the same)."""
+    return dlib.shape_predictor(str(predictor_path()))
+
+
 class LipMeter:
     """dlib's 68 points on frames of one avatar, in that avatar's neutral iod."""
 
     def __init__(self, crop: np.ndarray) -> None:
-        self.predictor = dlib.shape_predictor(str(predictor_path()))
+        self.predictor = shape_predictor()
         rects = dlib.get_frontal_face_detector()(crop, 1)
         if not rects:
             raise AssertionError("dlib finds no face on the neutral crop")

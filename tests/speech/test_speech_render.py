@@ -31,8 +31,8 @@ VOICES = [("en", 50), ("en-us+f3", 80), ("de", 40), ("fr+f2", 70)]
 
 
 class Face:
-    def __init__(self, name: str) -> None:
-        self.crop = FacePipeline.create(mode="dlib").crop(decode_image((DATA / name).read_bytes()))
+    def __init__(self, name: str, pipeline: FacePipeline) -> None:
+        self.crop = pipeline.crop(decode_image((DATA / name).read_bytes()))
         self.renderer = OfflineRenderer()
         self.source: OfflineSource = self.renderer.prepare(self.crop)
         self.meter = LipMeter(self.crop.crop)
@@ -47,8 +47,21 @@ class Face:
 
 
 @pytest.fixture(scope="module")
-def face() -> Face:
-    return Face("s1.jpg")
+def faces() -> Callable[[str], Face]:
+    """Each portrait prepared once for the module, with one face pipeline (its set-up costs seconds)."""
+    pipeline, made = FacePipeline.create(mode="dlib"), {}
+
+    def get(name: str) -> Face:
+        if name not in made:
+            made[name] = Face(name, pipeline)
+        return made[name]
+
+    return get
+
+
+@pytest.fixture(scope="module")
+def face(faces: Callable[[str], Face]) -> Face:
+    return faces("s1.jpg")
 
 
 def frames(pcm: Pcm) -> np.ndarray:
@@ -121,10 +134,10 @@ def test_u_narrows_the_mouth(face: Face, speech: Speech) -> None:
 
 
 @pytest.mark.parametrize("portrait", ["s1.jpg", "s42.jpg", "s7.jpg"])
-def test_mouth_press_presses_and_thins_the_lips(portrait: str) -> None:
+def test_mouth_press_presses_and_thins_the_lips(faces: Callable[[str], Face], portrait: str) -> None:
     """mouthPress at 1.0: the lips' red thins (upper + lower lip height down) and the lips stay shut, even on a
     jaw that is opening; each side presses its own half (the sum of both is the bilateral control)."""
-    f = Face(portrait)
+    f = faces(portrait)
     rest = f.meter.neutral
     pressed = f.measure({"mouthPress": 1.0})
     thick = lambda m: m.upper_thick + m.lower_thick  # noqa: E731

@@ -30,6 +30,7 @@ import {
   type SetSourceReply,
   type SpeakReply,
   type SpeechMark,
+  type StreamFraming,
   type StreamReply,
   type TimedReply,
   type TurnReply,
@@ -230,9 +231,9 @@ export class EngineClient {
     return this.call("render", request, options);
   }
 
-  /** Starts or re-times publishing on `frame.<avatar>`; fps 0 stops it. */
-  stream(avatar: string, fps?: number, options?: CallOptions): Promise<StreamReply> {
-    return this.call("stream", { avatar, fps }, options);
+  /** Starts or re-times publishing on `frame.<avatar>`; fps 0 stops it. `framing`: what the frames show, at what size. */
+  stream(avatar: string, fps?: number, options?: CallOptions, framing: StreamFraming = {}): Promise<StreamReply> {
+    return this.call("stream", { avatar, fps, ...framing }, options);
   }
 
   stopStream(avatar: string, options?: CallOptions): Promise<StreamReply> {

@@ -197,9 +197,22 @@ export interface RenderReply extends AvatarReply {
   header: FrameHeader;
 }
 
+/** What a stream's frames show: the whole photo, head and shoulders around the face, or the aligned face crop. */
+export type Framing = "full" | "head" | "face";
+
+/** A stream's framing and frame size (both or neither, even, 64..1920; head and face default to 512 x 512). */
+export interface StreamFraming {
+  framing?: Framing;
+  width?: number;
+  height?: number;
+}
+
 export interface StreamReply extends AvatarReply {
   fps: number;
   topic: string;
+  framing?: Framing;
+  width?: number | null;
+  height?: number | null;
 }
 
 export type AudioFormat = "wav" | "pcm_s16le" | "pcm_f32le";
@@ -282,7 +295,7 @@ export interface CommandMap {
   clear: [{ avatar: string }, TurnReply];
   set_idle: [SetIdleRequest, TimedReply];
   render: [RenderRequest, RenderReply];
-  stream: [{ avatar: string; fps?: number }, StreamReply];
+  stream: [{ avatar: string; fps?: number } & StreamFraming, StreamReply];
   speak: [SpeakRequest, SpeakReply];
   set_turn: [SetTurnRequest, TurnReply];
   user_audio: [UserAudioRequest, TurnReply];
