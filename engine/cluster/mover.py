@@ -96,7 +96,8 @@ class Mover:
                 continue
             log.info("avatar %s placed on replica %s (epoch %d)", m.avatar, target, epoch)
             if m.fps > 0:
-                self._checked(target, {"cmd": "stream", "avatar": m.avatar, "fps": m.fps, "epoch": epoch})
+                framing = look.stream_fields() if look else {}
+                self._checked(target, {"cmd": "stream", "avatar": m.avatar, "fps": m.fps, "epoch": epoch, **framing})
                 if drain:
                     self._checked(old, {"cmd": "stream", "avatar": m.avatar, "fps": 0})
             return target

@@ -114,6 +114,8 @@ class Routes:
                 if answer is not None and answer.get("ok"):
                     with contextlib.suppress(TypeError, ValueError):  # a reply without a rate changes nothing
                         self.placement.set_stream(avatar, float(answer.get("fps", 0.0)))
+                    with contextlib.suppress(EngineError):  # the engine accepted it, so it parses: its framing
+                        self.placement.remember(avatar, p.parse_request(raw, self.max_message))
                 respond(reply, exc)
 
             return p.pack({**msg, "epoch": epoch}), streamed

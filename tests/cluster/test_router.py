@@ -151,6 +151,30 @@ def test_a_look_is_remembered_as_the_engine_applies_it_and_rebuilt_in_order() ->
     assert placement.look("a").messages("a")[0]["expression"] == "sad"
 
 
+def test_a_look_keeps_the_conversation_settings_and_the_stream_framing() -> None:
+    """A moved avatar keeps its speech-motion gain, its turn (not `speaking`, which lasts only while its speech
+    plays) and its stream's framing."""
+    from engine import protocol as p
+    from engine.cluster.look import Look
+
+    def parsed(msg: dict) -> p.Request:
+        return p.parse_request(p.pack({"v": 1, **msg}), 1 << 20)
+
+    look = Look()
+    assert look.stream_fields() == {}  # the full photo: the stream command as before
+    look.apply(parsed({"cmd": "set_speech_motion", "avatar": "a", "speech_motion": 0.4}))
+    look.apply(parsed({"cmd": "set_turn", "avatar": "a", "state": "thinking"}))
+    look.apply(parsed({"cmd": "stream", "avatar": "a", "fps": 25, "framing": "head", "width": 512, "height": 512}))
+    messages = look.messages("a")
+    assert messages == [{"cmd": "set_speech_motion", "avatar": "a", "speech_motion": 0.4},
+                        {"cmd": "set_turn", "avatar": "a", "state": "thinking", "transition_ms": 0}]
+    assert look.stream_fields() == {"framing": "head", "width": 512, "height": 512}
+    for message in [*messages, {"cmd": "stream", "avatar": "a", "fps": 25, **look.stream_fields()}]:
+        parsed(message)  # each one the engine accepts as it stands
+    look.apply(parsed({"cmd": "set_turn", "avatar": "a", "state": "speaking"}))
+    assert [m["cmd"] for m in look.copy().messages("a")] == ["set_speech_motion"]
+
+
 @pytest.mark.parametrize("bad", [-1, True, 1.5, "1", 2**31])
 def test_stream_epoch_is_checked(bad: object) -> None:
     from engine import protocol as p
