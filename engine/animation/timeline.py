@@ -40,7 +40,8 @@ MIN_TRANSITION_S = 0.08  # even a "jump" (transition_ms 0) eases over this: boun
 BLEND_IN_S = 0.08  # a schedule blends in over this before its first keyframe
 RETURN_S = 0.25  # after the last keyframe or a clear, the face eases back to the commanded state over this
 IDLE_FADE_S = 0.5  # idle life turned off (or reconfigured) fades out over this
-FACE_CONTROLS = tuple(n for n in NAMES if BY_NAME[n].unit == "weight")  # reset by set_expression
+# reset by set_expression: every blendshape weight, and the two signed mouth/jaw shifts (not the head, not the gaze)
+FACE_CONTROLS = tuple(n for n in NAMES if BY_NAME[n].unit == "weight" or n in ("mouthX", "jawX"))
 _DERIV_H = 1e-3
 
 

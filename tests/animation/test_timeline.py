@@ -112,11 +112,12 @@ def test_frame_to_frame_step_is_bounded_under_adversarial_retargets() -> None:
 
 def test_set_expression_keeps_pose_and_drops_face_controls() -> None:
     a = still()
-    a.set_controls({"headYaw": 10.0, "mouthSmile": 0.3}, now=0.0)
+    a.set_controls({"headYaw": 10.0, "mouthSmile": 0.3, "mouthX": 0.5, "jawX": -0.4}, now=0.0)
     a.set_expression("sad", 1.0, 250, now=1.0)
     state = a.sample(2.0)
     assert state.controls["headYaw"] == 10.0
     assert state.controls["mouthSmile"] == 0.0
+    assert state.controls["mouthX"] == state.controls["jawX"] == 0.0  # the signed mouth/jaw shifts are the face's
     assert state.controls == {**preset_state("sad", 1.0).controls, "headYaw": 10.0}
     assert (state.expression, state.intensity) == ("sad", 1.0)
 
