@@ -26,7 +26,7 @@ $(BIN)/liveportrait-serve: pyproject.toml | system-deps-run
 	  else echo "torch $(TORCH_VERSION): $(TORCH_CPU_INDEX) unreachable, the registry's default build"; \
 	       $(BIN)/pip install -q "torch==$(TORCH_VERSION)"; fi; \
 	fi
-	$(BIN)/pip install -q -e ".[offline,dev,cluster]"
+	$(BIN)/pip install -q -e ".[offline,dev,cluster,pipecat]"
 	touch $@
 
 venv: $(BIN)/liveportrait-serve

@@ -1,0 +1,417 @@
+"""LivePortraitVideoService: a pipecat service that gives a voice pipeline our avatar's face, in sync with its voice.
+
+Where it sits: ``... -> tts -> LivePortraitVideoService -> transport.output()``. What it does with each frame:
+
+- ``TTSAudioRawFrame``: streamed to the avatar as ``speak`` (the first chunk of an utterance starts it, the next ones
+  ``append``), batched to at most ``MAX_SPEAK_S`` a message. The audio itself is held back (timeline.HeldSpeech),
+  keyed by the engine times the ``speak`` reply gives it, and leaves with the frame of the same engine time: the
+  voice is delayed by exactly the face's delay (render + JPEG + PUB), one clock, as WHEP does (bridge/media.py).
+- frames on the PUB socket (``frame.<avatar>``) -> ``OutputImageRawFrame`` at the stream's rate (``fps``, which
+  should be the transport's ``video_out_framerate``), cut to ``width`` x ``height`` when given.
+- ``InterruptionFrame``: ``clear`` at once, the held audio dropped, then the frame goes on (the transport drops
+  what it has queued).
+- ``UserStartedSpeakingFrame`` / ``UserStoppedSpeakingFrame`` -> ``user_speech``; the user's ``InputAudioRawFrame``
+  while they speak -> ``user_audio`` in ~100 ms chunks (the listening face: docs/protocol.md, the conversation
+  commands); ``BotStartedSpeakingFrame`` / ``BotStoppedSpeakingFrame`` -> ``set_turn`` speaking / idle, and the end
+  of the user's turn -> ``thinking``. An engine without these commands answers ``unknown_command``: reported once,
+  then they are not sent again (the face still speaks).
+- ``AvatarEmotionFrame`` (emotion.py: the LLM's ``[happy]`` tags) -> a ``mark`` at t = 0 of the next speech sent.
+- Engine errors become ``LivePortraitErrorFrame`` (an ErrorFrame with our wire ``code``) upstream; the pipeline
+  never stops for them: when the engine cannot take speech, the voice goes on without a face.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import simplejpeg
+from loguru import logger
+from PIL import Image
+from pipecat.frames.frames import (
+    BotStartedSpeakingFrame,
+    BotStoppedSpeakingFrame,
+    CancelFrame,
+    EndFrame,
+    ErrorFrame,
+    Frame,
+    InputAudioRawFrame,
+    InterruptionFrame,
+    OutputImageRawFrame,
+    StartFrame,
+    TTSAudioRawFrame,
+    TTSStartedFrame,
+    TTSStoppedFrame,
+    UserStartedSpeakingFrame,
+    UserStoppedSpeakingFrame,
+)
+from pipecat.processors.frame_processor import FrameDirection
+from pipecat.services.ai_service import AIService
+from pipecat.services.settings import ServiceSettings
+from pipecat.utils.errors import ErrorCategory
+
+from engine.client import AsyncEngineClient, AsyncFrameSubscriber, EngineClientError
+from engine.client import Frame as EngineFrame
+from engine.integrations.pipecat.emotion import AvatarEmotionFrame
+from engine.integrations.pipecat.timeline import HeldSpeech, Segment
+
+MAX_SPEAK_S = 1.0  # TTS chunks waiting together are sent as one speak of at most this long
+USER_AUDIO_CHUNK_S = 0.1  # the user's voice goes to the engine in chunks this long (10-500 ms allowed)
+# The engine's mouth for a sample is final once ~160 ms of audio after it has arrived (docs/speech.md, "Live
+# latency"); before that the frame shows a provisional mouth. An utterance therefore starts this long after its first
+# chunk arrives: the voice waits for a face that has heard enough of it.
+LEAD_S = 0.12
+DELAY_ALPHA = 0.1  # EWMA weight of the measured face delay (used only when frames stop coming)
+CONVERSATION_COMMANDS = ("user_speech", "user_audio", "set_turn")
+
+
+@dataclass
+class LivePortraitErrorFrame(ErrorFrame):
+    """An engine error: ``code`` is the wire code (docs/protocol.md: no_face, unknown_avatar, busy, ...)."""
+
+    code: str = "internal"
+
+
+@dataclass
+class ServiceStats:
+    """What a bench or a test reads: added latency per speech chunk, frames pushed, chunks that found no face."""
+
+    added_ms: list[float] = field(default_factory=list)  # TTS chunk in -> its first sample out
+    frames: int = 0
+    first_frame_at: float | None = None
+    last_frame_at: float | None = None
+    speech_without_face: int = 0
+    speaks: int = 0
+    clears: int = 0
+
+
+@dataclass
+class _Speech:
+    pcm: np.ndarray
+    rate: int
+    entered: float
+    gen: int
+
+
+@dataclass
+class _Marker:
+    """A frame or an emotion that waits in the speech queue for the speech sent before it."""
+
+    item: Any
+    gen: int
+
+
+def _mono(audio: bytes, channels: int) -> np.ndarray:
+    pcm = np.frombuffer(audio, "<i2")
+    if channels > 1:
+        pcm = pcm[: len(pcm) // channels * channels].reshape(-1, channels).mean(axis=1).astype(np.int16)
+    return pcm
+
+
+def _photo_bytes(photo: str | Path | bytes) -> bytes:
+    return photo if isinstance(photo, bytes) else Path(photo).read_bytes()
+
+
+class LivePortraitVideoService(AIService):
+    """Our avatar's face for a pipecat pipeline: TTS audio in, the voice and its face out together.
+
+    Args:
+        command_addr: the engine's (or a cluster's) command address.
+        frame_addr: the PUB address the avatar's frames come from.
+        photo: a portrait (path or bytes) that becomes the avatar at start; or ``avatar``, an id the engine holds
+            (default: the engine's bundled portrait).
+        fps: the avatar's frame rate; give the transport's ``video_out_framerate``.
+        width, height: the size of the frames pushed (the transport's ``video_out_width`` / ``_height``); the
+            engine's frame is cut to that aspect around its centre and scaled. None: the engine's size.
+        framing: asked of the engine's ``stream`` (``full`` | ``head`` | ``face``) where it supports it.
+        user_audio: send the user's voice while they speak (``user_audio``) for the listening face.
+    """
+
+    def __init__(self, *, command_addr: str = "tcp://127.0.0.1:5555", frame_addr: str = "tcp://127.0.0.1:5556",
+                 photo: str | Path | bytes | None = None, avatar: str = "default", fps: float = 25.0,
+                 width: int | None = None, height: int | None = None, framing: str | None = None,
+                 user_audio: bool = True, lead_s: float = LEAD_S, timeout_ms: int = 5000, **kwargs: Any) -> None:
+        super().__init__(settings=ServiceSettings(model=None), **kwargs)
+        self._command_addr, self._frame_addr = command_addr, frame_addr
+        self._photo, self._avatar = photo, avatar
+        self._fps, self._size, self._framing = float(fps), (width, height), framing
+        self._send_user_audio, self._timeout_ms, self._lead_s = user_audio, timeout_ms, float(lead_s)
+        self._client: AsyncEngineClient | None = None
+        self._sub: AsyncFrameSubscriber | None = None
+        self._offset = 0.0  # engine time = time.monotonic() + offset
+        self._face_delay = 0.1  # engine seconds from a frame's ts to its arrival here (EWMA)
+        self._held = HeldSpeech()
+        self._speech_q: asyncio.Queue[_Speech | _Marker] = asyncio.Queue()
+        self._gen = 0  # raised by each interruption: speech of an older generation is dropped
+        self._utterance_open = False  # the next speech appends to the current utterance
+        self._speech_end = 0.0  # engine time the speech sent so far ends
+        self._marks: list[dict[str, Any]] = []
+        self._user_speaking = False
+        self._user_pcm: list[np.ndarray] = []
+        self._user_rate = 16000
+        self._unsupported: set[str] = set()
+        self._live = False  # the engine is there and streaming: audio is held for its face
+        self._tasks: list[asyncio.Task[None]] = []
+        self.stats = ServiceStats()
+
+    @property
+    def avatar(self) -> str:
+        return self._avatar
+
+    def engine_now(self) -> float:
+        return time.monotonic() + self._offset
+
+    # lifecycle
+
+    async def start(self, frame: StartFrame) -> None:
+        await super().start(frame)
+        self._client = AsyncEngineClient(self._command_addr, timeout_ms=self._timeout_ms, retries=1)
+        try:
+            await self._client.wait_ready(timeout_s=self._timeout_ms / 1000)
+            if self._photo is not None:
+                try:
+                    self._avatar = (await self._client.set_source(_photo_bytes(self._photo))).avatar
+                except EngineClientError as exc:
+                    await self._report(exc, f"the photo did not become an avatar; using {self._avatar!r}")
+            fields_ = {"framing": self._framing} if self._framing else {}
+            reply = await self._client.call("stream", avatar=self._avatar, fps=self._fps, **fields_)
+            self._avatar = str(reply.get("avatar", self._avatar))
+            self._offset = (await self._client.clock_offset()).offset
+        except (EngineClientError, OSError) as exc:
+            await self._report(exc, "no avatar: the voice goes on without a face")
+            return
+        self._sub = AsyncFrameSubscriber(self._frame_addr, self._avatar, hwm=8)
+        self._live = True
+        self._tasks = [self.create_task(self._speech_loop(), "liveportrait-speech"),
+                       self.create_task(self._media_loop(), "liveportrait-media")]
+
+    async def stop(self, frame: EndFrame) -> None:
+        await super().stop(frame)
+        await self._close(stop_stream=True)
+
+    async def cancel(self, frame: CancelFrame) -> None:
+        await super().cancel(frame)
+        await self._close(stop_stream=True)
+
+    async def cleanup(self) -> None:
+        await super().cleanup()
+        await self._close(stop_stream=False)
+
+    async def _close(self, stop_stream: bool) -> None:
+        self._live = False
+        for task in self._tasks:
+            await self.cancel_task(task)
+        self._tasks = []
+        if self._client is not None:
+            if stop_stream:
+                with contextlib.suppress(EngineClientError):
+                    await self._client.stream(self._avatar, 0)
+            await self._client.aclose()
+            self._client = None
+        if self._sub is not None:
+            await self._sub.aclose()
+            self._sub = None
+
+    # frames in
+
+    async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
+        await super().process_frame(frame, direction)
+        if isinstance(frame, TTSAudioRawFrame) and direction == FrameDirection.DOWNSTREAM:
+            if not self._live:
+                await self.push_frame(frame, direction)
+                return
+            self._speech_q.put_nowait(_Speech(_mono(frame.audio, frame.num_channels), frame.sample_rate,
+                                              time.monotonic(), self._gen))
+            return
+        if isinstance(frame, AvatarEmotionFrame):
+            if self._live:
+                self._speech_q.put_nowait(_Marker(frame, self._gen))
+            return
+        if isinstance(frame, TTSStoppedFrame) and self._live:
+            self._speech_q.put_nowait(_Marker(frame, self._gen))
+            return
+        if isinstance(frame, TTSStartedFrame) and self._live:
+            self._speech_q.put_nowait(_Marker(frame, self._gen))
+            return
+        if isinstance(frame, InterruptionFrame):
+            await self._interrupt()
+        elif isinstance(frame, UserStartedSpeakingFrame):
+            self._user_speaking, self._user_pcm = True, []
+            await self._conversation("user_speech", speaking=True)
+        elif isinstance(frame, UserStoppedSpeakingFrame):
+            await self._flush_user_audio()
+            self._user_speaking = False
+            await self._conversation("user_speech", speaking=False)
+            await self._conversation("set_turn", state="thinking")
+        elif isinstance(frame, InputAudioRawFrame):
+            if self._user_speaking and self._send_user_audio:
+                self._user_rate = frame.sample_rate
+                self._user_pcm.append(_mono(frame.audio, frame.num_channels))
+                if sum(len(p) for p in self._user_pcm) >= USER_AUDIO_CHUNK_S * self._user_rate:
+                    await self._flush_user_audio()
+        elif isinstance(frame, BotStartedSpeakingFrame):
+            await self._conversation("set_turn", state="speaking")
+        elif isinstance(frame, BotStoppedSpeakingFrame) and not self._user_speaking:
+            await self._conversation("set_turn", state="idle")
+        await self.push_frame(frame, direction)
+
+    async def _interrupt(self) -> None:
+        """Barge-in: the face stops at once and the voice held for it is never heard."""
+        self._gen += 1
+        self._utterance_open = False
+        self._marks = []
+        while not self._speech_q.empty():
+            self._speech_q.get_nowait()
+        self._held.drop()
+        if self._live:
+            await self._clear()
+
+    async def _clear(self) -> None:
+        assert self._client is not None
+        self.stats.clears += 1
+        try:
+            await self._client.clear(self._avatar)
+        except EngineClientError as exc:
+            await self._report(exc, "clear failed")
+
+    async def _flush_user_audio(self) -> None:
+        if not self._user_pcm:
+            return
+        pcm = np.concatenate(self._user_pcm)
+        self._user_pcm = []
+        await self._conversation("user_audio", audio=pcm.astype("<i2").tobytes(), sample_rate=self._user_rate)
+
+    async def _conversation(self, cmd: str, **fields_: Any) -> None:
+        """A conversation command (listening face, turn state); one report and then silence if unsupported."""
+        if not self._live or self._client is None or cmd in self._unsupported:
+            return
+        try:
+            await self._client.call(cmd, avatar=self._avatar, **fields_)
+        except EngineClientError as exc:
+            if exc.code in ("unknown_command", "bad_request"):
+                self._unsupported.add(cmd)
+            await self._report(exc, f"{cmd} failed" + (" (not sent again)" if cmd in self._unsupported else ""))
+
+    # speech out to the engine, in order
+
+    async def _speech_loop(self) -> None:
+        while True:
+            item = await self._speech_q.get()
+            if item.gen != self._gen:
+                continue
+            if isinstance(item, _Marker):
+                await self._marker(item.item)
+                continue
+            # coalesce the chunks already waiting (same rate, same generation): fewer, larger speaks
+            chunks = [item.pcm]
+            while not self._speech_q.empty() and sum(len(c) for c in chunks) < MAX_SPEAK_S * item.rate:
+                nxt = self._speech_q._queue[0]  # type: ignore[attr-defined]  # peek: a marker ends the batch
+                if not isinstance(nxt, _Speech) or nxt.rate != item.rate or nxt.gen != item.gen:
+                    break
+                chunks.append(self._speech_q.get_nowait().pcm)  # type: ignore[union-attr]
+            await self._speak(np.concatenate(chunks), item.rate, item.entered, item.gen)
+
+    async def _marker(self, item: Any) -> None:
+        if isinstance(item, AvatarEmotionFrame):
+            self._marks = [{"t": 0.0, "expression": item.expression, "intensity": float(item.intensity)}]
+        elif isinstance(item, TTSStartedFrame):
+            self._utterance_open = False  # a new utterance: its first speak starts it
+            await self.push_frame(item)
+        elif self._held.pending:
+            self._held.add_after(self._speech_end, item)  # after the last sample of the speech before it
+        else:
+            await self.push_frame(item)
+
+    async def _speak(self, pcm: np.ndarray, rate: int, entered: float, gen: int) -> None:
+        assert self._client is not None
+        fields_: dict[str, Any] = ({"append": True} if self._utterance_open
+                                   else {"start": round(self.engine_now() + self._lead_s, 4)})
+        if self._marks:
+            fields_["marks"], self._marks = self._marks, []
+        try:
+            reply = await self._client.call("speak", avatar=self._avatar, audio=pcm.astype("<i2").tobytes(),
+                                            format="pcm_s16le", sample_rate=int(rate), **fields_)
+        except EngineClientError as exc:
+            await self._report(exc, "speak failed: this speech is heard without its face")
+            self.stats.speech_without_face += 1
+            if gen == self._gen:
+                await self.push_frame(TTSAudioRawFrame(audio=pcm.astype("<i2").tobytes(), sample_rate=rate,
+                                                       num_channels=1))
+            return
+        self.stats.speaks += 1
+        if gen != self._gen:  # interrupted while the speak was in flight: it may have landed after the clear
+            await self._clear()
+            return
+        self._utterance_open = True
+        start = float(reply["start"])
+        self._held.add(Segment(start, pcm, rate, entered))
+        self._speech_end = max(self._speech_end, start + len(pcm) / rate)
+
+    # frames from the engine, with the voice they show
+
+    async def _media_loop(self) -> None:
+        assert self._sub is not None
+        period = 1.0 / self._fps
+        while True:
+            try:
+                frame = await self._sub.recv_latest(timeout_ms=int(3000 * period))
+            except EngineClientError as exc:  # a malformed frame: skip it
+                await self._report(exc, "bad frame skipped")
+                continue
+            if frame is None:  # no face for a while: the voice must not wait for it
+                await self._release(self.engine_now() - self._face_delay)
+                continue
+            arrived = self.engine_now()
+            self._face_delay += DELAY_ALPHA * ((arrived - frame.ts) - self._face_delay)
+            image = await asyncio.to_thread(self._image, frame)
+            # what the face shows, for whoever checks it downstream (tests, benches): engine time, mouth, expression
+            image.metadata["liveportrait"] = {"ts": frame.ts, "seq": frame.seq, "jawOpen": frame.header.get("jawOpen"),
+                                              "expression": frame.header.get("expression"), "header": frame.header}
+            await self._release(frame.ts + period, image)
+
+    async def _release(self, until: float, image: OutputImageRawFrame | None = None) -> None:
+        due = self._held.release(until)
+        now = time.monotonic()
+        for seg in due.audio:
+            if seg.entered:
+                self.stats.added_ms.append((now - seg.entered) * 1000.0)
+                seg.entered = 0.0
+            await self.push_frame(TTSAudioRawFrame(audio=seg.pcm.astype("<i2").tobytes(), sample_rate=seg.rate,
+                                                   num_channels=1))
+        if image is not None:
+            self.stats.frames += 1
+            self.stats.first_frame_at = self.stats.first_frame_at or now
+            self.stats.last_frame_at = now
+            await self.push_frame(image)
+        for item in due.frames:
+            await self.push_frame(item)
+
+    def _image(self, frame: EngineFrame) -> OutputImageRawFrame:
+        """JPEG -> RGB, cut to the asked aspect around the centre and scaled (off the event loop)."""
+        w, h = self._size
+        if w is None or h is None:
+            rgb = simplejpeg.decode_jpeg(frame.jpeg, colorspace="RGB")
+            return OutputImageRawFrame(image=rgb.tobytes(), size=(rgb.shape[1], rgb.shape[0]), format="RGB")
+        rgb = simplejpeg.decode_jpeg(frame.jpeg, colorspace="RGB", min_width=w, min_height=h)
+        fh, fw = rgb.shape[:2]
+        scale = max(w / fw, h / fh)
+        cw, ch = min(fw, round(w / scale)), min(fh, round(h / scale))
+        x0, y0 = (fw - cw) // 2, (fh - ch) // 2
+        img = Image.fromarray(np.ascontiguousarray(rgb[y0:y0 + ch, x0:x0 + cw]))
+        if img.size != (w, h):
+            img = img.resize((w, h), Image.BILINEAR)
+        return OutputImageRawFrame(image=img.tobytes(), size=(w, h), format="RGB")
+
+    # errors
+
+    async def _report(self, exc: Exception, what: str) -> None:
+        code = getattr(exc, "code", "internal")
+        logger.warning(f"{self}: {what}: {code}: {exc}")
+        category = ErrorCategory.CONNECTIVITY if code in ("engine_unavailable", "busy") else ErrorCategory.APPLICATION
+        await self.push_error_frame(LivePortraitErrorFrame(error=f"liveportrait {code}: {what}: {exc}", code=code,
+                                                           exception=exc, category=category))
