@@ -148,7 +148,7 @@ def build_pipeline(connection: SmallWebRTCConnection, args: argparse.Namespace) 
         transport.input(),
         VADProcessor(vad_analyzer=SileroVADAnalyzer(params=VADParams(stop_secs=0.3))),
         turns,
-        ScriptedReply(),  # <- your STT + LLM here
+        ScriptedReply(tuple(args.line) if args.line else SCRIPT),  # <- your STT + LLM here
         LivePortraitEmotionTags(),
         EspeakTTSService(),
         avatar,
@@ -243,7 +243,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--photo", default=None, help="a portrait for the avatar (default: the engine's bundled one)")
     p.add_argument("--width", type=int, default=512)
     p.add_argument("--height", type=int, default=512)
+    # aiortc stamps the video frames it sends 1/30 s apart whatever their rate: at 25 fps the browser showed the
+    # face ~0.2 s ahead of the voice, at 30 fps in sync where the CPU kept up (docs/pipecat.md, measured)
     p.add_argument("--fps", type=float, default=25.0)
+    p.add_argument("--line", action="append", help="a scripted reply (repeat for several; default: the demo's)")
     p.add_argument("--start-engine", action="store_true", help="start the engine as a child process")
     return p.parse_args(argv)
 
