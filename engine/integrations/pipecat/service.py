@@ -88,6 +88,7 @@ class ServiceStats:
     speech_without_face: int = 0
     speaks: int = 0
     clears: int = 0
+    turn: str | None = None  # the turn state the engine last reported (user_speech, user_audio, set_turn replies)
 
 
 @dataclass
@@ -291,7 +292,8 @@ class LivePortraitVideoService(AIService):
         if not self._live or self._client is None or cmd in self._unsupported:
             return
         try:
-            await self._client.call(cmd, avatar=self._avatar, **fields_)
+            reply = await self._client.call(cmd, avatar=self._avatar, **fields_)
+            self.stats.turn = reply.get("turn", self.stats.turn)
         except EngineClientError as exc:
             if exc.code in ("unknown_command", "bad_request"):
                 self._unsupported.add(cmd)
