@@ -140,7 +140,7 @@ def build_pipeline(connection: SmallWebRTCConnection, args: argparse.Namespace) 
         audio_in_enabled=True, audio_out_enabled=True, video_out_enabled=True, video_out_is_live=True,
         video_out_width=args.width, video_out_height=args.height, video_out_framerate=args.fps))
     avatar = LivePortraitVideoService(command_addr=args.command_addr, frame_addr=args.frame_addr, photo=args.photo,
-                                      fps=args.fps, width=args.width, height=args.height)
+                                      fps=args.fps, width=args.width, height=args.height, framing=args.framing)
     turns = UserTurnProcessor(user_turn_strategies=UserTurnStrategies(
         start=[VADUserTurnStartStrategy()],
         stop=[SpeechTimeoutUserTurnStopStrategy(user_speech_timeout=0.3, wait_for_transcript=False)]))
@@ -246,6 +246,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     # aiortc stamps the video frames it sends 1/30 s apart whatever their rate: at 25 fps the browser showed the
     # face ~0.2 s ahead of the voice, at 30 fps in sync where the CPU kept up (docs/pipecat.md, measured)
     p.add_argument("--fps", type=float, default=25.0)
+    p.add_argument("--framing", default="head", choices=("full", "head", "face"),
+                   help="what the frames show: the whole photo, head and shoulders, or the face")
     p.add_argument("--line", action="append", help="a scripted reply (repeat for several; default: the demo's)")
     p.add_argument("--start-engine", action="store_true", help="start the engine as a child process")
     return p.parse_args(argv)

@@ -96,14 +96,15 @@ async def feed_realtime(worker: PipelineWorker, frames: Sequence[Frame], chunk_s
         await asyncio.sleep(max(0.0, t0 + (i + 1) * chunk_s - time.monotonic()))
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EngineProcess]:
+    """One engine for every test here (each test leaves the default avatar as it found it)."""
     proc = EngineProcess(tmp_path_factory.mktemp("engine")).start()
     yield proc
     proc.stop()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def voice(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], tuple[np.ndarray, int]]:
     """voice(text) -> (int16 mono PCM, sample rate): espeak-ng's real speech, as a local TTS gives it."""
     folder: Path = tmp_path_factory.mktemp("voice")

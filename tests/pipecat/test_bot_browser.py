@@ -77,6 +77,7 @@ def bot(engine: EngineProcess, tmp_path_factory: pytest.TempPathFactory) -> Iter
     finally:
         proc.terminate()
         proc.wait(timeout=20)
+        engine.request({"v": 1, "cmd": "set_idle", "avatar": default, "enabled": True})
         print(log.read_text()[-4000:])
 
 

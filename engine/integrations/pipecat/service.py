@@ -129,7 +129,8 @@ class LivePortraitVideoService(AIService):
         fps: the avatar's frame rate; give the transport's ``video_out_framerate``.
         width, height: the size of the frames pushed (the transport's ``video_out_width`` / ``_height``); the
             engine's frame is cut to that aspect around its centre and scaled. None: the engine's size.
-        framing: asked of the engine's ``stream`` (``full`` | ``head`` | ``face``) where it supports it.
+        framing: asked of the engine's ``stream`` (``full`` | ``head`` | ``face``) with ``width`` x ``height``, where
+            it supports it (an even size, 64..1920); frames of another size are cut and scaled here.
         user_audio: send the user's voice while they speak (``user_audio``) for the listening face.
     """
 
@@ -179,8 +180,11 @@ class LivePortraitVideoService(AIService):
                     self._avatar = (await self._client.set_source(_photo_bytes(self._photo))).avatar
                 except EngineClientError as exc:
                     await self._report(exc, f"the photo did not become an avatar; using {self._avatar!r}")
-            fields_ = {"framing": self._framing} if self._framing else {}
-            reply = await self._client.call("stream", avatar=self._avatar, fps=self._fps, **fields_)
+            # the engine frames the face at the transport's size where it can (stream's framing); an engine
+            # without it ignores the fields and the frames are cut here (_image)
+            framing = ({"framing": self._framing, "width": self._size[0], "height": self._size[1]}
+                       if self._framing else {})
+            reply = await self._client.call("stream", avatar=self._avatar, fps=self._fps, **framing)
             self._avatar = str(reply.get("avatar", self._avatar))
             self._offset = (await self._client.clock_offset()).offset
         except (EngineClientError, OSError) as exc:
