@@ -197,17 +197,19 @@ class LivePortraitVideoService(AIService):
 
     async def stop(self, frame: EndFrame) -> None:
         await super().stop(frame)
-        await self._close(stop_stream=True)
+        await self._close(stop_stream=self._photo is not None)
 
     async def cancel(self, frame: CancelFrame) -> None:
         await super().cancel(frame)
-        await self._close(stop_stream=True)
+        await self._close(stop_stream=self._photo is not None)
 
     async def cleanup(self) -> None:
         await super().cleanup()
         await self._close(stop_stream=False)
 
     async def _close(self, stop_stream: bool) -> None:
+        """Stop the tasks and sockets; the stream too when the avatar is this service's own photo (an avatar
+        named by id, or the default one, may be streaming for other bots)."""
         self._live = False
         for task in self._tasks:
             await self.cancel_task(task)
