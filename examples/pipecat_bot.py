@@ -243,8 +243,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--photo", default=None, help="a portrait for the avatar (default: the engine's bundled one)")
     p.add_argument("--width", type=int, default=512)
     p.add_argument("--height", type=int, default=512)
-    # aiortc stamps the video frames it sends 1/30 s apart whatever their rate: at 25 fps the browser showed the
-    # face ~0.2 s ahead of the voice, at 30 fps in sync where the CPU kept up (docs/pipecat.md, measured)
+    # the transport's video_out_framerate and the avatar's stream rate (docs/pipecat.md: the A/V offset measured)
     p.add_argument("--fps", type=float, default=25.0)
     p.add_argument("--framing", default="head", choices=("full", "head", "face"),
                    help="what the frames show: the whole photo, head and shoulders, or the face")
