@@ -77,12 +77,15 @@ def output_lag(run: Run) -> tuple[float, float]:
 
 def best_lag(a_t: np.ndarray, a_v: np.ndarray, f_t: np.ndarray, f_v: np.ndarray, lo: float,
              hi: float) -> tuple[float, float]:
+    """r and lag (ms, > 0: mouth after voice), both smoothed over 80 ms as tests/pipecat/test_bot_browser.py does."""
+    from tests.pipecat.test_bot_browser import smooth
+
     grid = np.arange(lo, hi, 10.0)
     order = np.argsort(a_t)
-    level = np.interp(grid, a_t[order], a_v[order], left=0, right=0)
+    level = smooth(np.interp(grid, a_t[order], a_v[order], left=0, right=0))
     out = []
     for lag in range(-400, 401, 10):
-        mouth = np.interp(grid + lag, f_t, f_v)
+        mouth = smooth(np.interp(grid + lag, f_t, f_v))
         out.append((float(np.corrcoef(level, mouth)[0, 1]), float(lag)))
     return max(out)
 
@@ -158,6 +161,9 @@ def bench_browser(engine: EngineProcess, fps: float, folder: Path, service_lag: 
         print("browser: the bot did not answer (see its log)", folder / "bot.log")
         return
     r, lag = best_lag(rx.audio_t, rx.level, rx.frames_t, rx.mouth, voiced[0], voiced[-1])
+    thirds = np.linspace(voiced[0], voiced[-1], 4)
+    parts = [best_lag(rx.audio_t, rx.level, rx.frames_t, rx.mouth, a, b) for a, b in zip(thirds[:-1], thirds[1:], strict=True)]
+    print("browser: by thirds of the answer (r, lag ms): " + ", ".join(f"({x:.2f}, {y:.0f})" for x, y in parts))
     shown = (len(rx.frames_t) - 1) / ((rx.frames_t[-1] - rx.frames_t[0]) / 1000)
     print(f"browser: frames shown {shown:.1f}/s; mouth vs voice: r {r:.2f}, lag {lag:.0f} ms; A/V offset "
           f"(lag minus the service's {service_lag:.0f} ms) {lag - service_lag:+.0f} ms (> 0: face late; target "
