@@ -162,7 +162,8 @@ def bench_browser(engine: EngineProcess, fps: float, folder: Path, service_lag: 
         return
     r, lag = best_lag(rx.audio_t, rx.level, rx.frames_t, rx.mouth, voiced[0], voiced[-1])
     thirds = np.linspace(voiced[0], voiced[-1], 4)
-    parts = [best_lag(rx.audio_t, rx.level, rx.frames_t, rx.mouth, a, b) for a, b in zip(thirds[:-1], thirds[1:], strict=True)]
+    parts = [best_lag(rx.audio_t, rx.level, rx.frames_t, rx.mouth, a, b)
+             for a, b in zip(thirds[:-1], thirds[1:], strict=True)]
     print("browser: by thirds of the answer (r, lag ms): " + ", ".join(f"({x:.2f}, {y:.0f})" for x, y in parts))
     shown = (len(rx.frames_t) - 1) / ((rx.frames_t[-1] - rx.frames_t[0]) / 1000)
     print(f"browser: frames shown {shown:.1f}/s; mouth vs voice: r {r:.2f}, lag {lag:.0f} ms; A/V offset "
