@@ -65,9 +65,12 @@ class Run:
         return self.of(TTSAudioRawFrame)
 
 
-async def run_pipeline(processors: Sequence[FrameProcessor],
-                       script: Callable[[PipelineWorker], Awaitable[None]]) -> Run:
+async def run_pipeline(processors: Sequence[FrameProcessor], script: Callable[[PipelineWorker], Awaitable[None]],
+                       seen: list[Seen] | None = None) -> Run:
+    """``seen``: a list the sink fills as frames pass (the script may look at it while it runs)."""
     head, sink = Tap(FrameDirection.UPSTREAM), Tap(FrameDirection.DOWNSTREAM)
+    if seen is not None:
+        sink.seen = seen
     worker = PipelineWorker(Pipeline([head, *processors, sink]), cancel_on_idle_timeout=False,
                             params=PipelineParams())
     runner = WorkerRunner(handle_sigint=False)

@@ -4,6 +4,8 @@ barge-in stops both, engine errors become ErrorFrames with our codes and never s
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 
 import numpy as np
 from pipecat.frames.frames import (
@@ -117,7 +119,7 @@ def test_engine_errors_become_error_frames_and_the_pipeline_goes_on(engine: Engi
 
     pcm, rate = voice("Still here.")
     gone = f"tcp://127.0.0.1:{free_port()}"
-    down = LivePortraitVideoService(command_addr=gone, frame_addr=gone, timeout_ms=500)
+    down = LivePortraitVideoService(command_addr=gone, frame_addr=gone, timeout_ms=300, start_timeout_s=1.0)
     chunks = tts_chunks(pcm, rate)
 
     async def speak(worker) -> None:
@@ -127,3 +129,41 @@ def test_engine_errors_become_error_frames_and_the_pipeline_goes_on(engine: Engi
     run = asyncio.run(run_pipeline([down], speak))
     assert [s.frame.code for s in run.of(LivePortraitErrorFrame, up=True)] == ["engine_unavailable"]
     assert b"".join(s.frame.audio for s in run.audio()) == pcm.astype("<i2").tobytes()
+
+
+def test_an_engine_that_goes_away_costs_the_face_not_the_voice(engine: EngineProcess, voice) -> None:
+    """The engine stops answering mid-answer (SIGSTOP): the voice held for the face and the voice after it go out
+    without it (every sample, in order), one ErrorFrame says engine_unavailable; when the engine answers again
+    (SIGCONT) the face comes back and speaks."""
+    first, rate = voice("Here is the first part of my answer.")
+    second, _ = voice("And this part comes while the engine sleeps.")
+    third, _ = voice("Now the face is back with me.")
+    svc = service(engine, timeout_ms=300)
+    assert engine.proc is not None
+    marks: dict[str, int] = {}
+
+    async def script(worker) -> None:
+        await asyncio.sleep(0.3)
+        await worker.queue_frames([TTSStartedFrame(), *tts_chunks(first, rate, 0.05)])
+        await asyncio.sleep(0.6)
+        os.kill(engine.proc.pid, signal.SIGSTOP)
+        try:
+            await worker.queue_frames(tts_chunks(second, rate, 0.05))
+            await asyncio.sleep(len(first) / rate + 1.0)
+        finally:
+            os.kill(engine.proc.pid, signal.SIGCONT)
+        await worker.queue_frame(TTSStoppedFrame())
+        await asyncio.sleep(3.0)  # the service asks every 2 s whether the engine is back
+        marks["back"] = len(run_seen)
+        await worker.queue_frames([TTSStartedFrame(), *tts_chunks(third, rate, 0.05), TTSStoppedFrame()])
+        await asyncio.sleep(len(third) / rate + 1.0)
+
+    run_seen: list = []
+    run = asyncio.run(run_pipeline([svc], script, seen=run_seen))
+    out = np.concatenate([np.frombuffer(s.frame.audio, "<i2") for s in run.audio()])
+    assert np.array_equal(out, np.concatenate([first, second, third])), (len(out), len(first) + len(second))
+    codes = [s.frame.code for s in run.of(LivePortraitErrorFrame, up=True)]
+    assert codes == ["engine_unavailable"], codes
+    after = [s.frame.metadata["liveportrait"]["jawOpen"] or 0.0 for s in run.down[marks["back"]:]
+             if isinstance(s.frame, OutputImageRawFrame)]
+    assert max(after) > 0.3, after  # the face speaks again

@@ -67,7 +67,7 @@ USER_AUDIO_CHUNK_S = 0.1  # the user's voice goes to the engine in chunks this l
 # chunk arrives: the voice waits for a face that has heard enough of it.
 LEAD_S = 0.12
 DELAY_ALPHA = 0.1  # EWMA weight of the measured face delay (used only when frames stop coming)
-CONVERSATION_COMMANDS = ("user_speech", "user_audio", "set_turn")
+RECOVER_S = 2.0  # how often an engine that went away is asked whether it is back
 
 
 @dataclass
@@ -132,17 +132,23 @@ class LivePortraitVideoService(AIService):
         framing: asked of the engine's ``stream`` (``full`` | ``head`` | ``face``) with ``width`` x ``height``, where
             it supports it (an even size, 64..1920); frames of another size are cut and scaled here.
         user_audio: send the user's voice while they speak (``user_audio``) for the listening face.
+        lead_s: how long after its first chunk arrives an utterance starts (the mouth analysis' look-ahead).
+        timeout_ms: each command's wait at run time (twice, then the engine is taken as away: the voice goes on
+            without its face until the engine answers again).
+        start_timeout_s: how long start waits for the engine to be ready and for the photo to become an avatar.
     """
 
     def __init__(self, *, command_addr: str = "tcp://127.0.0.1:5555", frame_addr: str = "tcp://127.0.0.1:5556",
                  photo: str | Path | bytes | None = None, avatar: str = "default", fps: float = 25.0,
                  width: int | None = None, height: int | None = None, framing: str | None = None,
-                 user_audio: bool = True, lead_s: float = LEAD_S, timeout_ms: int = 5000, **kwargs: Any) -> None:
+                 user_audio: bool = True, lead_s: float = LEAD_S, timeout_ms: int = 1000,
+                 start_timeout_s: float = 30.0, **kwargs: Any) -> None:
         super().__init__(settings=ServiceSettings(model=None), **kwargs)
         self._command_addr, self._frame_addr = command_addr, frame_addr
         self._photo, self._avatar = photo, avatar
         self._fps, self._size, self._framing = float(fps), (width, height), framing
         self._send_user_audio, self._timeout_ms, self._lead_s = user_audio, timeout_ms, float(lead_s)
+        self._start_timeout_s = start_timeout_s
         self._client: AsyncEngineClient | None = None
         self._sub: AsyncFrameSubscriber | None = None
         self._offset = 0.0  # engine time = time.monotonic() + offset
@@ -174,19 +180,15 @@ class LivePortraitVideoService(AIService):
         await super().start(frame)
         self._client = AsyncEngineClient(self._command_addr, timeout_ms=self._timeout_ms, retries=1)
         try:
-            await self._client.wait_ready(timeout_s=self._timeout_ms / 1000)
+            await self._client.wait_ready(timeout_s=self._start_timeout_s)
             if self._photo is not None:
                 try:
-                    self._avatar = (await self._client.set_source(_photo_bytes(self._photo))).avatar
+                    self._avatar = str((await self._client.call(
+                        "set_source", image=_photo_bytes(self._photo),
+                        timeout_ms=int(self._start_timeout_s * 1000)))["avatar"])
                 except EngineClientError as exc:
                     await self._report(exc, f"the photo did not become an avatar; using {self._avatar!r}")
-            # the engine frames the face at the transport's size where it can (stream's framing); an engine
-            # without it ignores the fields and the frames are cut here (_image)
-            framing = ({"framing": self._framing, "width": self._size[0], "height": self._size[1]}
-                       if self._framing else {})
-            reply = await self._client.call("stream", avatar=self._avatar, fps=self._fps, **framing)
-            self._avatar = str(reply.get("avatar", self._avatar))
-            self._offset = (await self._client.clock_offset()).offset
+            await self._begin()
         except (EngineClientError, OSError) as exc:
             await self._report(exc, "no avatar: the voice goes on without a face")
             return
@@ -194,6 +196,46 @@ class LivePortraitVideoService(AIService):
         self._live = True
         self._tasks = [self.create_task(self._speech_loop(), "liveportrait-speech"),
                        self.create_task(self._media_loop(), "liveportrait-media")]
+
+    async def _begin(self) -> None:
+        """Start the avatar's stream and measure the clock (at start, and again when the engine is back)."""
+        assert self._client is not None
+        # the engine frames the face at the transport's size where it can (stream's framing); an engine
+        # without it ignores the fields and the frames are cut here (_image)
+        framing = ({"framing": self._framing, "width": self._size[0], "height": self._size[1]}
+                   if self._framing else {})
+        reply = await self._client.call("stream", avatar=self._avatar, fps=self._fps, **framing)
+        self._avatar = str(reply.get("avatar", self._avatar))
+        self._offset = (await self._client.clock_offset()).offset
+
+    async def _lost(self, exc: EngineClientError) -> None:
+        """The engine stopped answering: the voice held for it goes out now, the next goes through as it comes,
+        and the face comes back when the engine does (``_recover``)."""
+        if not self._live:
+            return
+        self._live = False
+        self._utterance_open = False
+        await self._report(exc, "the engine is away: the voice goes on without a face until it is back")
+        due = self._held.release(float("inf"))
+        for seg in due.audio:
+            await self.push_frame(TTSAudioRawFrame(audio=seg.pcm.astype("<i2").tobytes(), sample_rate=seg.rate,
+                                                   num_channels=1))
+        for item in due.frames:
+            await self.push_frame(item)
+        self._tasks.append(self.create_task(self._recover(), "liveportrait-recover"))
+
+    async def _recover(self) -> None:
+        assert self._client is not None
+        while True:
+            await asyncio.sleep(RECOVER_S)
+            try:
+                await self._client.health(timeout_ms=1000)
+                await self._begin()
+            except EngineClientError:
+                continue
+            logger.info(f"{self}: the engine is back; the face too")
+            self._live = True
+            return
 
     async def stop(self, frame: EndFrame) -> None:
         await super().stop(frame)
@@ -312,6 +354,13 @@ class LivePortraitVideoService(AIService):
             item = await self._speech_q.get()
             if item.gen != self._gen:
                 continue
+            if not self._live:  # queued before the engine went away: out as it is
+                if isinstance(item, _Speech):
+                    await self.push_frame(TTSAudioRawFrame(audio=item.pcm.astype("<i2").tobytes(),
+                                                           sample_rate=item.rate, num_channels=1))
+                elif not isinstance(item.item, AvatarEmotionFrame):
+                    await self.push_frame(item.item)
+                continue
             if isinstance(item, _Marker):
                 await self._marker(item.item)
                 continue
@@ -345,8 +394,11 @@ class LivePortraitVideoService(AIService):
             reply = await self._client.call("speak", avatar=self._avatar, audio=pcm.astype("<i2").tobytes(),
                                             format="pcm_s16le", sample_rate=int(rate), **fields_)
         except EngineClientError as exc:
-            await self._report(exc, "speak failed: this speech is heard without its face")
             self.stats.speech_without_face += 1
+            if exc.code == "engine_unavailable":
+                await self._lost(exc)
+            else:
+                await self._report(exc, "speak failed: this speech is heard without its face")
             if gen == self._gen:
                 await self.push_frame(TTSAudioRawFrame(audio=pcm.astype("<i2").tobytes(), sample_rate=rate,
                                                        num_channels=1))
