@@ -17,6 +17,8 @@ down-detection), frames through ``AsyncFrameSubscriber.recv_latest``, the clock 
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import contextlib
 import json
 import logging
@@ -63,7 +65,12 @@ COMMANDS: dict[str, dict[str, tuple[type, ...]]] = {
     "set_idle": {"enabled": (bool,), "seed": (int,)},
     "stream": {"fps": Number},
     "clear": {},
+    "set_turn": {"state": (str,), "transition_ms": Number},
+    # the browser's microphone: 16-bit PCM as base64 (JSON has no bytes), decoded here; the engine analyses and drops it
+    "user_audio": {"audio": (str,), "sample_rate": (int,), "interrupt": (bool,)},
+    "user_speech": {"speaking": (bool,), "interrupt": (bool,)},
 }
+PAGE_COMMANDS = ", ".join(COMMANDS)
 
 
 # The OpenAPI rows of preview_routes (create_app's extra_operations). /preview/ws is not a row: OpenAPI 3.1 has no
@@ -93,13 +100,13 @@ PREVIEW_OPERATIONS: tuple[Operation, ...] = (
     Operation("get", "/preview/api/stats", "One avatar's stream figures from the engine's health reply", (
         Answer(200, "renderer, engine now, the avatar's stream, frame timings", schema=PAGE_JSON),
         ERR_400, ERR_500, BUSY)),
-    Operation("post", "/preview/api/command", "A whitelisted engine command as JSON: set_expression, set_controls, "
-              "set_idle, stream, clear", (
+    Operation("post", "/preview/api/command", "A whitelisted engine command as JSON: " + PAGE_COMMANDS
+              + " (user_audio's audio as base64 int16 PCM)", (
                   Answer(200, "the engine's reply (bytes given as their size)", schema=PAGE_JSON),
                   ERR_400, Answer(404, "unknown avatar"), ERR_413, ERR_500, BUSY),
               {"required": True, "content": {"application/json": {"schema": {
                   "type": "object", "required": ["cmd", "avatar"], "properties": {
-                      "cmd": {"enum": ["set_expression", "set_controls", "set_idle", "stream", "clear"]},
+                      "cmd": {"enum": list(COMMANDS)},
                       "avatar": {"type": "string", "pattern": AVATAR_RE.pattern}}}}}}),
     Operation("post", "/preview/api/source", "Upload a portrait (the raw image bytes): it becomes an avatar", (
         Answer(200, "the engine's set_source reply: the new avatar", schema=PAGE_JSON),
@@ -184,6 +191,11 @@ def check_command(body: object) -> dict[str, Any]:
         if isinstance(value, float) and not math.isfinite(value):
             raise BadRequest(f"{key} must be finite")
         message[key] = value
+    if cmd == "user_audio":
+        try:
+            message["audio"] = base64.b64decode(message.get("audio", ""), validate=True)
+        except (binascii.Error, ValueError):
+            raise BadRequest("audio must be base64 (int16 little-endian mono PCM)") from None
     controls = message.get("controls")
     if controls is not None:
         if not controls or len(controls) > MAX_CONTROLS:
@@ -264,7 +276,8 @@ class PreviewRoutes:
         reply = await self.call(request, "health", timeout_ms=self.settings.health_timeout_ms)
         streams = reply.get("streams") or {}
         return _json({"ok": True, "renderer": reply.get("renderer"), "now": reply.get("now"),
-                      "stream": _jsonable(streams.get(avatar)), "frames": _jsonable(reply.get("frames", {}))})
+                      "stream": _jsonable(streams.get(avatar)), "frames": _jsonable(reply.get("frames", {})),
+                      "turn": (reply.get("turns") or {}).get(avatar)})
 
     async def command(self, request: Request) -> Response:
         body = await read_body(request, MAX_COMMAND_BYTES, bridge_of(request).limits)

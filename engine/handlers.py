@@ -82,7 +82,7 @@ def health(core: Core, _req: p.Health, _respond: Respond) -> Reply:
                streams=core.frame_clock.snapshot(), frames=core.frames.stats.summary(),
                caches={"sources": core.avatars.stats(), "frames": core.frames.cache.stats().as_dict()},
                prep=core.faces.stats() if core.faces is not None else {},
-               clips={"running": len(core.clips_running), "queued": core.clips.pending})
+               clips={"running": len(core.clips_running), "queued": core.clips.pending}, turns=_turns(core))
     if dead:
         reply["dead_threads"] = dead
         reply["failure"] = Internal(f"engine thread(s) died: {', '.join(dead)}").to_wire()
@@ -97,7 +97,19 @@ def expressions(core: Core, _req: p.Expressions, _respond: Respond) -> Reply:
 
 
 def list_avatars(core: Core, _req: p.ListAvatars, _respond: Respond) -> Reply:
-    return ok(core, avatars=core.avatars.ids(), default=core.avatars.default_id, streams=core.frame_clock.snapshot())
+    return ok(core, avatars=core.avatars.ids(), default=core.avatars.default_id, streams=core.frame_clock.snapshot(),
+              turns=_turns(core))
+
+
+def _turns(core: Core) -> dict[str, str]:
+    """Each resident avatar's turn state now (health, list_avatars)."""
+    now, turns = core.clock(), {}
+    for avatar_id in core.avatars.ids():
+        avatar = core.avatars.find(avatar_id)
+        if avatar is not None:
+            with avatar.lock:
+                turns[avatar_id] = avatar.animator.turn.state_at(now)
+    return turns
 
 
 def _source_reply(core: Core, avatar: Avatar, cached: bool) -> Reply:
@@ -137,9 +149,10 @@ def set_controls(core: Core, req: p.SetControls, _respond: Respond) -> Reply:
 def clear(core: Core, req: p.Clear, _respond: Respond) -> Reply:
     avatar, now = core.avatars.get(req.avatar), core.clock()
     with avatar.lock:
-        avatar.animator.clear(now)
+        avatar.animator.clear(now)  # the turn becomes listening (engine.animation.turn)
+        turn = avatar.animator.turn.state_at(now)
     core.audio.cut(avatar.id, now)
-    return ok(core, avatar=avatar.id, now=now)
+    return ok(core, avatar=avatar.id, now=now, turn=turn)
 
 
 def set_idle(core: Core, req: p.SetIdle, _respond: Respond) -> Reply:
@@ -149,6 +162,48 @@ def set_idle(core: Core, req: p.SetIdle, _respond: Respond) -> Reply:
         seed = req.seed if req.seed is not None else a.idle_config.seed
         a.set_idle(dataclasses.replace(a.idle_config, enabled=req.enabled, seed=seed), now)
     return ok(core, avatar=avatar.id, now=now)
+
+
+def set_turn(core: Core, req: p.SetTurn, _respond: Respond) -> Reply:
+    avatar, now = core.avatars.get(req.avatar), core.clock()
+    with avatar.lock:
+        avatar.animator.turn.set(req.state, now, req.transition_ms)
+    return ok(core, avatar=avatar.id, now=now, turn=req.state)
+
+
+def _user_talks(core: Core, avatar: Avatar, interrupt: bool, now: float) -> str:
+    """The user talks (avatar lock held): listening, or a barge-in when the avatar speaks and is told to yield;
+    an avatar that speaks and is not told to yield keeps the turn. Returns the turn state now."""
+    turn = avatar.animator.turn
+    if turn.state_at(now) == "speaking":
+        if interrupt:
+            avatar.animator.clear(now)  # mouth shut, turn -> listening
+            core.audio.cut(avatar.id, now)
+    elif turn.state != "listening":
+        turn.set("listening", now)
+    return turn.state_at(now)
+
+
+def user_audio(core: Core, req: p.UserAudio, _respond: Respond) -> Reply:
+    """Analyse one chunk of the user's microphone and drop it: nothing of it is stored or published."""
+    avatar, now = core.avatars.get(req.avatar), core.clock()
+    samples = np.frombuffer(req.samples, "<i2").astype(np.float32) / 32768.0
+    with avatar.lock:
+        heard = avatar.animator.turn.listener.hear(samples, req.sample_rate, now)
+        # voiced frames, not just energy: a cough or a door does not take the turn from a speaking avatar
+        talks = heard.voiced >= 2 if avatar.animator.turn.state_at(now) == "speaking" else heard.active > 0
+        turn = _user_talks(core, avatar, req.interrupt, now) if talks else avatar.animator.turn.state_at(now)
+    del samples
+    return ok(core, avatar=avatar.id, now=now, turn=turn)
+
+
+def user_speech(core: Core, req: p.UserSpeech, _respond: Respond) -> Reply:
+    """A VAD's start/stop of the user's speech: pauses (nods) are known, pitch (question brows) is not."""
+    avatar, now = core.avatars.get(req.avatar), core.clock()
+    with avatar.lock:
+        avatar.animator.turn.listener.vad(req.speaking, now)
+        turn = _user_talks(core, avatar, req.interrupt, now) if req.speaking else avatar.animator.turn.state_at(now)
+    return ok(core, avatar=avatar.id, now=now, turn=turn)
 
 
 def render(core: Core, req: p.Render, respond: Respond) -> None:
@@ -311,6 +366,9 @@ HANDLERS: dict[type, Route] = {
     p.Speak: Route(speak),
     p.SpeakClip: Route(speak_clip),
     p.CancelClip: Route(cancel_clip, ready=False),
+    p.SetTurn: Route(set_turn),
+    p.UserAudio: Route(user_audio),
+    p.UserSpeech: Route(user_speech),
 }
 
 

@@ -17,6 +17,7 @@ import msgpack
 
 from engine.animation.arkit import parse_controls as parse_arkit_controls
 from engine.animation.timeline import DEFAULT_TRANSITION_MS, MAX_TRANSITION_MS, Keyframe
+from engine.animation.turn import DEFAULT_TURN_MS, STATES
 from engine.constants import (  # noqa: F401  (AUDIO_FORMATS, FRAME_TOPIC, MAX_AUDIO_SECONDS: re-exported)
     AUDIO_FORMATS,
     FRAME_TOPIC,
@@ -137,8 +138,32 @@ class CancelClip:
     clip: str
 
 
+@dataclass(frozen=True)
+class SetTurn:
+    avatar: str
+    state: str  # one of turn.STATES
+    transition_ms: float = DEFAULT_TURN_MS
+
+
+@dataclass(frozen=True)
+class UserAudio:
+    """One chunk of the user's microphone: analysed on arrival, then dropped (never stored, never published)."""
+
+    avatar: str
+    samples: bytes = field(repr=False)  # little-endian int16 mono PCM, an even number of bytes
+    sample_rate: int
+    interrupt: bool = False
+
+
+@dataclass(frozen=True)
+class UserSpeech:
+    avatar: str
+    speaking: bool
+    interrupt: bool = False
+
+
 Request = (Health | Expressions | ListAvatars | SetSource | DropSource | SetExpression | SetControls | Clear | SetIdle
-           | Render | Stream | Speak | SpeakClip | CancelClip)
+           | Render | Stream | Speak | SpeakClip | CancelClip | SetTurn | UserAudio | UserSpeech)
 
 
 # --- field readers: each raises BadRequest naming the field --------------------------------------------------------
@@ -303,6 +328,24 @@ def _set_idle(m: Mapping[str, Any]) -> SetIdle:
     return SetIdle(_avatar(m), _bool(m, "enabled"), seed)
 
 
+USER_AUDIO_RATES = (8000, 48_000)
+MAX_USER_AUDIO_S = 0.5  # one chunk of the user's microphone: 10-500 ms (analysed on the command thread, ~1 ms)
+
+
+def _user_audio(m: Mapping[str, Any]) -> UserAudio:
+    audio = _bytes(m, "audio")
+    rate = m.get("sample_rate")
+    lo, hi = USER_AUDIO_RATES
+    if isinstance(rate, bool) or not isinstance(rate, int) or not lo <= rate <= hi:
+        raise BadRequest(f"'sample_rate' must be an integer in {lo}..{hi}, not {rate!r}")
+    if not audio or len(audio) % 2:
+        raise BadRequest("'audio' must be little-endian int16 mono PCM: a non-empty, even number of bytes")
+    if len(audio) // 2 > MAX_USER_AUDIO_S * rate:
+        raise BadRequest(f"'audio' is {len(audio) // 2 / rate:.3f} s; stream the microphone in chunks of at most "
+                         f"{MAX_USER_AUDIO_S:g} s")
+    return UserAudio(_avatar(m), audio, rate, _bool(m, "interrupt", False))
+
+
 _PARSERS = {
     "health": lambda m: Health(),
     "expressions": lambda m: Expressions(),
@@ -320,6 +363,10 @@ _PARSERS = {
     "speak": _speak,
     "speak_clip": _speak_clip,
     "cancel_clip": lambda m: CancelClip(_clip_id(m)),
+    "set_turn": lambda m: SetTurn(_avatar(m), _string(m, "state", choices=STATES),
+                                  _number(m, "transition_ms", DEFAULT_TURN_MS, 0.0, MAX_TRANSITION_MS)),
+    "user_audio": _user_audio,
+    "user_speech": lambda m: UserSpeech(_avatar(m), _bool(m, "speaking"), _bool(m, "interrupt", False)),
 }
 COMMANDS: tuple[str, ...] = tuple(_PARSERS)
 

@@ -328,7 +328,95 @@
     }
   }
 
+  // --- the conversation: turn state, the user's microphone (user_audio), barge-in ---------------------------------
+
+  const MIC_RATE = 16000;  // the page sends 16 kHz int16 mono PCM ...
+  const MIC_CHUNK = 1600;  // ... in 100 ms chunks, one command each, in order
+  const mic = { stream: null, ctx: null, node: null, chunk: new Int16Array(MIC_CHUNK), fill: 0, phase: 0,
+    sending: Promise.resolve(), sent: 0 };
+  state.mic = mic;
+
+  function showTurn(turn) {
+    if (!turn) return;
+    state.turn = turn;
+    $("turn-result").textContent = turn;
+    if (document.activeElement !== $("turn")) $("turn").value = turn;
+  }
+
+  function base64(int16) {
+    const bytes = new Uint8Array(int16.buffer, int16.byteOffset, int16.byteLength);
+    let text = "";
+    for (let i = 0; i < bytes.length; i += 0x8000) text += String.fromCharCode.apply(null, bytes.subarray(i, i + 0x8000));
+    return btoa(text);
+  }
+
+  function sendChunk(chunk) {
+    const body = { cmd: "user_audio", avatar: state.avatar, audio: base64(chunk), sample_rate: MIC_RATE,
+      interrupt: $("interrupt").checked };
+    mic.sending = mic.sending.then(() => command(body)).then(
+      (reply) => { mic.sent += 1; showTurn(reply.turn); }, (err) => say(err.message, true));
+  }
+
+  function hear(input, rate) {
+    // the context's rate -> 16 kHz by linear interpolation, the fractional position carried across buffers
+    const step = rate / MIC_RATE;
+    let pos = mic.phase;
+    for (; pos < input.length; pos += step) {
+      const i = Math.floor(pos);
+      const next = i + 1 < input.length ? input[i + 1] : input[i];
+      const value = input[i] + (next - input[i]) * (pos - i);
+      mic.chunk[mic.fill++] = Math.max(-32768, Math.min(32767, Math.round(value * 32767)));
+      if (mic.fill === MIC_CHUNK) {
+        sendChunk(mic.chunk);
+        mic.chunk = new Int16Array(MIC_CHUNK);
+        mic.fill = 0;
+      }
+    }
+    mic.phase = pos - input.length;
+  }
+
+  async function startTalking() {
+    mic.stream = await navigator.mediaDevices.getUserMedia({ audio: { channelCount: 1, echoCancellation: true } });
+    mic.ctx = new AudioContext();
+    const source = mic.ctx.createMediaStreamSource(mic.stream);
+    mic.node = mic.ctx.createScriptProcessor(2048, 1, 1);  // plain and everywhere; nothing is played back
+    mic.node.onaudioprocess = (event) => hear(event.inputBuffer.getChannelData(0), mic.ctx.sampleRate);
+    source.connect(mic.node);
+    mic.node.connect(mic.ctx.destination);
+    $("talk").setAttribute("aria-pressed", "true");
+    $("talk").textContent = "stop talking";
+  }
+
+  function stopTalking() {
+    if (mic.node) mic.node.onaudioprocess = null;
+    if (mic.stream) for (const track of mic.stream.getTracks()) track.stop();
+    if (mic.ctx) mic.ctx.close().catch(() => {});
+    mic.stream = mic.ctx = mic.node = null;
+    mic.fill = 0;
+    $("talk").setAttribute("aria-pressed", "false");
+    $("talk").textContent = "user talks (microphone)";
+  }
+
+  async function pollTurn() {
+    if (!state.avatar) return;
+    const stats = await api(`/preview/api/stats?avatar=${encodeURIComponent(state.avatar)}`);
+    showTurn(stats.turn);
+  }
+
   function wire() {
+    $("turn").addEventListener("change", async () => {
+      const reply = await guarded(() => command({ cmd: "set_turn", avatar: state.avatar, state: $("turn").value }));
+      if (reply) showTurn(reply.turn);
+    });
+    $("talk").addEventListener("click", () => guarded(async () => {
+      if (mic.stream) stopTalking();
+      else await startTalking();
+    }));
+    $("barge-in").addEventListener("click", async () => {
+      const reply = await guarded(() => command({ cmd: "clear", avatar: state.avatar }));
+      if (reply) showTurn(reply.turn);
+    });
+    window.addEventListener("pagehide", stopTalking);
     $("unmute").addEventListener("click", () => {
       $("video").muted = false;
       $("video").play().catch(() => {});
@@ -400,6 +488,7 @@
     state.ready = true;
     setInterval(showFigures, 250);
     setInterval(() => sampleWhep().catch(() => {}), 250);
+    setInterval(() => pollTurn().catch(() => {}), 1000);  // the turn also changes by itself (speak, user talk)
   }
 
   start();

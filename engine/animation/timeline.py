@@ -27,6 +27,7 @@ from engine.animation.idle import IdleConfig, IdleLife
 from engine.animation.presets import preset_controls, validate_expression, validate_intensity
 from engine.animation.speech import SpeechLayer, SpeechSpan
 from engine.animation.state import AnimationState
+from engine.animation.turn import Turn
 from engine.errors import BadRequest
 from engine.speech.audio import Pcm
 
@@ -199,6 +200,7 @@ class Animator:
         self._idle: IdleLife | None = IdleLife(self._idle_config, now) if self._idle_config.enabled else None
         self._fading: tuple[IdleLife, float] | None = None  # (life, fade start)
         self._speech = SpeechLayer()
+        self.turn = Turn(now)  # turn state and listening (engine.animation.turn): the handlers drive it
 
     # -- commands -----------------------------------------------------------------------------------------
 
@@ -259,11 +261,14 @@ class Animator:
         to the commanded state, the mouth shut within 100 ms."""
         self._interrupt(now)
         self._speech.clear(now)
+        self.turn.set("listening", now)  # a barge-in: the user has the turn
 
     def speak(self, audio: Pcm, now: float, start: float | None = None, append: bool = False) -> SpeechSpan:
         """Lip-sync audio heard from ``start`` (default now); ``append`` continues the utterance (engine.animation
         .speech). The mouth is added on top of the expression; blinks and idle life go on."""
-        return self._speech.speak(audio, now, start, append)
+        span = self._speech.speak(audio, now, start, append)
+        self.turn.speaking(span.start, span.end, now)
+        return span
 
     def set_idle(self, idle: IdleConfig, now: float) -> None:
         """Change idle life. The same config keeps running undisturbed; a new one fades the old out."""
@@ -280,6 +285,8 @@ class Animator:
         """Every control's value at frame time t, clamped to its range."""
         values = {name: self._face(name, t) for name in NAMES}
         for name, offset in self._speech.offsets(t).items():
+            values[name] += offset
+        for name, offset in self.turn.offsets(t).items():
             values[name] += offset
         self._add_idle(values, t)
         controls = {}
@@ -298,7 +305,7 @@ class Animator:
             return False
         if self._fading is not None and self._fading[1] + IDLE_FADE_S > t:
             return False
-        if self._speech.active(t):
+        if self._speech.active(t) or self.turn.active(t, wander=self._idle is not None and self._idle.config.gaze):
             return False
         return self._idle is None or self._idle.config.is_still
 
@@ -365,6 +372,8 @@ class Animator:
         self._release = _Release(now, RETURN_S, offsets) if offsets else None
 
     def _add_idle(self, values: dict[str, float], t: float) -> None:
+        gaze_gain = self.turn.gaze_gain(t)  # listening and thinking hold their own gaze: the wander is damped
+        sway_gain = self.turn.sway_gain(t)  # a listener holds its head still (its nods show)
         layers: list[tuple[IdleLife, float]] = []
         if self._idle is not None:
             layers.append((self._idle, 1.0))
@@ -379,5 +388,9 @@ class Animator:
                     # a blink closes the lids over whatever is commanded: never opens an eye commanded closed
                     closure = min(1.0, max(0.0, values[name]))
                     values[name] = closure + (1.0 - closure) * gain * offset
+                elif name in ("gazeX", "gazeY"):
+                    values[name] += gain * gaze_gain * offset
+                elif name in ("headPitch", "headYaw", "headRoll"):
+                    values[name] += gain * sway_gain * offset
                 else:
                     values[name] += gain * offset

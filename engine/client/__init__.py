@@ -37,6 +37,7 @@ from engine.client.messages import (
     Reply,
     SourceReply,
     StreamReply,
+    TurnReply,
     build_message,
     check_reply,
     parse_audio,
@@ -52,6 +53,6 @@ __all__ = [
     "AvatarsReply", "BadReply", "ClockOffset", "ClusterFrameSubscriber", "Command", "CurveClientKeys",
     "EngineClient", "EngineClientError", "EngineReplyError", "EngineUnavailable", "ExpressionsReply", "Frame",
     "FrameSubscriber", "HealthReply", "Keyframe", "Overloaded", "RenderReply", "Reply", "SourceReply",
-    "StreamReply", "build_message", "check_reply", "command", "frame_subscriber_socket", "parse_audio",
+    "StreamReply", "TurnReply", "build_message", "check_reply", "command", "frame_subscriber_socket", "parse_audio",
     "parse_reply",
 ]

@@ -19,6 +19,7 @@ from engine.client.messages import (
     Reply,
     SourceReply,
     StreamReply,
+    TurnReply,
 )
 
 R = TypeVar("R", bound=Reply)
@@ -101,9 +102,9 @@ def _set_controls(avatar: str, controls: Mapping[str, float] | None = None, *, t
             "keyframes": keyframes}
 
 
-@command("clear", AvatarReply)
+@command("clear", TurnReply)
 def _clear(avatar: str) -> dict[str, Any]:
-    """Drop an avatar's schedules and speech; it eases back to its commanded state."""
+    """Drop an avatar's schedules and speech (a barge-in); it eases back to its commanded state and listens."""
     return {"avatar": avatar}
 
 
@@ -129,9 +130,28 @@ def _stream(avatar: str, fps: float | None = None) -> dict[str, Any]:
     return {"avatar": avatar, "fps": fps}
 
 
+@command("set_turn", TurnReply)
+def _set_turn(avatar: str, state: str, transition_ms: float | None = None) -> dict[str, Any]:
+    """The avatar's turn state: idle, listening, thinking or speaking, eased in over ``transition_ms``."""
+    return {"avatar": avatar, "state": state, "transition_ms": transition_ms}
+
+
+@command("user_audio", TurnReply)
+def _user_audio(avatar: str, audio: bytes, sample_rate: int, interrupt: bool | None = None) -> dict[str, Any]:
+    """One chunk (10-500 ms) of the user's microphone, int16 LE mono PCM: the avatar listens (nods, brows);
+    analysed and dropped, never stored or published. ``interrupt``: user speech while it speaks is a barge-in."""
+    return {"avatar": avatar, "audio": audio, "sample_rate": sample_rate, "interrupt": interrupt}
+
+
+@command("user_speech", TurnReply)
+def _user_speech(avatar: str, speaking: bool, interrupt: bool | None = None) -> dict[str, Any]:
+    """A VAD's start (True) or stop (False) of the user's speech: the avatar listens and nods in the pauses."""
+    return {"avatar": avatar, "speaking": speaking, "interrupt": interrupt}
+
+
 COMMANDS: tuple[Command[Any, Any], ...] = (
     _health, _expressions, _list_avatars, _set_source, _drop_source, _set_expression, _set_controls, _clear,
-    _set_idle, _render, _stream,
+    _set_idle, _render, _stream, _set_turn, _user_audio, _user_speech,
 )
 
 

@@ -39,6 +39,7 @@ class HealthReply(Reply):
     frames: dict[str, Any] = field(default_factory=dict)
     caches: dict[str, Any] = field(default_factory=dict)
     failure: dict[str, Any] | None = None
+    turns: dict[str, str] = field(default_factory=dict)  # avatar id -> turn state (idle, listening, ...)
 
     @property
     def ready(self) -> bool:
@@ -69,10 +70,18 @@ class AvatarReply(Reply):
 
 
 @dataclass(frozen=True)
+class TurnReply(AvatarReply):
+    """set_turn, user_audio, user_speech, clear: the avatar's turn state after the command."""
+
+    turn: str = ""
+
+
+@dataclass(frozen=True)
 class AvatarsReply(Reply):
     avatars: list[str] = field(default_factory=list)
     default: str = ""
     streams: dict[str, Any] = field(default_factory=dict)
+    turns: dict[str, str] = field(default_factory=dict)  # avatar id -> turn state
 
 
 @dataclass(frozen=True)

@@ -206,6 +206,7 @@ def test_clear_without_schedule_changes_nothing() -> None:
     a.set_expression("surprised", 1.0, 250, now=0.0)
     a.clear(now=1.0)
     assert a.sample(1.0).controls == preset_state("surprised", 1.0).controls
+    assert a.turn.state_at(1.0) == "listening"  # a barge-in gives the user the turn (with idle off: no look)
     assert a.is_static(1.0)
 
 

@@ -40,6 +40,11 @@ def post(bridge: BridgeProcess, path: str, body: bytes, **headers: str) -> httpx
     (b'{"cmd": "set_expression", "avatar": "default", "expression": "smug"}', 400, "bad_request"),
     (b'{"cmd": "set_idle", "avatar": "0123456789abcdef", "enabled": false}', 404, "unknown_avatar"),
     (b'{"cmd": "set_idle", "avatar": "default", "enabled": 1}', 400, "bad_request"),
+    (b'{"cmd": "set_turn", "avatar": "default", "state": "napping"}', 400, "bad_request"),
+    (b'{"cmd": "user_audio", "avatar": "default", "audio": "not base64!", "sample_rate": 16000}', 400, "bad_request"),
+    (b'{"cmd": "user_audio", "avatar": "default", "audio": "AAE=AA", "sample_rate": 16000}', 400, "bad_request"),
+    (b'{"cmd": "user_audio", "avatar": "default", "audio": "AA==", "sample_rate": 16000}', 400, "bad_request"),
+    (b'{"cmd": "user_speech", "avatar": "default", "speaking": "yes"}', 400, "bad_request"),
 ])
 def test_bad_commands_are_4xx_json(bridge: BridgeProcess, body: bytes, status: int, code: str) -> None:
     response = post(bridge, "/preview/api/command", body, **{"content-type": "application/json"})

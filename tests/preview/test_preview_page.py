@@ -137,3 +137,33 @@ def test_mjpeg_transport_shows_frames(browser, bridge: BridgeProcess) -> None:
     tab.click("#expressions button[data-expression=neutral]")
     context.close()
     assert errors == []
+
+
+def test_turn_selector_barge_in_and_the_microphone_drive_the_turn(page, engine: EngineProcess) -> None:
+    tab, errors = page
+    avatar = tab.evaluate("window.preview.avatar")
+
+    def engine_turn() -> str:
+        return engine.request({"v": 1, "cmd": "list_avatars"})["turns"][avatar]
+
+    tab.select_option("#turn", "thinking")
+    tab.wait_for_function("window.preview.turn === 'thinking'", timeout=5_000)
+    assert engine_turn() == "thinking"
+    tab.click("#barge-in")  # clear: the user has the turn
+    tab.wait_for_function("window.preview.turn === 'listening'", timeout=5_000)
+    assert engine_turn() == "listening"
+    tab.select_option("#turn", "idle")
+    tab.wait_for_function("window.preview.turn === 'idle'", timeout=5_000)
+    # the fake microphone (a beep) streamed as user_audio: 100 ms chunks reach the engine, which listens
+    tab.click("#talk")
+    tab.wait_for_function("window.preview.mic.sent >= 10", timeout=15_000)
+    tab.wait_for_function("window.preview.turn === 'listening'", timeout=10_000)
+    assert engine_turn() == "listening"
+    frames = tab.evaluate("window.preview.frames")
+    tab.click("#talk")  # stop
+    sent = tab.evaluate("window.preview.mic.sent")
+    tab.wait_for_timeout(500)
+    assert tab.evaluate("window.preview.mic.sent") <= sent + 2  # at most what was in flight
+    assert tab.evaluate("window.preview.frames") > frames - 1
+    engine.request({"v": 1, "cmd": "set_turn", "avatar": avatar, "state": "idle"})
+    assert errors == []

@@ -6,7 +6,9 @@ alive and healthy afterwards with no thread dead. LP_FUZZ_N sets the count (defa
 A fifth of the messages are ``speak``/``speak_clip`` built from a valid base (a real WAV or raw PCM for the default
 avatar) with one to three fields made hostile, so the fuzz reaches the audio decoder, the speech layer and clip ids,
 not just the "missing audio" check: the test counts the speak commands that were answered ok and those refused for their
-audio, and fails when either kind is missing.
+audio, and fails when either kind is missing. A tenth are ``set_turn``/``user_audio``/``user_speech`` built the same way
+(the user's microphone as int16 chunks of any length and rate, right and wrong), so the listener's analysis is
+reached too: some of those must be answered ok.
 """
 
 from __future__ import annotations
@@ -28,7 +30,8 @@ from tests.service.conftest import EngineProcess
 
 FIELDS = ("avatar", "image", "expression", "intensity", "transition_ms", "controls", "keyframes", "smooth",
           "enabled", "seed", "output", "quality", "fps", "t", "audio", "format", "sample_rate", "start", "append",
-          "clip")
+          "clip", "state", "speaking", "interrupt")
+TURN_FIELDS = ("avatar", "state", "transition_ms", "audio", "sample_rate", "speaking", "interrupt")
 SPEAK_FIELDS = ("audio", "format", "sample_rate", "start", "append", "avatar", "image", "expression", "intensity",
                 "fps", "clip")
 
@@ -96,10 +99,35 @@ def speak_message(rng: random.Random, values: list[object], audio: dict[str, lis
     return msg
 
 
-def message(rng: random.Random, values: list[object], audio: dict[str, list[object]]) -> bytes | list[bytes]:
+def turn_values(rng: random.Random) -> dict[str, list[object]]:
+    """Per turn field, what a client might send: states and microphone chunks, right and wrong."""
+    voice = struct.pack("<1600h", *(int(8000 * math.sin(2 * math.pi * 150 * i / 16_000)) for i in range(1600)))
+    return {
+        "state": ["idle", "listening", "thinking", "speaking", "Listening", "", None, 3],
+        "audio": [voice, voice[:2], voice[:-1], b"", bytes(16_000 * 2), rng.randbytes(3200), rng.randbytes(501)],
+        "sample_rate": [16_000, 8000, 48_000, 7999, 48_001, 44_100.0, True, None],
+        "speaking": [True, False, 1, None], "interrupt": [True, False, 0, None],
+    }
+
+
+def turn_message(rng: random.Random, values: list[object], turn: dict[str, list[object]]) -> dict[object, object]:
+    """A set_turn, user_audio or user_speech that would be answered ok, with a few fields made hostile."""
+    cmd = rng.choice(["set_turn", "user_audio", "user_audio", "user_speech"])
+    base = {"set_turn": {"state": "thinking"}, "user_speech": {"speaking": rng.random() < 0.5},
+            "user_audio": {"audio": turn["audio"][0], "sample_rate": 16_000, "interrupt": rng.random() < 0.3}}[cmd]
+    msg: dict[object, object] = {"v": 1, "cmd": cmd, "avatar": "default", **base}
+    for name in rng.sample(TURN_FIELDS, rng.randint(0, 2)):
+        msg[name] = rng.choice(turn.get(name, values))
+    return msg
+
+
+def message(rng: random.Random, values: list[object], audio: dict[str, list[object]],
+            turn: dict[str, list[object]]) -> bytes | list[bytes]:
     kind = rng.random()
     if kind > 0.8:
         return msgpack.packb(speak_message(rng, values, audio), use_bin_type=True)
+    if kind > 0.7:
+        return msgpack.packb(turn_message(rng, values, turn), use_bin_type=True)
     if kind < 0.05:
         return rng.randbytes(rng.randint(0, 200))  # not msgpack, or something else
     if kind < 0.08:
@@ -128,15 +156,17 @@ def test_hostile_messages_get_typed_answers_and_hurt_nothing(engine: EngineProce
     rng = random.Random(12)
     values = hostile_values(rng)
     audio = audio_values(rng)
+    turn = turn_values(rng)
     count = int(os.environ.get("LP_FUZZ_N", "1500"))
     dealer = zmq.Context.instance().socket(zmq.DEALER)
     dealer.setsockopt(zmq.LINGER, 0)
     dealer.connect(engine.command_addr)
     codes: dict[str, int] = {}
     speak_codes: dict[str, int] = {}
+    turn_codes: dict[str, int] = {}
     try:
         for i in range(count):
-            msg = message(rng, values, audio)
+            msg = message(rng, values, audio, turn)
             dealer.send_multipart(msg if isinstance(msg, list) else [b"", msg])
             assert dealer.poll(30_000), f"message {i} got no reply: {msg!r:.300}"
             reply = msgpack.unpackb(dealer.recv_multipart()[-1], raw=False, strict_map_key=False)
@@ -145,10 +175,12 @@ def test_hostile_messages_get_typed_answers_and_hurt_nothing(engine: EngineProce
             codes[code] = codes.get(code, 0) + 1
             if sent_command(msg) in ("speak", "speak_clip"):
                 speak_codes[code] = speak_codes.get(code, 0) + 1
+            if sent_command(msg) in ("set_turn", "user_audio", "user_speech"):
+                turn_codes[code] = turn_codes.get(code, 0) + 1
     finally:
         dealer.close(0)
         engine.request({"v": 1, "cmd": "stream", "avatar": "default", "fps": 0})
-    print(f"{count} hostile messages: {codes}; speak/speak_clip: {speak_codes}")
+    print(f"{count} hostile messages: {codes}; speak/speak_clip: {speak_codes}; turn and user talk: {turn_codes}")
     health = engine.request({"v": 1, "cmd": "health"})
     assert engine.alive() and health["status"] == "ok" and "dead_threads" not in health, health
     assert codes.get("bad_request", 0) > count // 4  # the fuzz mostly reached the field checks, as intended
@@ -156,3 +188,5 @@ def test_hostile_messages_get_typed_answers_and_hurt_nothing(engine: EngineProce
     assert speak_codes.get("ok", 0) >= count // 50, speak_codes
     assert speak_codes.get("bad_audio", 0) + speak_codes.get("unsupported_audio", 0) >= count // 50, speak_codes
     assert speak_codes.get("audio_too_long", 0) >= 1, speak_codes
+    # the turn commands got past their field checks too (the listener analysed microphone chunks)
+    assert turn_codes.get("ok", 0) >= count // 50 and turn_codes.get("bad_request", 0) >= count // 100, turn_codes

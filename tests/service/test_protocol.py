@@ -25,6 +25,11 @@ def test_every_command_parses_with_its_defaults() -> None:
     sc = parse({"v": 1, "cmd": "set_controls", "avatar": "a", "controls": {"jawOpen": 1},
                 "keyframes": [{"t": 5, "controls": {"eyeBlink": 1.0}}]})
     assert sc.controls == {"jawOpen": 1.0} and sc.keyframes == (p.Keyframe(5.0, {"eyeBlink": 1.0}),)
+    assert parse({"v": 1, "cmd": "set_turn", "avatar": "a", "state": "thinking"}) == p.SetTurn("a", "thinking", 250.0)
+    assert parse({"v": 1, "cmd": "user_audio", "avatar": "a", "audio": b"\x00\x01" * 160, "sample_rate": 16000}
+                 ) == p.UserAudio("a", b"\x00\x01" * 160, 16000, False)
+    assert parse({"v": 1, "cmd": "user_speech", "avatar": "a", "speaking": True, "interrupt": True}
+                 ) == p.UserSpeech("a", True, True)
 
 
 @pytest.mark.parametrize(("message", "error"), [
@@ -43,6 +48,15 @@ def test_every_command_parses_with_its_defaults() -> None:
     ({"v": 1, "cmd": "stream", "avatar": "a", "fps": -1}, BadRequest),
     ({"v": 1, "cmd": "stream", "avatar": "a", "fps": 1e-10}, BadRequest),
     ({"v": 1, "cmd": "stream", "avatar": "a", "fps": 61}, BadRequest),
+    ({"v": 1, "cmd": "set_turn", "avatar": "a", "state": "dreaming"}, BadRequest),
+    ({"v": 1, "cmd": "set_turn", "avatar": "a", "state": "idle", "transition_ms": -1}, BadRequest),
+    ({"v": 1, "cmd": "user_audio", "avatar": "a", "audio": b"\x00" * 3, "sample_rate": 16000}, BadRequest),
+    ({"v": 1, "cmd": "user_audio", "avatar": "a", "audio": b"", "sample_rate": 16000}, BadRequest),
+    ({"v": 1, "cmd": "user_audio", "avatar": "a", "audio": b"\x00" * 2, "sample_rate": 96000}, BadRequest),
+    ({"v": 1, "cmd": "user_audio", "avatar": "a", "audio": b"\x00" * 16002, "sample_rate": 16000}, BadRequest),
+    ({"v": 1, "cmd": "user_audio", "avatar": "a", "audio": "text", "sample_rate": 16000}, BadRequest),
+    ({"v": 1, "cmd": "user_speech", "avatar": "a", "speaking": 1}, BadRequest),
+    ({"v": 1, "cmd": "user_speech", "avatar": "a", "speaking": True, "interrupt": "yes"}, BadRequest),
     ({"v": True, "cmd": "health"}, UnsupportedVersion),
     ({"v": 1.0, "cmd": "health"}, UnsupportedVersion),
 ])

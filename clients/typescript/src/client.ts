@@ -29,8 +29,11 @@ import {
   type RenderRequest,
   type SetSourceReply,
   type SpeakReply,
+  type SpeechMark,
   type StreamReply,
   type TimedReply,
+  type TurnReply,
+  type TurnState,
 } from "./types.js";
 
 export const DEFAULT_COMMAND_ADDRESS = "tcp://127.0.0.1:5555";
@@ -185,9 +188,37 @@ export class EngineClient {
     return this.call("set_controls", { avatar, keyframes }, options);
   }
 
-  /** Drops scheduled keyframes (barge-in); the face eases back to its commanded expression. */
-  clear(avatar: string, options?: CallOptions): Promise<TimedReply> {
+  /** Drops scheduled keyframes and speech (barge-in); the face eases back to its commanded expression and listens. */
+  clear(avatar: string, options?: CallOptions): Promise<TurnReply> {
     return this.call("clear", { avatar }, options);
+  }
+
+  /** The avatar's turn state (idle, listening, thinking, speaking), eased in over `transition_ms`. */
+  setTurn(avatar: string, state: TurnState, params: { transition_ms?: number } = {},
+    options?: CallOptions): Promise<TurnReply> {
+    return this.call("set_turn", { avatar, state, ...params }, options);
+  }
+
+  /**
+   * One chunk (10-500 ms) of the user's microphone, little-endian int16 mono PCM: the avatar listens (nods in the
+   * pauses, brows at a question). Analysed and dropped by the engine. With `interrupt`, user speech while the avatar
+   * speaks is a barge-in. Not retried unless `options.retries` says so (a chunk is heard once).
+   */
+  userAudio(avatar: string, audio: Binary, sampleRate: number, params: { interrupt?: boolean } = {},
+    options: CallOptions = {}): Promise<TurnReply> {
+    return this.call("user_audio", { avatar, audio, sample_rate: sampleRate, ...params },
+      { ...options, retries: options.retries ?? 0 });
+  }
+
+  /** A VAD's start (true) or stop (false) of the user's speech; same `interrupt` rule as userAudio. */
+  userSpeech(avatar: string, speaking: boolean, params: { interrupt?: boolean } = {},
+    options?: CallOptions): Promise<TurnReply> {
+    return this.call("user_speech", { avatar, speaking, ...params }, options);
+  }
+
+  /** The avatar's default gain of speech-driven head, brow and blink motion, 0..2 (0 = lips only). */
+  setSpeechMotion(avatar: string, speechMotion: number, options?: CallOptions): Promise<TimedReply> {
+    return this.call("set_speech_motion", { avatar, speech_motion: speechMotion }, options);
   }
 
   setIdle(avatar: string, enabled: boolean, params: { seed?: number } = {}, options?: CallOptions): Promise<TimedReply> {
@@ -213,10 +244,12 @@ export class EngineClient {
    * queue the same audio twice, so it is not retried unless `options.retries` says so.
    */
   speak(avatar: string, audio: Binary,
-    params: { format: AudioFormat; sample_rate?: number; start?: number; append?: boolean },
+    params: { format: AudioFormat; sample_rate?: number; start?: number; append?: boolean; speechMotion?: number;
+      marks?: SpeechMark[] },
     options: CallOptions = {}): Promise<SpeakReply> {
     const retries = options.retries ?? (params.append ? 0 : undefined);
-    return this.call("speak", { avatar, audio, ...params }, { ...options, retries });
+    const { speechMotion, ...rest } = params;
+    return this.call("speak", { avatar, audio, ...rest, speech_motion: speechMotion }, { ...options, retries });
   }
 
   /**

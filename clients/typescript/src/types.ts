@@ -88,6 +88,8 @@ export interface HealthReply extends ReplyBase {
   frames?: FrameTimings;
   caches?: Record<string, Record<string, unknown>>;
   failure?: WireError;
+  /** Each resident avatar's turn state. */
+  turns?: Record<string, TurnState>;
 }
 
 export interface ControlRange {
@@ -124,6 +126,8 @@ export interface ListAvatarsReply extends ReplyBase {
   avatars: string[];
   default: string;
   streams: Record<string, StreamInfo>;
+  /** Each resident avatar's turn state. */
+  turns?: Record<string, TurnState>;
 }
 
 /** Replies of the animation commands: the avatar and the engine time the command took effect. */
@@ -206,6 +210,54 @@ export interface SpeakRequest {
   start?: number;
   /** Queue after the speech already scheduled instead of replacing it. */
   append?: boolean;
+  /** This audio's gain of speech-driven head, brow and blink motion, 0..2 (default: the avatar's). */
+  speech_motion?: number;
+  /** Expressions on the words, offsets into this audio. */
+  marks?: SpeechMark[];
+}
+
+/** An expression put on a word: `t` seconds from the start of this audio (engines with marks, issue 22). */
+export interface SpeechMark {
+  t: number;
+  expression: Expression;
+  intensity?: number;
+  controls?: Controls;
+  transition_ms?: number;
+}
+
+/** The avatar's part in the conversation (docs/protocol.md, set_turn). */
+export type TurnState = "idle" | "listening" | "thinking" | "speaking";
+
+/** set_turn, user_audio, user_speech and clear: the turn state after the command. */
+export interface TurnReply extends TimedReply {
+  turn: TurnState;
+}
+
+export interface SetTurnRequest {
+  avatar: string;
+  state: TurnState;
+  transition_ms?: number;
+}
+
+export interface UserAudioRequest {
+  avatar: string;
+  /** 10-500 ms of the user's microphone: little-endian int16 mono PCM. Analysed and dropped, never stored. */
+  audio: Binary;
+  sample_rate: number;
+  /** User speech while the avatar speaks is a barge-in (as clear). */
+  interrupt?: boolean;
+}
+
+export interface UserSpeechRequest {
+  avatar: string;
+  speaking: boolean;
+  interrupt?: boolean;
+}
+
+export interface SetSpeechMotionRequest {
+  avatar: string;
+  /** 0..2: gain of speech-driven head, brow and blink motion (0 = lips only). */
+  speech_motion: number;
 }
 
 export interface SpeakReply extends AvatarReply {
@@ -223,11 +275,15 @@ export interface CommandMap {
   list_avatars: [Record<string, never>, ListAvatarsReply];
   set_expression: [SetExpressionRequest, TimedReply];
   set_controls: [SetControlsRequest, TimedReply];
-  clear: [{ avatar: string }, TimedReply];
+  clear: [{ avatar: string }, TurnReply];
   set_idle: [SetIdleRequest, TimedReply];
   render: [RenderRequest, RenderReply];
   stream: [{ avatar: string; fps?: number }, StreamReply];
   speak: [SpeakRequest, SpeakReply];
+  set_turn: [SetTurnRequest, TurnReply];
+  user_audio: [UserAudioRequest, TurnReply];
+  user_speech: [UserSpeechRequest, TurnReply];
+  set_speech_motion: [SetSpeechMotionRequest, TimedReply];
 }
 export type CommandName = keyof CommandMap;
 

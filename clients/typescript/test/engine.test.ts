@@ -177,6 +177,29 @@ describe("engine over ZeroMQ", () => {
     }
   });
 
+  test("setTurn, userAudio, userSpeech and clear answer with the turn; setSpeechMotion is typed", async () => {
+    assert.equal((await client.setTurn(avatar, "thinking", { transition_ms: 100 })).turn, "thinking");
+    const tone = Buffer.alloc(3200);  // 100 ms of a 150 Hz voice at 16 kHz, int16 LE
+    for (let i = 0; i < 1600; i++) tone.writeInt16LE(Math.round(6000 * Math.sin(2 * Math.PI * 150 * i / 16000)), 2 * i);
+    const heard = await client.userAudio(avatar, tone, 16000);
+    assert.equal(heard.turn, "listening");
+    assert.equal(typeof heard.now, "number");
+    assert.equal((await client.userSpeech(avatar, false)).turn, "listening");
+    assert.equal((await client.setTurn(avatar, "idle")).turn, "idle");
+    assert.equal((await client.userSpeech(avatar, true, { interrupt: true })).turn, "listening");
+    assert.equal((await client.clear(avatar)).turn, "listening");
+    assert.equal((await client.listAvatars()).turns?.[avatar], "listening");
+    await assert.rejects(client.userAudio(avatar, Buffer.alloc(3), 16000), { code: "bad_request" });
+    await assert.rejects(client.call("set_turn", { avatar, state: "dreaming" as "idle" }), { code: "bad_request" });
+    try {  // engines with speech motion (issue 22, branch conv) answer; older ones do not know the command
+      assert.equal((await client.setSpeechMotion(avatar, 0.5)).avatar, avatar);
+    } catch (err) {
+      assert.ok(err instanceof EngineError, String(err));
+      assert.equal(err.code, "unknown_command");
+    }
+    await client.setTurn(avatar, "idle");
+  });
+
   test("concurrent calls each get their own socket and reply", async () => {
     const replies = await Promise.all([
       client.health(), client.listAvatars(), client.render({ avatar, expression: "sad" }), client.health(),

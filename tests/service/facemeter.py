@@ -1,0 +1,123 @@
+"""Read a listening face back from rendered frames: dlib's 68 points (tests/speech/lipmeter.py's predictor) on a face
+box found once on the neutral frame.
+
+- head pitch: the vertical position of the rigid points (nose bridge and tip, eye corners), in degrees through a
+  calibration on two renders of the engine's own ``headPitch`` (0 and -4 degrees);
+- brows: the brow points' height over the eye corners, in the neutral face's inter-ocular distance (iod);
+- mouth: the inner-lip gap, in iod;
+- gaze: each iris's shift from the neutral frame's (a template of the neutral iris matched around it, sub-pixel),
+  less the eye corners' shift (the head's motion), in iod.
+
+Used by tests/service/test_listen.py and tools/listening_strip.py.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import dlib
+import numpy as np
+
+from engine.face.detect_dlib import predictor_path
+
+RIGID = [27, 28, 29, 30, 36, 39, 42, 45]
+BROWS = list(range(17, 27))
+EYE_CORNERS = [36, 39, 42, 45]
+IRIS_R = 7  # px: the iris template's half size (the default portrait's iris is ~12 px across)
+IRIS_SEARCH = 5  # px searched each way
+
+
+def _gray(img: np.ndarray) -> np.ndarray:
+    return cv2.GaussianBlur(cv2.cvtColor(img, cv2.COLOR_RGB2GRAY).astype(np.float64), (0, 0), 0.8)
+
+
+def _darkest(gray: np.ndarray, eye: np.ndarray) -> tuple[int, int]:
+    """The iris centre: the darkest point of the (blurred) eye inside its lid contour."""
+    mask = np.zeros(gray.shape, np.uint8)
+    cv2.fillPoly(mask, [eye.astype(np.int32)], 1)
+    blurred = cv2.GaussianBlur(gray, (0, 0), 2.0)
+    blurred[mask == 0] = np.inf
+    y, x = np.unravel_index(np.argmin(blurred), blurred.shape)
+    return int(x), int(y)
+
+
+def _vertex(three: np.ndarray) -> float:
+    """Sub-pixel offset of a parabola's minimum through three scores (0 at an edge of the search)."""
+    if len(three) < 3 or not np.all(np.isfinite(three)):
+        return 0.0
+    den = three[0] - 2 * three[1] + three[2]
+    return 0.0 if den <= 0 else float(0.5 * (three[0] - three[2]) / den)
+
+
+@dataclass(frozen=True)
+class Reading:
+    pitch_y: float  # rigid points' mean y, iod (down +)
+    brow: float  # brows over eye corners, iod (up +)
+    gap: float  # inner-lip gap, iod
+    iris: tuple[float, float]  # iris centre's offset from the eye box centre, iod (x right +, y up +)
+    open_eye: float  # eye opening (lids), iod: a blink makes the iris unreadable
+
+
+def decode(jpeg: bytes) -> np.ndarray:
+    return cv2.cvtColor(cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+
+
+class FaceMeter:
+    """Readings of one avatar's frames, in its neutral frame's iod; ``degrees`` maps pitch_y to head pitch."""
+
+    def __init__(self, neutral: np.ndarray) -> None:
+        self._predictor = dlib.shape_predictor(str(predictor_path()))
+        rects = dlib.get_frontal_face_detector()(neutral, 0)
+        if not rects:
+            raise AssertionError("dlib finds no face on the neutral frame")
+        self._rect = max(rects, key=lambda r: r.area())
+        lm = self.points(neutral)
+        self.iod = float(np.linalg.norm(lm[36:42].mean(0) - lm[42:48].mean(0)))
+        gray = _gray(neutral)
+        self._iris_at = [_darkest(gray, lm[36:42]), _darkest(gray, lm[42:48])]
+        r = IRIS_R
+        self._iris_tpl = [gray[y - r:y + r + 1, x - r:x + r + 1].copy() for x, y in self._iris_at]
+        self._corners = lm[RIGID].mean(0)
+        self.neutral = self.read(neutral)
+        self.per_degree = 0.0  # pitch_y per degree of headPitch (calibrate)
+
+    def points(self, img: np.ndarray) -> np.ndarray:
+        shape = self._predictor(img, self._rect)
+        return np.array([(p.x, p.y) for p in shape.parts()], np.float64)
+
+    def calibrate(self, pitched: np.ndarray, degrees: float) -> None:
+        self.per_degree = (self.read(pitched).pitch_y - self.neutral.pitch_y) / degrees
+
+    def degrees(self, reading: Reading) -> float:
+        """Head pitch (degrees, up +) of a reading: the engine's convention."""
+        return (reading.pitch_y - self.neutral.pitch_y) / self.per_degree
+
+    def _iris(self, gray: np.ndarray, corners: np.ndarray) -> tuple[float, float]:
+        """Each iris's shift from the neutral frame's (template match, sub-pixel), less the eye corners' shift (the
+        head's own motion), averaged over both eyes, in iod."""
+        out = []
+        r, s = IRIS_R, IRIS_SEARCH
+        for (x, y), tpl in zip(self._iris_at, self._iris_tpl, strict=True):
+            scores = np.full((2 * s + 1, 2 * s + 1), np.inf)
+            for dy in range(-s, s + 1):
+                for dx in range(-s, s + 1):
+                    patch = gray[y + dy - r:y + dy + r + 1, x + dx - r:x + dx + r + 1]
+                    scores[dy + s, dx + s] = float(np.sum((patch - tpl) ** 2))
+            by, bx = np.unravel_index(np.argmin(scores), scores.shape)
+            out.append((bx - s + _vertex(scores[by, bx - 1:bx + 2]), -(by - s + _vertex(scores[by - 1:by + 2, bx]))))
+        head = corners - self._corners
+        x, y = np.mean(out, axis=0) - (head[0], -head[1])
+        return float(x / self.iod), float(y / self.iod)
+
+    def read(self, img: np.ndarray) -> Reading:
+        lm = self.points(img)
+        u = getattr(self, "iod", 1.0)
+        pitch_y = float(lm[RIGID, 1].mean()) / u
+        brow = float(lm[EYE_CORNERS, 1].mean() - lm[BROWS, 1].mean()) / u
+        gap = float(np.mean([lm[67, 1] - lm[61, 1], lm[66, 1] - lm[62, 1], lm[65, 1] - lm[63, 1]])) / u
+        opening = float(np.mean([lm[41, 1] - lm[37, 1], lm[40, 1] - lm[38, 1], lm[47, 1] - lm[43, 1],
+                                 lm[46, 1] - lm[44, 1]])) / u
+        corners = lm[RIGID].mean(0)
+        iris = self._iris(_gray(img), corners) if hasattr(self, "_iris_tpl") else (0.0, 0.0)
+        return Reading(pitch_y, brow, gap, iris, opening)
