@@ -167,7 +167,8 @@ class Bridge:
         clip = f"http-{uuid.uuid4().hex[:16]}"
         message = build_message("speak_clip", {"avatar": avatar, "audio": form.audio, "format": "wav",
                                                "expression": form.expression, "intensity": form.intensity,
-                                               "fps": form.fps, "clip": clip})
+                                               "fps": form.fps, "clip": clip, "speech_motion": form.speech_motion,
+                                               "marks": form.marks})
         reply = check_reply(await cancel_on_disconnect(request, link, clip, link.run(
             link.work.request(message, timeout_ms, retries=0, wait_ms=timeout_ms))))
         return Response(reply["mp4"], media_type="video/mp4", headers={

@@ -9,6 +9,8 @@ pipe instead of the answer. Beyond that bound the 413 goes out at once and the c
 from __future__ import annotations
 
 import asyncio
+import json
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,6 +47,11 @@ class SpeakForm:
     expression: str
     intensity: float
     fps: float
+    speech_motion: float | None = None  # None: the engine's default (1.0)
+    marks: list[Any] | None = None  # checked by the engine (engine/protocol.py parse_marks, check_marks)
+
+
+MAX_MARKS_JSON = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -156,7 +163,8 @@ def _intensity(raw: object) -> float:
 
 
 async def read_speak_form(request: Request, limits: BodyLimits) -> SpeakForm:
-    """``POST /api/speak``: ``source_image`` as for /api/render plus an ``audio`` WAV and ``fps`` (default 25)."""
+    """``POST /api/speak``: ``source_image`` as for /api/render plus an ``audio`` WAV, ``fps`` (default 25),
+    ``speech_motion`` (0-2) and ``marks`` (a JSON list of {t, expression, intensity?, controls?, transition_ms?})."""
     content_type = request.headers.get("content-type", "")
     if not content_type.startswith("multipart/form-data"):
         await drain(request, limits)
@@ -176,9 +184,38 @@ async def read_speak_form(request: Request, limits: BodyLimits) -> SpeakForm:
         if image_format(image) is None:
             raise InvalidImage(f"source_image must be a {IMAGE_FORMATS} image")
         expression = validate_expression(form.get("expression", "neutral"))
-        return SpeakForm(image, audio, str(expression), _intensity(form.get("intensity")), _fps(form.get("fps")))
+        return SpeakForm(image, audio, str(expression), _intensity(form.get("intensity")), _fps(form.get("fps")),
+                         _speech_motion(form.get("speech_motion")), _marks(form.get("marks")))
     finally:
         await form.close()
+
+
+def _speech_motion(raw: object) -> float | None:
+    if raw is None or raw == "":
+        return None
+    try:
+        value = float(str(raw))
+    except ValueError:
+        value = float("nan")
+    if not math.isfinite(value) or not 0.0 <= value <= 2.0:
+        raise BadRequest(f"speech_motion must be a number in 0.0-2.0, not {raw!r}")
+    return value
+
+
+def _marks(raw: object) -> list[Any] | None:
+    """The ``marks`` field: a JSON list (its items are the engine's to check, with the audio's length)."""
+    if raw is None or raw == "":
+        return None
+    if not isinstance(raw, str) or len(raw) > MAX_MARKS_JSON:
+        raise BadRequest(f"marks must be a JSON list of at most {MAX_MARKS_JSON} characters")
+    shape = "marks must be a JSON list of {t, expression, intensity?, controls?, transition_ms?}"
+    try:
+        value = json.loads(raw)
+    except (ValueError, RecursionError):  # RecursionError: nested too deep for the JSON parser
+        raise BadRequest(shape) from None
+    if not isinstance(value, list):
+        raise BadRequest(shape)
+    return value
 
 
 def _fps(raw: object) -> float:

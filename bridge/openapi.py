@@ -117,7 +117,11 @@ SCHEMAS: dict[str, Any] = {
         "audio": {"type": "string", "format": "binary", "description": "WAV (PCM int or float, 8-48 kHz), <= 60 s"},
         "expression": {"enum": list(EXPRESSIONS), "default": "neutral"},
         "intensity": {"type": "number", "minimum": 0.0, "maximum": 1.0, "default": 1.0},
-        "fps": {"type": "number", "minimum": 1.0, "maximum": 60.0, "default": 25.0}}},
+        "fps": {"type": "number", "minimum": 1.0, "maximum": 60.0, "default": 25.0},
+        "speech_motion": {"type": "number", "minimum": 0.0, "maximum": 2.0, "default": 1.0,
+                          "description": "gain of the head, brow and blink motion the voice drives (0: lips only)"},
+        "marks": {"type": "string", "description": "JSON list of {t, expression, intensity?, controls?, "
+                  "transition_ms?}: expressions on the words, t seconds into the audio"}}},
     "Status": {"type": "object", "required": ["status", "renderer"], "properties": {
         "status": {"type": "string", "description": "the engine's status: ok, starting or failed"},
         "renderer": {"type": "string"}, "renderer_reason": {"type": "string"},

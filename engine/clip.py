@@ -13,6 +13,7 @@ from fractions import Fraction
 import av
 import numpy as np
 
+from engine.animation.marks import Mark
 from engine.animation.state import AnimationState
 from engine.animation.timeline import Animator
 from engine.errors import BadRequest
@@ -63,13 +64,16 @@ def encode_mp4(frames: Iterable[np.ndarray], fps: float, audio: Pcm, crf: int = 
 
 
 def render_speech_clip(audio: Pcm, draw: Callable[[AnimationState], np.ndarray], animator: Animator,
-                       fps: float = 25.0, start: float = 0.0) -> bytes:
+                       fps: float = 25.0, start: float = 0.0, speech_motion: float | None = None,
+                       marks: tuple[Mark, ...] = ()) -> bytes:
     """The MP4 of ``animator``'s face speaking ``audio``: frame i is draw(animator.sample(start + i / fps)).
 
-    ``draw`` is the avatar's renderer plus paste-back; the animator keeps its expression and idle life.
+    ``draw`` is the avatar's renderer plus paste-back; the animator keeps its expression and idle life; the voice
+    moves the head, brows and blinks too (gain ``speech_motion``, None: the animator's), and ``marks`` change the
+    expression on the words.
     """
     fps = _check_fps(fps)
-    animator.speak(audio, now=start, start=start)
+    animator.speak(audio, now=start, start=start, speech_motion=speech_motion, marks=marks)
     n = frame_count(audio.duration, fps)
 
     def frames() -> Iterator[np.ndarray]:

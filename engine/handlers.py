@@ -263,9 +263,10 @@ def speak(core: Core, req: p.Speak, respond: Respond) -> None:
 
     def work() -> Reply:
         pcm = decode_audio(req.audio, req.format, req.sample_rate, p.MAX_AUDIO_SECONDS)
+        p.check_marks(req.marks, pcm.duration)
         with avatar.lock:
             now = core.clock()
-            span = avatar.animator.speak(pcm, now, req.start, req.append)
+            span = avatar.animator.speak(pcm, now, req.start, req.append, req.speech_motion, req.marks)
         core.audio.speech(avatar.id, pcm, span.start, cut=None if req.append else now)  # heard as the mouth moves
         return ok(core, avatar=avatar.id, start=span.start, end=span.end, duration=span.duration)
 
@@ -313,9 +314,12 @@ def speak_clip(core: Core, req: p.SpeakClip, respond: Respond) -> None:
             if cancel.is_set():
                 raise Cancelled("the clip was cancelled before it started")
             pcm = decode_audio(req.audio, req.format, req.sample_rate, p.MAX_AUDIO_SECONDS)
+            p.check_marks(req.marks, pcm.duration)
             animator = Animator(IdleConfig(enabled=True, seed=CLIP_SEED), now=0.0)
             animator.set_expression(req.expression, req.intensity, 0.0, 0.0)
-            mp4 = render_speech_clip(pcm, _draw_on_render_worker(core, avatar, cancel), animator, req.fps)
+            gain = req.speech_motion if req.speech_motion is not None else avatar.animator.speech_motion
+            mp4 = render_speech_clip(pcm, _draw_on_render_worker(core, avatar, cancel), animator, req.fps,
+                                     speech_motion=gain, marks=req.marks)
             return ok(core, avatar=avatar.id, mp4=mp4, frames=frame_count(pcm.duration, req.fps),
                       duration=pcm.duration, fps=req.fps, clip=clip_id)
 
@@ -331,6 +335,14 @@ def speak_clip(core: Core, req: p.SpeakClip, respond: Respond) -> None:
     except Exception:  # refused at once (unknown avatar, busy): the id is free again
         core.clips_running.pop(clip_id, None)
         raise
+
+
+def set_speech_motion(core: Core, req: p.SetSpeechMotion, _respond: Respond) -> Reply:
+    """The avatar's default gain of speech-driven head, brow and blink motion (0 = lips only)."""
+    avatar, now = core.avatars.get(req.avatar), core.clock()
+    with avatar.lock:
+        avatar.animator.set_speech_motion(req.speech_motion)
+    return ok(core, avatar=avatar.id, now=now, speech_motion=req.speech_motion)
 
 
 def cancel_clip(core: Core, req: p.CancelClip, _respond: Respond) -> Reply:
@@ -369,6 +381,7 @@ HANDLERS: dict[type, Route] = {
     p.SetTurn: Route(set_turn),
     p.UserAudio: Route(user_audio),
     p.UserSpeech: Route(user_speech),
+    p.SetSpeechMotion: Route(set_speech_motion),
 }
 
 

@@ -16,6 +16,8 @@ from typing import Any
 import msgpack
 
 from engine.animation.arkit import parse_controls as parse_arkit_controls
+from engine.animation.marks import MAX_MARKS, Mark
+from engine.animation.speech import validate_speech_motion
 from engine.animation.timeline import DEFAULT_TRANSITION_MS, MAX_TRANSITION_MS, Keyframe
 from engine.animation.turn import DEFAULT_TURN_MS, STATES
 from engine.constants import (  # noqa: F401  (AUDIO_FORMATS, FRAME_TOPIC, MAX_AUDIO_SECONDS: re-exported)
@@ -118,6 +120,8 @@ class Speak:
     sample_rate: int | None = None
     start: float | None = None  # engine time the first sample is heard; None: now
     append: bool = False
+    speech_motion: float | None = None  # this audio's head/brow/blink gain; None: the avatar's
+    marks: tuple[Mark, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -131,6 +135,14 @@ class SpeakClip:
     intensity: float = 1.0
     fps: float = 25.0
     clip: str | None = None  # the caller's id for this clip, so that cancel_clip can stop it
+    speech_motion: float | None = None
+    marks: tuple[Mark, ...] = ()
+
+
+@dataclass(frozen=True)
+class SetSpeechMotion:
+    avatar: str
+    speech_motion: float
 
 
 @dataclass(frozen=True)
@@ -163,7 +175,8 @@ class UserSpeech:
 
 
 Request = (Health | Expressions | ListAvatars | SetSource | DropSource | SetExpression | SetControls | Clear | SetIdle
-           | Render | Stream | Speak | SpeakClip | CancelClip | SetTurn | UserAudio | UserSpeech)
+           | Render | Stream | Speak | SpeakClip | CancelClip | SetTurn | UserAudio | UserSpeech
+           | SetSpeechMotion)
 
 
 # --- field readers: each raises BadRequest naming the field --------------------------------------------------------
@@ -273,10 +286,50 @@ def _audio_fields(m: Mapping[str, Any]) -> tuple[bytes, str, int | None]:
     return audio, fmt, rate
 
 
+def _speech_motion(m: Mapping[str, Any]) -> float | None:
+    return validate_speech_motion(m["speech_motion"]) if m.get("speech_motion") is not None else None
+
+
+def parse_marks(value: Any) -> tuple[Mark, ...]:
+    """``marks``: a list of maps {t, expression, intensity?, controls?, transition_ms?}; t >= 0 here, and within
+    the audio once it is decoded (``check_marks``)."""
+    if value is None:
+        return ()
+    if not isinstance(value, list | tuple) or len(value) > MAX_MARKS:
+        raise BadRequest(f"'marks' must be a list of at most {MAX_MARKS} maps {{t, expression, intensity?, "
+                         "controls?, transition_ms?}")
+    marks = []
+    for i, item in enumerate(value):
+        if not isinstance(item, Mapping):
+            raise BadRequest(f"marks[{i}] must be a map {{t, expression, intensity?, controls?, transition_ms?}}")
+        unknown = set(item) - {"t", "expression", "intensity", "controls", "transition_ms"}
+        if unknown:
+            raise BadRequest(f"marks[{i}] has unknown field(s) {', '.join(sorted(map(str, unknown)))}")
+        try:
+            t = _number(item, "t", lo=0.0)
+            expression = validate_expression(_get(item, "expression"))
+            intensity = validate_intensity(item.get("intensity", 1.0))
+            controls = parse_controls(item["controls"]) if item.get("controls") is not None else {}
+            ms = _number(item, "transition_ms", lo=0.0, hi=MAX_TRANSITION_MS) \
+                if item.get("transition_ms") is not None else None
+        except BadRequest as exc:
+            raise BadRequest(f"marks[{i}]: {exc.message}") from None
+        marks.append(Mark(t, expression, intensity, controls, ms))
+    return tuple(sorted(marks, key=lambda k: k.t))
+
+
+def check_marks(marks: tuple[Mark, ...], duration: float) -> None:
+    """Every mark's t within its audio (0..duration s): known only once the audio is decoded."""
+    for mark in marks:
+        if mark.t > duration + 1e-9:
+            raise BadRequest(f"a mark at t={mark.t:g} s is past the end of its audio ({duration:.3f} s)")
+
+
 def _speak(m: Mapping[str, Any]) -> Speak:
     audio, fmt, rate = _audio_fields(m)
     start = _number(m, "start", lo=0.0) if m.get("start") is not None else None
-    return Speak(_avatar(m), audio, fmt, rate, start, _bool(m, "append", False))
+    return Speak(_avatar(m), audio, fmt, rate, start, _bool(m, "append", False), _speech_motion(m),
+                 parse_marks(m.get("marks")))
 
 
 def _speak_clip(m: Mapping[str, Any]) -> SpeakClip:
@@ -286,7 +339,8 @@ def _speak_clip(m: Mapping[str, Any]) -> SpeakClip:
     return SpeakClip(audio, _avatar(m) if "avatar" in m else None, _bytes(m, "image") if "image" in m else None,
                      fmt, rate, validate_expression(m.get("expression", "neutral")),
                      validate_intensity(m.get("intensity", 1.0)), _number(m, "fps", 25.0, MIN_CLIP_FPS, MAX_CLIP_FPS),
-                     _clip_id(m) if m.get("clip") is not None else None)
+                     _clip_id(m) if m.get("clip") is not None else None, _speech_motion(m),
+                     parse_marks(m.get("marks")))
 
 
 MAX_CLIP_ID = 64
@@ -367,6 +421,7 @@ _PARSERS = {
                                   _number(m, "transition_ms", DEFAULT_TURN_MS, 0.0, MAX_TRANSITION_MS)),
     "user_audio": _user_audio,
     "user_speech": lambda m: UserSpeech(_avatar(m), _bool(m, "speaking"), _bool(m, "interrupt", False)),
+    "set_speech_motion": lambda m: SetSpeechMotion(_avatar(m), validate_speech_motion(_get(m, "speech_motion"))),
 }
 COMMANDS: tuple[str, ...] = tuple(_PARSERS)
 

@@ -7,6 +7,9 @@ Per voice (default a low male and a high female espeak-ng voice), a title and ro
 --step seconds, each labelled with its time, jawOpen and mouthLowerDown, and under each row the audio's loudness
 (grey) with the controls (jawOpen red, mouthLowerDown orange, mouthPucker+mouthFunnel blue, mouthStretch green,
 mouthPress+mouthRollLower purple) over the same span, so a reader can check that the mouth follows the words.
+For the first voice, each row also has the upper face (brows, eyes, nose) at the same times and a plot of the
+speech-driven head pose (headPitch red, headYaw green, headRoll blue, +-4 degrees; grey line 0) and brows
+(browOuterUp purple, 0..1), with the syllable nuclei the prosody found (ticks: black stressed, purple accented).
 Also writes the first voice's MP4 beside it with --mp4.
 """
 
@@ -33,6 +36,7 @@ from engine.render.offline import OfflineRenderer  # noqa: E402
 from engine.speech.analysis import FeatureStream  # noqa: E402
 from engine.speech.audio import decode_audio  # noqa: E402
 from engine.speech.mouth import HOP_S  # noqa: E402
+from engine.speech.prosody import analyse_prosody  # noqa: E402
 
 TEXT = "Hello, my mom bought a puppy. Please be happy."
 
@@ -61,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
             subprocess.run(["espeak-ng", "-v", voice, "-p", pitch or "50", "-s", "120", "-w", str(wav), args.text],
                            check=True)
             pcm = decode_audio(wav.read_bytes())
-        block = voice_block(args, face, renderer, source, pcm)
+        block = voice_block(args, face, renderer, source, pcm, motion=not blocks)
         title = np.full((22, block.shape[1], 3), 255, np.uint8)
         cv2.putText(title, f"espeak-ng voice {voice}, pitch {pitch or 50}: \"{args.text}\"", (4, 16),
                     cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
@@ -78,10 +82,11 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def voice_block(args: argparse.Namespace, face: object, renderer: OfflineRenderer, source: object,
-                pcm: object) -> np.ndarray:
-    """One voice's rows: tiles, labels and control curves."""
+                pcm: object, motion: bool = False) -> np.ndarray:
+    """One voice's rows: tiles, labels and control curves (and, with ``motion``, the head pose and brows)."""
     animator = Animator(IdleConfig(enabled=False), 0.0)
     animator.speak(pcm, now=0.0, start=0.0)
+    events = analyse_prosody(pcm.samples, pcm.sample_rate) if motion else []
 
     lm = face.crop_landmarks
     if len(lm) == 68:  # iBUG 68: the mouth is points 48-67
@@ -95,10 +100,18 @@ def voice_block(args: argparse.Namespace, face: object, renderer: OfflineRendere
 
     level = FeatureStream(pcm.sample_rate).push(pcm.samples, last=True).level
     times = np.arange(0.0, min(args.seconds, pcm.duration), args.step)
-    tiles, labels = [], []
+    if len(lm) == 68:  # the upper face: brows to the nose tip
+        uy0, uy1 = int(max(0, lm[19, 1] - 0.3 * (lm[45, 0] - lm[36, 0]))), int(lm[30, 1])
+        ux0, ux1 = int(lm[0, 0] + 0.1 * (lm[16, 0] - lm[0, 0])), int(lm[16, 0] - 0.1 * (lm[16, 0] - lm[0, 0]))
+    else:
+        uy0, uy1, ux0, ux1 = 120, 330, 100, 412
+    uh = int(round(args.tile * (uy1 - uy0) / (ux1 - ux0)))
+    tiles, labels, uppers = [], [], []
     for t in times:
         state = animator.sample(float(t))
-        img = renderer.render(source, state)[y0:y1, x0:x1]
+        frame = renderer.render(source, state)
+        img = frame[y0:y1, x0:x1]
+        uppers.append(cv2.resize(frame[uy0:uy1, ux0:ux1], (args.tile, uh), interpolation=cv2.INTER_AREA))
         tiles.append(cv2.resize(img, (args.tile, th), interpolation=cv2.INTER_AREA))
         labels.append(f"{t * 1000:.0f} j{state.controls['jawOpen']:.2f} l{state.controls['mouthLowerDown']:.2f}")
 
@@ -133,7 +146,34 @@ def voice_block(args: argparse.Namespace, face: object, renderer: OfflineRendere
         for i in range(args.per_row):
             cv2.line(plot, (i * tw + tw // 2, 0), (i * tw + tw // 2, 4), (0, 0, 0), 1)
         rows += [label, strip, plot]
+        if motion:
+            row_up = uppers[r: r + args.per_row]
+            row_up += [np.full_like(uppers[0], 255)] * (args.per_row - len(row_up))
+            rows += [np.hstack(row_up), motion_plot(animator, events, tt, px, strip.shape[1], tw, args.per_row)]
     return np.vstack(rows)
+
+
+def motion_plot(animator: Animator, events: list, tt: np.ndarray, px: np.ndarray, width: int, tw: int,
+                per_row: int) -> np.ndarray:
+    """The speech-driven head pose (+-4 degrees) and brows (0..1) over one row's span, nuclei as ticks."""
+    plot = np.full((70, width, 3), 255, np.uint8)
+    cv2.line(plot, (0, 35), (width - 1, 35), (200, 200, 200), 1)
+    states = [animator.sample(float(t)).controls for t in tt]
+    for name, colour in (("headPitch", (220, 30, 30)), ("headYaw", (20, 160, 40)), ("headRoll", (30, 60, 220))):
+        vals = np.array([c[name] for c in states])
+        pts = np.stack([px, 35 - 32 * np.clip(vals / 4.0, -1, 1)], axis=1).astype(np.int32)
+        cv2.polylines(plot, [pts], False, colour, 1, cv2.LINE_AA)
+    brow = np.array([c["browOuterUp"] for c in states])
+    cv2.polylines(plot, [np.stack([px, 67 - 64 * np.clip(brow, 0, 1)], axis=1).astype(np.int32)], False,
+                  (150, 40, 190), 1, cv2.LINE_AA)
+    for e in events:
+        if e.kind == "nucleus" and tt[0] <= e.t <= tt[-1]:
+            x = int(np.searchsorted(tt, e.t))
+            colour = (150, 40, 190) if e.accent > 0 else (0, 0, 0)
+            cv2.line(plot, (x, 0), (x, 6 + int(8 * e.strength)), colour, 1)
+    for i in range(per_row):
+        cv2.line(plot, (i * tw + tw // 2, 66), (i * tw + tw // 2, 69), (0, 0, 0), 1)
+    return plot
 
 
 if __name__ == "__main__":

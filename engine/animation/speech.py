@@ -4,6 +4,10 @@ Why a layer and not a schedule: speech arrives in chunks while it is being playe
 seamlessly across chunks, must start where the clock is when a chunk is late, and must stop at once on barge-in;
 and it adds to the expression underneath (a happy face talking keeps its smile) instead of replacing it.
 
+Besides the mouth, each track carries the speech-driven motion of the rest of the face (head nods and turns, brow
+raises, blinks at pauses: engine/speech/prosody.py finds the events, engine/animation/prosody.py shapes them), scaled
+by the track's ``speech_motion`` gain (None: the avatar's default, read live).
+
 Times are engine seconds. An utterance's audio is a continuous sample stream analysed by one MouthAnalyser;
 ``pieces`` map its time (u, seconds of audio) to engine time: a chunk that arrives after the audio so far has
 finished playing starts at ``now``, not at the (past) end of the previous chunk.
@@ -18,12 +22,19 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from engine.animation.prosody import SETTLE_S, ProsodyMotion
 from engine.errors import BadRequest
 from engine.speech.audio import Pcm
 from engine.speech.errors import BadAudio
 from engine.speech.mouth import HOP_S, MOUTH_CONTROLS, MouthAnalyser
+from engine.speech.prosody import ProsodyAnalyser
 
-CLEAR_S = 0.08  # clear(): the mouth eases shut over this (barge-in: within 100 ms)
+# clear(): the mouth holds the shape it had at the clear (the audio stops: nothing more is articulated) and shuts
+# linearly over this. Why linear and 100 ms: at 25 fps the third frame after a clear lands at most 120 ms after it,
+# and a linear fade takes at most 40/100 of the opening per frame (an 80 ms smoothstep over the running speech took
+# up to 78% in one step when its steep middle fell between two ticks). bench/bench_bargein.py measures it.
+CLEAR_S = 0.1
+MOTION_CLEAR_S = 0.5  # clear(): the speech's head, brow and blink motion settles over this (a head does not snap)
 CROSSFADE_S = 0.08  # a new utterance replacing a running one takes over over this
 RESUME_S = 0.04  # a late chunk's mouth eases in over this (one frame at 25 fps)
 
@@ -43,13 +54,21 @@ def _ease_out(s: float) -> float:
     return 1.0 - s * s * (3.0 - 2.0 * s)
 
 
+def _linear_out(s: float) -> float:
+    """1 -> 0 linearly over s in 0..1 (exactly 0 from 1 on, float rounding of the clock included)."""
+    return 0.0 if s >= 1.0 - 1e-9 else 1.0 - max(0.0, s)
+
+
 class SpeechTrack:
     """Mouth controls of one utterance over engine time; grows with ``append``."""
 
-    def __init__(self, sample_rate: int, start: float) -> None:
+    def __init__(self, sample_rate: int, start: float, speech_motion: float | None = None) -> None:
         self.sample_rate = sample_rate
         self.start = float(start)
+        self.speech_motion = speech_motion  # None: the avatar's default gain
         self._analyser = MouthAnalyser(sample_rate)
+        self._prosody = ProsodyAnalyser(sample_rate)
+        self.motion = ProsodyMotion()
         self._final = np.zeros((256, len(MOUTH_CONTROLS)))  # grows by doubling: appends stay O(chunk)
         self._n = 0  # final rows in _final
         self._tail = np.zeros((0, len(MOUTH_CONTROLS)))  # provisional rows after them
@@ -90,6 +109,7 @@ class SpeechTrack:
             self._e.append(begin)
         self._samples += len(pcm.samples)
         new = self._analyser.push(pcm.samples)
+        self.motion.add(self._prosody.push(pcm.samples))
         if self._n + len(new) > len(self._final):
             grown = np.zeros((max(2 * len(self._final), self._n + len(new)), len(MOUTH_CONTROLS)))
             grown[: self._n] = self._final[: self._n]
@@ -127,6 +147,16 @@ class SpeechTrack:
         f = x - i
         return gain * (self._row(i) * (1.0 - f) + self._row(i + 1) * f)
 
+    def motion_values(self, t: float) -> dict[str, float]:
+        """Head, brow and blink offsets at engine time t (gain 1), easing back to rest after the track's end."""
+        u, _ = self.audio_time(t)
+        if u < -SETTLE_S:
+            return {}
+        fade = _ease_out((t - self.end) / SETTLE_S) if t > self.end else 1.0
+        if fade <= 0.0:
+            return {}
+        return {name: fade * v for name, v in self.motion.offsets(u).items()}
+
     def _row(self, i: int) -> np.ndarray:
         return self._final[i] if i < self._n else self._tail[i - self._n]
 
@@ -135,12 +165,15 @@ class SpeechLayer:
     """The Animator's speech: the current track, a track fading out, and the barge-in fade."""
 
     def __init__(self) -> None:
+        self.speech_motion = 1.0  # the avatar's default gain for tracks that name none
         self.track: SpeechTrack | None = None
         self._gain_from: float | None = None  # clear(): fade the track out from this time
         self._old: tuple[SpeechTrack, float | None, float] | None = None  # (track, its clear time, takeover time)
 
-    def speak(self, audio: Pcm, now: float, start: float | None = None, append: bool = False) -> SpeechSpan:
-        """Play audio's mouth from ``start`` (default now); ``append`` continues the running utterance."""
+    def speak(self, audio: Pcm, now: float, start: float | None = None, append: bool = False,
+              speech_motion: float | None = None) -> SpeechSpan:
+        """Play audio's mouth from ``start`` (default now); ``append`` continues the running utterance.
+        ``speech_motion``: this audio's motion gain (on append, the utterance's from now on); None: the avatar's."""
         if start is not None and (isinstance(start, bool) or not isinstance(start, numbers.Real)
                                   or not math.isfinite(float(start))):
             raise BadRequest(f"start must be a finite engine time in seconds, got {start!r}")
@@ -149,10 +182,14 @@ class SpeechLayer:
         if not isinstance(audio, Pcm):
             raise BadRequest("speak needs decoded audio (engine.speech.decode_audio)")
         track = self.track
+        if speech_motion is not None:
+            speech_motion = validate_speech_motion(speech_motion)
         if append and track is not None and self._gain_from is None:
+            if speech_motion is not None:
+                track.speech_motion = speech_motion
             return track.append(audio, now)
         begin = now if start is None else float(start)
-        new = SpeechTrack(audio.sample_rate, begin)
+        new = SpeechTrack(audio.sample_rate, begin, speech_motion)
         span = new.append(audio, now)
         if track is not None and self._active_track(track, self._gain_from, now):
             self._old = (track, self._gain_from, now)
@@ -160,7 +197,8 @@ class SpeechLayer:
         return span
 
     def clear(self, now: float) -> None:
-        """Barge-in: the mouth eases shut within CLEAR_S; later appends start a new utterance."""
+        """Barge-in: the mouth shuts within CLEAR_S, the head settles over MOTION_CLEAR_S; later appends start a
+        new utterance."""
         if self.track is not None and self._gain_from is None:
             self._gain_from = now
 
@@ -171,30 +209,63 @@ class SpeechLayer:
         if self.track is not None:
             g = self._gain(self._gain_from, t)
             if g > 0.0:
-                total += g * self.track.values(t)
+                total += g * self.track.values(t if self._gain_from is None else min(t, self._gain_from))
                 live = True
         if self._old is not None:
             track, cleared, since = self._old
             g = self._gain(cleared, t) * _ease_out((t - since) / CROSSFADE_S)
             if g > 0.0:
-                total += g * track.values(t)
+                total += g * track.values(t if cleared is None else min(t, cleared))
                 live = True
-        if not live:
-            return {}
-        return {name: float(v) for name, v in zip(MOUTH_CONTROLS, total, strict=True) if v}
+        out = {name: float(v) for name, v in zip(MOUTH_CONTROLS, total, strict=True) if v} if live else {}
+        for name, v in self._motion(t).items():
+            out[name] = out.get(name, 0.0) + v
+        return out
+
+    def _motion(self, t: float) -> dict[str, float]:
+        """The speech-driven head, brows and blinks of the current and the fading track, with their gains."""
+        parts = []
+        if self.track is not None:
+            parts.append((self.track, self._motion_gain(self._gain_from, t)))
+        if self._old is not None:
+            track, cleared, since = self._old
+            parts.append((track, self._motion_gain(cleared, t) * _ease_out((t - since) / SETTLE_S)))
+        out: dict[str, float] = {}
+        for track, g in parts:
+            gain = g * (self.speech_motion if track.speech_motion is None else track.speech_motion)
+            if gain <= 0.0:
+                continue
+            for name, v in track.motion_values(t).items():
+                out[name] = out.get(name, 0.0) + gain * v
+        return out
 
     def active(self, t: float) -> bool:
         """True while speech can still move the mouth after t."""
         if self.track is not None and self._active_track(self.track, self._gain_from, t):
             return True
-        return self._old is not None and t < self._old[2] + CROSSFADE_S
+        return self._old is not None and t < self._old[2] + SETTLE_S
 
     @staticmethod
     def _gain(cleared: float | None, t: float) -> float:
-        return 1.0 if cleared is None else _ease_out((t - cleared) / CLEAR_S)
+        return 1.0 if cleared is None else _linear_out((t - cleared) / CLEAR_S)
+
+    @staticmethod
+    def _motion_gain(cleared: float | None, t: float) -> float:
+        return 1.0 if cleared is None else _ease_out((t - cleared) / MOTION_CLEAR_S)
 
     @staticmethod
     def _active_track(track: SpeechTrack, cleared: float | None, t: float) -> bool:
-        if cleared is not None and t >= cleared + CLEAR_S:
+        if cleared is not None and t >= cleared + MOTION_CLEAR_S:
             return False
-        return t < track.end
+        return t < track.end + SETTLE_S
+
+
+MAX_SPEECH_MOTION = 2.0
+
+
+def validate_speech_motion(value: object) -> float:
+    """A speech_motion gain: a finite number in 0..MAX_SPEECH_MOTION (0: lips only)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(float(value)) \
+            or not 0.0 <= float(value) <= MAX_SPEECH_MOTION:
+        raise BadRequest(f"'speech_motion' must be a number in 0..{MAX_SPEECH_MOTION:g}, not {value!r}")
+    return float(value)

@@ -24,8 +24,9 @@ from engine.animation.arkit import parse_controls
 from engine.animation.controls import BY_NAME, NAMES, NEUTRAL
 from engine.animation.filters import OneEuroBank, OneEuroConfig
 from engine.animation.idle import IdleConfig, IdleLife
+from engine.animation.marks import Mark, MarkQueue
 from engine.animation.presets import preset_controls, validate_expression, validate_intensity
-from engine.animation.speech import SpeechLayer, SpeechSpan
+from engine.animation.speech import SpeechLayer, SpeechSpan, validate_speech_motion
 from engine.animation.state import AnimationState
 from engine.animation.turn import Turn
 from engine.errors import BadRequest
@@ -201,6 +202,7 @@ class Animator:
         self._fading: tuple[IdleLife, float] | None = None  # (life, fade start)
         self._speech = SpeechLayer()
         self.turn = Turn(now)  # turn state and listening (engine.animation.turn): the handlers drive it
+        self._marks = MarkQueue()
 
     # -- commands -----------------------------------------------------------------------------------------
 
@@ -209,6 +211,7 @@ class Animator:
         """Ease to a preset. Explicit face controls are dropped (the preset owns the face); head and gaze stay."""
         preset = preset_controls(validate_expression(expression), validate_intensity(intensity))
         duration = _validate_transition(transition_ms)
+        self._apply_marks(now)
         self.expression, self.intensity = expression, float(intensity)
         self._preset = preset
         for name in FACE_CONTROLS:
@@ -223,6 +226,7 @@ class Animator:
         (the protocol reports them with ``parse_controls``)."""
         checked, _ = parse_controls(values)
         duration = _validate_transition(transition_ms)
+        self._apply_marks(now)
         if self.smooth if smooth is None else smooth:
             for name, value in checked.items():
                 c = BY_NAME[name]
@@ -259,16 +263,32 @@ class Animator:
     def clear(self, now: float) -> None:
         """Interrupt a schedule and speech (barge-in, like a LiveKit avatar's clear_buffer): the face eases back
         to the commanded state, the mouth shut within 100 ms."""
+        self._apply_marks(now)
         self._interrupt(now)
         self._speech.clear(now)
         self.turn.set("listening", now)  # a barge-in: the user has the turn
+        self._marks.drop()  # what is not heard carries no expression
 
-    def speak(self, audio: Pcm, now: float, start: float | None = None, append: bool = False) -> SpeechSpan:
+    def speak(self, audio: Pcm, now: float, start: float | None = None, append: bool = False,
+              speech_motion: float | None = None, marks: Sequence[Mark] = ()) -> SpeechSpan:
         """Lip-sync audio heard from ``start`` (default now); ``append`` continues the utterance (engine.animation
-        .speech). The mouth is added on top of the expression; blinks and idle life go on."""
-        span = self._speech.speak(audio, now, start, append)
+        .speech). The mouth, and the head, brow and blink motion the voice drives (gain ``speech_motion``, None:
+        the avatar's), are added on top of the expression; idle life goes on. ``marks`` (engine.animation.marks)
+        are placed at this audio's start plus their offsets."""
+        self._apply_marks(now)
+        span = self._speech.speak(audio, now, start, append, speech_motion)
+        self._marks.place(tuple(marks), span.start)
         self.turn.speaking(span.start, span.end, now)
         return span
+
+    @property
+    def speech_motion(self) -> float:
+        return self._speech.speech_motion
+
+    def set_speech_motion(self, speech_motion: float) -> None:
+        """The default gain of speech-driven head, brow and blink motion (0 = lips only), also for the speech that
+        is playing unless it named its own."""
+        self._speech.speech_motion = validate_speech_motion(speech_motion)
 
     def set_idle(self, idle: IdleConfig, now: float) -> None:
         """Change idle life. The same config keeps running undisturbed; a new one fades the old out."""
@@ -283,6 +303,7 @@ class Animator:
 
     def sample(self, t: float) -> AnimationState:
         """Every control's value at frame time t, clamped to its range."""
+        self._apply_marks(t)
         values = {name: self._face(name, t) for name in NAMES}
         for name, offset in self._speech.offsets(t).items():
             values[name] += offset
@@ -305,7 +326,8 @@ class Animator:
             return False
         if self._fading is not None and self._fading[1] + IDLE_FADE_S > t:
             return False
-        if self._speech.active(t) or self.turn.active(t, wander=self._idle is not None and self._idle.config.gaze):
+        if self._speech.active(t) or len(self._marks) or self.turn.active(
+                t, wander=self._idle is not None and self._idle.config.gaze):
             return False
         return self._idle is None or self._idle.config.is_still
 
@@ -314,6 +336,14 @@ class Animator:
         return self._idle_config
 
     # -- internals ----------------------------------------------------------------------------------------
+
+    def _apply_marks(self, t: float) -> None:
+        """Marks due by t, applied as the commands they stand for, issued at their own times."""
+        for at, mark in self._marks.due(t):
+            ms = DEFAULT_TRANSITION_MS if mark.transition_ms is None else mark.transition_ms
+            self.set_expression(mark.expression, mark.intensity, ms, at)
+            if mark.controls:
+                self.set_controls(mark.controls, ms, at)
 
     def _target(self, name: str) -> float:
         return self._explicit.get(name, self._preset[name])

@@ -36,6 +36,7 @@ from engine.client.messages import (
     RenderReply,
     Reply,
     SourceReply,
+    SpeakReply,
     StreamReply,
     TurnReply,
     build_message,
@@ -53,6 +54,7 @@ __all__ = [
     "AvatarsReply", "BadReply", "ClockOffset", "ClusterFrameSubscriber", "Command", "CurveClientKeys",
     "EngineClient", "EngineClientError", "EngineReplyError", "EngineUnavailable", "ExpressionsReply", "Frame",
     "FrameSubscriber", "HealthReply", "Keyframe", "Overloaded", "RenderReply", "Reply", "SourceReply",
-    "StreamReply", "TurnReply", "build_message", "check_reply", "command", "frame_subscriber_socket", "parse_audio",
+    "SpeakReply", "StreamReply", "TurnReply", "build_message",
+    "check_reply", "command", "frame_subscriber_socket", "parse_audio",
     "parse_reply",
 ]

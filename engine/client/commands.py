@@ -18,6 +18,7 @@ from engine.client.messages import (
     RenderReply,
     Reply,
     SourceReply,
+    SpeakReply,
     StreamReply,
     TurnReply,
 )
@@ -149,9 +150,26 @@ def _user_speech(avatar: str, speaking: bool, interrupt: bool | None = None) -> 
     return {"avatar": avatar, "speaking": speaking, "interrupt": interrupt}
 
 
+@command("speak", SpeakReply)
+def _speak(avatar: str, audio: bytes, format: str | None = None, sample_rate: int | None = None,
+           start: float | None = None, append: bool | None = None, speech_motion: float | None = None,
+           marks: Sequence[Mapping[str, Any]] | None = None) -> dict[str, Any]:
+    """Lip-sync audio (WAV, or raw PCM with ``sample_rate``) on the avatar; the voice also moves the head, brows and
+    blinks (gain ``speech_motion`` 0..2, None: the avatar's); ``marks`` put expressions on the words:
+    [{t, expression, intensity?, controls?, transition_ms?}], t seconds into this audio."""
+    return {"avatar": avatar, "audio": audio, "format": format, "sample_rate": sample_rate, "start": start,
+            "append": append, "speech_motion": speech_motion, "marks": None if marks is None else list(marks)}
+
+
+@command("set_speech_motion", AvatarReply)
+def _set_speech_motion(avatar: str, speech_motion: float) -> dict[str, Any]:
+    """The avatar's default gain of speech-driven head, brow and blink motion, 0..2 (0 = lips only; 1 by default)."""
+    return {"avatar": avatar, "speech_motion": speech_motion}
+
+
 COMMANDS: tuple[Command[Any, Any], ...] = (
     _health, _expressions, _list_avatars, _set_source, _drop_source, _set_expression, _set_controls, _clear,
-    _set_idle, _render, _stream, _set_turn, _user_audio, _user_speech,
+    _set_idle, _render, _stream, _set_turn, _user_audio, _user_speech, _speak, _set_speech_motion,
 )
 
 

@@ -77,6 +77,16 @@ class TurnReply(AvatarReply):
 
 
 @dataclass(frozen=True)
+class SpeakReply(Reply):
+    """When the audio is heard on the engine clock (start, end) and how long it is (seconds)."""
+
+    avatar: str = ""
+    start: float = 0.0
+    end: float = 0.0
+    duration: float = 0.0
+
+
+@dataclass(frozen=True)
 class AvatarsReply(Reply):
     avatars: list[str] = field(default_factory=list)
     default: str = ""

@@ -30,10 +30,10 @@ from tests.service.conftest import EngineProcess
 
 FIELDS = ("avatar", "image", "expression", "intensity", "transition_ms", "controls", "keyframes", "smooth",
           "enabled", "seed", "output", "quality", "fps", "t", "audio", "format", "sample_rate", "start", "append",
-          "clip", "state", "speaking", "interrupt")
+          "clip", "state", "speaking", "interrupt", "speech_motion", "marks")
 TURN_FIELDS = ("avatar", "state", "transition_ms", "audio", "sample_rate", "speaking", "interrupt")
 SPEAK_FIELDS = ("audio", "format", "sample_rate", "start", "append", "avatar", "image", "expression", "intensity",
-                "fps", "clip")
+                "fps", "clip", "speech_motion", "marks")
 
 
 def _wav(seconds: float, rate: int = 16_000, channels: int = 1, width: int = 2) -> bytes:
@@ -80,6 +80,13 @@ def audio_values(rng: random.Random) -> dict[str, list[object]]:
                   good.replace(b"WAVE", b"WAVX"), bytes(3200), rng.randbytes(3201), b"", b"\x00\x00" * 16_000 * 61],
         "format": ["wav", "pcm_s16le", "pcm_f32le", "mp3", 7, None],
         "sample_rate": [16_000, 8000, 192_000, 7999, 0, -1.5, float("nan"), True, None],
+        "speech_motion": [0, 0.5, 1.0, 2.0, 2.01, -0.1, float("nan"), float("inf"), True, "1", None],
+        "marks": [[{"t": 0.05, "expression": "happy"}], [{"t": 0.1, "expression": "sad", "intensity": 0.5,
+                  "controls": {"browInnerUp": 0.5}, "transition_ms": 100}], [{"t": 99.0, "expression": "happy"}],
+                  [{"t": -0.1, "expression": "happy"}], [{"t": 0.1, "expression": "angry"}],
+                  [{"t": 0.1, "expression": "happy", "controls": {"nope": 1}}], [{"t": 0.1}], [{"expression": "happy"}],
+                  [{"t": 0.1, "expression": "happy", "extra": 1}], [1], "happy", {}, None,
+                  [{"t": 0.01, "expression": "happy"}] * 300],
     }
 
 

@@ -4,6 +4,7 @@ espeak-ng speech made here, real sockets and a real MP4 decoded with PyAV. ARKit
 from __future__ import annotations
 
 import io
+import json
 import shutil
 import subprocess
 import threading
@@ -171,7 +172,9 @@ def test_api_speak_returns_an_mp4_as_long_as_the_audio(bridge: BridgeProcess, se
     image = (DATA / "s1.jpg").read_bytes()
     r = httpx.post(bridge.url + "/api/speak", files={"source_image": ("s1.jpg", image, "image/jpeg"),
                                                      "audio": ("s.wav", sentence_wav, "audio/wav")},
-                   data={"expression": "happy", "intensity": "0.5", "fps": "20"}, timeout=120)
+                   data={"expression": "happy", "intensity": "0.5", "fps": "20", "speech_motion": "1.5",
+                         "marks": json.dumps([{"t": 0.5, "expression": "surprised", "intensity": 0.6}])},
+                   timeout=120)
     assert r.status_code == 200, r.text
     assert r.headers["content-type"] == "video/mp4"
     duration = wav_duration(sentence_wav)
@@ -234,3 +237,45 @@ def test_a_live_stream_keeps_publishing_while_a_clip_is_rendered(
         assert len(arrivals) > 5 and gaps.max() < 1.5, "the clip must not hold the render worker for its whole length"
     finally:
         client.call("stream", avatar=avatar, fps=0)
+
+
+@pytest.mark.parametrize(("fields", "message"), [
+    ({"marks": "not json"}, "JSON list"),
+    ({"marks": "{}"}, "JSON list"),
+    ({"marks": "[" * 5000 + "]" * 5000}, "JSON list"),
+    ({"marks": json.dumps([{"t": 99.0, "expression": "happy"}])}, "past the end"),
+    ({"marks": json.dumps([{"t": 0.1, "expression": "angry"}])}, "expression"),
+    ({"speech_motion": "3"}, "speech_motion"),
+])
+def test_api_speak_bad_marks_or_speech_motion_are_400(bridge: BridgeProcess, sentence_wav: bytes, fields: dict,
+                                                       message: str) -> None:
+    r = httpx.post(bridge.url + "/api/speak", files={"source_image": ("s1.jpg", (DATA / "s1.jpg").read_bytes()),
+                                                     "audio": ("a.wav", sentence_wav)}, data=fields, timeout=60)
+    assert r.status_code == 400, r.text
+    assert r.json()["error"]["code"] == "bad_request" and message in r.json()["error"]["message"], r.text
+
+
+def test_speak_takes_marks_and_speech_motion(client: EngineClient, avatar: str, sentence_wav: bytes) -> None:
+    """The helpers: speak with marks and a gain, set_speech_motion; bad marks and gains are bad_request."""
+    reply = client.speak(avatar, sentence_wav, speech_motion=0.5,
+                         marks=[{"t": 0.4, "expression": "happy", "intensity": 0.8, "transition_ms": 150},
+                                {"t": 1.0, "expression": "neutral", "controls": {"browInnerUp": 0.3}}])
+    assert reply.duration == pytest.approx(wav_duration(sentence_wav), abs=0.01) and reply.end > reply.start
+    assert client.set_speech_motion(avatar, 0.0).raw["speech_motion"] == 0.0
+    duration = wav_duration(sentence_wav)
+    bad = [[{"t": duration + 0.5, "expression": "happy"}], [{"t": -0.1, "expression": "happy"}],
+           [{"t": 0.1, "expression": "angry"}], [{"t": 0.1, "expression": "happy", "controls": {"nope": 1.0}}],
+           [{"t": 0.1}], "happy"]
+    for marks in bad:
+        with pytest.raises(EngineReplyError) as err:
+            client.speak(avatar, sentence_wav, marks=marks)
+        assert err.value.code == "bad_request", marks
+    for gain in (2.5, -1.0, float("nan")):
+        with pytest.raises(EngineReplyError) as err:
+            client.set_speech_motion(avatar, gain)
+        assert err.value.code == "bad_request"
+        with pytest.raises(EngineReplyError):
+            client.speak(avatar, sentence_wav, speech_motion=gain)
+    client.set_speech_motion(avatar, 1.0)
+    client.clear(avatar)
+    health_ok(client)

@@ -40,17 +40,17 @@ class LipMeter:
     """dlib's 68 points on frames of one avatar, in that avatar's neutral iod."""
 
     def __init__(self, crop: np.ndarray) -> None:
-        self._predictor = dlib.shape_predictor(str(predictor_path()))
+        self.predictor = dlib.shape_predictor(str(predictor_path()))
         rects = dlib.get_frontal_face_detector()(crop, 1)
         if not rects:
             raise AssertionError("dlib finds no face on the neutral crop")
-        self._rect = max(rects, key=lambda r: r.area())
+        self.rect = max(rects, key=lambda r: r.area())
         lm = self.points(crop)
         self.iod = float(np.linalg.norm(lm[36:42].mean(0) - lm[42:48].mean(0)))
         self.neutral = self.mouth(crop)
 
     def points(self, img: np.ndarray) -> np.ndarray:
-        shape = self._predictor(img, self._rect)
+        shape = self.predictor(img, self.rect)
         return np.array([(p.x, p.y) for p in shape.parts()], np.float64)
 
     def mouth(self, img: np.ndarray) -> Mouth:

@@ -8,7 +8,8 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 
-from engine.animation.speech import CLEAR_S, SpeechTrack
+from engine.animation.prosody import SETTLE_S
+from engine.animation.speech import CLEAR_S, MOTION_CLEAR_S, SpeechTrack
 from engine.animation.timeline import Animator, IdleConfig
 from engine.errors import BadRequest
 from engine.speech.audio import Pcm
@@ -80,7 +81,7 @@ def test_clear_closes_the_mouth_within_100_ms(speech: Speech) -> None:
     assert a.sample(t + 0.1).controls["jawOpen"] == 0.0
     curve = jaw_curve(a, t - 0.04, t + 0.12, 0.04)  # at 25 fps: eases, no jump to shut
     assert np.abs(np.diff(curve)).max() < 0.5
-    assert a.is_static(t + 0.2)
+    assert a.is_static(t + MOTION_CLEAR_S)  # the speech head motion has settled too
     assert a.speak(pcm, now=t + 0.2, append=True).start == pytest.approx(t + 0.2)  # a new utterance after clear
 
 
@@ -104,7 +105,7 @@ def test_is_static_while_speaking(speech: Speech) -> None:
     assert a.is_static(T0)
     span = a.speak(pcm, now=T0, start=T0)
     assert not a.is_static(T0) and not a.is_static(span.end - 0.01)
-    assert a.is_static(span.end + 0.2)
+    assert a.is_static(span.end + SETTLE_S)  # the speech head motion eases back over SETTLE_S
 
 
 def test_a_new_utterance_takes_over_without_a_jump(speech: Speech) -> None:

@@ -43,7 +43,7 @@ class Face:
 
     def speak(self, pcm: Pcm, times: np.ndarray) -> list[Mouth]:
         animator = Animator(IdleConfig(enabled=False), 0.0)
-        animator.speak(pcm, now=0.0, start=0.0)
+        animator.speak(pcm, now=0.0, start=0.0, speech_motion=0.0)  # the mouth alone: a nod moves the lower lip too
         return [self.meter.mouth(self.renderer.render(self.source, animator.sample(float(t)))) for t in times]
 
 
