@@ -35,6 +35,7 @@ def test_the_users_turn_makes_the_face_listen(engine: EngineProcess, voice) -> N
     """UserStartedSpeaking + the user's audio: the engine is told (user_speech, user_audio) and says the avatar
     is listening; when the user stops, thinking."""
     pcm, rate = voice("Could you tell me the way to the station, please?")
+    engine.request({"v": 1, "cmd": "set_turn", "avatar": "default", "state": "idle"})  # whatever a test before left
     svc = service(engine)
     turns: list[str | None] = []
     step = int(rate * 0.02)
@@ -75,7 +76,11 @@ def test_an_emotion_tag_reaches_the_face_at_its_sentence(engine: EngineProcess) 
         await worker.queue_frame(LLMFullResponseEndFrame())
         await asyncio.sleep(3.5)
 
-    run = asyncio.run(run_pipeline([LivePortraitEmotionTags(), EspeakTTSService(), svc], script))
+    try:
+        run = asyncio.run(run_pipeline([LivePortraitEmotionTags(), EspeakTTSService(), svc], script))
+    finally:  # the mark's expression stays: the next test starts neutral
+        engine.request({"v": 1, "cmd": "set_expression", "avatar": "default", "expression": "neutral",
+                        "transition_ms": 0})
     spoken = " ".join(s.frame.text for s in run.of(AggregatedTextFrame))
     assert "[" not in spoken and "lovely day" in spoken, spoken
     kinds = [s.frame for s in run.down]
