@@ -15,6 +15,5 @@ def test_the_service_imports_only_the_engines_client() -> None:
                           "print(' '.join(m for m in sys.modules if m.split('.')[0] in ('engine', 'bridge')))"],
                          cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
     ours = {m for m in out if m.startswith("engine.integrations")}
-    assert ours == {"engine.integrations", "engine.integrations.pipecat", "engine.integrations.pipecat.emotion",
-                    "engine.integrations.pipecat.service", "engine.integrations.pipecat.timeline"}
+    assert "engine.integrations.pipecat.service" in ours
     assert set(out) - ours <= ALLOWED, sorted(set(out) - ours - ALLOWED)

@@ -30,9 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import simplejpeg
 from loguru import logger
-from PIL import Image
 from pipecat.frames.frames import (
     BotStartedSpeakingFrame,
     BotStoppedSpeakingFrame,
@@ -42,7 +40,6 @@ from pipecat.frames.frames import (
     Frame,
     InputAudioRawFrame,
     InterruptionFrame,
-    OutputImageRawFrame,
     StartFrame,
     TTSAudioRawFrame,
     TTSStartedFrame,
@@ -56,17 +53,16 @@ from pipecat.services.settings import ServiceSettings
 from pipecat.utils.errors import ErrorCategory
 
 from engine.client import AsyncEngineClient, AsyncFrameSubscriber, EngineClientError
-from engine.client import Frame as EngineFrame
 from engine.integrations.pipecat.emotion import AvatarEmotionFrame
-from engine.integrations.pipecat.timeline import HeldSpeech, Segment
+from engine.integrations.pipecat.face_in import FaceIn
+from engine.integrations.pipecat.listening import USER_AUDIO_CHUNK_S, Listening
+from engine.integrations.pipecat.speech_out import SpeechOut, _Marker, _Speech
+from engine.integrations.pipecat.timeline import HeldSpeech
 
-MAX_SPEAK_S = 1.0  # TTS chunks waiting together are sent as one speak of at most this long
-USER_AUDIO_CHUNK_S = 0.1  # the user's voice goes to the engine in chunks this long (10-500 ms allowed)
 # The engine's mouth for a sample is final once ~160 ms of audio after it has arrived (docs/speech.md, "Live
 # latency"); before that the frame shows a provisional mouth. An utterance therefore starts this long after its first
 # chunk arrives: the voice waits for a face that has heard enough of it.
 LEAD_S = 0.12
-DELAY_ALPHA = 0.1  # EWMA weight of the measured face delay (used only when frames stop coming)
 RECOVER_S = 2.0  # how often an engine that went away is asked whether it is back
 
 
@@ -91,22 +87,6 @@ class ServiceStats:
     turn: str | None = None  # the turn state the engine last reported (user_speech, user_audio, set_turn replies)
 
 
-@dataclass
-class _Speech:
-    pcm: np.ndarray
-    rate: int
-    entered: float
-    gen: int
-
-
-@dataclass
-class _Marker:
-    """A frame or an emotion that waits in the speech queue for the speech sent before it."""
-
-    item: Any
-    gen: int
-
-
 def _mono(audio: bytes, channels: int) -> np.ndarray:
     pcm = np.frombuffer(audio, "<i2")
     if channels > 1:
@@ -118,7 +98,7 @@ def _photo_bytes(photo: str | Path | bytes) -> bytes:
     return photo if isinstance(photo, bytes) else Path(photo).read_bytes()
 
 
-class LivePortraitVideoService(AIService):
+class LivePortraitVideoService(SpeechOut, FaceIn, Listening, AIService):
     """Our avatar's face for a pipecat pipeline: TTS audio in, the voice and its face out together.
 
     Args:
@@ -327,145 +307,6 @@ class LivePortraitVideoService(AIService):
             await self._client.clear(self._avatar)
         except EngineClientError as exc:
             await self._report(exc, "clear failed")
-
-    async def _flush_user_audio(self) -> None:
-        if not self._user_pcm:
-            return
-        pcm = np.concatenate(self._user_pcm)
-        self._user_pcm = []
-        await self._conversation("user_audio", audio=pcm.astype("<i2").tobytes(), sample_rate=self._user_rate)
-
-    async def _conversation(self, cmd: str, **fields_: Any) -> None:
-        """A conversation command (listening face, turn state); one report and then silence if unsupported."""
-        if not self._live or self._client is None or cmd in self._unsupported:
-            return
-        try:
-            reply = await self._client.call(cmd, avatar=self._avatar, **fields_)
-            self.stats.turn = reply.get("turn", self.stats.turn)
-        except EngineClientError as exc:
-            if exc.code in ("unknown_command", "bad_request"):
-                self._unsupported.add(cmd)
-            await self._report(exc, f"{cmd} failed" + (" (not sent again)" if cmd in self._unsupported else ""))
-
-    # speech out to the engine, in order
-
-    async def _speech_loop(self) -> None:
-        while True:
-            item = await self._speech_q.get()
-            if item.gen != self._gen:
-                continue
-            if not self._live:  # queued before the engine went away: out as it is
-                if isinstance(item, _Speech):
-                    await self.push_frame(TTSAudioRawFrame(audio=item.pcm.astype("<i2").tobytes(),
-                                                           sample_rate=item.rate, num_channels=1))
-                elif not isinstance(item.item, AvatarEmotionFrame):
-                    await self.push_frame(item.item)
-                continue
-            if isinstance(item, _Marker):
-                await self._marker(item.item)
-                continue
-            # coalesce the chunks already waiting (same rate, same generation): fewer, larger speaks
-            chunks = [item.pcm]
-            while not self._speech_q.empty() and sum(len(c) for c in chunks) < MAX_SPEAK_S * item.rate:
-                nxt = self._speech_q._queue[0]  # type: ignore[attr-defined]  # peek: a marker ends the batch
-                if not isinstance(nxt, _Speech) or nxt.rate != item.rate or nxt.gen != item.gen:
-                    break
-                chunks.append(self._speech_q.get_nowait().pcm)  # type: ignore[union-attr]
-            await self._speak(np.concatenate(chunks), item.rate, item.entered, item.gen)
-
-    async def _marker(self, item: Any) -> None:
-        if isinstance(item, AvatarEmotionFrame):
-            self._marks = [{"t": 0.0, "expression": item.expression, "intensity": float(item.intensity)}]
-        elif isinstance(item, TTSStartedFrame):
-            self._utterance_open = False  # a new utterance: its first speak starts it
-            await self.push_frame(item)
-        elif self._held.pending:
-            self._held.add_after(self._speech_end, item)  # after the last sample of the speech before it
-        else:
-            await self.push_frame(item)
-
-    async def _speak(self, pcm: np.ndarray, rate: int, entered: float, gen: int) -> None:
-        assert self._client is not None
-        fields_: dict[str, Any] = ({"append": True} if self._utterance_open
-                                   else {"start": round(self.engine_now() + self._lead_s, 4)})
-        if self._marks:
-            fields_["marks"], self._marks = self._marks, []
-        try:
-            reply = await self._client.call("speak", avatar=self._avatar, audio=pcm.astype("<i2").tobytes(),
-                                            format="pcm_s16le", sample_rate=int(rate), **fields_)
-        except EngineClientError as exc:
-            self.stats.speech_without_face += 1
-            if exc.code == "engine_unavailable":
-                await self._lost(exc)
-            else:
-                await self._report(exc, "speak failed: this speech is heard without its face")
-            if gen == self._gen:
-                await self.push_frame(TTSAudioRawFrame(audio=pcm.astype("<i2").tobytes(), sample_rate=rate,
-                                                       num_channels=1))
-            return
-        self.stats.speaks += 1
-        if gen != self._gen:  # interrupted while the speak was in flight: it may have landed after the clear
-            await self._clear()
-            return
-        self._utterance_open = True
-        start = float(reply["start"])
-        self._held.add(Segment(start, pcm, rate, entered))
-        self._speech_end = max(self._speech_end, start + len(pcm) / rate)
-
-    # frames from the engine, with the voice they show
-
-    async def _media_loop(self) -> None:
-        assert self._sub is not None
-        period = 1.0 / self._fps
-        while True:
-            try:
-                frame = await self._sub.recv_latest(timeout_ms=int(3000 * period))
-            except EngineClientError as exc:  # a malformed frame: skip it
-                await self._report(exc, "bad frame skipped")
-                continue
-            if frame is None:  # no face for a while: the voice must not wait for it
-                await self._release(self.engine_now() - self._face_delay)
-                continue
-            arrived = self.engine_now()
-            self._face_delay += DELAY_ALPHA * ((arrived - frame.ts) - self._face_delay)
-            image = await asyncio.to_thread(self._image, frame)
-            # what the face shows, for whoever checks it downstream (tests, benches): engine time, mouth, expression
-            image.metadata["liveportrait"] = {"ts": frame.ts, "seq": frame.seq, "jawOpen": frame.header.get("jawOpen"),
-                                              "expression": frame.header.get("expression"), "header": frame.header}
-            await self._release(frame.ts + period, image)
-
-    async def _release(self, until: float, image: OutputImageRawFrame | None = None) -> None:
-        due = self._held.release(until)
-        now = time.monotonic()
-        for seg in due.audio:
-            if seg.entered:
-                self.stats.added_ms.append((now - seg.entered) * 1000.0)
-                seg.entered = 0.0
-            await self.push_frame(TTSAudioRawFrame(audio=seg.pcm.astype("<i2").tobytes(), sample_rate=seg.rate,
-                                                   num_channels=1))
-        if image is not None:
-            self.stats.frames += 1
-            self.stats.first_frame_at = self.stats.first_frame_at or now
-            self.stats.last_frame_at = now
-            await self.push_frame(image)
-        for item in due.frames:
-            await self.push_frame(item)
-
-    def _image(self, frame: EngineFrame) -> OutputImageRawFrame:
-        """JPEG -> RGB, cut to the asked aspect around the centre and scaled (off the event loop)."""
-        w, h = self._size
-        if w is None or h is None:
-            rgb = simplejpeg.decode_jpeg(frame.jpeg, colorspace="RGB")
-            return OutputImageRawFrame(image=rgb.tobytes(), size=(rgb.shape[1], rgb.shape[0]), format="RGB")
-        rgb = simplejpeg.decode_jpeg(frame.jpeg, colorspace="RGB", min_width=w, min_height=h)
-        fh, fw = rgb.shape[:2]
-        scale = max(w / fw, h / fh)
-        cw, ch = min(fw, round(w / scale)), min(fh, round(h / scale))
-        x0, y0 = (fw - cw) // 2, (fh - ch) // 2
-        img = Image.fromarray(np.ascontiguousarray(rgb[y0:y0 + ch, x0:x0 + cw]))
-        if img.size != (w, h):
-            img = img.resize((w, h), Image.BILINEAR)
-        return OutputImageRawFrame(image=img.tobytes(), size=(w, h), format="RGB")
 
     # errors
 
