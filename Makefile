@@ -6,7 +6,7 @@ TORCH_VERSION ?= 2.13.0
 TORCH_CPU_INDEX ?= https://download.pytorch.org/whl/cpu
 BIN := $(VENV)/bin
 
-.PHONY: run test lint bench bench-ts venv clean system-deps-run system-deps-test
+.PHONY: run test lint bench bench-ts bot venv clean system-deps-run system-deps-test
 
 system-deps-run:
 	PY=$(PY) bash tools/system-deps.sh run
@@ -26,7 +26,7 @@ $(BIN)/liveportrait-serve: pyproject.toml | system-deps-run
 	  else echo "torch $(TORCH_VERSION): $(TORCH_CPU_INDEX) unreachable, the registry's default build"; \
 	       $(BIN)/pip install -q "torch==$(TORCH_VERSION)"; fi; \
 	fi
-	$(BIN)/pip install -q -e ".[offline,dev,cluster]"
+	$(BIN)/pip install -q -e ".[offline,dev,cluster,pipecat]"
 	touch $@
 
 venv: $(BIN)/liveportrait-serve
@@ -37,6 +37,10 @@ run: system-deps-run venv
 test: system-deps-test venv
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
+
+# The offline pipecat bot (examples/pipecat_bot.py): the engine and the bot, then open http://127.0.0.1:7860/
+bot: system-deps-test venv
+	$(BIN)/python examples/pipecat_bot.py --start-engine
 
 bench: venv
 	for f in bench/*.py; do $(BIN)/python $$f || exit 1; done
