@@ -17,6 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -45,8 +46,11 @@ SCRIPTS = {
 }
 
 
-def voice_signal(folder: Path, voice: str, pitch: int) -> tuple[np.ndarray, list[tuple[float, float]]]:
-    script = SCRIPTS.get(voice.split("-")[0].split("+")[0], SCRIPTS["en"])
+def voice_signal(folder: Path, voice: str, pitch: int, script: Sequence[tuple[str, float]] | None = None,
+                 ) -> tuple[np.ndarray, list[tuple[float, float]]]:
+    """espeak-ng phrases with a pause after each, at RATE: the signal and each phrase's (start, end) of talk.
+    ``script`` (text, pause s) defaults to the voice's language's."""
+    script = script or SCRIPTS.get(voice.split("-")[0].split("+")[0], SCRIPTS["en"])
     parts, talk, u = [], [], 0.0
     for i, (text, pause) in enumerate(script):
         wav = folder / f"{voice}{i}.wav"

@@ -10,7 +10,6 @@ small enough to commit.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -27,6 +26,7 @@ from engine.animation.state import AnimationState  # noqa: E402
 from engine.face.intake import decode_image  # noqa: E402
 from engine.face.pipeline import FacePipeline  # noqa: E402
 from engine.render.offline import OfflineRenderer  # noqa: E402
+from tools.contact_sheet import face_box, sheet_main  # noqa: E402
 
 DEFAULT_PORTRAITS = ("tests/data/s1.jpg", "tests/data/s11.jpg", "tests/data/s7.jpg")
 PER_ROW = 4  # cells (names) per row of the sheet
@@ -37,14 +37,6 @@ def arkit_state(name: str, weight: float = 1.0) -> AnimationState:
     """One ARKit name at a weight, as a client's controls become a state."""
     controls, _ = parse_controls({name: weight})
     return AnimationState(name, 1.0, {**NEUTRAL, **controls})
-
-
-def face_box(lm: np.ndarray, shape: tuple[int, ...]) -> tuple[int, int, int, int]:
-    """The face with room for raised brows (as tools/contact_sheet.py frames it)."""
-    centre = (lm.min(0) + lm.max(0)) / 2 - (0.0, 0.05 * float(np.ptp(lm[:, 1])))
-    half = int(0.62 * float(np.ptp(lm, axis=0).max()))
-    x0, y0 = (np.round(centre).astype(int) - half).clip(0)
-    return int(x0), int(y0), min(int(x0) + 2 * half, shape[1]), min(int(y0) + 2 * half, shape[0])
 
 
 def render_sheet(paths: list[Path], tile: int) -> np.ndarray:
@@ -73,17 +65,8 @@ def render_sheet(paths: list[Path], tile: int) -> np.ndarray:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("portraits", nargs="*", type=Path, help="portrait files (default: three from tests/data)")
-    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "arkit_sheet.png")
-    parser.add_argument("--tile", type=int, default=84, help="tile side in pixels")
-    args = parser.parse_args(argv)
-    paths = args.portraits or [ROOT / p for p in DEFAULT_PORTRAITS]
-    sheet = render_sheet(paths, args.tile)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    cv2.imwrite(str(args.out), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_PNG_COMPRESSION, 9])
-    print(f"wrote {args.out} ({args.out.stat().st_size // 1024} KB, {sheet.shape[1]}x{sheet.shape[0]})")
-    return 0
+    return sheet_main(render_sheet, ROOT / "docs" / "arkit_sheet.png", 84, DEFAULT_PORTRAITS, argv,
+                      __doc__.split("\n")[0])
 
 
 if __name__ == "__main__":

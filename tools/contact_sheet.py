@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import cv2
@@ -49,6 +50,14 @@ def rows() -> list[tuple[str, AnimationState | None]]:
     return out
 
 
+def face_box(lm: np.ndarray, shape: tuple[int, ...]) -> tuple[int, int, int, int]:
+    """The face in a crop, with room for raised brows: (x0, y0, x1, y1)."""
+    centre = (lm.min(0) + lm.max(0)) / 2 - (0.0, 0.05 * float(np.ptp(lm[:, 1])))
+    half = int(0.62 * float(np.ptp(lm, axis=0).max()))
+    x0, y0 = (np.round(centre).astype(int) - half).clip(0)
+    return int(x0), int(y0), min(int(x0) + 2 * half, shape[1]), min(int(y0) + 2 * half, shape[0])
+
+
 def render_sheet(paths: list[Path], tile: int) -> np.ndarray:
     """The sheet as one RGB image: a label column on the left, one row per expression, one column per portrait."""
     pipeline = FacePipeline.create(mode="dlib")
@@ -58,11 +67,7 @@ def render_sheet(paths: list[Path], tile: int) -> np.ndarray:
     for path in paths:
         face = pipeline.crop(decode_image(path.read_bytes()))
         source = renderer.prepare(face)
-        lm = face.crop_landmarks
-        centre = (lm.min(0) + lm.max(0)) / 2 - (0.0, 0.05 * float(np.ptp(lm[:, 1])))  # room for raised brows
-        half = int(0.62 * float(np.ptp(lm, axis=0).max()))
-        x0, y0 = (np.round(centre).astype(int) - half).clip(0)
-        x1, y1 = min(x0 + 2 * half, face.crop.shape[1]), min(y0 + 2 * half, face.crop.shape[0])
+        x0, y0, x1, y1 = face_box(face.crop_landmarks, face.crop.shape)
         tiles = []
         for _, state in sheet_rows:
             img = face.crop if state is None else renderer.render(source, state)
@@ -75,18 +80,24 @@ def render_sheet(paths: list[Path], tile: int) -> np.ndarray:
     return np.hstack([label, *columns])
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("portraits", nargs="*", type=Path, help="portrait files (default: five from tests/data)")
-    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "contact_sheet.png")
-    parser.add_argument("--tile", type=int, default=90, help="tile side in pixels")
+def sheet_main(render: Callable[[list[Path], int], np.ndarray], out: Path, tile: int,
+               portraits: Sequence[str], argv: list[str] | None, description: str) -> int:
+    """The command line of a sheet tool: portraits (default ``portraits``), --out, --tile; writes the PNG."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("portraits", nargs="*", type=Path, help=f"portrait files (default: {', '.join(portraits)})")
+    parser.add_argument("--out", type=Path, default=out)
+    parser.add_argument("--tile", type=int, default=tile, help="tile side in pixels")
     args = parser.parse_args(argv)
-    paths = args.portraits or [ROOT / p for p in DEFAULT_PORTRAITS]
-    sheet = render_sheet(paths, args.tile)
+    sheet = render(args.portraits or [ROOT / p for p in portraits], args.tile)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     cv2.imwrite(str(args.out), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_PNG_COMPRESSION, 9])
     print(f"wrote {args.out} ({args.out.stat().st_size // 1024} KB, {sheet.shape[1]}x{sheet.shape[0]})")
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return sheet_main(render_sheet, ROOT / "docs" / "contact_sheet.png", 90, DEFAULT_PORTRAITS, argv,
+                      __doc__.split("\n")[0])
 
 
 if __name__ == "__main__":

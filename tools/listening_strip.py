@@ -13,7 +13,6 @@ frames at the moments named in their labels.
 from __future__ import annotations
 
 import argparse
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -25,33 +24,18 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from bench.bench_listen import RATE, voice_signal  # noqa: E402
 from engine.animation.controls import NEUTRAL  # noqa: E402
 from engine.animation.state import AnimationState  # noqa: E402
 from engine.animation.timeline import Animator, IdleConfig  # noqa: E402
 from engine.face.intake import decode_image  # noqa: E402
 from engine.face.pipeline import FacePipeline  # noqa: E402
 from engine.render.offline import OfflineRenderer  # noqa: E402
-from engine.speech.audio import decode_audio  # noqa: E402
 from tests.service.facemeter import FaceMeter  # noqa: E402
 
 SCRIPT = [("I went to the market this morning and bought some bread.", 1.6), ("Then I walked home slowly.", 1.6),
           ("Is that true?", 1.6)]
-RATE, CHUNK_S, FPS = 16_000, 0.1, 25.0
-
-
-def voice(folder: Path) -> tuple[np.ndarray, list[tuple[float, float]]]:
-    parts, talk, u = [], [], 0.0
-    for i, (text, pause) in enumerate(SCRIPT):
-        wav = folder / f"p{i}.wav"
-        subprocess.run(["espeak-ng", "-v", "en", "-s", "150", "-w", str(wav), text], check=True)
-        pcm = decode_audio(wav.read_bytes())
-        x = np.interp(np.arange(0, pcm.duration, 1 / RATE), np.arange(len(pcm.samples)) / pcm.sample_rate,
-                      pcm.samples).astype(np.float32)
-        loud = np.nonzero(np.abs(x) > 0.02)[0]
-        talk.append((u + loud[0] / RATE, u + loud[-1] / RATE))
-        parts += [x, np.zeros(int(pause * RATE), np.float32)]
-        u += len(x) / RATE + pause
-    return np.concatenate(parts), talk
+CHUNK_S, FPS = 0.1, 25.0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -71,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     meter = FaceMeter(draw({}))
     meter.calibrate(draw({"headPitch": -4.0}), -4.0)
     with tempfile.TemporaryDirectory() as tmp:
-        x, talk = voice(Path(tmp))
+        x, talk = voice_signal(Path(tmp), "en", 50, SCRIPT)  # espeak-ng's own default pitch
     animator = Animator(IdleConfig(enabled=True, seed=args.seed), 0.0)
     animator.turn.set("listening", 0.0)
     n = int(CHUNK_S * RATE)

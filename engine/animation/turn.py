@@ -12,14 +12,14 @@ What each state adds (offsets on top of the expression and speech; docs/animatio
   raise, lips pressed lightly together;
 - speaking and idle: nothing of their own (speech drives the face; idle life goes on).
 
-Every state's weight eases (the Animator's cubic Hermite ease) from where it is to 0 or 1, so changes blend like
-expressions: a state set mid-way through another's ease continues from the current look and speed, without a jump.
+Every state's weight eases (engine.animation.easing, the Animator's cubic Hermite) from where it is to 0 or 1, so
+changes blend like expressions: a state set mid-way through another's ease continues from the current look and
+speed, without a jump.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
+from engine.animation.easing import Segment
 from engine.animation.listener import Listener, ListenerConfig
 
 STATES = ("idle", "listening", "thinking", "speaking")
@@ -39,34 +39,6 @@ def _smoothstep(s: float) -> float:
     return s * s * (3.0 - 2.0 * s)
 
 
-@dataclass(frozen=True)
-class _Ease:
-    """A weight's cubic Hermite from (p0, v0) at t0 to (p1, at rest) over duration: from rest it is the smoothstep
-    ease of expressions, and a retarget mid-way keeps the value and its velocity (as timeline.Segment does)."""
-
-    t0: float
-    duration: float
-    p0: float
-    p1: float
-    v0: float = 0.0
-
-    def at(self, t: float) -> float:
-        return self.state(t)[0]
-
-    def state(self, t: float) -> tuple[float, float]:
-        """(value, velocity) at t."""
-        if self.duration <= 0.0 or t >= self.t0 + self.duration:
-            return self.p1, 0.0
-        if t <= self.t0:
-            return self.p0, self.v0
-        d = self.duration
-        s = (t - self.t0) / d
-        s2, s3 = s * s, s * s * s
-        value = (2 * s3 - 3 * s2 + 1) * self.p0 + (s3 - 2 * s2 + s) * d * self.v0 + (3 * s2 - 2 * s3) * self.p1
-        velocity = ((6 * s2 - 6 * s) * self.p0 + (3 * s2 - 4 * s + 1) * d * self.v0 + (6 * s - 6 * s2) * self.p1) / d
-        return value, velocity
-
-
 class Turn:
     """One avatar's turn state and the look it adds; owns the avatar's Listener."""
 
@@ -74,7 +46,7 @@ class Turn:
         self.state = "idle"
         self.since = now
         self.listener = Listener(listener)
-        self._weights = {s: _Ease(now, 0.0, 1.0 if s == "idle" else 0.0, 1.0 if s == "idle" else 0.0)
+        self._weights = {s: Segment.constant(1.0 if s == "idle" else 0.0, now)
                          for s in STATES}
         self._speaking_until: float | None = None  # an implied `speaking` returns to idle at this engine time
         self._thinking: tuple[float, float] = (now, now)  # the last thinking's start and end (its glance freezes)
@@ -106,7 +78,7 @@ class Turn:
 
     def weight(self, state: str, t: float) -> float:
         self.settle(t)
-        return self._weights[state].at(t)
+        return self._weights[state].at(t)[0]
 
     def gaze_gain(self, t: float) -> float:
         """How much of the idle gaze wander shows: listening and thinking hold their own gaze."""
@@ -158,10 +130,10 @@ class Turn:
             self._thinking = (self._thinking[0], at)
         self.state, self.since = state, at
         for s in STATES:
-            current, velocity = self._weights[s].state(at)
+            current, velocity = self._weights[s].at(at)
             target = 1.0 if s == state else 0.0
             if current == target and velocity == 0.0:
-                self._weights[s] = _Ease(at, 0.0, current, target)
+                self._weights[s] = Segment(at, 0.0, current, 0.0, target)
             else:  # a weight that has to move, or is still moving, eases on from where and how fast it goes
-                self._weights[s] = _Ease(at, max(duration, 1e-3), current, target, velocity)
+                self._weights[s] = Segment(at, max(duration, 1e-3), current, velocity, target)
 

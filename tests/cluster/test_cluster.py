@@ -11,17 +11,14 @@ from __future__ import annotations
 
 import os
 import signal
-import threading
 import time
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
 import httpx
-import msgpack
 import pytest
 import ray
-import zmq
 
 from engine.avatars import avatar_id
 from engine.client import ClusterFrameSubscriber, EngineClient, Frame, FrameSubscriber
@@ -29,6 +26,7 @@ from engine.cluster.placement import ReplicaInfo
 from engine.cluster.service import ClusterConfig, ClusterService, ClusterStartError
 from engine.errors import EngineError
 from tests.cluster.conftest import SLOT, SLOTS, client, engine_env, homes
+from tests.cluster.peers import BadReplica
 from tests.service.conftest import BridgeProcess, free_port
 
 STREAM_FPS = 2.0
@@ -118,37 +116,6 @@ def test_http_contract_through_the_cluster(cluster: ClusterService, nine: list[s
     assert sum(len(r["avatars"]) for r in replicas) == 9
     assert httpx.get(cluster_bridge.url + "/metrics").status_code == 200
     assert httpx.get(cluster_bridge.url + "/preview").status_code == 200
-
-
-class BadReplica:
-    """A ROUTER that accepts uploads and answers everything else with what no engine sends: a ``stream`` reply
-    whose rate is text, and for anything else bytes that are not msgpack."""
-
-    def __init__(self) -> None:
-        self.addr = f"tcp://127.0.0.1:{free_port()}"
-        self.ctx = zmq.Context()
-        self.sock = self.ctx.socket(zmq.ROUTER)
-        self.sock.setsockopt(zmq.LINGER, 0)
-        self.sock.bind(self.addr)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            if not self.sock.poll(100):
-                continue
-            *envelope, body = self.sock.recv_multipart()
-            cmd = msgpack.unpackb(body, raw=False).get("cmd")
-            replies = {"set_source": msgpack.packb({"ok": True, "avatar": "x"}),
-                       "stream": msgpack.packb({"ok": True, "fps": "fast"})}
-            self.sock.send_multipart([*envelope, replies.get(cmd, b"\xc1\x00")])
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.sock.close(0)
-        self.ctx.term()
 
 
 def test_a_bad_reply_leaves_the_router_alive(cluster: ClusterService, nine: list[str],

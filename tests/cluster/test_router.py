@@ -8,39 +8,12 @@ import time
 from collections.abc import Iterator
 
 import pytest
-import zmq
 
 from engine.client import EngineClient, EngineReplyError
 from engine.cluster.placement import Placement, ReplicaInfo
 from engine.cluster.router import Router
+from tests.cluster.peers import FlakyReplica, SilentReplica
 from tests.service.conftest import free_port
-
-
-class SilentReplica:
-    """A ROUTER that reads requests and never answers: a wedged engine."""
-
-    def __init__(self) -> None:
-        self.addr = f"tcp://127.0.0.1:{free_port()}"
-        self.ctx = zmq.Context()
-        self.sock = self.ctx.socket(zmq.ROUTER)
-        self.sock.setsockopt(zmq.LINGER, 0)
-        self.sock.bind(self.addr)
-        self.received = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            if self.sock.poll(100):
-                self.sock.recv_multipart()
-                self.received += 1
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.sock.close(0)
-        self.ctx.term()
 
 
 @pytest.fixture
@@ -216,40 +189,6 @@ def test_capacity_counts_per_node_and_names_what_to_change() -> None:
     reason = c.shortfall(c.Ask(1, 1, 1), [{"CPU": 4}])
     assert reason is not None and "room for 0" in reason and "--gpus-per-replica 0" in reason
     assert "resource 'slot'" in (c.shortfall(c.Ask(2, 0, 0, {"slot": 1}), [{"CPU": 2, "slot": 1}]) or "")
-
-
-class FlakyReplica:
-    """A ROUTER that answers every command ok, except the first ``set_expression``: an error reply."""
-
-    def __init__(self) -> None:
-        self.addr = f"tcp://127.0.0.1:{free_port()}"
-        self.ctx = zmq.Context()
-        self.sock = self.ctx.socket(zmq.ROUTER)
-        self.sock.setsockopt(zmq.LINGER, 0)
-        self.sock.bind(self.addr)
-        self.received: list[str] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        import msgpack
-
-        while not self._stop.is_set():
-            if not self.sock.poll(100):
-                continue
-            *envelope, body = self.sock.recv_multipart()
-            cmd = msgpack.unpackb(body, raw=False)["cmd"]
-            self.received.append(cmd)
-            failing = cmd == "set_expression" and self.received.count(cmd) == 1
-            reply = {"ok": False, "error": {"code": "busy", "message": "try again"}} if failing else {"ok": True}
-            self.sock.send_multipart([*envelope, msgpack.packb(reply)])
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.sock.close(0)
-        self.ctx.term()
 
 
 def test_a_failed_replay_is_logged_and_sent_again(caplog: pytest.LogCaptureFixture) -> None:
