@@ -69,11 +69,23 @@ def render(client: EngineClient, avatar: str, **controls: float) -> np.ndarray:
     return decode(client.render(avatar, expression="neutral", controls=controls).jpeg)
 
 
+def at_rest(client: EngineClient, avatar: str) -> None:
+    """The shared engine's default avatar as these tests measure it: neutral, head and eyes straight, nothing
+    scheduled (tests before these, the fuzzer among them, leave expressions and controls on it)."""
+    client.clear(avatar)
+    client.set_expression(avatar, "neutral", 1.0, transition_ms=0)
+    client.set_controls(avatar, {n: 0.0 for n in ("headPitch", "headYaw", "headRoll", "gazeX", "gazeY")},
+                        transition_ms=0)
+    client.set_speech_motion(avatar, 1.0)
+    client.user_speech(avatar, False)  # a VAD's "the user talks" left on would hold every pause back
+
+
 @pytest.fixture(scope="module")
 def heard(engine: EngineProcess, tmp_path_factory: pytest.TempPathFactory) -> Heard:
     signal, talk_u = user_voice(tmp_path_factory.mktemp("user"))
     with EngineClient(engine.command_addr, timeout_ms=20_000, retries=0) as client:
         avatar = client.list_avatars().default
+        at_rest(client, avatar)
         meter = FaceMeter(render(client, avatar))
         meter.calibrate(render(client, avatar, headPitch=-4.0), -4.0)
         gaze_unit = abs(meter.read(render(client, avatar, gazeX=0.5)).iris[0] - meter.neutral.iris[0])
@@ -189,6 +201,7 @@ def test_nothing_but_frames_is_published_while_the_user_talks(heard: Heard) -> N
 def test_thinking_looks_away_and_up(engine: EngineProcess) -> None:
     with EngineClient(engine.command_addr, timeout_ms=20_000, retries=0) as client:
         avatar = client.list_avatars().default
+        at_rest(client, avatar)
         client.set_idle(avatar, False)
         try:
             meter = FaceMeter(render(client, avatar))
