@@ -76,6 +76,28 @@ def test_the_voice_leaves_with_its_face(engine: EngineProcess, voice) -> None:
     assert not run.of(LivePortraitErrorFrame, up=True)
 
 
+def test_video_delay_holds_each_frame_after_its_voice(engine: EngineProcess, voice) -> None:
+    """``video_delay_ms`` (the browser-side A/V offset's correction, docs/pipecat.md): the voice still leaves on
+    time and whole, and each frame leaves that much later: the mouth follows the voice pushed 3 frames before it
+    (120 ms at 25 fps, +-1 frame), not the voice pushed with it."""
+    pcm, rate = voice(SENTENCE)
+    svc = service(engine, video_delay_ms=120)
+
+    async def script(worker) -> None:
+        await asyncio.sleep(0.3)
+        await worker.queue_frames([TTSStartedFrame(), *tts_chunks(pcm, rate, 0.05), TTSStoppedFrame()])
+        await asyncio.sleep(len(pcm) / rate + 0.8)
+
+    run = asyncio.run(run_pipeline([svc], script))
+    out = np.concatenate([np.frombuffer(s.frame.audio, "<i2") for s in run.audio()])
+    assert len(out) == len(pcm) and np.array_equal(out, pcm)
+    rms, jaw, _ = per_frame(run)
+    r, lag = best_r(rms, jaw, max_lag=6)
+    assert jaw.max() > 0.3 and r >= 0.6 and 2 <= lag <= 4, (r, lag, jaw.max())
+    ts = [s.frame.metadata["liveportrait"]["ts"] for s in run.images()]
+    assert ts == sorted(ts)  # in order
+
+
 def test_interruption_stops_the_face_and_the_voice_at_once(engine: EngineProcess, voice) -> None:
     """Barge-in 1 s into a 5 s answer the TTS already sent: within 3 frames no voice is pushed any more and the
     mouth is shut (the held audio is dropped, ``clear`` sent)."""
