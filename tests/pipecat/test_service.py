@@ -79,7 +79,7 @@ def test_the_voice_leaves_with_its_face(engine: EngineProcess, voice) -> None:
 def test_video_delay_holds_each_frame_after_its_voice(engine: EngineProcess, voice) -> None:
     """``video_delay_ms`` (the browser-side A/V offset's correction, docs/pipecat.md): the voice still leaves on
     time and whole, and each frame leaves that much later: the mouth follows the voice pushed 3 frames before it
-    (120 ms at 25 fps, +-1 frame), not the voice pushed with it."""
+    (120 ms at 25 fps, +-1 frame), not the voice pushed with it (with video_delay_ms=0: lag 0, fails)."""
     pcm, rate = voice(SENTENCE)
     svc = service(engine, video_delay_ms=120)
 
@@ -93,7 +93,8 @@ def test_video_delay_holds_each_frame_after_its_voice(engine: EngineProcess, voi
     assert len(out) == len(pcm) and np.array_equal(out, pcm)
     rms, jaw, _ = per_frame(run)
     r, lag = best_r(rms, jaw, max_lag=6)
-    assert jaw.max() > 0.3 and r >= 0.6 and 2 <= lag <= 4, (r, lag, jaw.max())
+    # r looser than with no delay: frames leave from their own task, so the voice between two of them varies
+    assert jaw.max() > 0.3 and r >= 0.4 and 2 <= lag <= 4, (r, lag, jaw.max())
     ts = [s.frame.metadata["liveportrait"]["ts"] for s in run.images()]
     assert ts == sorted(ts)  # in order
 
