@@ -9,7 +9,8 @@ Starts a real engine (offline renderer unless LP_MODELS_DIR is set) on loopback.
            page recorder): the lag between the mouth shown and the voice played, minus the lag at the service's
            output (the analysis' own lead cancels): the A/V offset the transport and the browser add (> 0: face late)
   frame:   the service's cost per frame (JPEG decode + cut + scale) for the full frame and a 512 x 512 cut
-  python bench/bench_pipecat.py [--sentences 4] [--fps 25] [--only latency|browser|frame]
+  python bench/bench_pipecat.py [--sentences 4] [--fps 25] [--only latency|browser|frame] [--bot-args "..."]
+  (--bot-args "--no-voice-clock": the bot as before its frames waited for the voice, for before/after runs)
 """
 
 from __future__ import annotations

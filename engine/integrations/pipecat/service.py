@@ -8,6 +8,8 @@ Where it sits: ``... -> tts -> LivePortraitVideoService -> transport.output()``.
   voice is delayed by exactly the face's delay (render + JPEG + PUB), one clock, as WHEP does (bridge/media.py).
 - frames on the PUB socket (``frame.<avatar>``) -> ``OutputImageRawFrame`` at the stream's rate (``fps``, which
   should be the transport's ``video_out_framerate``), cut to ``width`` x ``height`` when given.
+- ``audio_probe()``: a processor for after ``transport.output()``; with it each frame waits until the transport has
+  taken its voice (audio_clock.py: pipecat queues the voice, not the video), plus ``video_delay_ms`` if given.
 - ``InterruptionFrame``: ``clear`` at once, the held audio dropped, then the frame goes on (the transport drops
   what it has queued).
 - ``UserStartedSpeakingFrame`` / ``UserStoppedSpeakingFrame`` -> ``user_speech``; the user's ``InputAudioRawFrame``
