@@ -9,7 +9,8 @@ Starts a real engine (offline renderer unless LP_MODELS_DIR is set) on loopback.
            page recorder): the lag between the mouth shown and the voice played, minus the lag at the service's
            output (the analysis' own lead cancels): the A/V offset the transport and the browser add (> 0: face late)
   frame:   the service's cost per frame (JPEG decode + cut + scale) for the full frame and a 512 x 512 cut
-  python bench/bench_pipecat.py [--sentences 4] [--fps 25] [--only latency|browser|frame]
+  python bench/bench_pipecat.py [--sentences 4] [--fps 25] [--only latency|browser|frame] [--bot-args "..."]
+  (--bot-args "--no-voice-clock": the bot as before its frames waited for the voice, for before/after runs)
 """
 
 from __future__ import annotations
@@ -115,7 +116,8 @@ def bench_latency(engine: EngineProcess, sentences: int, fps: float, folder: Pat
     return lag
 
 
-def bench_browser(engine: EngineProcess, fps: float, folder: Path, service_lag: float) -> None:
+def bench_browser(engine: EngineProcess, fps: float, folder: Path, service_lag: float,
+                  bot_args: tuple[str, ...] = ()) -> None:
     from playwright.sync_api import sync_playwright
 
     from tests.pipecat.test_bot_browser import ANSWER, SECOND, USER_1, analyse
@@ -134,7 +136,9 @@ def bench_browser(engine: EngineProcess, fps: float, folder: Path, service_lag: 
     log = open(folder / "bot.log", "wb")  # noqa: SIM115
     proc = subprocess.Popen([sys.executable, str(ROOT / "examples" / "pipecat_bot.py"), "--port", str(port),
                              "--command-addr", engine.command_addr, "--frame-addr", engine.frame_addr,
-                             "--fps", str(fps), "--line", ANSWER, "--line", SECOND], cwd=ROOT, env=env,
+                             "--fps", str(fps), "--line", ANSWER, "--line", SECOND,
+                             *bot_args],
+                            cwd=ROOT, env=env,
                             stdout=log, stderr=subprocess.STDOUT)
     try:
         time.sleep(8)
@@ -194,6 +198,8 @@ def main() -> None:
     p.add_argument("--sentences", type=int, default=4)
     p.add_argument("--fps", type=float, default=25.0)
     p.add_argument("--only", choices=("latency", "browser", "frame"))
+    p.add_argument("--bot-args", default="", help="more arguments for examples/pipecat_bot.py (e.g. the A/V "
+                   "options: \"--no-voice-clock --video-delay-ms 0\" is the bot before issue 25's fix)")
     args = p.parse_args()
     print(f"load average at start: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     with tempfile.TemporaryDirectory() as tmp:
@@ -204,7 +210,7 @@ def main() -> None:
             if args.only in (None, "latency", "browser"):
                 lag = bench_latency(engine, args.sentences, args.fps, folder)
             if args.only in (None, "browser"):
-                bench_browser(engine, args.fps, folder, lag)
+                bench_browser(engine, args.fps, folder, lag, tuple(args.bot_args.split()))
             if args.only in (None, "frame"):
                 bench_frame(engine)
         finally:

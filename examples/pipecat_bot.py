@@ -75,6 +75,9 @@ from pipecat_ai_small_webrtc_prebuilt.frontend import SmallWebRTCPrebuiltUI
 from engine.integrations.pipecat import LivePortraitEmotionTags, LivePortraitVideoService
 
 ROOT = Path(__file__).resolve().parents[1]
+# each frame waits this long after its voice: the voice's extra delay through SmallWebRTC's output and the
+# browser's jitter buffer, measured with bench/bench_pipecat.py (docs/pipecat.md, "A/V at the browser")
+VIDEO_DELAY_MS = 0.0
 PAGE = Path(__file__).with_name("pipecat_page.html")  # our own page: plain WebRTC, works offline
 SCRIPT = (
     "[happy] Hello! I am your avatar, and I run on this machine, with no key and no cloud.",
@@ -140,7 +143,8 @@ def build_pipeline(connection: SmallWebRTCConnection, args: argparse.Namespace) 
         audio_in_enabled=True, audio_out_enabled=True, video_out_enabled=True, video_out_is_live=True,
         video_out_width=args.width, video_out_height=args.height, video_out_framerate=args.fps))
     avatar = LivePortraitVideoService(command_addr=args.command_addr, frame_addr=args.frame_addr, photo=args.photo,
-                                      fps=args.fps, width=args.width, height=args.height, framing=args.framing)
+                                      fps=args.fps, width=args.width, height=args.height, framing=args.framing,
+                                      video_delay_ms=args.video_delay_ms)
     turns = UserTurnProcessor(user_turn_strategies=UserTurnStrategies(
         start=[VADUserTurnStartStrategy()],
         stop=[SpeechTimeoutUserTurnStopStrategy(user_speech_timeout=0.3, wait_for_transcript=False)]))
@@ -153,6 +157,7 @@ def build_pipeline(connection: SmallWebRTCConnection, args: argparse.Namespace) 
         EspeakTTSService(),
         avatar,
         transport.output(),
+        *([] if args.no_voice_clock else [avatar.audio_probe()]),  # each frame waits for its voice to leave
     ])
     return pipeline, transport
 
@@ -245,6 +250,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--height", type=int, default=512)
     # the transport's video_out_framerate and the avatar's stream rate (docs/pipecat.md: the A/V offset measured)
     p.add_argument("--fps", type=float, default=25.0)
+    # the voice's extra delay through SmallWebRTC and the browser (docs/pipecat.md, "A/V at the browser")
+    p.add_argument("--video-delay-ms", type=float, default=VIDEO_DELAY_MS,
+                   help="hold each frame this long after its voice (the A/V offset at the browser)")
+    p.add_argument("--no-voice-clock", action="store_true",
+                   help="push each frame with its voice, not when the transport has taken that voice")
     p.add_argument("--framing", default="head", choices=("full", "head", "face"),
                    help="what the frames show: the whole photo, head and shoulders, or the face")
     p.add_argument("--line", action="append", help="a scripted reply (repeat for several; default: the demo's)")

@@ -6,18 +6,23 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import time
 
 import numpy as np
 from pipecat.frames.frames import (
+    EndFrame,
+    Frame,
     InterruptionFrame,
     OutputImageRawFrame,
+    StartFrame,
     TTSAudioRawFrame,
     TTSStartedFrame,
     TTSStoppedFrame,
 )
+from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 
 from engine.integrations.pipecat import LivePortraitErrorFrame, LivePortraitVideoService
-from tests.pipecat.conftest import Run, run_pipeline, tts_chunks
+from tests.pipecat.conftest import Run, feed_realtime, run_pipeline, tts_chunks
 from tests.service.conftest import EngineProcess, free_port
 
 SENTENCE = "Hello there, my mom bought a puppy, and we walked it by the river all afternoon."
@@ -74,6 +79,79 @@ def test_the_voice_leaves_with_its_face(engine: EngineProcess, voice) -> None:
     kinds = [type(s.frame).__name__ for s in run.down]
     assert kinds.index("TTSStoppedFrame") > max(i for i, k in enumerate(kinds) if k == "TTSAudioRawFrame")
     assert not run.of(LivePortraitErrorFrame, up=True)
+
+
+def test_video_delay_holds_each_frame_after_its_voice(engine: EngineProcess, voice) -> None:
+    """``video_delay_ms`` (the browser-side A/V offset's correction, docs/pipecat.md): the voice still leaves on
+    time and whole, and each frame leaves that much later: the mouth follows the voice pushed 3 frames before it
+    (120 ms at 25 fps, +-1 frame), not the voice pushed with it (with video_delay_ms=0: lag 0, fails)."""
+    pcm, rate = voice(SENTENCE)
+    svc = service(engine, video_delay_ms=120)
+
+    async def script(worker) -> None:
+        await asyncio.sleep(0.3)
+        await worker.queue_frames([TTSStartedFrame(), *tts_chunks(pcm, rate, 0.05), TTSStoppedFrame()])
+        await asyncio.sleep(len(pcm) / rate + 0.8)
+
+    run = asyncio.run(run_pipeline([svc], script))
+    out = np.concatenate([np.frombuffer(s.frame.audio, "<i2") for s in run.audio()])
+    assert len(out) == len(pcm) and np.array_equal(out, pcm)
+    rms, jaw, _ = per_frame(run)
+    r, lag = best_r(rms, jaw, max_lag=6)
+    # r looser than with no delay: frames leave from their own task, so the voice between two of them varies
+    assert jaw.max() > 0.3 and r >= 0.4 and 2 <= lag <= 4, (r, lag, jaw.max())
+    ts = [s.frame.metadata["liveportrait"]["ts"] for s in run.images()]
+    assert ts == sorted(ts)  # in order
+
+
+class LateVoice(FrameProcessor):
+    """Stands in for an output transport whose voice queue has grown (pipecat's, under load): the voice goes on
+    LATE_S late, in order; everything else at once."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._q: asyncio.Queue = asyncio.Queue()
+        self._task: asyncio.Task | None = None
+
+    async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
+        await super().process_frame(frame, direction)
+        if isinstance(frame, StartFrame):
+            self._task = self.create_task(self._late(), "late-voice")
+        elif isinstance(frame, EndFrame) and self._task is not None:
+            await self.cancel_task(self._task)
+        if direction == FrameDirection.DOWNSTREAM and isinstance(frame, TTSAudioRawFrame):
+            self._q.put_nowait((time.monotonic() + LATE_S, frame))
+            return
+        await self.push_frame(frame, direction)
+
+    async def _late(self) -> None:
+        while True:
+            due, frame = await self._q.get()
+            await asyncio.sleep(max(0.0, due - time.monotonic()))
+            await self.push_frame(frame)
+
+
+LATE_S = 0.3
+
+
+def test_frames_wait_for_their_voice_to_leave_the_transport(engine: EngineProcess, voice) -> None:
+    """``audio_probe()`` after a transport that holds the voice back 300 ms: each frame leaves after its own voice
+    (mouth vs voice at lag 0 +-1 frame after the probe), not 7 frames before it (the probe left out: fails)."""
+    pcm, rate = voice(SENTENCE)
+    svc = service(engine)
+    probe = svc.audio_probe()
+
+    async def script(worker) -> None:
+        await asyncio.sleep(0.3)
+        await feed_realtime(worker, [TTSStartedFrame(), *tts_chunks(pcm, rate), TTSStoppedFrame()])
+        await asyncio.sleep(1.2)
+
+    run = asyncio.run(run_pipeline([svc, LateVoice(), probe], script))
+    out = np.concatenate([np.frombuffer(s.frame.audio, "<i2") for s in run.audio()])
+    assert len(out) == len(pcm) and np.array_equal(out, pcm)
+    rms, jaw, _ = per_frame(run)
+    r, lag = best_r(rms, jaw, max_lag=10)
+    assert jaw.max() > 0.3 and r >= 0.4 and abs(lag) <= 1, (r, lag, jaw.max())
 
 
 def test_interruption_stops_the_face_and_the_voice_at_once(engine: EngineProcess, voice) -> None:

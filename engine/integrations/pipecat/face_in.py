@@ -14,6 +14,7 @@ from pipecat.frames.frames import OutputImageRawFrame, TTSAudioRawFrame
 from engine.client import EngineClientError
 from engine.client import Frame as EngineFrame
 
+MAX_HOLD_S = 1.0  # a frame waits at most this long for its voice to leave the transport
 DELAY_ALPHA = 0.1  # EWMA weight of the measured face delay (used only when frames stop coming)
 
 
@@ -49,13 +50,38 @@ class FaceIn:
                 seg.entered = 0.0
             await self.push_frame(TTSAudioRawFrame(audio=seg.pcm.astype("<i2").tobytes(), sample_rate=seg.rate,
                                                    num_channels=1))
+            self._clock.pushed(len(seg.pcm), seg.rate)
         if image is not None:
             self.stats.frames += 1
             self.stats.first_frame_at = self.stats.first_frame_at or now
             self.stats.last_frame_at = now
-            await self.push_frame(image)
+            if self._paced and not due.audio and self._delayed.empty():
+                self._clock.rebase()  # no voice pending (its frames have all gone): counts start over
+            if self._video_delay_s > 0 or self._paced:
+                # the frame's voice starts a frame before the end of what has been pushed
+                mark = self._clock.pushed_s - 1.0 / self._fps
+                self._delayed.put_nowait((mark, self._clock.generation, now + self._video_delay_s, image))
+            else:
+                await self.push_frame(image)
         for item in due.frames:
             await self.push_frame(item)
+
+    async def _delayed_loop(self) -> None:
+        """Each frame out, in order, once the transport has taken its voice (with ``audio_probe``; at most
+        MAX_HOLD_S) and ``video_delay_ms`` after its voice was pushed."""
+        while True:
+            mark, generation, due, image = await self._delayed.get()
+            deadline = time.monotonic() + MAX_HOLD_S
+            while self._paced and not self._clock.reached(mark, generation):
+                self._clock.changed.clear()
+                try:
+                    await asyncio.wait_for(self._clock.changed.wait(), max(0.0, deadline - time.monotonic()))
+                except TimeoutError:
+                    break
+            wait = due - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            await self.push_frame(image)
 
     def _image(self, frame: EngineFrame) -> OutputImageRawFrame:
         """JPEG -> RGB, cut to the asked aspect around the centre and scaled (off the event loop)."""

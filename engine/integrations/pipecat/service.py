@@ -8,6 +8,8 @@ Where it sits: ``... -> tts -> LivePortraitVideoService -> transport.output()``.
   voice is delayed by exactly the face's delay (render + JPEG + PUB), one clock, as WHEP does (bridge/media.py).
 - frames on the PUB socket (``frame.<avatar>``) -> ``OutputImageRawFrame`` at the stream's rate (``fps``, which
   should be the transport's ``video_out_framerate``), cut to ``width`` x ``height`` when given.
+- ``audio_probe()``: a processor for after ``transport.output()``; with it each frame waits until the transport has
+  taken its voice (audio_clock.py: pipecat queues the voice, not the video), plus ``video_delay_ms`` if given.
 - ``InterruptionFrame``: ``clear`` at once, the held audio dropped, then the frame goes on (the transport drops
   what it has queued).
 - ``UserStartedSpeakingFrame`` / ``UserStoppedSpeakingFrame`` -> ``user_speech``; the user's ``InputAudioRawFrame``
@@ -53,6 +55,7 @@ from pipecat.services.settings import ServiceSettings
 from pipecat.utils.errors import ErrorCategory
 
 from engine.client import AsyncEngineClient, AsyncFrameSubscriber, EngineClientError
+from engine.integrations.pipecat.audio_clock import AudioOutClock, AudioOutProbe
 from engine.integrations.pipecat.emotion import AvatarEmotionFrame
 from engine.integrations.pipecat.face_in import FaceIn
 from engine.integrations.pipecat.listening import USER_AUDIO_CHUNK_S, Listening
@@ -113,6 +116,9 @@ class LivePortraitVideoService(SpeechOut, FaceIn, Listening, AIService):
             it supports it (an even size, 64..1920); frames of another size are cut and scaled here.
         user_audio: send the user's voice while they speak (``user_audio``) for the listening face.
         lead_s: how long after its first chunk arrives an utterance starts (the mouth analysis' look-ahead).
+        video_delay_ms: how long each frame waits after its voice has been pushed: the extra delay the
+            transport and the browser put on the voice and not on the video (docs/pipecat.md, "A/V at the
+            browser"); 0: pushed together, in sync at the service's output.
         timeout_ms: each command's wait at run time (twice, then the engine is taken as away: the voice goes on
             without its face until the engine answers again).
         start_timeout_s: how long start waits for the engine to be ready and for the photo to become an avatar.
@@ -121,14 +127,20 @@ class LivePortraitVideoService(SpeechOut, FaceIn, Listening, AIService):
     def __init__(self, *, command_addr: str = "tcp://127.0.0.1:5555", frame_addr: str = "tcp://127.0.0.1:5556",
                  photo: str | Path | bytes | None = None, avatar: str = "default", fps: float = 25.0,
                  width: int | None = None, height: int | None = None, framing: str | None = None,
-                 user_audio: bool = True, lead_s: float = LEAD_S, timeout_ms: int = 1000,
-                 start_timeout_s: float = 30.0, **kwargs: Any) -> None:
+                 user_audio: bool = True, lead_s: float = LEAD_S, video_delay_ms: float = 0.0,
+                 timeout_ms: int = 1000, start_timeout_s: float = 30.0, **kwargs: Any) -> None:
         super().__init__(settings=ServiceSettings(model=None), **kwargs)
         self._command_addr, self._frame_addr = command_addr, frame_addr
         self._photo, self._avatar = photo, avatar
         self._fps, self._size, self._framing = float(fps), (width, height), framing
         self._send_user_audio, self._timeout_ms, self._lead_s = user_audio, timeout_ms, float(lead_s)
         self._start_timeout_s = start_timeout_s
+        self._video_delay_s = max(0.0, float(video_delay_ms)) / 1000.0
+        # frames waiting for their voice to leave the transport (audio_probe) or for video_delay_ms:
+        # (voice mark s, clock generation, monotonic due, image)
+        self._delayed: asyncio.Queue = asyncio.Queue()
+        self._clock = AudioOutClock()
+        self._paced = False  # True once audio_probe() is in the pipeline
         self._client: AsyncEngineClient | None = None
         self._sub: AsyncFrameSubscriber | None = None
         self._offset = 0.0  # engine time = time.monotonic() + offset
@@ -154,6 +166,12 @@ class LivePortraitVideoService(SpeechOut, FaceIn, Listening, AIService):
     def engine_now(self) -> float:
         return time.monotonic() + self._offset
 
+    def audio_probe(self) -> AudioOutProbe:
+        """A processor for right after ``transport.output()``: with it each frame leaves when the transport has
+        handed its voice to the audio track (the voice's clock), not when the voice was pushed."""
+        self._paced = True
+        return AudioOutProbe(self._clock)
+
     # lifecycle
 
     async def start(self, frame: StartFrame) -> None:
@@ -176,6 +194,8 @@ class LivePortraitVideoService(SpeechOut, FaceIn, Listening, AIService):
         self._live = True
         self._tasks = [self.create_task(self._speech_loop(), "liveportrait-speech"),
                        self.create_task(self._media_loop(), "liveportrait-media")]
+        if self._video_delay_s > 0 or self._paced:
+            self._tasks.append(self.create_task(self._delayed_loop(), "liveportrait-video-delay"))
 
     async def _begin(self) -> None:
         """Start the avatar's stream and measure the clock (at start, and again when the engine is back)."""
@@ -297,6 +317,7 @@ class LivePortraitVideoService(SpeechOut, FaceIn, Listening, AIService):
         while not self._speech_q.empty():
             self._speech_q.get_nowait()
         self._held.drop()
+        self._clock.rebase()  # the transport drops the voice it had queued: frames waiting for it go now
         if self._live:
             await self._clear()
 
