@@ -59,18 +59,25 @@ def best_r(rms: np.ndarray, jaw: np.ndarray, max_lag: int = 3) -> tuple[float, i
     return max(out)
 
 
-def test_the_voice_leaves_with_its_face(engine: EngineProcess, voice) -> None:
-    """A TTS burst (faster than real time, as TTS services send it): every sample comes out, each with the frame
-    that shows it: the mouth opening follows the voice pushed with each frame (r >= 0.6 at lag 0 +-1 frame)."""
-    pcm, rate = voice(SENTENCE)
-    svc = service(engine)
+def burst(pcm: np.ndarray, rate: int):
+    """A pipeline script: after 0.3 s, one TTS utterance in 50 ms chunks at once (faster than real time, as TTS
+    services send it), then time for it to play out."""
 
     async def script(worker) -> None:
         await asyncio.sleep(0.3)
         await worker.queue_frames([TTSStartedFrame(), *tts_chunks(pcm, rate, 0.05), TTSStoppedFrame()])
         await asyncio.sleep(len(pcm) / rate + 0.8)
 
-    run = asyncio.run(run_pipeline([svc], script))
+    return script
+
+
+def test_the_voice_leaves_with_its_face(engine: EngineProcess, voice) -> None:
+    """A TTS burst (faster than real time, as TTS services send it): every sample comes out, each with the frame
+    that shows it: the mouth opening follows the voice pushed with each frame (r >= 0.6 at lag 0 +-1 frame)."""
+    pcm, rate = voice(SENTENCE)
+    svc = service(engine)
+
+    run = asyncio.run(run_pipeline([svc], burst(pcm, rate)))
     out = np.concatenate([np.frombuffer(s.frame.audio, "<i2") for s in run.audio()])
     assert len(out) == len(pcm) and np.array_equal(out, pcm)  # all of it, in order, untouched
     rms, jaw, _ = per_frame(run)
@@ -88,12 +95,7 @@ def test_video_delay_holds_each_frame_after_its_voice(engine: EngineProcess, voi
     pcm, rate = voice(SENTENCE)
     svc = service(engine, video_delay_ms=120)
 
-    async def script(worker) -> None:
-        await asyncio.sleep(0.3)
-        await worker.queue_frames([TTSStartedFrame(), *tts_chunks(pcm, rate, 0.05), TTSStoppedFrame()])
-        await asyncio.sleep(len(pcm) / rate + 0.8)
-
-    run = asyncio.run(run_pipeline([svc], script))
+    run = asyncio.run(run_pipeline([svc], burst(pcm, rate)))
     out = np.concatenate([np.frombuffer(s.frame.audio, "<i2") for s in run.audio()])
     assert len(out) == len(pcm) and np.array_equal(out, pcm)
     rms, jaw, _ = per_frame(run)
