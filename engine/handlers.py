@@ -146,12 +146,18 @@ def set_controls(core: Core, req: p.SetControls, _respond: Respond) -> Reply:
     return ok(core, avatar=avatar.id, now=now, **extra)
 
 
+def _barge_in(core: Core, avatar: Avatar, now: float) -> None:
+    """Stop what the avatar says (avatar lock held): the mouth shuts, the turn becomes listening
+    (engine.animation.turn), and the speech audio on PUB is cut."""
+    avatar.animator.clear(now)
+    core.audio.cut(avatar.id, now)
+
+
 def clear(core: Core, req: p.Clear, _respond: Respond) -> Reply:
     avatar, now = core.avatars.get(req.avatar), core.clock()
     with avatar.lock:
-        avatar.animator.clear(now)  # the turn becomes listening (engine.animation.turn)
+        _barge_in(core, avatar, now)
         turn = avatar.animator.turn.state_at(now)
-    core.audio.cut(avatar.id, now)
     return ok(core, avatar=avatar.id, now=now, turn=turn)
 
 
@@ -177,8 +183,7 @@ def _user_talks(core: Core, avatar: Avatar, interrupt: bool, now: float) -> str:
     turn = avatar.animator.turn
     if turn.state_at(now) == "speaking":
         if interrupt:
-            avatar.animator.clear(now)  # mouth shut, turn -> listening
-            core.audio.cut(avatar.id, now)
+            _barge_in(core, avatar, now)
     elif turn.state != "listening":
         turn.set("listening", now)
     return turn.state_at(now)
