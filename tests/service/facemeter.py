@@ -19,7 +19,7 @@ import cv2
 import dlib
 import numpy as np
 
-from engine.face.detect_dlib import predictor_path
+from tests.speech.lipmeter import shape_predictor
 
 RIGID = [27, 28, 29, 30, 36, 39, 42, 45]
 BROWS = list(range(17, 27))
@@ -67,7 +67,7 @@ class FaceMeter:
     """Readings of one avatar's frames, in its neutral frame's iod; ``degrees`` maps pitch_y to head pitch."""
 
     def __init__(self, neutral: np.ndarray) -> None:
-        self._predictor = dlib.shape_predictor(str(predictor_path()))
+        self._predictor = shape_predictor()  # loaded once per process, shared with the lip meter
         rects = dlib.get_frontal_face_detector()(neutral, 0)
         if not rects:
             raise AssertionError("dlib finds no face on the neutral frame")
