@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import cv2
 import numpy as np
 import pytest
 
@@ -112,6 +113,47 @@ def test_a_full_smile_bares_the_upper_teeth(avatars, renderer):
         lighter = out[mouth].astype(np.int16).mean(-1) - closed[mouth].astype(np.int16).mean(-1)
         teeth = (lighter > 40) & (np.ptp(out[mouth].astype(np.int16), -1) < 80)  # light and not red: teeth
         assert teeth.sum() > 0.03 * (x1 - x0) * (y1 - y0), (name, int(teeth.sum()))
+
+
+def is_teeth(rgb: np.ndarray) -> np.ndarray:
+    """Light, nearly grey pixels: teeth (the lips, even the astronaut's pale ones, and the skin are redder)."""
+    value = rgb.astype(np.int16).max(-1)
+    return (value > 150) & ((value - rgb.astype(np.int16).min(-1)) < 0.16 * value)
+
+
+def teeth_pixels(img: np.ndarray, lm: np.ndarray) -> int:
+    """Teeth inside the lips' outer contour."""
+    mask = np.zeros(img.shape[:2], np.uint8)
+    cv2.fillPoly(mask, [np.round(lm[48:60]).astype(np.int32)], 1)
+    return int(is_teeth(img[mask.astype(bool)]).sum())
+
+
+@pytest.mark.parametrize("pressed", [{"mouthPress": 0.7}, {"mouthClose": 0.5, "jawOpen": 0.5}, "sad"])
+def test_pressed_and_closed_lips_shut_over_the_photos_teeth(avatars, renderer, detector, pressed):
+    """A photo's parted lips shut when the lips are pressed (speech's m and b press 0.7, sad presses) or closed
+    (ARKit's mouthClose): the lower lip rises to the upper one and the photo's teeth disappear under it."""
+    face, source = avatars["astronaut.jpg"]
+    state = preset_state("sad", 1.0) if pressed == "sad" else controls(**pressed)
+    out = renderer.render(source, state)
+    lm = landmarks(detector, out)
+    before = teeth_pixels(face.crop, face.crop_landmarks)
+    assert teeth_pixels(out, lm) < 0.1 * before, (teeth_pixels(out, lm), before)
+    # Where they meet, a dark line, never the thread of teeth the joined warps would leave: down the mouth's
+    # middle, between the upper lip's top and the lower lip's bottom, no pixel is teeth.
+    x = int(round(lm[62, 0]))
+    assert not is_teeth(out[int(lm[51, 1]):int(lm[57, 1]), x - 3:x + 4]).any()
+
+
+def test_lips_fitted_apart_on_a_shut_mouth_are_left_as_they_are(avatars, renderer, prepared):
+    """dlib fits s11's shut lips 0.06 iod apart: the gap shows lip, not teeth or a dark mouth, so a press moves only
+    what the press table moves (no lower lip pushed up into the upper one), and the drawn teeth stay the renderer's
+    own (no photo teeth to keep)."""
+    face, source = prepared("s11.jpg")
+    lm = face.crop_landmarks
+    assert float(lm[66, 1] - lm[62, 1]) > 0.04 * source.iod  # fitted apart
+    assert not source.shut.any() and source.photo_teeth == 0.0
+    _, astronaut = avatars["astronaut.jpg"]
+    assert astronaut.shut.any() and astronaut.photo_teeth > 0.1 * astronaut.iod
 
 
 @pytest.mark.parametrize("name", PORTRAITS)

@@ -27,6 +27,7 @@ from engine.render.offline.tuning import (
     TEETH_MIX,
     TEETH_SHARE,
     TEETH_SMILE,
+    TEETH_SMILE_HEIGHT,
     THROAT_DARK,
     TONGUE_LIFT,
     TONGUE_OUT,
@@ -51,24 +52,24 @@ def smooth_curve(points: np.ndarray) -> np.ndarray:
 
 
 def draw_interior(out: np.ndarray, top: np.ndarray, bottom: np.ndarray, iod: float, mouth_color: np.ndarray,
-                  teeth_color: np.ndarray, teeth: bool, bite: float = 0.0, tongue_out: float = 0.0,
+                  teeth_color: np.ndarray, photo_teeth: float, bite: float = 0.0, tongue_out: float = 0.0,
                   tongue_color: np.ndarray | None = None, smile: float = 0.0) -> None:
     """Fill the gap between the moved upper (``top``) and lower (``bottom``) seams of ``out`` in place.
 
     ``bite`` (mouthRollLower, 0..1): the lower lip is tucked under the upper teeth, so the teeth fill the narrow gap
     down to the lower lip instead of a dark cavity (f, v). ``tongue_out`` (0..1) draws the tongue over the lower lip.
     ``smile`` (0..1): a smile bares the upper teeth (the upper lip drawn up and back off them), so they fill more of
-    its opening."""
+    its opening. ``photo_teeth`` (px): the upper teeth the photo's own opening shows, the least ever drawn."""
     tongue = tongue_color if tongue_color is not None else mouth_color * 2.0
     gap = bottom[:, 1] - top[:, 1]
     if float(gap.max()) >= 0.75:
-        _cavity(out, top, bottom, iod, mouth_color, teeth_color, teeth, bite, tongue, smile)
+        _cavity(out, top, bottom, iod, mouth_color, teeth_color, photo_teeth, bite, tongue, smile)
     if tongue_out > 0.0:
         draw_tongue(out, top, bottom, iod, tongue, tongue_out)
 
 
 def _cavity(out: np.ndarray, top: np.ndarray, bottom: np.ndarray, iod: float, mouth_color: np.ndarray,
-            teeth_color: np.ndarray, teeth: bool, bite: float, tongue_color: np.ndarray, smile: float) -> None:
+            teeth_color: np.ndarray, photo_teeth: float, bite: float, tongue_color: np.ndarray, smile: float) -> None:
     """The opening itself: the dark cavity, upper and lower teeth, the tongue lying low in a wide opening."""
     # The corners are where the lips meet: both curves end there, so the opening is a lens, never a box.
     top, bottom = top[np.argsort(top[:, 0])].copy(), bottom[np.argsort(bottom[:, 0])].copy()
@@ -107,24 +108,48 @@ def _cavity(out: np.ndarray, top: np.ndarray, bottom: np.ndarray, iod: float, mo
     # The tongue lies low in a wide opening: its muted colour in the mouth's shade, at the floor's middle.
     floor = TONGUE_LIFT * wide * middle * smoothstep((depth - 0.6) / 0.4)
     colour += floor[..., None] * (tongue_color[None, None, :] * 0.55 - colour)
-    if teeth:
-        top_h = np.minimum((TEETH_SHARE + TEETH_SMILE * smile) * opening, TEETH_HEIGHT * iod)
-        top_h = top_h + min(1.0, bite) * (opening + 1.0 - top_h)  # resting on the tucked lower lip
-        show = np.clip((opening - TEETH_MIN_PX) / 4.0, 0.0, 1.0)
-        band = np.clip((ty[None, :] + top_h[None, :] - ys) / 2.0 + 0.5, 0.0, 1.0)  # below the upper lip
-        band *= np.maximum(show, min(1.0, bite))[None, :] * middle
-        # Lower teeth once the jaw has dropped: a lower, shadowed band above the lower lip (mostly hidden by it).
-        low_h = LOWER_TEETH * np.clip((opening - LOWER_TEETH_FROM * iod) / (0.1 * iod), 0.0, 1.0) * iod
-        low_band = np.clip((ys - (by[None, :] - low_h[None, :])) / 2.0 + 0.5, 0.0, 1.0) * (low_h > 0.5)[None, :]
-        low_band *= middle * (1.0 - min(1.0, bite))
-        # Teeth in the mouth's light: shaded at the gum and at the corners, lit in the middle.
-        v = np.clip((ys - ty[None, :]) / np.maximum(top_h, 1.0)[None, :], 0.0, 1.0)
-        tooth_light = (0.68 + 0.32 * middle) * (1.0 - 0.2 * v * v)
-        tooth = (TEETH_MIX * teeth_color[None, None, :] + (1.0 - TEETH_MIX) * mouth_color[None, None, :])
-        colour += low_band[..., None] * (tooth * (0.62 * (0.5 + 0.5 * middle))[..., None] - colour)
-        colour += band[..., None] * (tooth * tooth_light[..., None] - colour)
+    cap = (TEETH_HEIGHT + TEETH_SMILE_HEIGHT * smile) * iod
+    top_h = np.minimum((TEETH_SHARE + TEETH_SMILE * smile) * opening, cap)
+    top_h = np.maximum(top_h, np.minimum(photo_teeth, opening))  # never fewer than the photo shows
+    top_h = top_h + min(1.0, bite) * (opening + 1.0 - top_h)  # resting on the tucked lower lip
+    show = np.clip((opening - TEETH_MIN_PX) / 4.0, 0.0, 1.0)
+    band = np.clip((ty[None, :] + top_h[None, :] - ys) / 2.0 + 0.5, 0.0, 1.0)  # below the upper lip
+    band *= np.maximum(show, min(1.0, bite))[None, :] * middle
+    # Lower teeth once the jaw has dropped: a lower, shadowed band above the lower lip (mostly hidden by it).
+    low_h = LOWER_TEETH * np.clip((opening - LOWER_TEETH_FROM * iod) / (0.1 * iod), 0.0, 1.0) * iod
+    low_band = np.clip((ys - (by[None, :] - low_h[None, :])) / 2.0 + 0.5, 0.0, 1.0) * (low_h > 0.5)[None, :]
+    low_band *= middle * (1.0 - min(1.0, bite))
+    # Teeth in the mouth's light: shaded at the gum and at the corners, lit in the middle.
+    v = np.clip((ys - ty[None, :]) / np.maximum(top_h, 1.0)[None, :], 0.0, 1.0)
+    tooth_light = (0.68 + 0.32 * middle) * (1.0 - 0.2 * v * v)
+    tooth = (TEETH_MIX * teeth_color[None, None, :] + (1.0 - TEETH_MIX) * mouth_color[None, None, :])
+    colour += low_band[..., None] * (tooth * (0.62 * (0.5 + 0.5 * middle))[..., None] - colour)
+    colour += band[..., None] * (tooth * tooth_light[..., None] - colour)
     patch = out[y0:y1, x0:x1].astype(np.float32)
     patch += alpha[..., None] * (colour - patch)
+    out[y0:y1, x0:x1] = np.clip(patch + 0.5, 0, 255).astype(np.uint8)
+
+
+def draw_lip_line(out: np.ndarray, seam: np.ndarray, colour: np.ndarray, amount: float) -> None:
+    """The line where shut lips meet, drawn over the (moved) seam in the lips' shadow colour.
+
+    Why: lips shut over a photo's parted ones are two fields torn apart and joined again; across the join the
+    blended warp samples a pixel or two of what lay between (the photo's teeth), a bright thread where real lips
+    show a dark one."""
+    curve = smooth_curve(seam)
+    x0 = int(max(0, math.floor(curve[:, 0].min()) - 2))
+    x1 = int(min(CROP, math.ceil(curve[:, 0].max()) + 3))
+    y0 = int(max(0, math.floor(curve[:, 1].min()) - 3))
+    y1 = int(min(CROP, math.ceil(curve[:, 1].max()) + 4))
+    if x1 <= x0 or y1 <= y0:
+        return
+    xs = np.arange(x0, x1, dtype=np.float32)
+    ys = np.arange(y0, y1, dtype=np.float32)[:, None]
+    line_y = np.interp(xs, curve[:, 0], curve[:, 1])
+    inside = np.clip(np.minimum(xs - curve[0, 0], curve[-1, 0] - xs), 0.0, 3.0)[None, :] / 3.0
+    alpha = np.clip(1.6 - np.abs(ys - line_y[None, :]), 0.0, 1.0) * inside * min(1.0, amount)
+    patch = out[y0:y1, x0:x1].astype(np.float32)
+    patch += alpha[..., None] * (colour[None, None, :] - patch)
     out[y0:y1, x0:x1] = np.clip(patch + 0.5, 0, 255).astype(np.uint8)
 
 

@@ -33,7 +33,7 @@ from engine.render.offline.fields import (
     smoothstep,
     spread,
 )
-from engine.render.offline.mouth import draw_interior
+from engine.render.offline.mouth import draw_interior, draw_lip_line
 from engine.render.offline.moves import (
     BLINK,
     BROW_A,
@@ -51,11 +51,22 @@ from engine.render.offline.moves import (
     field_moves,
     field_names,
 )
-from engine.render.offline.tuning import CROP, LIP_SEAL, LIP_SEAL_SMILE, LOW_REACH, PRESS_SEAL, STEP, UPPER_UNSEAL
+from engine.render.offline.tuning import (
+    CLOSE_SHUT,
+    CROP,
+    LIP_SEAL,
+    LIP_SEAL_SMILE,
+    LOW_REACH,
+    PRESS_SEAL,
+    PRESS_SHUT,
+    STEP,
+    UPPER_UNSEAL,
+)
 
 FIELDS = field_names()
 SEAM_MIDDLE = SEAM.index(66)
 SEAL_SIGMA = 0.12  # the lip seal stretches the lower lip only, not the chin
+SHUT_OVERLAP = 0.01  # iod: shut lips press a hair into each other (no line of the photo's teeth left between)
 
 
 @dataclass(eq=False)
@@ -72,6 +83,8 @@ class OfflineSource(SourceState):
     seam_lo: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))  # (n, 5, 2) seam moves, lower
     seal: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))  # (lh, lw, 2) lower lip up 1 px
     seal_seam: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))  # (5, 2)
+    shut: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))  # (lh, lw, 2) the photo's lips shut
+    shut_seam: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))  # (5, 2)
     grid: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))  # (h, w, 2) half-res indices
     low_grid: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
     full_grid: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))  # (H, W, 2) crop px of box
@@ -79,7 +92,8 @@ class OfflineSource(SourceState):
     mouth_color: np.ndarray = field(default_factory=lambda: np.zeros(3, np.float32))
     teeth_color: np.ndarray = field(default_factory=lambda: np.zeros(3, np.float32))
     tongue_color: np.ndarray = field(default_factory=lambda: np.zeros(3, np.float32))
-    teeth: bool = True  # draw upper teeth in a new opening (not when the photo's mouth shows its own)
+    photo_teeth: float = 0.0  # height of the upper teeth the photo's own opening shows, px (0: none); the drawn
+    # teeth are never shorter, so a photo's smile keeps its teeth when the jaw drops or the lips part further
 
 
 Box = tuple[int, int, int, int]  # x0, y0, x1, y1, even crop px
@@ -123,11 +137,43 @@ def _lip_seal(points: np.ndarray, iod: float, seam_pts: np.ndarray, low_xy: np.n
     return seal, seal_seam / unit
 
 
-def _mouth_colours(crop: np.ndarray, lm: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The colours of a drawn mouth interior, drawn teeth and the tongue, from the photo's lips and the nose's skin.
+def _photo_shut(lm: np.ndarray, points: np.ndarray, iod: float, seam_pts: np.ndarray, low_xy: np.ndarray,
+                low_frame: np.ndarray, parted: bool) -> tuple[np.ndarray, np.ndarray]:
+    """The lower lip (and the jaw a little) risen to meet the upper lip where the photo's lips are parted (field,
+    seam moves, px): pressed or closed lips are shut whatever the photo's mouth did. Zero for shut lips."""
+    lower_set = set(range(len(points))) - UPPER_ONLY
+    pairs = ((61, 67), (62, 66), (63, 65))  # upper and lower inner lip, left to right
+    gaps = {lo: max(0.0, float(lm[lo, 1] - lm[up, 1]) / iod + SHUT_OVERLAP) for up, lo in pairs}
+    if not parted or max(gaps.values()) < 0.01 + SHUT_OVERLAP:
+        return np.zeros((*low_xy.shape[:2], 2), np.float32), np.zeros((len(SEAM), 2), np.float32)
+    moves = {i: (0.0, -gaps[inner]) for inner, outer in ((67, 59), (66, 57), (65, 55)) for i in (inner, outer)}
+    moves[58], moves[56] = (0.0, -gaps[66]), (0.0, -gaps[66])
+    moves[60], moves[64] = (0.0, -0.5 * gaps[67]), (0.0, -0.5 * gaps[65])  # the inner corners' dark gaps too
+    moves.update({i: (0.0, -0.6 * gaps[66]) for i in (7, 8, 9)})
+    # The same move pinned at the upper inner lip: where the lips now meet, the lower lip's edge is drawn exactly
+    # (a field fitted at the lower lip alone would fade on the way up and leave a line of the photo's teeth).
+    moves.update({up: moves[lo] for up, lo in pairs})
+    allowed = lower_set | {up for up, _ in pairs}
+    shut = spread(moves, SEAL_SIGMA, points, iod, low_xy, allowed) * low_frame
+    return shut.astype(np.float32), spread(moves, SEAL_SIGMA, points, iod, seam_pts, allowed).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class _PhotoGap:
+    """What the photo's own lip gap shows: parted lips (teeth or a dark mouth between them) or lips that are shut
+    and only fitted a little apart, and the teeth's colour and height under the upper lip (px) where it shows any."""
+
+    parted: bool
+    teeth_color: np.ndarray | None = None
+    teeth_height: float = 0.0
+
+
+def _mouth_colours(crop: np.ndarray, lm: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, _PhotoGap]:
+    """The colours of a drawn mouth interior, drawn teeth and the tongue, from the photo's lips and the nose's skin,
+    and what the photo's own lip gap shows.
 
     The cavity is the lips' hue, deep and muted (a mouth is dark inside, not a lit red); the tongue is a muted
-    lip colour; the teeth are an off-white in the skin's light."""
+    lip colour; the teeth are the photo's own where it shows them, else an off-white in the skin's light."""
     lips = np.zeros((CROP, CROP), np.uint8)
     cv2.fillPoly(lips, [np.round(lm[48:60]).astype(np.int32)], 1)
     cv2.fillPoly(lips, [np.round(lm[60:68]).astype(np.int32)], 0)
@@ -138,7 +184,30 @@ def _mouth_colours(crop: np.ndarray, lm: np.ndarray) -> tuple[np.ndarray, np.nda
     mouth = (0.34 * lip_mean * np.array([1.0, 0.62, 0.62]) + 5.0).astype(np.float32)
     tongue = np.clip(0.8 * lip_mean * np.array([1.0, 0.72, 0.74]) + 18.0, 0, 255).astype(np.float32)
     teeth = (np.array([236.0, 228.0, 214.0]) * (0.55 + 0.4 * min(1.0, brightness))).astype(np.float32)
-    return mouth, teeth, tongue
+    gap = _photo_gap(crop, lm, lip_mean)
+    return mouth, (gap.teeth_color if gap.teeth_color is not None else teeth), tongue, gap
+
+
+def _photo_gap(crop: np.ndarray, lm: np.ndarray, lip_mean: np.ndarray) -> _PhotoGap:
+    """Teeth are the gap's pixels brighter than the lips and nearly grey (enamel, not lip red); the inside of a
+    mouth is darker than the lips. A gap of neither is lip: the contour was fitted open on shut lips."""
+    mask = np.zeros((CROP, CROP), np.uint8)
+    cv2.fillPoly(mask, [np.round(lm[60:68]).astype(np.int32)], 1)
+    ys, xs = np.nonzero(mask)
+    if len(ys) < 12:
+        return _PhotoGap(parted=False)
+    rgb = crop[ys, xs].astype(np.float32)
+    value, low = rgb.max(1), rgb.min(1)
+    lip_value = float(lip_mean.max())
+    teeth = ((value - low) / np.maximum(value, 1.0) < 0.3) & (value > max(lip_value * 1.15, 90.0))
+    dark = value < 0.6 * lip_value
+    enough = max(12, 0.15 * len(ys))
+    if teeth.sum() < enough:
+        return _PhotoGap(parted=bool(dark.sum() >= enough))
+    middle = np.abs(xs - (lm[62, 0] + lm[66, 0]) / 2) < 0.25 * float(lm[64, 0] - lm[60, 0])
+    rows = ys[teeth & middle]
+    height = max(float(rows.max() - lm[62, 1] + 1), 0.0) if len(rows) else 0.0
+    return _PhotoGap(parted=True, teeth_color=np.median(rgb[teeth], 0).astype(np.float32), teeth_height=height)
 
 
 def _pair_eyes(a: Eye, b: Eye) -> tuple[Eye, Eye]:
@@ -150,6 +219,11 @@ def _pair_eyes(a: Eye, b: Eye) -> tuple[Eye, Eye]:
         extra = int(math.ceil(below - eye.sclera_below))
         out.append(replace(eye, sclera_below=below, box=(*eye.box[:3], eye.box[3] + extra)))
     return out[0], out[1]
+
+
+def _ease(x: float) -> float:
+    """Smoothstep of a scalar, clamped to 0..1."""
+    return float(smoothstep(np.float32(x)))
 
 
 def field_weights(controls: dict[str, float]) -> np.ndarray:
@@ -195,16 +269,17 @@ class OfflineRenderer:
         seal, seal_seam = _lip_seal(points, iod, fields.seam_pts, fields.low_xy, fields.low_frame)
         x0, y0, x1, y1 = box
         full = np.stack(np.meshgrid(np.arange(x0, x1, dtype=np.float32), np.arange(y0, y1, dtype=np.float32)), -1)
-        mouth_color, teeth_color, tongue_color = _mouth_colours(face.crop, lm)
+        mouth_color, teeth_color, tongue_color, gap = _mouth_colours(face.crop, lm)
+        shut, shut_seam = _photo_shut(lm, points, iod, fields.seam_pts, fields.low_xy, fields.low_frame, gap.parted)
         return OfflineSource(
             face=face, points=points.astype(np.float32), iod=iod, box=box, low_box=low_box,
             upper=fields.upper, lower=fields.lower, seam_up=fields.seam_up, seam_lo=fields.seam_lo,
-            seal=seal.astype(np.float32), seal_seam=seal_seam.astype(np.float32),
+            seal=seal.astype(np.float32), seal_seam=seal_seam.astype(np.float32), shut=shut, shut_seam=shut_seam,
             grid=index_grid(*fields.upper.shape[1:3]), low_grid=index_grid(*fields.lower.shape[1:3]), full_grid=full,
             eyes=with_eyeballs(face.crop, _pair_eyes(eye_geometry(face.crop, lm, iod, EYE_A, BROW_A),
                                                      eye_geometry(face.crop, lm, iod, EYE_B, BROW_B))),
             mouth_color=mouth_color, teeth_color=teeth_color, tongue_color=tongue_color,
-            teeth=bool(np.linalg.norm(lm[66] - lm[62]) < 0.04 * iod),
+            photo_teeth=gap.teeth_height,
         )
 
     def _control_fields(self, lm: np.ndarray, iod: float, points: np.ndarray, box: Box, low_box: Box) -> _Fields:
@@ -263,20 +338,26 @@ class OfflineRenderer:
         seam0 = source.face.crop_landmarks[list(SEAM)]
         seam_top = seam0 + np.tensordot(weights, source.seam_up, 1)
         seam_bot = seam0 + np.tensordot(weights, source.seam_lo, 1)
+        press = float(weights[FIELDS.index("mouthPressLeft")] + weights[FIELDS.index("mouthPressRight")]) / 2
+        # mouthClose (ARKit): the lips shut over the jaw's opening, mouthClose == jawOpen being fully shut.
+        shut = min(1.0, values["mouthClose"] / max(values["jawOpen"], values["mouthClose"], 1e-6))
+        # Pressed or closed lips also shut over the photo's own parted lips (a smiling photo's teeth hidden): the
+        # lower lip rises to the upper, and the new opening (if any) starts from there.
+        photo_shut = max(_ease(press / PRESS_SHUT), shut * _ease(values["mouthClose"] / CLOSE_SHUT))
+        if photo_shut > 0.0:
+            lo += photo_shut * source.shut
+            seam_top = seam_top + photo_shut * source.shut_seam
+            seam_bot = seam_bot + photo_shut * source.shut_seam
         # Soft lips stay sealed while the jaw drops a hair (longer in a smile, and pressed lips hold against a jaw
         # that opens): the lower lip follows the upper.
         gap = float(seam_bot[SEAM_MIDDLE, 1] - seam_top[SEAM_MIDDLE, 1])
         if gap > 0.0:
             smile = float(weights[FIELDS.index("mouthSmileLeft")] + weights[FIELDS.index("mouthSmileRight")]) / 2
-            press = float(weights[FIELDS.index("mouthPressLeft")] + weights[FIELDS.index("mouthPressRight")]) / 2
-            hold = press
             # A raised upper lip bares the teeth on purpose (a broad smile, speech's lip axis): no smile seal then.
             lift = max(side_values(values, "mouthUpperUp"))
-            bare = 1.0 - float(smoothstep(np.float32((lift - UPPER_UNSEAL[0]) / (UPPER_UNSEAL[1] - UPPER_UNSEAL[0]))))
-            close = min(gap, (LIP_SEAL + LIP_SEAL_SMILE * smile * bare + PRESS_SEAL * hold * hold) * source.iod)
-            # mouthClose (ARKit): the lips shut over the jaw's opening, mouthClose == jawOpen being fully shut.
-            shut = values["mouthClose"] / max(values["jawOpen"], values["mouthClose"], 1e-6)
-            close = max(close, min(1.0, shut) * gap)
+            bare = 1.0 - _ease((lift - UPPER_UNSEAL[0]) / (UPPER_UNSEAL[1] - UPPER_UNSEAL[0]))
+            close = min(gap, (LIP_SEAL + LIP_SEAL_SMILE * smile * bare + PRESS_SEAL * press * press) * source.iod)
+            close = max(close, shut * gap)
             lo += close * source.seal
             seam_bot = seam_bot + close * source.seal_seam
         up = invert(up, source.grid)
@@ -297,7 +378,10 @@ class OfflineRenderer:
         for eye, frame in zip(source.eyes, lids, strict=True):
             if frame is not None:
                 draw_eyeball(out, eye, frame, gaze_shift(eye, gaze_x, gaze_y))
-        draw_interior(out, seam_top, seam_bot, source.iod, source.mouth_color, source.teeth_color, source.teeth,
+        if photo_shut > 0.0 and source.shut.any():
+            draw_lip_line(out, (seam_top + seam_bot) / 2, source.mouth_color * 1.6, photo_shut)  # the lips' shade
+        draw_interior(out, seam_top, seam_bot, source.iod, source.mouth_color, source.teeth_color,
+                      source.photo_teeth * (1.0 - photo_shut),
                       float(weights[FIELDS.index("mouthRollLower")]), values["tongueOut"], source.tongue_color,
                       max(side_values(values, "mouthSmile")))
         return out

@@ -51,6 +51,8 @@ UPPER_UNSEAL = (0.4, 0.8)  # mouthUpperUp from which the smile's seal eases off,
 # bares its teeth, a half one stays closed
 PRESS_SEAL = 0.15  # extra seal at full mouthPress / mouthRollLower (on their square, so a press easing in or out
 # of a vowel does not shut it): pressed lips stay shut on a jaw still opening
+PRESS_SHUT = 0.4  # mouthPress from which a photo's own parted lips are fully shut (eased in from 0)
+CLOSE_SHUT = 0.3  # the same for mouthClose (a stream's small mouthClose noise leaves the photo's lips alone)
 
 # The jaw's own field (below the lips' seam) and how it joins the upper face's.
 LOW_REACH = 0.9  # the lower region reaches this far beyond the mouth corners
@@ -65,6 +67,7 @@ INTERIOR_EDGE = 0.006  # softness of the interior's edge
 TEETH_HEIGHT = 0.085  # the most upper teeth shown (iod: about 5 mm, as an open vowel shows them)
 TEETH_SHARE = 0.32  # of the opening's height
 TEETH_SMILE = 0.4  # more of it in a full smile (the upper lip drawn off the teeth)
+TEETH_SMILE_HEIGHT = 0.05  # and taller (iod): a broad smile shows most of the upper incisors' crowns
 TEETH_MIN_PX = 2.0  # no teeth in an opening smaller than this (px), full teeth 4 px later
 TEETH_MIX = 0.85  # teeth colour vs the interior's (below 1: teeth in the shade of the mouth, never flat white)
 LOWER_TEETH = 0.04  # the most lower teeth shown (iod), once the jaw has dropped ...
