@@ -234,6 +234,7 @@ def bench_closures() -> None:
     print(f"{'voice':<26}{'set':<9}{'m':>12}{'b':>12}{'p':>12}{'vowels':>13}{'back':>11}{'l':>10}{'w':>9}"
           f"{'m level dB':>22}")
     groups = ("m", "b", "p", "vowel", "back", "l", "w")
+    worst: dict[str, tuple[float, str]] = {}  # group -> (the worst voice's pixel share, that voice)
     with tempfile.TemporaryDirectory() as tmp:
         for engine_name, voice, pitch, label in CLOSURE_VOICES:
             if engine_name == "festival" and shutil.which("festival") is None:
@@ -283,6 +284,10 @@ def bench_closures() -> None:
                         c = count[g]
                         c[0], c[1], c[2] = c[0] + 1, c[1] + ctrl, c[2] + pix
             cells = [f"{100 * c[1] / c[0]:3.0f}/{100 * c[2] / c[0]:3.0f}%" if c[0] else "-" for c in count.values()]
+            for g, c in count.items():
+                share, bad = 100 * c[2] / max(c[0], 1), g in ("m", "b", "p")
+                if c[0] and (g not in worst or (share < worst[g][0] if bad else share > worst[g][0])):
+                    worst[g] = (share, voice)
             lv = np.array(m_level)
             print(f"{voice + (f'/{pitch}' if pitch else ''):<26}{label:<9}" + "".join(
                 f"{cell:>{w}}" for cell, w in zip(cells, (12, 12, 12, 13, 11, 10, 9), strict=True))
@@ -290,6 +295,8 @@ def bench_closures() -> None:
                 + f"   n m/b/p {count['m'][0]}/{count['b'][0]}/{count['p'][0]}")
     print("cells: controls/pixels; m, b, p: the lips meet (higher is better); vowels, back, l, w: shut (lower is "
           "better)")
+    print("worst voice on the frames: " + ", ".join(f"{g} {share:.0f}% ({voice})" for g, (share, voice)
+                                                     in worst.items()) + "  (target: m, b, p >= 90% each)")
 
 
 def _wav_bytes(samples: np.ndarray, rate: int) -> bytes:

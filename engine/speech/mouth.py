@@ -6,8 +6,9 @@ The mapping (docs/speech.md says why each piece is there):
   times an openness from F1 (F1 rises as the jaw drops); the lips (mouthLowerDown, mouthUpperUp) are loudness
   with a floor while voiced, so a close vowel still parts them;
 - a closed-mouth murmur (energy almost all below 400 Hz and quieter than the vowels: m, n and the voice bar of b)
-  shuts every opening and presses the lips (mouthPress); a stop's silent closure (p, b, t) is quiet and shuts them
-  anyway; f-like frication (middling spectral tilt with some low energy) rolls the lower lip in (mouthRollLower);
+  shuts every opening and presses the lips (mouthPress); a stop's closure (p, b, t) shuts them too, silent or,
+  where a voice fills it with a quiet residue, heard as a gap far under the sounds around it (_stop_gap); f-like
+  frication (middling spectral tilt with some low energy) rolls the lower lip in (mouthRollLower);
 - rounding: low F2 with low F1 -> mouthPucker ('oo'), low F2 with mid F1 -> mouthFunnel ('oh');
 - spreading: high F2 -> mouthStretch (front vowels 'ee'); the expression layer owns the smile;
 - formants are judged against the speaker's own running mean (a prior of an average adult voice that moves
@@ -23,7 +24,7 @@ MouthAnalyser.push gives every frame the look-ahead allows, and chunked input gi
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -78,6 +79,16 @@ NASAL_AT = 60.0  # dB of evidence where the lips start to close ...
 NASAL_FULL = 64.0  # ... and where they are shut
 CLOSURE_VALLEY = 6.0  # dB: either murmur test shuts the lips only with this much of a nasal's 400-800 Hz valley
 # (full 4 dB above it): a lateral (espeak-ng's /l/ is as quiet and as dull above 2 kHz as an m) has less
+# A stop's gap heard by its drop, not by silence (_stop_gap says why).
+GAP_DB = 15.0  # dB under the level's near running peak where a gap starts to shut the lips ...
+GAP_FULL = 20.0  # ... and where it shuts them (vowels, l, w and m lie within 15 dB of the sounds around them)
+GAP_HIGH = 0.2  # a gap has no frication: a 2-3.8 kHz share over this (h, s, sh, a stop's burst) is not one (full
+# under 0.15)
+GAP_DROP = 8.0  # dB a gap's first frame lies under the louder of the two frames before it
+GAP_FALL = 2.0  # dB: a frame whose next PEAK_AHEAD frames all lie this far under it is a fade, not a gap
+GAP_HOLD = 3  # frames: a gap shuts the lips this long at least (while GAP_HOLD_DB quiet and not the release's edge):
+GAP_HOLD_DB = 13.0  # a 20-30 ms gap then shows on a 25 fps frame (40 ms apart) whatever the phase
+GAP_RISE = 9.0  # dB: a frame the next one rises this far over is the release's edge, not the gap (from 6 dB on)
 APPROX_JAW = 0.7  # the share of the jaw's opening an approximant (l, r, w) takes away
 APPROX_LIPS = 0.5  # and of the lips'
 PRIOR_F1, PRIOR_F2 = 500.0, 1500.0  # Hz: an average adult's vowel space centre (Peterson & Barney)
@@ -93,6 +104,11 @@ class _State:
     voiced: float = 0.0  # voiced frames so far (weighted)
     sum_log_f1: float = 0.0
     sum_log_f2: float = 0.0
+    gap: float = 0.0  # the last frame's stop-gap evidence (a gap must hold on two frames running) ...
+    gap_inside: bool = False  # ... whether that frame met the gap's tests, and whether its run began with a drop
+    gap_valid: bool = False
+    before: tuple[float, float] = (NASAL_FLOOR_DB, NASAL_FLOOR_DB)  # the level of the two frames before
+    held: tuple[float, ...] = (0.0,) * (GAP_HOLD - 1)  # the gap of the frames before, held GAP_HOLD frames
 
 
 @dataclass
@@ -143,7 +159,7 @@ class MouthAnalyser:
 
     def _state_copy(self) -> _State:
         s = self._state
-        return _State(s.peak, s.near_peak, s.high_peak, s.voiced, s.sum_log_f1, s.sum_log_f2)
+        return replace(s)
 
     def _advance(self, new: Features, last: bool) -> np.ndarray:
         if len(new):
@@ -174,6 +190,16 @@ def analyse(pcm: Pcm) -> np.ndarray:
     """The whole utterance's mouth controls: rows of MOUTH_CONTROLS every HOP_S from the first sample."""
     a = MouthAnalyser(pcm.sample_rate)
     return np.concatenate([a.push(pcm.samples), a.finish()])
+
+
+def stop_gaps(pcm: Pcm) -> np.ndarray:
+    """How surely each 10 ms frame of a whole utterance is a stop's gap (0..1), as the mouth hears it: for tests and
+    the bench, to see where the gap test shuts the lips."""
+    f = FeatureStream(pcm.sample_rate).push(pcm.samples, last=True)
+    if not len(f):
+        return np.zeros(0)
+    near = _running_peak(f.level, 0, len(f), NASAL_FLOOR_DB, NASAL_DECAY_DB_S, NASAL_FLOOR_DB)
+    return _stop_gap(f, 0, len(f), near, _State())
 
 
 def _targets(f: Features, start: int, stop: int, state: _State) -> np.ndarray:
@@ -223,6 +249,7 @@ def _targets(f: Features, start: int, stop: int, state: _State) -> np.ndarray:
     nasal = np.clip((evidence - NASAL_AT) / (NASAL_FULL - NASAL_AT), 0.0, 1.0) * voicing * (loud > 0.0)
     valley = np.clip((f.valley[start:stop] - CLOSURE_VALLEY) / 4.0, 0.0, 1.0)
     closure = np.maximum(low * quiet * no_f2, nasal) * valley
+    gap = _stop_gap(f, start, stop, near_peak, state)
     # a voiced consonant a few dB under the sounds just around it with its upper spectrum damped, not a murmur (l,
     # r, w, a voiced th): the tongue tip or the lips narrow the way and the jaw rises part way (hello's /l/)
     approximant = (voicing * np.clip((near_peak - lv - 2.0) / 6.0, 0.0, 1.0)
@@ -233,7 +260,7 @@ def _targets(f: Features, start: int, stop: int, state: _State) -> np.ndarray:
     bite = (np.clip((high - 0.12) / 0.08, 0.0, 1.0) * np.clip((0.5 - high) / 0.08, 0.0, 1.0)
             * np.clip((share - 0.15) / 0.1, 0.0, 1.0) * np.clip((peak - 15.0 - lv) / 5.0, 0.0, 1.0)
             * (loud > 0.0))
-    shut = np.maximum(closure, bite)
+    shut = np.maximum(np.maximum(closure, gap), bite)
     jaw = JAW_MAX * loud ** 0.8 * shape * (1.0 - shut) * (1.0 - APPROX_JAW * approximant)
     # The lips: they part on every voiced sound however close the vowel (a floor while voiced), with loudness
     # above it; unvoiced sounds part them a little (teeth show on s).
@@ -252,6 +279,51 @@ def _targets(f: Features, start: int, stop: int, state: _State) -> np.ndarray:
     press = PRESS_MAX * closure * np.clip(loud * 4.0, 0.0, 1.0)
     roll = ROLL_MAX * bite
     out[:] = np.stack([jaw, lips, upper, funnel, pucker, stretch, press, roll], axis=1)
+    return out
+
+
+def _stop_gap(f: Features, start: int, stop: int, near_peak: np.ndarray, state: _State) -> np.ndarray:
+    """How surely frames start..stop are a stop's gap (0..1), silent or not; updates state.
+
+    Why: espeak-ng's en-us+f4 (and, less, +f3) fill the 20-40 ms closure of a p (and b, t) with a quiet, voiced,
+    vowel-coloured residue 20-25 dB under the vowels, above the 30 dB under the running peak that counts as silence,
+    so the lips stayed a fifth open through it and the 25 fps frame in the closure showed them apart (docs/speech.md,
+    "Stops that are not silent"). A gap is at least GAP_DB under the sounds just around it (the near running peak),
+    without frication (h, s, a burst), not still falling (a vowel dying into a pause falls on; a closure holds its
+    floor until the release: the PEAK_AHEAD frames already read), not the release's rising edge (the next frame),
+    entered by a drop of GAP_DROP from the two frames before it (a quiet vowel onset after a release or a pause rises
+    into its level instead), and held on two frames running (one quiet frame is a join, espeak-ng's schwa into m).
+    Once heard it lasts GAP_HOLD frames while the sound stays GAP_HOLD_DB down (into the aspiration), so that a 20-30
+    ms gap shuts the lips on a 25 fps frame whatever the frame's phase. Causal but for PEAK_AHEAD frames of features,
+    so streaming stays exact."""
+    n = stop - start
+    lv = f.level[start:stop]
+    ahead = np.full(n, -np.inf)
+    for j in range(1, PEAK_AHEAD + 1):
+        seg = f.level[start + j: stop + j]
+        ahead[: len(seg)] = np.maximum(ahead[: len(seg)], seg)
+    nxt = np.concatenate([f.level[start + 1: stop + 1], np.full(max(0, stop + 1 - len(f)), -np.inf)])
+    dip = near_peak - lv
+    not_edge = np.clip((lv + GAP_RISE - nxt) / 3.0, 0.0, 1.0)
+    holds = np.clip((dip - GAP_HOLD_DB) / 2.0, 0.0, 1.0) * not_edge
+    g = (np.clip((dip - GAP_DB) / (GAP_FULL - GAP_DB), 0.0, 1.0) * not_edge
+         * np.clip((GAP_HIGH - f.high_share[start:stop]) / 0.05, 0.0, 1.0)
+         * np.clip((ahead - lv + GAP_FALL) / GAP_FALL, 0.0, 1.0))
+    before = np.concatenate([state.before, lv])
+    dropped = np.maximum(before[:n], before[1: n + 1]) - lv >= GAP_DROP
+    inside = g > 0.0
+    starts = inside & ~np.concatenate([[state.gap_inside], inside[:-1]])
+    run = np.cumsum(starts)  # 0: the run going on when this block began
+    valid = np.concatenate([[state.gap_valid], dropped[starts]])[run]
+    g = np.where(inside & valid, g, 0.0)
+    paired = np.minimum(g, np.concatenate([[state.gap], g[:-1]]))
+    held = np.concatenate([state.held, paired])
+    out = paired.copy()
+    for j in range(1, GAP_HOLD):
+        out = np.maximum(out, held[GAP_HOLD - 1 - j: GAP_HOLD - 1 - j + n] * holds)
+    state.gap, state.gap_inside, state.gap_valid = float(g[-1]), bool(inside[-1]), bool(valid[-1])
+    state.before = (float(before[-2]), float(before[-1]))
+    state.held = tuple(float(x) for x in held[len(held) - (GAP_HOLD - 1):])
     return out
 
 
