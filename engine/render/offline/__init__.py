@@ -24,7 +24,8 @@ and cheekPuff are frontal-view approximations: the chin lower, the cheeks wider)
 cavity with upper teeth (lower ones once the jaw drops) and the tongue lying low, and tongueOut draws a flat
 tongue over the lower lip; a mouth that is open in the photo keeps its own teeth with the upper face while the jaw
 drops below them (the drawn teeth take the photo's colour and never show fewer), and pressed or closed lips shut
-over it (the lower lip rises to the upper, a dark line where they meet). Closed lids are the photo's own upper-lid skin moved down, so heavy eye make-up or glasses smear.
+over it (the lower lip rises to the upper, a dark line where they meet). Closed lids are the photo's own upper-lid
+skin moved down, so heavy eye make-up or glasses smear.
 Gaze needs an iris to find: an eye that shows no white (a statue's, a tight squint) keeps its look; the white a
 moved iris uncovers is sampled row by row from the white that shows beside it (mirrored across the gap's edges), so
 it keeps the photo's texture and shading where the row has white of its own; a faint trace of the old limbus can

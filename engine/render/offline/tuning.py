@@ -46,8 +46,8 @@ LID_OVERSHOOT = 0.012  # the closed lid tucks this far past the fitted lower lid
 
 # Lips: they stay sealed while the jaw drops a little (soft lips follow the jaw), more so in a smile.
 LIP_SEAL = 0.004  # seam gap that the lips close by themselves (small: speech must part them from small openings on)
-LIP_SEAL_SMILE = 0.066  # extra seal at a full smile (a closed-lip smile until high intensity)
-UPPER_UNSEAL = (0.4, 0.8)  # mouthUpperUp from which the smile's seal eases off, and where it is gone: a broad smile
+LIP_SEAL_SMILE = 0.085  # extra seal at a full smile (a closed-lip smile until high intensity)
+UPPER_UNSEAL = (0.5, 0.8)  # mouthUpperUp from which the smile's seal eases off, and where it is gone: a broad smile
 # bares its teeth, a half one stays closed
 PRESS_SEAL = 0.15  # extra seal at full mouthPress / mouthRollLower (on their square, so a press easing in or out
 # of a vowel does not shut it): pressed lips stay shut on a jaw still opening
