@@ -23,7 +23,7 @@ put and bend a little at the head's edge under large roll. Lips cannot protrude 
 and cheekPuff are frontal-view approximations: the chin lower, the cheeks wider); the mouth interior is a dark
 cavity with upper teeth (lower ones once the jaw drops) and the tongue lying low, and tongueOut draws a flat
 tongue over the lower lip; a mouth that is open in the photo keeps its own teeth with the upper face while the jaw
-drops below them (the drawn teeth take the photo's colour and never show fewer), and pressed or closed lips shut
+drops below them (no drawn row under them; drawn teeth take the photo's colour), and pressed or closed lips shut
 over it (the lower lip rises to the upper, a dark line where they meet). Closed lids are the photo's own upper-lid
 skin moved down, so heavy eye make-up or glasses smear.
 Gaze needs an iris to find: an eye that shows no white (a statue's, a tight squint) keeps its look; the white a

@@ -52,24 +52,26 @@ def smooth_curve(points: np.ndarray) -> np.ndarray:
 
 
 def draw_interior(out: np.ndarray, top: np.ndarray, bottom: np.ndarray, iod: float, mouth_color: np.ndarray,
-                  teeth_color: np.ndarray, photo_teeth: float, bite: float = 0.0, tongue_out: float = 0.0,
+                  teeth_color: np.ndarray, upper_teeth: float, bite: float = 0.0, tongue_out: float = 0.0,
                   tongue_color: np.ndarray | None = None, smile: float = 0.0) -> None:
     """Fill the gap between the moved upper (``top``) and lower (``bottom``) seams of ``out`` in place.
 
     ``bite`` (mouthRollLower, 0..1): the lower lip is tucked under the upper teeth, so the teeth fill the narrow gap
     down to the lower lip instead of a dark cavity (f, v). ``tongue_out`` (0..1) draws the tongue over the lower lip.
     ``smile`` (0..1): a smile bares the upper teeth (the upper lip drawn up and back off them), so they fill more of
-    its opening. ``photo_teeth`` (px): the upper teeth the photo's own opening shows, the least ever drawn."""
+    its opening. ``upper_teeth`` (0..1): how much of the drawn upper teeth to show; 0 where the photo's own upper
+    teeth already show above the new opening (they move with the upper lip, a drawn row under them would double
+    them)."""
     tongue = tongue_color if tongue_color is not None else mouth_color * 2.0
     gap = bottom[:, 1] - top[:, 1]
     if float(gap.max()) >= 0.75:
-        _cavity(out, top, bottom, iod, mouth_color, teeth_color, photo_teeth, bite, tongue, smile)
+        _cavity(out, top, bottom, iod, mouth_color, teeth_color, upper_teeth, bite, tongue, smile)
     if tongue_out > 0.0:
         draw_tongue(out, top, bottom, iod, tongue, tongue_out)
 
 
 def _cavity(out: np.ndarray, top: np.ndarray, bottom: np.ndarray, iod: float, mouth_color: np.ndarray,
-            teeth_color: np.ndarray, photo_teeth: float, bite: float, tongue_color: np.ndarray, smile: float) -> None:
+            teeth_color: np.ndarray, upper_teeth: float, bite: float, tongue_color: np.ndarray, smile: float) -> None:
     """The opening itself: the dark cavity, upper and lower teeth, the tongue lying low in a wide opening."""
     # The corners are where the lips meet: both curves end there, so the opening is a lens, never a box.
     top, bottom = top[np.argsort(top[:, 0])].copy(), bottom[np.argsort(bottom[:, 0])].copy()
@@ -110,11 +112,10 @@ def _cavity(out: np.ndarray, top: np.ndarray, bottom: np.ndarray, iod: float, mo
     colour += floor[..., None] * (tongue_color[None, None, :] * 0.55 - colour)
     cap = (TEETH_HEIGHT + TEETH_SMILE_HEIGHT * smile) * iod
     top_h = np.minimum((TEETH_SHARE + TEETH_SMILE * smile) * opening, cap)
-    top_h = np.maximum(top_h, np.minimum(photo_teeth, opening))  # never fewer than the photo shows
     top_h = top_h + min(1.0, bite) * (opening + 1.0 - top_h)  # resting on the tucked lower lip
     show = np.clip((opening - TEETH_MIN_PX) / 4.0, 0.0, 1.0)
     band = np.clip((ty[None, :] + top_h[None, :] - ys) / 2.0 + 0.5, 0.0, 1.0)  # below the upper lip
-    band *= np.maximum(show, min(1.0, bite))[None, :] * middle
+    band *= np.maximum(show, min(1.0, bite))[None, :] * middle * upper_teeth
     # Lower teeth once the jaw has dropped: a lower, shadowed band above the lower lip (mostly hidden by it).
     low_h = LOWER_TEETH * np.clip((opening - LOWER_TEETH_FROM * iod) / (0.1 * iod), 0.0, 1.0) * iod
     low_band = np.clip((ys - (by[None, :] - low_h[None, :])) / 2.0 + 0.5, 0.0, 1.0) * (low_h > 0.5)[None, :]

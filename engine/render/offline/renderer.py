@@ -92,8 +92,8 @@ class OfflineSource(SourceState):
     mouth_color: np.ndarray = field(default_factory=lambda: np.zeros(3, np.float32))
     teeth_color: np.ndarray = field(default_factory=lambda: np.zeros(3, np.float32))
     tongue_color: np.ndarray = field(default_factory=lambda: np.zeros(3, np.float32))
-    photo_teeth: float = 0.0  # height of the upper teeth the photo's own opening shows, px (0: none); the drawn
-    # teeth are never shorter, so a photo's smile keeps its teeth when the jaw drops or the lips part further
+    photo_teeth: float = 0.0  # height of the upper teeth the photo's own opening shows, px (0: none): they move
+    # with the upper lip, so a new opening under them draws no upper teeth of its own (until the lips shut over them)
 
 
 Box = tuple[int, int, int, int]  # x0, y0, x1, y1, even crop px
@@ -381,7 +381,7 @@ class OfflineRenderer:
         if photo_shut > 0.0 and source.shut.any():
             draw_lip_line(out, (seam_top + seam_bot) / 2, source.mouth_color * 1.6, photo_shut)  # the lips' shade
         draw_interior(out, seam_top, seam_bot, source.iod, source.mouth_color, source.teeth_color,
-                      source.photo_teeth * (1.0 - photo_shut),
+                      photo_shut if source.photo_teeth > 0.0 else 1.0,
                       float(weights[FIELDS.index("mouthRollLower")]), values["tongueOut"], source.tongue_color,
                       max(side_values(values, "mouthSmile")))
         return out
