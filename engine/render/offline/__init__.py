@@ -21,7 +21,8 @@ Limits, on purpose: this is a 2-D warp, not a head model. No new views: yaw and 
 to about 15 degrees, beyond that the far side compresses visibly; hair and shoulders outside the head ellipse stay
 put and bend a little at the head's edge under large roll. Lips cannot protrude (pucker only narrows them, jawForward
 and cheekPuff are frontal-view approximations: the chin lower, the cheeks wider); the mouth interior is a dark
-cavity with upper teeth (lower ones once the jaw drops) and the tongue lying low, and tongueOut draws a flat
+cavity with upper teeth (their edge a smooth arc, each incisor and canine parted from the next by a faint line;
+lower ones once the jaw drops) and the tongue lying low, and tongueOut draws a flat
 tongue over the lower lip; a mouth that is open in the photo keeps its own teeth with the upper face while the jaw
 drops below them (no drawn row under them; drawn teeth take the photo's colour), and pressed or closed lips shut
 over it (the lower lip rises to the upper, a dark line where they meet). Closed lids are the photo's own upper-lid

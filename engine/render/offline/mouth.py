@@ -3,7 +3,8 @@
 Why drawn: a warp can only stretch the lips; a real opening shows a dark cavity. Its outline follows the moved
 inner-lip contour as a smooth curve (no polygon corners), its edge is soft, it is darkest in the corners, under
 the upper lip and, the wider it opens, deep in the middle (never a lit red glow). Upper teeth show below the upper
-lip in proportion to the opening (more of it in a smile), lower teeth once the jaw has dropped, the tongue lies low
+lip in proportion to the opening (more of it in a smile), down to a smooth incisal arc, parted into teeth by faint
+lines, lower teeth once the jaw has dropped, the tongue lies low
 in a wide opening; all are tinted by the cavity's shade so they never read as pasted. ``draw_tongue`` draws
 ARKit's tongueOut over the lower lip.
 """
@@ -18,6 +19,7 @@ import numpy as np
 from engine.render.offline.fields import smoothstep
 from engine.render.offline.tuning import (
     CROP,
+    INCISAL_ARC,
     INTERIOR_DARK,
     INTERIOR_EDGE,
     LOWER_TEETH,
@@ -31,6 +33,7 @@ from engine.render.offline.tuning import (
     THROAT_DARK,
     TONGUE_LIFT,
     TONGUE_OUT,
+    TOOTH_GAPS,
 )
 
 SAMPLES_PER_SEGMENT = 6
@@ -114,15 +117,28 @@ def _cavity(out: np.ndarray, top: np.ndarray, bottom: np.ndarray, iod: float, mo
     top_h = np.minimum((TEETH_SHARE + TEETH_SMILE * smile) * opening, cap)
     top_h = top_h + min(1.0, bite) * (opening + 1.0 - top_h)  # resting on the tucked lower lip
     show = np.clip((opening - TEETH_MIN_PX) / 4.0, 0.0, 1.0)
-    band = np.clip((ty[None, :] + top_h[None, :] - ys) / 2.0 + 0.5, 0.0, 1.0)  # below the upper lip
+    # The incisal edge is a smooth arc, highest at the sides (the smile line), not the upper lip's bow moved down;
+    # a bite rests the teeth on the tucked lower lip instead.
+    mid = int(np.argmin(np.abs(across - 0.5)))
+    u = 2.0 * across - 1.0
+    arc = ty[mid] + top_h[mid] * (1.0 - INCISAL_ARC * u * u)
+    edge = np.clip(arc, ty, by) + min(1.0, bite) * (ty + top_h - np.clip(arc, ty, by))
+    band = np.clip((edge[None, :] - ys) / 1.5 + 0.5, 0.0, 1.0)  # below the upper lip, down to the edge
     band *= np.maximum(show, min(1.0, bite))[None, :] * middle * upper_teeth
     # Lower teeth once the jaw has dropped: a lower, shadowed band above the lower lip (mostly hidden by it).
     low_h = LOWER_TEETH * np.clip((opening - LOWER_TEETH_FROM * iod) / (0.1 * iod), 0.0, 1.0) * iod
     low_band = np.clip((ys - (by[None, :] - low_h[None, :])) / 2.0 + 0.5, 0.0, 1.0) * (low_h > 0.5)[None, :]
     low_band *= middle * (1.0 - min(1.0, bite))
-    # Teeth in the mouth's light: shaded at the gum and at the corners, lit in the middle.
-    v = np.clip((ys - ty[None, :]) / np.maximum(top_h, 1.0)[None, :], 0.0, 1.0)
-    tooth_light = (0.68 + 0.32 * middle) * (1.0 - 0.2 * v * v)
+    # Teeth in the mouth's light: shaded at the gum and at the corners, lit in the middle, each incisor and canine
+    # parted from the next by a faint darker line (widest at the edge, where the embrasures open).
+    v = np.clip((ys - ty[None, :]) / np.maximum(edge - ty, 1.0)[None, :], 0.0, 1.0)
+    tooth_light = (0.74 + 0.26 * middle) * (1.0 - 0.15 * v * v)
+    cx = float(xs[mid])
+    parting = np.zeros_like(xs)
+    for offset, depth_ in TOOTH_GAPS:
+        for sign in ((1.0,) if offset == 0.0 else (1.0, -1.0)):
+            parting = np.maximum(parting, depth_ * np.exp(-((xs - cx - sign * offset * iod) / 0.7) ** 2))
+    tooth_light = tooth_light * (1.0 - parting[None, :] * (0.3 + 0.7 * v))
     tooth = (TEETH_MIX * teeth_color[None, None, :] + (1.0 - TEETH_MIX) * mouth_color[None, None, :])
     colour += low_band[..., None] * (tooth * (0.62 * (0.5 + 0.5 * middle))[..., None] - colour)
     colour += band[..., None] * (tooth * tooth_light[..., None] - colour)

@@ -70,6 +70,9 @@ TEETH_SMILE = 0.4  # more of it in a full smile (the upper lip drawn off the tee
 TEETH_SMILE_HEIGHT = 0.05  # and taller (iod): a broad smile shows most of the upper incisors' crowns
 TEETH_MIN_PX = 2.0  # no teeth in an opening smaller than this (px), full teeth 4 px later
 TEETH_MIX = 0.85  # teeth colour vs the interior's (below 1: teeth in the shade of the mouth, never flat white)
+INCISAL_ARC = 0.35  # the teeth's edge rises this share of their height from the middle to the corners (smile line)
+TOOTH_GAPS = ((0.0, 0.2), (0.135, 0.16), (0.245, 0.12), (0.36, 0.08))  # (iod from the middle, darkening) where two
+# teeth meet: the central incisors' line, then the laterals' and the canines' (about 8.5, 6.5, 7.5 mm wide)
 LOWER_TEETH = 0.04  # the most lower teeth shown (iod), once the jaw has dropped ...
 LOWER_TEETH_FROM = 0.12  # ... past this opening (iod); fully 0.1 iod later
 TONGUE_LIFT = 0.45  # how much of the tongue's (shaded) colour the floor of a wide opening shows
