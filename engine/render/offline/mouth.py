@@ -4,8 +4,8 @@ Why drawn: a warp can only stretch the lips; a real opening shows a dark cavity.
 inner-lip contour as a smooth curve (no polygon corners), its edge is soft, it is darkest in the corners, under
 the upper lip and, the wider it opens, deep in the middle (never a lit red glow). Upper teeth show below the upper
 lip in proportion to the opening (more of it in a smile), down to a smooth incisal arc, parted into teeth by faint
-lines, lower teeth once the jaw has dropped, the tongue lies low
-in a wide opening; all are tinted by the cavity's shade so they never read as pasted. ``draw_tongue`` draws
+lines; lower teeth once the jaw has dropped; the tongue lies low in a wide opening; all are tinted by the cavity's
+shade so they never read as pasted. ``draw_tongue`` draws
 ARKit's tongueOut over the lower lip.
 """
 
