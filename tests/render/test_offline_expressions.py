@@ -158,6 +158,19 @@ def test_lips_fitted_apart_on_a_shut_mouth_are_left_as_they_are(avatars, rendere
     assert astronaut.shut.any() and astronaut.photo_teeth > 0.1 * astronaut.iod
 
 
+def test_a_frown_takes_a_smiling_photos_smile_back(avatars, renderer, detector, neutral):
+    """The astronaut smiles broadly in her photo: a frown first takes that smile back (the corners come in from the
+    cheeks as well as down), so sad is not a frown drawn over a smile. Photos that do not smile are left as drawn."""
+    face, source = avatars["astronaut.jpg"]
+    ref = neutral["astronaut.jpg"]
+    lm = landmarks(detector, renderer.render(source, controls(mouthFrown=1.0)))
+    unit = iod(ref)
+    assert (lm[54, 0] - lm[48, 0]) < (ref[54, 0] - ref[48, 0]) - 0.04 * unit  # narrower: the smile's pull undone
+    assert corners_y(lm) > corners_y(ref) + 0.1 * unit  # and down
+    assert source.photo_smile > 0.5
+    assert avatars["s42.jpg"][1].photo_smile == 0.0 and avatars["s7.jpg"][1].photo_smile == 0.0
+
+
 @pytest.mark.parametrize("name", PORTRAITS)
 def test_surprised_raises_the_brows_and_widens_the_eyes(avatars, renderer, detector, neutral, name):
     _, source = avatars[name]

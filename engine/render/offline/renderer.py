@@ -57,6 +57,8 @@ from engine.render.offline.tuning import (
     LIP_SEAL,
     LIP_SEAL_SMILE,
     LOW_REACH,
+    PHOTO_SMILE_FROM,
+    PHOTO_SMILE_LIFT,
     PRESS_SEAL,
     PRESS_SHUT,
     STEP,
@@ -92,6 +94,7 @@ class OfflineSource(SourceState):
     mouth_color: np.ndarray = field(default_factory=lambda: np.zeros(3, np.float32))
     teeth_color: np.ndarray = field(default_factory=lambda: np.zeros(3, np.float32))
     tongue_color: np.ndarray = field(default_factory=lambda: np.zeros(3, np.float32))
+    photo_smile: float = 0.0  # the photo's own smile, as a mouthSmile weight (0: its corners are not raised)
     photo_teeth: float = 0.0  # height of the upper teeth the photo's own opening shows, px (0: none): they move
     # with the upper lip, so a new opening under them draws no upper teeth of its own (until the lips shut over them)
 
@@ -166,6 +169,13 @@ class _PhotoGap:
     parted: bool
     teeth_color: np.ndarray | None = None
     teeth_height: float = 0.0
+
+
+def _photo_smile(lm: np.ndarray, iod: float) -> float:
+    """How much the photo already smiles, as a mouthSmile weight: its mouth corners' height over the lips' seam
+    (a neutral mouth has them level, within PHOTO_SMILE_FROM), against the smile table's own corner lift."""
+    lift = float((lm[62, 1] + lm[66, 1]) / 2 - (lm[48, 1] + lm[54, 1]) / 2) / iod
+    return float(np.clip((lift - PHOTO_SMILE_FROM) / PHOTO_SMILE_LIFT, 0.0, 1.0))
 
 
 def _mouth_colours(crop: np.ndarray, lm: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, _PhotoGap]:
@@ -279,7 +289,7 @@ class OfflineRenderer:
             eyes=with_eyeballs(face.crop, _pair_eyes(eye_geometry(face.crop, lm, iod, EYE_A, BROW_A),
                                                      eye_geometry(face.crop, lm, iod, EYE_B, BROW_B))),
             mouth_color=mouth_color, teeth_color=teeth_color, tongue_color=tongue_color,
-            photo_teeth=gap.teeth_height,
+            photo_teeth=gap.teeth_height, photo_smile=_photo_smile(lm, iod),
         )
 
     def _control_fields(self, lm: np.ndarray, iod: float, points: np.ndarray, box: Box, low_box: Box) -> _Fields:
@@ -323,6 +333,12 @@ class OfflineRenderer:
             raise TypeError("OfflineRenderer.render needs the OfflineSource from its own prepare()")
         crop = source.face.crop
         weights = field_weights(state.controls)
+        # A frown on a smiling photo first takes the photo's own smile back (the controls are relative to a neutral
+        # face; a frown over an unchanged smile reads as a grimace): each side's smile eased off by its frown.
+        if source.photo_smile > 0.0:
+            for side in ("Left", "Right"):
+                frown = weights[FIELDS.index("mouthFrown" + side)]
+                weights[FIELDS.index("mouthSmile" + side)] -= source.photo_smile * min(1.0, float(frown))
         values = {n: BY_NAME[n].clamp(float(state.controls.get(n, 0.0))) for n in NAMES}
         blinks, wides = side_values(values, BLINK), side_values(values, WIDE)
         gaze_x, gaze_y = values["gazeX"], values["gazeY"]
@@ -353,6 +369,7 @@ class OfflineRenderer:
         gap = float(seam_bot[SEAM_MIDDLE, 1] - seam_top[SEAM_MIDDLE, 1])
         if gap > 0.0:
             smile = float(weights[FIELDS.index("mouthSmileLeft")] + weights[FIELDS.index("mouthSmileRight")]) / 2
+            smile = max(0.0, smile)  # a frown taking a photo's smile back gives no seal
             # A raised upper lip bares the teeth on purpose (a broad smile, speech's lip axis): no smile seal then.
             lift = max(side_values(values, "mouthUpperUp"))
             bare = 1.0 - _ease((lift - UPPER_UNSEAL[0]) / (UPPER_UNSEAL[1] - UPPER_UNSEAL[0]))

@@ -44,6 +44,12 @@ SCLERA_SHADE = 0.3  # a filled-in white is this much darker just under the upper
 SCLERA_REACH = 0.15  # the furthest below the fitted lower lid that white of the eye is looked for
 LID_OVERSHOOT = 0.012  # the closed lid tucks this far past the fitted lower lid (which sits a little high)
 
+# A smiling photo: its corners over the lips' seam by more than PHOTO_SMILE_FROM (iod) are a smile, one of
+# PHOTO_SMILE_LIFT more a full mouthSmile's worth (the table lifts the corners 0.2 iod; dlib's corners sit a little
+# inside the real ones), which a frown first takes back.
+PHOTO_SMILE_FROM = 0.02
+PHOTO_SMILE_LIFT = 0.2
+
 # Lips: they stay sealed while the jaw drops a little (soft lips follow the jaw), more so in a smile.
 LIP_SEAL = 0.004  # seam gap that the lips close by themselves (small: speech must part them from small openings on)
 LIP_SEAL_SMILE = 0.085  # extra seal at a full smile (a closed-lip smile until high intensity)
