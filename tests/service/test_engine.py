@@ -6,7 +6,6 @@ import hashlib
 import io
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import msgpack
@@ -235,36 +234,9 @@ def test_avatars_are_bounded_and_the_default_stays(limited: EngineProcess) -> No
     assert dropped["ok"] and ids[1] not in eng.request({"v": 1, "cmd": "list_avatars"})["avatars"]
 
 
-@dataclass
-class GoldenEngines:
-    auto: EngineProcess  # --renderer auto (the default) with weights and no GPU
-    explicit: EngineProcess  # --renderer liveportrait
-
-
-@pytest.fixture(scope="module")
-def golden_engines(tmp_path_factory: pytest.TempPathFactory, golden_models) -> Iterator[GoldenEngines]:
-    """Two engines on the synthetic golden checkpoints, started together: each spends most of its start on one core
-    (imports, building and loading the networks), so on two cores the second start costs little more than the first.
-    Each test stops its own engine and checks the clean exit; whatever is left is stopped here."""
-    env = {"LP_MODELS_DIR": str(golden_models), "LP_WARMUP": "0"}
-    engines = GoldenEngines(EngineProcess(tmp_path_factory.mktemp("auto"), env=env),
-                            EngineProcess(tmp_path_factory.mktemp("explicit"),
-                                          env={**env, "LP_RENDERER": "liveportrait"}))
-    try:
-        for eng in (engines.auto, engines.explicit):
-            eng.start(wait=False)
-        for eng in (engines.auto, engines.explicit):
-            eng.wait_ready(timeout=180.0)
-        yield engines
-    finally:
-        for eng in (engines.auto, engines.explicit):
-            if eng.proc is not None:
-                eng.stop()
-
-
-def test_auto_measures_and_draws_offline_where_liveportrait_misses_the_stream_budget(golden_engines) -> None:
+def test_auto_measures_and_draws_offline_where_liveportrait_misses_the_stream_budget(tmp_path, golden_models) -> None:
     """Weights present but no GPU: a LivePortrait frame takes seconds here, so auto measures it and falls back."""
-    eng = golden_engines.auto
+    eng = EngineProcess(tmp_path, env={"LP_MODELS_DIR": str(golden_models), "LP_WARMUP": "0"}).start()
     try:
         health = eng.request({"v": 1, "cmd": "health"})
         assert health["renderer"] == "offline", health["renderer_reason"]
@@ -274,9 +246,10 @@ def test_auto_measures_and_draws_offline_where_liveportrait_misses_the_stream_bu
         assert eng.stop() == 0
 
 
-def test_explicit_liveportrait_draws_with_the_network_even_on_a_cpu(golden_engines) -> None:
+def test_explicit_liveportrait_draws_with_the_network_even_on_a_cpu(tmp_path, golden_models) -> None:
     """The synthetic golden checkpoints in the official layout: --renderer liveportrait loads and keeps the network."""
-    eng = golden_engines.explicit
+    eng = EngineProcess(tmp_path, env={"LP_MODELS_DIR": str(golden_models), "LP_WARMUP": "0",
+                                       "LP_RENDERER": "liveportrait"}).start()
     try:
         health = eng.request({"v": 1, "cmd": "health"})
         assert health["renderer"] == "liveportrait" and health["renderer_info"]["device"] == "cpu"
