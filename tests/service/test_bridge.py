@@ -114,9 +114,10 @@ def test_metrics(bridge: BridgeProcess, portrait: bytes) -> None:
 
 
 def test_engine_down_gives_503_quickly_and_recovers(tmp_path) -> None:
-    engine = EngineProcess(tmp_path, env={"LP_WARMUP": "0"}).start()
+    engine = EngineProcess(tmp_path, env={"LP_WARMUP": "0"}).start(wait=False)  # starts while the bridge does
     bridge = BridgeProcess(tmp_path, engine.command_addr, env={"LP_ENGINE_TIMEOUT_MS": "1000"}).start()
     try:
+        engine.wait_ready()
         assert httpx.get(bridge.url + "/health").status_code == 200
         engine.stop("kill")
         started = time.monotonic()
