@@ -33,7 +33,8 @@ def log_error(method: str, path: str, status: int, code: str, message: str) -> N
 
 
 class JSONErrorH11Protocol(H11Protocol):
-    """uvicorn answers malformed HTTP itself with a plain-text 400; this one answers the bridge's JSON error."""
+    """uvicorn answers malformed HTTP itself with a plain-text 400; this one answers the bridge's JSON error, and then
+    closes the connection as its header says (left open, each malformed request held a socket until the client left)."""
 
     def send_400_response(self, msg: str) -> None:
         import h11
@@ -45,3 +46,4 @@ class JSONErrorH11Protocol(H11Protocol):
         self.transport.write(self.conn.send(h11.Response(status_code=400, headers=headers, reason=b"Bad Request")))
         self.transport.write(self.conn.send(h11.Data(data=body)))
         self.transport.write(self.conn.send(h11.EndOfMessage()))
+        self.transport.close()

@@ -53,6 +53,7 @@ class LivePortrait:
                  dtype: torch.dtype = torch.float32, fast_convs: bool = True) -> LivePortrait:
         """Load the official checkpoints from a models folder in the HuggingFace layout (strict)."""
         root = Path(models_dir)
+        layout.require_liveportrait(root)  # a missing file is known before the networks are built (seconds)
         lp = cls(device, dtype, fast_convs)
         load_file(lp.appearance, root / layout.APPEARANCE)
         load_file(lp.motion, root / layout.MOTION)

@@ -11,7 +11,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from engine.errors import ModelsMissing, WeightsInvalid
+from engine.errors import WeightsInvalid
+from engine.models.layout import missing_model
 
 STITCHING_PARTS = {"stitching": "retarget_shoulder", "lip": "retarget_mouth", "eye": "retarget_eye"}
 MAX_LISTED = 8
@@ -19,10 +20,7 @@ MAX_LISTED = 8
 
 def read_checkpoint(path: Path) -> dict:
     if not path.is_file():
-        raise ModelsMissing(
-            f"missing model file {path}: run `python -m engine.models download --dir {_models_root(path)}` "
-            "or copy the files of the HuggingFace repo KlingTeam/LivePortrait there"
-        )
+        raise missing_model(path)
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises several types for truncated or foreign files
@@ -30,13 +28,6 @@ def read_checkpoint(path: Path) -> dict:
     if not isinstance(data, dict):
         raise WeightsInvalid(f"{path}: expected a state_dict, found {type(data).__name__}")
     return data
-
-
-def _models_root(path: Path) -> Path:
-    for parent in path.parents:
-        if parent.name == "liveportrait":
-            return parent.parent
-    return path.parent
 
 
 def _listed(keys: list[str]) -> str:

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from engine.errors import ModelsMissing
+
 HF_REPO = "KlingTeam/LivePortrait"
 DEFAULT_MODELS_DIR = Path("models")
 
@@ -42,3 +44,30 @@ FILES: tuple[ModelFile, ...] = (
 )
 
 BY_PATH: dict[str, ModelFile] = {f.path: f for f in FILES}
+
+# The network's five checkpoints, in the order LivePortrait.from_dir reads them.
+LIVEPORTRAIT: tuple[str, ...] = (APPEARANCE, MOTION, WARPING, SPADE, STITCHING)
+
+
+def models_root(path: Path) -> Path:
+    """The models folder a model file belongs to (the parent of its ``liveportrait`` folder)."""
+    for parent in path.parents:
+        if parent.name == "liveportrait":
+            return parent.parent
+    return path.parent
+
+
+def missing_model(path: Path) -> ModelsMissing:
+    """The error for a model file that is not there, saying how to get it."""
+    return ModelsMissing(
+        f"missing model file {path}: run `python -m engine.models download --dir {models_root(path)}` "
+        "or copy the files of the HuggingFace repo KlingTeam/LivePortrait there"
+    )
+
+
+def require_liveportrait(models_dir: Path) -> None:
+    """Raise ModelsMissing for the first of the network's checkpoints that is not in ``models_dir``: a look at the
+    folder, before torch is imported or a network built (seconds of a start that would fall back anyway)."""
+    for rel in LIVEPORTRAIT:
+        if not (Path(models_dir) / rel).is_file():
+            raise missing_model(Path(models_dir) / rel)

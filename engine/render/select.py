@@ -4,7 +4,8 @@
 renderer's name). It also measures: at warm-up one frame is drawn and timed, and LivePortrait stays only if that
 frame fits the stream budget (1 / default fps); on a CPU it takes seconds, so ``auto`` draws with the offline
 renderer there (``fits_stream_budget``). ``liveportrait`` keeps it regardless (stills on a CPU) and fails loudly
-without weights; ``offline`` skips loading the network.
+without weights; ``offline`` skips loading the network. Without the checkpoint files ``auto`` falls back after a look
+at the folder, before torch is imported (an offline start is seconds shorter and never holds torch in memory).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import logging
 from pathlib import Path
 
 from engine.errors import ModelsMissing, WeightsInvalid
+from engine.models.layout import require_liveportrait
 from engine.render.base import Renderer
 
 log = logging.getLogger(__name__)
@@ -26,6 +28,7 @@ def select_renderer(mode: str, models_dir: Path, device: str = "auto", precision
         raise ValueError(f"renderer must be one of {', '.join(MODES)}, not {mode!r}")
     if mode in ("auto", "liveportrait"):
         try:
+            require_liveportrait(models_dir)  # no files: no torch import, no network built
             from engine.render.liveportrait import LivePortraitRenderer
 
             renderer = LivePortraitRenderer.load(models_dir, device=device, precision=precision)

@@ -130,27 +130,29 @@ def test_the_packed_package_renders_from_commonjs_and_esm_consumers(tmp_path: Pa
     from engine.codec import decode_jpeg
     from tests.service.conftest import EngineProcess
 
-    if not installed():
-        npm("ci", "--no-audit", "--no-fund", timeout=600)
-    run(["npm", "pack", "--pack-destination", str(tmp_path)], PACKAGE, 600)  # prepack builds both outputs
-    (tarball,) = tmp_path.glob("secretary-liveportrait-client-*.tgz")
-    consumer = tmp_path / "consumer"
-    consumer.mkdir()
-    run(["npm", "init", "-y"], consumer, 60)
-    assert json.loads((consumer / "package.json").read_text()).get("type", "commonjs") == "commonjs"  # npm init -y
-    run(["npm", "install", "--prefer-offline", "--no-audit", "--no-fund", str(tarball)], consumer, 600)
-    (consumer / "render.js").write_text(CJS_CONSUMER)
-    (consumer / "render.mjs").write_text(ESM_CONSUMER)
-    (consumer / "draw.cts").write_text(TS_CONSUMER)
-    (consumer / "draw.mts").write_text(TS_CONSUMER)
-    tsc = PACKAGE / "node_modules" / "typescript" / "bin" / "tsc"
-    run(["node", str(tsc), "--noEmit", "--strict", "--skipLibCheck", "--module", "node16", "--moduleResolution",
-         "node16", "--typeRoots", str(PACKAGE / "node_modules" / "@types"), "--types", "node", "draw.cts",
-         "draw.mts"], consumer, 300)
-
-    nodes = [node_of_major(major) for major in NODE_MAJORS]
-    engine = EngineProcess(tmp_path, env={"LP_WARMUP": "0"}).start()
+    # the engine starts while npm packs, installs and type-checks (one core each): it is ready when they are done
+    engine = EngineProcess(tmp_path, env={"LP_WARMUP": "0"}).start(wait=False)
     try:
+        if not installed():
+            npm("ci", "--no-audit", "--no-fund", timeout=600)
+        run(["npm", "pack", "--pack-destination", str(tmp_path)], PACKAGE, 600)  # prepack builds both outputs
+        (tarball,) = tmp_path.glob("secretary-liveportrait-client-*.tgz")
+        consumer = tmp_path / "consumer"
+        consumer.mkdir()
+        run(["npm", "init", "-y"], consumer, 60)
+        assert json.loads((consumer / "package.json").read_text()).get("type", "commonjs") == "commonjs"  # npm init -y
+        run(["npm", "install", "--prefer-offline", "--no-audit", "--no-fund", str(tarball)], consumer, 600)
+        (consumer / "render.js").write_text(CJS_CONSUMER)
+        (consumer / "render.mjs").write_text(ESM_CONSUMER)
+        (consumer / "draw.cts").write_text(TS_CONSUMER)
+        (consumer / "draw.mts").write_text(TS_CONSUMER)
+        tsc = PACKAGE / "node_modules" / "typescript" / "bin" / "tsc"
+        run(["node", str(tsc), "--noEmit", "--strict", "--skipLibCheck", "--module", "node16", "--moduleResolution",
+             "node16", "--typeRoots", str(PACKAGE / "node_modules" / "@types"), "--types", "node", "draw.cts",
+             "draw.mts"], consumer, 300)
+
+        nodes = [node_of_major(major) for major in NODE_MAJORS]
+        engine.wait_ready()
         for node in nodes:
             for script, build in (("render.js", "dist/cjs/index.js"), ("render.mjs", "dist/src/index.js")):
                 out = json.loads(run([node, script, engine.command_addr], consumer, 120).strip().splitlines()[-1])

@@ -110,7 +110,7 @@ def test_a_killed_child_answers_prep_failed_and_is_replaced(pool: PrepPool) -> N
 
 
 def test_a_hung_child_is_answered_within_the_timeout_and_replaced() -> None:
-    pool = PrepPool(CONFIG, processes=1, max_queue=2, request_timeout=10.0)
+    pool = PrepPool(CONFIG, processes=1, max_queue=2, request_timeout=5.0)  # a hang is told by the timeout alone
     pool.start()
     try:
         pool.wait_ready(180)

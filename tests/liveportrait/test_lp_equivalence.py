@@ -33,9 +33,12 @@ def assert_close(name: str, got, want: np.ndarray, atol: float, mean_atol: float
 
 
 @pytest.fixture(scope="module")
-def core(golden_models) -> LivePortrait:
-    torch.set_num_threads(2)
-    return LivePortrait.from_dir(golden_models, device="cpu", dtype=torch.float32)
+def core(golden_renderer) -> LivePortrait:
+    """The renderer's core: ``LivePortrait.from_dir`` of the golden checkpoints, CPU float32 (loaded once per
+    session in tests/liveportrait/conftest.py, shared with test_lp_renderer.py)."""
+    core = golden_renderer.core
+    assert isinstance(core, LivePortrait) and core.device.type == "cpu" and core.dtype == torch.float32
+    return core
 
 
 def T(golden: dict, key: str) -> torch.Tensor:

@@ -28,9 +28,8 @@ def face():
 
 
 @pytest.fixture(scope="module")
-def renderer(golden_models) -> LivePortraitRenderer:
-    torch.set_num_threads(2)
-    return LivePortraitRenderer.load(golden_models, device="cpu")
+def renderer(golden_renderer: LivePortraitRenderer) -> LivePortraitRenderer:
+    return golden_renderer  # LivePortraitRenderer.load on the CPU (tests/liveportrait/conftest.py)
 
 
 @pytest.fixture(scope="module")

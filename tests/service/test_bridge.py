@@ -114,9 +114,10 @@ def test_metrics(bridge: BridgeProcess, portrait: bytes) -> None:
 
 
 def test_engine_down_gives_503_quickly_and_recovers(tmp_path) -> None:
-    engine = EngineProcess(tmp_path, env={"LP_WARMUP": "0"}).start()
+    engine = EngineProcess(tmp_path, env={"LP_WARMUP": "0"}).start(wait=False)  # starts while the bridge does
     bridge = BridgeProcess(tmp_path, engine.command_addr, env={"LP_ENGINE_TIMEOUT_MS": "1000"}).start()
     try:
+        engine.wait_ready()
         assert httpx.get(bridge.url + "/health").status_code == 200
         engine.stop("kill")
         started = time.monotonic()
@@ -306,6 +307,7 @@ def test_chunked_oversized_body_gets_its_413(bridge: BridgeProcess) -> None:
 
 
 def _raw(bridge: BridgeProcess, data: bytes, wait_s: float = 10.0) -> bytes:
+    """Send raw bytes; everything the bridge answers until it closes the connection (or ``wait_s`` passes)."""
     with socket.create_connection(("127.0.0.1", bridge.port), timeout=wait_s) as sock:
         sock.sendall(data)
         out = b""
@@ -315,11 +317,14 @@ def _raw(bridge: BridgeProcess, data: bytes, wait_s: float = 10.0) -> bytes:
         return out
 
 
-def test_malformed_http_gets_a_json_400(bridge: BridgeProcess) -> None:
+def test_malformed_http_gets_a_json_400_and_the_connection_closes(bridge: BridgeProcess) -> None:
+    started = time.monotonic()
     answer = _raw(bridge, b"GARBAGE / NOPE\r\n\r\n")
     head, _, body = answer.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 400") and b"content-type: application/json" in head.lower()
     assert json.loads(body)["error"]["code"] == "bad_request"
+    # `connection: close` is kept: the bridge hangs up (the 10 s wait for it is not reached), no socket left held
+    assert b"connection: close" in head.lower() and time.monotonic() - started < 5
 
 
 def test_slow_body_times_out_with_408(engine: EngineProcess, tmp_path) -> None:

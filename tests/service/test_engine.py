@@ -6,6 +6,7 @@ import hashlib
 import io
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import msgpack
 import numpy as np
@@ -31,6 +32,8 @@ def test_health_reports_renderer_and_detector(engine: EngineProcess) -> None:
     assert reply["face_detector"] == "dlib"
     assert reply["default_avatar"]
     assert isinstance(reply["now"], float)
+    # without the weights' files auto falls back before torch is imported: no libtorch in the engine's memory
+    assert engine.proc is not None and "libtorch" not in Path(f"/proc/{engine.proc.pid}/maps").read_text()
 
 
 def test_expressions(engine: EngineProcess) -> None:
