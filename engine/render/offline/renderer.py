@@ -359,7 +359,8 @@ class OfflineRenderer:
         shut = min(1.0, values["mouthClose"] / max(values["jawOpen"], values["mouthClose"], 1e-6))
         # Pressed or closed lips also shut over the photo's own parted lips (a smiling photo's teeth hidden): the
         # lower lip rises to the upper, and the new opening (if any) starts from there.
-        photo_shut = max(_ease(press / PRESS_SHUT), shut * _ease(values["mouthClose"] / CLOSE_SHUT))
+        photo_shut = max(_ease((press - PRESS_SHUT[0]) / (PRESS_SHUT[1] - PRESS_SHUT[0])),
+                         shut * _ease(values["mouthClose"] / CLOSE_SHUT))
         if photo_shut > 0.0:
             lo += photo_shut * source.shut
             seam_top = seam_top + photo_shut * source.shut_seam

@@ -57,7 +57,8 @@ UPPER_UNSEAL = (0.5, 0.8)  # mouthUpperUp from which the smile's seal eases off,
 # bares its teeth, a half one stays closed
 PRESS_SEAL = 0.15  # extra seal at full mouthPress / mouthRollLower (on their square, so a press easing in or out
 # of a vowel does not shut it): pressed lips stay shut on a jaw still opening
-PRESS_SHUT = 0.4  # mouthPress from which a photo's own parted lips are fully shut (eased in from 0)
+PRESS_SHUT = (0.2, 0.4)  # mouthPress over which a photo's own parted lips ease shut (a light press, thinking's
+# 0.15, leaves them as the photo has them)
 CLOSE_SHUT = 0.3  # the same for mouthClose (a stream's small mouthClose noise leaves the photo's lips alone)
 
 # The jaw's own field (below the lips' seam) and how it joins the upper face's.
