@@ -35,8 +35,8 @@ from engine.constants import (  # noqa: F401  (re-exported: the names are owned 
 PRESETS: dict[str, dict[str, float]] = {
     "neutral": {},
     "happy": {"mouthSmile": 1.8, "cheekSquint": 1.4, "jawOpen": 0.35, "mouthUpperUp": 1.6},
-    "sad": {"browInnerUp": 0.8, "browDown": 0.7, "mouthFrown": 1.6, "mouthShrugLower": 0.8, "mouthPress": 0.4,
-            "eyeBlink": 0.6},
+    "sad": {"browInnerUp": 0.8, "browDown": 0.65, "mouthFrown": 1.6, "mouthShrugLower": 0.8, "mouthPress": 0.4,
+            "eyeBlink": 0.55},
     "surprised": {"browInnerUp": 0.6, "browOuterUp": 1.0, "eyeWide": 1.0, "jawOpen": 1.0, "mouthFunnel": 0.5,
                   "mouthPucker": 0.5},
 }

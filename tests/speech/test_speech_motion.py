@@ -135,12 +135,14 @@ def test_nods_fall_on_syllables(takes: dict[str, object]) -> None:
     on, off, pcm = takes["on"], takes["off"], takes["pcm"]
     _, speaking = windows(on)
     syllables = nuclei(envelope(pcm)) + LEAD_S
-    nods = deep_minima(on, speaking, 1.5)
+    # The prosody's nods are 1-2.2 degrees deep; the nose meter follows the commanded pitch (r 0.99 on this take),
+    # so a nod is a dip of 1 degree (dlib's nose points, which the mouth's pixels moved, read them deeper).
+    nods = deep_minima(on, speaking, 1.0)
     near = np.array([np.abs(syllables - n).min() for n in nods])
     print(f"nods at {np.round(nods - LEAD_S, 2)}, distance to the nearest syllable nucleus {np.round(near, 2)}")
     assert len(nods) >= 4, nods
     assert (near <= 0.12).mean() >= 0.75, near
-    assert len(deep_minima(off, speaking, 1.5)) <= len(nods) // 2
+    assert len(deep_minima(off, speaking, 1.0)) <= len(nods) // 2
 
 
 def test_brows_rise_on_pitch_accents(rig: Rig, speech: Speech) -> None:
