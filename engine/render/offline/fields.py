@@ -7,6 +7,7 @@ weighted sum of fields, one inversion and one ``cv2.remap``: cheap enough for 30
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import cv2
 import numpy as np
@@ -64,17 +65,29 @@ def spread(moves: dict[int, tuple[float, float]], sigma: float, points: np.ndarr
     coefficients are fitted (ridge least squares) so that each point moves by about its table value: a plain
     weighted average of neighbours would dilute every move by its pinned neighbours.
     """
+    return spread_many([(moves, fit)], sigma, points, iod, xy, allowed)[0]
+
+
+def spread_many(tables: Sequence[tuple[dict[int, tuple[float, float]], bool]], sigma: float, points: np.ndarray,
+                iod: float, xy: np.ndarray, allowed: set[int] | frozenset[int]) -> np.ndarray:
+    """``spread`` of several move tables (each with its ``fit``) that share the spread, the points and the
+    positions -> (len(tables), ..., 2): the Gaussians over ``xy``, most of an avatar's preparation, are evaluated
+    once for all of them."""
     idx = [i for i in range(len(points)) if i in allowed]
     centres = points[idx]
-    disp = np.array([moves.get(i, (0.0, 0.0)) for i in idx], np.float64) * iod
     s2 = 2.0 * (sigma * iod) ** 2
     at_points = _basis(centres, centres, s2)
-    coef = np.linalg.solve(at_points.T @ at_points + FIT_RIDGE * np.eye(len(idx)), at_points.T @ disp) if fit else disp
+    normal = at_points.T @ at_points + FIT_RIDGE * np.eye(len(idx))
+    coefs = []
+    for moves, fit in tables:
+        disp = np.array([moves.get(i, (0.0, 0.0)) for i in idx], np.float64) * iod
+        coefs.append(np.linalg.solve(normal, at_points.T @ disp) if fit else disp)
+    coef = np.concatenate(coefs, 1).astype(np.float32)  # (points, 2 * tables)
     flat = xy.reshape(-1, 2)
-    out = np.empty((len(flat), 2), np.float64)
+    out = np.empty((len(flat), coef.shape[1]), np.float64)
     for start in range(0, len(flat), 8192):
-        out[start:start + 8192] = _basis(centres, flat[start:start + 8192], s2) @ coef.astype(np.float32)
-    return out.reshape(xy.shape)
+        out[start:start + 8192] = _basis(centres, flat[start:start + 8192], s2) @ coef
+    return np.moveaxis(out.reshape(len(flat), len(tables), 2), 1, 0).reshape(len(tables), *xy.shape)
 
 
 def head_geometry(lm: np.ndarray, iod: float) -> tuple[np.ndarray, np.ndarray, float]:

@@ -32,6 +32,7 @@ from engine.render.offline.fields import (
     rim,
     smoothstep,
     spread,
+    spread_many,
 )
 from engine.render.offline.mouth import draw_interior, draw_lip_line
 from engine.render.offline.moves import (
@@ -308,18 +309,22 @@ class OfflineRenderer:
         s_up = np.zeros((n, len(SEAM), 2), np.float32)
         s_lo = np.zeros((n, len(SEAM), 2), np.float32)
         lx0, ly0 = (low_box[0] - box[0]) // STEP, (low_box[1] - box[1]) // STEP
+        # Fields that share a spread and the points they listen to share their Gaussians: one evaluation a group.
+        groups: dict[tuple[float, bool], list[int]] = {}
         for k, name in enumerate(FIELDS):
             if name in self._moves:
-                mv = self._moves[name]
-                base = name.removesuffix("Left").removesuffix("Right")
-                up_set, lo_set = (upper_set, lower_set) if base in OPENING else (all_points, all_points)
-                upper[k] = spread(mv.moves, mv.sigma, points, iod, grid, up_set, mv.fit)
-                lower[k] = spread(mv.moves, mv.sigma, points, iod, low_xy, lo_set, mv.fit)
-                s_up[k] = spread(mv.moves, mv.sigma, points, iod, seam_pts, up_set, mv.fit)
-                s_lo[k] = spread(mv.moves, mv.sigma, points, iod, seam_pts, lo_set, mv.fit)
+                opening = name.removesuffix("Left").removesuffix("Right") in OPENING
+                groups.setdefault((self._moves[name].sigma, opening), []).append(k)
             else:
                 upper[k], lower[k] = head[name], head_low[name]
                 s_up[k] = s_lo[k] = head_seam[name]
+        for (sigma, opening), ks in groups.items():
+            tables = [(self._moves[FIELDS[k]].moves, self._moves[FIELDS[k]].fit) for k in ks]
+            up_set, lo_set = (upper_set, lower_set) if opening else (all_points, all_points)
+            upper[ks] = spread_many(tables, sigma, points, iod, grid, up_set)
+            lower[ks] = spread_many(tables, sigma, points, iod, low_xy, lo_set)
+            s_up[ks] = spread_many(tables, sigma, points, iod, seam_pts, up_set)
+            s_lo[ks] = spread_many(tables, sigma, points, iod, seam_pts, lo_set)
         frame = rim(shape)
         low_frame = frame[ly0:ly0 + lower.shape[1], lx0:lx0 + lower.shape[2], None]
         upper *= frame[None, :, :, None]
