@@ -15,12 +15,22 @@ from __future__ import annotations
 
 import importlib.util
 from pathlib import Path
+from typing import Protocol
 
 import cv2
 import numpy as np
 
 # FER-2013's class order, shared by both networks: angry, disgust, fear, happy, sad, surprise, neutral
 CLASSES = {"neutral": 6, "happy": 3, "sad": 4, "surprised": 5}  # the indices of the four we render
+
+
+class Judge(Protocol):
+    """What the bench asks of a judge: a face crop (RGB) -> P over our four names."""
+
+    name: str
+    about: str
+
+    def probabilities(self, face: np.ndarray) -> dict[str, float]: ...
 
 
 def _package_folder(name: str, install: str) -> Path:
