@@ -45,7 +45,8 @@ BRIDGE_OPTIONS: tuple[Option, ...] = (
     Option("body_timeout_s", "--body-timeout-s", "LP_BODY_TIMEOUT_S", float, 30.0,
            "longest time to receive a request body (408 after it)"),
     Option("shutdown_timeout_s", "--shutdown-timeout-s", "LP_SHUTDOWN_TIMEOUT_S", float, 2.0,
-           "on SIGTERM, requests waiting on the engine are answered 503 at once; others (uploads) may run this long"),
+           "on SIGTERM, requests waiting on the engine are answered 503 at once; others (uploads) may run this "
+           "long; 5 s more for the rest, then the bridge exits anyway (status 70, what hung on stderr)"),
     Option("concurrency", "--concurrency", "LP_BRIDGE_CONCURRENCY", int, 4, "engine requests in flight at once"),
     Option("queue", "--queue", "LP_BRIDGE_QUEUE", int, 32,
            "requests waiting for an engine slot; beyond it: 503 with Retry-After"),
