@@ -41,9 +41,6 @@ class ExitDeadline:
     def start(self) -> None:
         self._timer.start()
 
-    def cancel(self) -> None:
-        self._timer.cancel()
-
     def _expire(self) -> None:
         self.fired.set()
         print(f"liveportrait-bridge: the shutdown did not finish within {self.seconds:g} s; exiting anyway "

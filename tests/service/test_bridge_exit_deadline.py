@@ -33,13 +33,7 @@ def test_a_hung_shutdown_exits_with_what_hung_on_stderr(capfd) -> None:
     assert "did not finish within 0.2 s" in err
     assert "task whep-close: stuck_close" in err  # the task that hung, by name and coroutine
     assert "Thread 0x" in err or "Current thread" in err  # every thread's stack (faulthandler)
+    # a shutdown that finishes exits by itself (test_bridge.py's SIGTERM test checks uvicorn's exit status); the
+    # grace leaves room for closing the WebRTC sessions and the engine link on a loaded machine
+    assert EXIT_GRACE_S >= 2.0
 
-
-def test_a_shutdown_that_finishes_never_exits_through_the_deadline() -> None:
-    codes: list[int] = []
-    deadline = ExitDeadline(0.1, exit=codes.append)
-    deadline.start()
-    deadline.cancel()
-    time.sleep(0.3)
-    assert codes == [] and not deadline.fired.is_set()
-    assert EXIT_GRACE_S >= 2.0  # room for closing the WebRTC sessions and the engine link on a loaded machine
