@@ -84,6 +84,38 @@ def test_happy_lifts_the_corners_and_the_cheeks(avatars, renderer, detector, neu
     assert (lm[54, 0] - lm[48, 0]) > (ref[54, 0] - ref[48, 0]) + 0.03 * unit  # corners back (wider mouth)
 
 
+def added_shade(ref: np.ndarray, img: np.ndarray, lm: np.ndarray, side: str) -> float:
+    """The light a frame lost beside a side's mouth that its motion does not explain (luma levels, negative:
+    darker): ``img`` against ``ref`` carried along the dense flow between them (Farneback), over the patch where
+    the nasolabial fold runs (from the corner to 0.18 iod outside it, 0.12-0.42 iod above it; neutral landmarks).
+    A warp alone moves the skin's light with it (about 0 here); a drawn fold's shadow stays in the residual."""
+    a, b = (cv2.cvtColor(x, cv2.COLOR_RGB2GRAY) for x in (ref, img))
+    flow = cv2.calcOpticalFlowFarneback(b, a, None, 0.5, 3, 15, 3, 5, 1.2, 0)
+    gx, gy = np.meshgrid(np.arange(a.shape[1], dtype=np.float32), np.arange(a.shape[0], dtype=np.float32))
+    carried = cv2.remap(a.astype(np.float32), gx + flow[..., 0], gy + flow[..., 1], cv2.INTER_LINEAR)
+    residual = b.astype(np.float32) - carried
+    unit = iod(lm)
+    corner, out = (54, 1.0) if side == "Left" else (48, -1.0)  # the face's Left is the image's right
+    x0, x1 = sorted((lm[corner, 0], lm[corner, 0] + out * 0.18 * unit))
+    y0, y1 = lm[corner, 1] - 0.42 * unit, lm[corner, 1] - 0.12 * unit
+    return float(residual[int(y0):int(y1), int(x0):int(x1)].mean())
+
+
+@pytest.mark.parametrize("name", ["s42.jpg", "s7.jpg"])
+@pytest.mark.parametrize("side", ["Left", "Right"])
+def test_a_smile_draws_the_nasolabial_fold_on_its_own_side(avatars, renderer, name, side):
+    """AU6+AU12 lift the cheek into a fold from the nostril wing past the mouth corner. A warp cannot shade it, so a
+    smile on smooth skin read as teeth in a stretched mouth: the fold is drawn, a shadow beside the corner on the
+    smiling side only (mouthSmileLeft: the face's left), on two portraits whose skin there is smooth."""
+    face, source = avatars[name]
+    lm = face.crop_landmarks
+    other = "Right" if side == "Left" else "Left"
+    neutral = renderer.render(source, controls())
+    smiled = renderer.render(source, controls(**{f"mouthSmile{side}": 1.0}))
+    own, far = added_shade(neutral, smiled, lm, side), added_shade(neutral, smiled, lm, other)
+    assert own < -3.0 and own < far - 3.0, (name, side, round(own, 2), round(far, 2))
+
+
 def test_happy_keeps_the_lips_closed_at_a_third_intensity(avatars, renderer):
     """A faint smile (0.3) is a closed-lip one: its small jaw opening does not part the lips (no interior)."""
     for name in ("s7.jpg", "s42.jpg"):

@@ -2,8 +2,8 @@
 
 Per frame: the fields are summed with the control weights (sided controls as their two halves), inverted with
 one fixed-point step, upsampled and applied with a single ``cv2.remap`` over the face's box; the eyelids move in
-that same map (per eye, so a wink works); then the eyeballs (gaze, the white a raised lid uncovers) and the mouth
-interior are drawn.
+that same map (per eye, so a wink works); then a smile's nasolabial folds, the eyeballs (gaze, the white a raised
+lid uncovers) and the mouth interior are drawn.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ from engine.render.offline.fields import (
     spread,
     spread_many,
 )
+from engine.render.offline.folds import draw_smile_folds
 from engine.render.offline.mouth import draw_interior, draw_lip_line
 from engine.render.offline.moves import (
     BLINK,
@@ -55,6 +56,7 @@ from engine.render.offline.moves import (
 from engine.render.offline.tuning import (
     CLOSE_SHUT,
     CROP,
+    FOLD_CHEEK,
     LIP_SEAL,
     LIP_SEAL_SMILE,
     LOW_REACH,
@@ -253,6 +255,17 @@ def field_weights(controls: dict[str, float]) -> np.ndarray:
     return out
 
 
+def _fold_depths(weights: np.ndarray, photo_smile: float) -> tuple[float, float]:
+    """How deep each nasolabial fold is drawn (image left, image right): the side's smile and, less, its cheek
+    raise. A smiling photo has its own folds, which the warp moves: only the rest is drawn."""
+    out = []
+    for side in ("Right", "Left"):  # the face's right side is the image's left
+        smile = max(0.0, float(weights[FIELDS.index("mouthSmile" + side)]))
+        cheek = float(weights[FIELDS.index("cheekSquint" + side)])
+        out.append(min(1.0, smile + FOLD_CHEEK * cheek) * (1.0 - photo_smile))
+    return out[0], out[1]
+
+
 class OfflineRenderer:
     """Landmark-driven CPU warp renderer; ``prepare`` once per avatar (~0.3 s), ``render`` per frame (ms)."""
 
@@ -398,6 +411,10 @@ class OfflineRenderer:
             lids.append(move_lids(maps, eye, close, wide, gaze_y, source.box, ball))
         out = crop.copy()
         out[y0:y1, x0:x1] = cv2.remap(crop, maps, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        folds = _fold_depths(weights, source.photo_smile)
+        if any(folds):
+            corners = source.face.crop_landmarks[[48, 54]] + (seam_top - seam0)[[0, -1]]  # moved as the seam's ends
+            draw_smile_folds(out, source.face.crop_landmarks[[31, 35]], corners, source.iod, folds)
         for eye, frame in zip(source.eyes, lids, strict=True):
             if frame is not None:
                 draw_eyeball(out, eye, frame, gaze_shift(eye, gaze_x, gaze_y))

@@ -45,10 +45,10 @@ SCLERA_REACH = 0.15  # the furthest below the fitted lower lid that white of the
 LID_OVERSHOOT = 0.012  # the closed lid tucks this far past the fitted lower lid (which sits a little high)
 
 # A smiling photo: its corners over the lips' seam by more than PHOTO_SMILE_FROM (iod) are a smile, one of
-# PHOTO_SMILE_LIFT more a full mouthSmile's worth (the table lifts the corners 0.2 iod; dlib's corners sit a little
-# inside the real ones), which a frown first takes back.
+# PHOTO_SMILE_LIFT more a full mouthSmile's worth (the table's corner lift; dlib's corners sit a little inside the
+# real ones), which a frown first takes back.
 PHOTO_SMILE_FROM = 0.02
-PHOTO_SMILE_LIFT = 0.2
+PHOTO_SMILE_LIFT = 0.24
 
 # Lips: they stay sealed while the jaw drops a little (soft lips follow the jaw), more so in a smile.
 LIP_SEAL = 0.004  # seam gap that the lips close by themselves (small: speech must part them from small openings on)
@@ -66,6 +66,14 @@ LOW_REACH = 0.9  # the lower region reaches this far beyond the mouth corners
 SIDE_FADE = 0.3  # the lower field fades out over this much at the region's sides
 CORNER_SOFT = 0.12  # the seam's softness at the corners (the lips stay joined there)
 CORNER_REACH = 0.2  # how far inside the corners that softness reaches
+
+# The smile's nasolabial folds (engine/render/offline/folds.py), at a full smile: shadows multiplied into the skin.
+FOLD_DARK = 0.1  # the crease line's darkening
+FOLD_SHADE = 0.08  # the softer shade on its inner side
+FOLD_LIGHT = 0.05  # the cheek's bulge, lit, on its outer side
+FOLD_WIDTH = 0.022  # the crease's width (iod, one sigma)
+FOLD_SPREAD = 3.0  # the shade and the light are this many times as wide
+FOLD_CHEEK = 0.5  # cheekSquint deepens the fold this much of a smile's worth
 
 # Mouth interior.
 INTERIOR_DARK = 0.5  # the darkest interior (corners, under the upper lip) as a share of the mouth colour
