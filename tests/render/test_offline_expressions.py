@@ -116,6 +116,30 @@ def test_a_smile_draws_the_nasolabial_fold_on_its_own_side(avatars, renderer, na
     assert own < -3.0 and own < far - 3.0, (name, side, round(own, 2), round(far, 2))
 
 
+def forehead_lines(img: np.ndarray, lm: np.ndarray) -> float:
+    """How deep the deepest horizontal line across the forehead's middle is (luma levels): a column 0.16 iod wide at
+    the midline, from 0.6 to 0.1 iod above the brows (neutral landmarks), each point against the lighter of the
+    brightest points above and below it. Smooth skin gives about 0; a fold a dip."""
+    unit = iod(lm)
+    grey = cv2.GaussianBlur(cv2.cvtColor(img, cv2.COLOR_RGB2GRAY).astype(np.float32), (0, 0), 0.01 * unit)
+    centre, top = (lm[21, 0] + lm[22, 0]) / 2, lm[17:27, 1].min()
+    column = grey[:, int(centre - 0.08 * unit):int(centre + 0.08 * unit) + 1].mean(1)
+    profile = np.interp(np.linspace(top - 0.6 * unit, top - 0.1 * unit, 60), np.arange(len(column)), column)
+    above, below = np.maximum.accumulate(profile), np.maximum.accumulate(profile[::-1])[::-1]
+    return float((np.minimum(above, below) - profile).max())
+
+
+@pytest.mark.parametrize("name", ["s42.jpg", "s7.jpg", "s11.jpg"])
+def test_raised_inner_brows_fold_the_forehead(prepared, renderer, name):
+    """AU1 folds the forehead's middle into horizontal lines (sad, worry, surprise read by them as much as by the
+    brows); a warp moves the skin's light but draws no line, so they are drawn, where the skin is smooth."""
+    face, source = prepared(name)
+    lm = face.crop_landmarks
+    assert forehead_lines(renderer.render(source, controls()), lm) < 2.0
+    raised = forehead_lines(renderer.render(source, controls(browInnerUp=1.0)), lm)
+    assert raised > 6.0, (name, round(raised, 2))
+
+
 def test_happy_keeps_the_lips_closed_at_a_third_intensity(avatars, renderer):
     """A faint smile (0.3) is a closed-lip one: its small jaw opening does not part the lips (no interior)."""
     for name in ("s7.jpg", "s42.jpg"):

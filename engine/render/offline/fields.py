@@ -153,6 +153,12 @@ def index_grid(h: int, w: int) -> np.ndarray:
     return np.stack(np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32)), -1)
 
 
+def sample(field: np.ndarray, box: tuple[int, int, int, int], points: np.ndarray) -> np.ndarray:
+    """A half-resolution field's values at crop points (bilinear): how far those points move."""
+    at = ((points - np.array(box[:2]) - (STEP - 1) / 2) / STEP).astype(np.float32)[None]
+    return cv2.remap(field, at, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)[0]
+
+
 def invert(fwd: np.ndarray, grid: np.ndarray) -> np.ndarray:
     """Backward displacement for a forward field: d(p) ~ f(p - f(p)) (one fixed-point step, half-res grid)."""
     back = grid - fwd / STEP

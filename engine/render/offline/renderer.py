@@ -30,11 +30,12 @@ from engine.render.offline.fields import (
     index_grid,
     invert,
     rim,
+    sample,
     smoothstep,
     spread,
     spread_many,
 )
-from engine.render.offline.folds import draw_smile_folds
+from engine.render.offline.folds import ANCHORS, CHEEK_SHARE, OUTER_SHARE, FoldDepths, draw_folds
 from engine.render.offline.mouth import draw_interior, draw_lip_line
 from engine.render.offline.moves import (
     BLINK,
@@ -56,7 +57,6 @@ from engine.render.offline.moves import (
 from engine.render.offline.tuning import (
     CLOSE_SHUT,
     CROP,
-    FOLD_CHEEK,
     LIP_SEAL,
     LIP_SEAL_SMILE,
     LOW_REACH,
@@ -255,15 +255,20 @@ def field_weights(controls: dict[str, float]) -> np.ndarray:
     return out
 
 
-def _fold_depths(weights: np.ndarray, photo_smile: float) -> tuple[float, float]:
-    """How deep each nasolabial fold is drawn (image left, image right): the side's smile and, less, its cheek
-    raise. A smiling photo has its own folds, which the warp moves: only the rest is drawn."""
-    out = []
-    for side in ("Right", "Left"):  # the face's right side is the image's left
-        smile = max(0.0, float(weights[FIELDS.index("mouthSmile" + side)]))
-        cheek = float(weights[FIELDS.index("cheekSquint" + side)])
-        out.append(min(1.0, smile + FOLD_CHEEK * cheek) * (1.0 - photo_smile))
-    return out[0], out[1]
+def _fold_depths(weights: np.ndarray, photo_smile: float) -> FoldDepths:
+    """How deep each fold is drawn: the nasolabial by its side's smile and, less, its cheek raise (a smiling photo
+    has its own, which the warp moves: only the rest is drawn), the forehead's lines by the brows raised (over the
+    middle for the inner brows, across for the outer ones)."""
+    def w(name: str) -> float:
+        return max(0.0, float(weights[FIELDS.index(name)]))
+
+    sides = ("Right", "Left")  # the face's right side is the image's left
+    nasolabial = tuple(min(1.0, w("mouthSmile" + s) + CHEEK_SHARE * w("cheekSquint" + s)) * (1.0 - photo_smile)
+                       for s in sides)
+    inner, outer = w("browInnerUp"), (w("browOuterUpLeft") + w("browOuterUpRight")) / 2
+    raised = max(inner, OUTER_SHARE * outer)
+    return FoldDepths(nasolabial=nasolabial, forehead=min(1.0, raised),
+                      forehead_width=outer / max(inner, outer) if raised > 0.0 else 0.0)
 
 
 class OfflineRenderer:
@@ -396,6 +401,10 @@ class OfflineRenderer:
             close = max(close, shut * gap)
             lo += close * source.seal
             seam_bot = seam_bot + close * source.seal_seam
+        folds = _fold_depths(weights, source.photo_smile)
+        if folds.any():  # where the folds' landmarks move to (the forward field, before it is inverted)
+            anchors = source.face.crop_landmarks[list(ANCHORS)]
+            anchors = anchors + sample(up, source.box, anchors)
         up = invert(up, source.grid)
         lo = invert(lo, source.low_grid)
         blend_lower(up, lo, source.box, source.low_box, (seam_top + seam_bot) / 2, source.iod)
@@ -411,10 +420,8 @@ class OfflineRenderer:
             lids.append(move_lids(maps, eye, close, wide, gaze_y, source.box, ball))
         out = crop.copy()
         out[y0:y1, x0:x1] = cv2.remap(crop, maps, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        folds = _fold_depths(weights, source.photo_smile)
-        if any(folds):
-            corners = source.face.crop_landmarks[[48, 54]] + (seam_top - seam0)[[0, -1]]  # moved as the seam's ends
-            draw_smile_folds(out, source.face.crop_landmarks[[31, 35]], corners, source.iod, folds)
+        if folds.any():
+            draw_folds(out, anchors, source.iod, folds)
         for eye, frame in zip(source.eyes, lids, strict=True):
             if frame is not None:
                 draw_eyeball(out, eye, frame, gaze_shift(eye, gaze_x, gaze_y))

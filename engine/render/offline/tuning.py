@@ -67,14 +67,6 @@ SIDE_FADE = 0.3  # the lower field fades out over this much at the region's side
 CORNER_SOFT = 0.12  # the seam's softness at the corners (the lips stay joined there)
 CORNER_REACH = 0.2  # how far inside the corners that softness reaches
 
-# The smile's nasolabial folds (engine/render/offline/folds.py), at a full smile: shadows multiplied into the skin.
-FOLD_DARK = 0.1  # the crease line's darkening
-FOLD_SHADE = 0.08  # the softer shade on its inner side
-FOLD_LIGHT = 0.05  # the cheek's bulge, lit, on its outer side
-FOLD_WIDTH = 0.022  # the crease's width (iod, one sigma)
-FOLD_SPREAD = 3.0  # the shade and the light are this many times as wide
-FOLD_CHEEK = 0.5  # cheekSquint deepens the fold this much of a smile's worth
-
 # Mouth interior.
 INTERIOR_DARK = 0.5  # the darkest interior (corners, under the upper lip) as a share of the mouth colour
 THROAT_DARK = 0.55  # how much darker the back of a wide opening is in its middle (the throat shows)
