@@ -15,7 +15,9 @@ the two-network figures say how much of a reading that is.
 
 Printed per expression and intensity: the mean lift of P(expression) over the neutral render (P renormalised over
 neutral/happy/sad/surprise, as the issue's judge reports it), its median, min and max over the portraits, how
-many portraits the judge's top class among those four names right, and the ones it names wrong. Never used in the
+many portraits the judge's top class among those four names right, and the ones it names wrong. Last, how steady
+the judge is: each render read again with its boxes moved by one pixel each way (how far P moves, and on how many
+renders the top class changes). A judge that a pixel overturns is reading its box, not the face. Never used in the
 tests' pass lines: a judge's opinion is a figure to watch, not a contract.
 """
 
@@ -63,6 +65,20 @@ def reading(judge: Judge, image: np.ndarray, boxes: list[tuple[int, int, int, in
     return {name: float(np.mean([p[name] for p in each])) for name in each[0]}
 
 
+SHIFTS = ((1, 0), (-1, 0), (0, 1), (0, -1))  # px: how far a box is moved to ask how steady the judge is
+
+
+def steadiness(judge: Judge, image: np.ndarray, boxes: list[tuple[int, int, int, int]], name: str,
+               p: dict[str, float]) -> tuple[float, bool]:
+    """How far P(name) moves, at most, when every box is moved by one pixel (SHIFTS), and whether the top class
+    changes: a reading that a pixel's move of the box overturns says nothing about the face."""
+    top, moved, turned = max(p, key=p.get), 0.0, False
+    for dx, dy in SHIFTS:
+        q = reading(judge, image, [(x0 + dx, y0 + dy, x1 + dx, y1 + dy) for x0, y0, x1, y1 in boxes])
+        moved, turned = max(moved, abs(q[name] - p[name])), turned or max(q, key=q.get) != top
+    return moved, turned
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("portraits", nargs="*", type=Path)
@@ -77,6 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     renderer = OfflineRenderer()
     lifts: dict[tuple[str, float], list[float]] = {}
     wrong: dict[tuple[str, float], list[str]] = {}
+    shaken: list[tuple[float, bool]] = []
     for path in paths:
         face = pipeline.crop(decode_image(path.read_bytes()))
         source = renderer.prepare(face)
@@ -84,7 +101,9 @@ def main(argv: list[str] | None = None) -> int:
         base = reading(judge, face.crop, boxes)
         for expression in ("happy", "sad", "surprised"):
             for intensity in args.intensities:
-                p = reading(judge, renderer.render(source, preset_state(expression, intensity)), boxes)
+                image = renderer.render(source, preset_state(expression, intensity))
+                p = reading(judge, image, boxes)
+                shaken.append(steadiness(judge, image, boxes, expression, p))
                 key = (expression, intensity)
                 lifts.setdefault(key, []).append(p[expression] - base[expression])
                 top = max(p, key=p.get)
@@ -96,6 +115,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {expression:9s} {intensity:.1f}: mean {v.mean():+.2f}  median {np.median(v):+.2f}  "
               f"min {v.min():+.2f}  max {v.max():+.2f}  top class right {len(v) - len(misses)}/{len(v)}"
               + (f"  ({', '.join(misses)})" if misses else ""))
+    moved = np.array([m for m, _ in shaken])
+    print(f"  the boxes moved 1 px: P(expression) moves by median {np.median(moved):.3f}, max {moved.max():.3f}; "
+          f"the top class changes on {sum(t for _, t in shaken)} of {len(shaken)} renders")
     return 0
 
 

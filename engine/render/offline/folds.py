@@ -101,7 +101,8 @@ class FoldDepths:
 
     nasolabial: tuple[float, float] = (0.0, 0.0)
     forehead: float = 0.0
-    forehead_width: float = 0.0  # 0: over the middle only (inner brows up), 1: across the forehead (outer brows too)
+    forehead_reach: tuple[float, float] = (0.0, 0.0)  # towards each side, 0: over the middle only (inner brows
+    # up), 1: out to that side's brow tail (its outer brow up too)
 
     def any(self) -> bool:
         return max(*self.nasolabial, self.forehead) > 0.0
@@ -113,16 +114,18 @@ def nasolabial_curve(wing: np.ndarray, corner: np.ndarray, iod: float, sign: flo
                   corner + np.array([sign * 0.1, 0.2]) * iod)
 
 
-def forehead_curves(brows: np.ndarray, iod: float, width: float) -> list[np.ndarray]:
-    """Two lines above the brows, bowed up in the middle; over the middle third, or across with ``width`` 1."""
+def forehead_curves(brows: np.ndarray, iod: float, reach: tuple[float, float]) -> list[np.ndarray]:
+    """Two lines above the brows, bowed up in the middle: over the middle third, and out towards a side as far as
+    its ``reach`` (1: above the brow's tail)."""
     centre = float(brows[:, 0].mean())
     top = float(brows[:, 1].min())
-    half = (0.24 + 0.36 * width) * iod
+    left, right = ((0.24 + 0.36 * r) * iod for r in reach)
     out = []
     for rise in (0.17, 0.31):
         y = top - rise * iod
-        out.append(bezier(np.array([centre - half, y + 0.035 * iod]), np.array([centre, y - 0.05 * iod]),
-                          np.array([centre + half, y + 0.035 * iod])))
+        out.append(bezier(np.array([centre - left, y + 0.035 * iod]), np.array([centre + (right - left) / 2,
+                                                                                 y - 0.05 * iod]),
+                          np.array([centre + right, y + 0.035 * iod])))
     return out
 
 
@@ -135,5 +138,5 @@ def draw_folds(out: np.ndarray, anchors: np.ndarray, iod: float, depths: FoldDep
                     NASOLABIAL, inward)
     if depths.forehead > 0.0:
         brows = np.array([p[19], p[21], p[22], p[24]])
-        for curve in forehead_curves(brows, iod, depths.forehead_width):
+        for curve in forehead_curves(brows, iod, depths.forehead_reach):
             draw_crease(out, curve, iod, depths.forehead, FOREHEAD, np.array([0.0, 1.0]))

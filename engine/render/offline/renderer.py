@@ -258,17 +258,17 @@ def field_weights(controls: dict[str, float]) -> np.ndarray:
 def _fold_depths(weights: np.ndarray, photo_smile: float) -> FoldDepths:
     """How deep each fold is drawn: the nasolabial by its side's smile and, less, its cheek raise (a smiling photo
     has its own, which the warp moves: only the rest is drawn), the forehead's lines by the brows raised (over the
-    middle for the inner brows, across for the outer ones)."""
+    middle for the inner brows, out to the side of an outer brow raised)."""
     def w(name: str) -> float:
         return max(0.0, float(weights[FIELDS.index(name)]))
 
     sides = ("Right", "Left")  # the face's right side is the image's left
     nasolabial = tuple(min(1.0, w("mouthSmile" + s) + CHEEK_SHARE * w("cheekSquint" + s)) * (1.0 - photo_smile)
                        for s in sides)
-    inner, outer = w("browInnerUp"), (w("browOuterUpLeft") + w("browOuterUpRight")) / 2
-    raised = max(inner, OUTER_SHARE * outer)
+    inner, outer = w("browInnerUp"), tuple(w("browOuterUp" + s) for s in sides)
+    raised = max(inner, OUTER_SHARE * max(outer))
     return FoldDepths(nasolabial=nasolabial, forehead=min(1.0, raised),
-                      forehead_width=outer / max(inner, outer) if raised > 0.0 else 0.0)
+                      forehead_reach=tuple(o / max(inner, o) if o > 0.0 else 0.0 for o in outer))
 
 
 class OfflineRenderer:
