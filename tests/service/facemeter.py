@@ -6,7 +6,9 @@ box found once on the neutral frame.
 - brows: the brow points' height over the eye corners, in the neutral face's inter-ocular distance (iod);
 - mouth: the inner-lip gap, in iod;
 - gaze: each iris's shift from the neutral frame's (a template of the neutral iris matched around it, sub-pixel),
-  less the eye corners' shift (the head's motion), in iod.
+  less the eye corners' shift (the head's motion; the corners' own pixels matched the same way: dlib fits its 68
+  points at once, so a brow raise or the forehead's lines moved its eye corners by a good part of the glance), in
+  iod.
 
 Used by tests/service/test_listen.py and tools/listening_strip.py.
 """
@@ -26,6 +28,7 @@ BROWS = list(range(17, 27))
 EYE_CORNERS = [36, 39, 42, 45]
 IRIS_R = 7  # px: the iris template's half size (the default portrait's iris is ~12 px across)
 IRIS_SEARCH = 5  # px searched each way
+CORNER_R = 0.07  # iod: an eye corner's template's half size
 
 
 def _gray(img: np.ndarray) -> np.ndarray:
@@ -48,6 +51,26 @@ def _vertex(three: np.ndarray) -> float:
         return 0.0
     den = three[0] - 2 * three[1] + three[2]
     return 0.0 if den <= 0 else float(0.5 * (three[0] - three[2]) / den)
+
+
+def _patch(gray: np.ndarray, at: tuple[int, int], r: int) -> np.ndarray:
+    x, y = at
+    return gray[y - r:y + r + 1, x - r:x + r + 1].copy()
+
+
+def _shift(gray: np.ndarray, at: tuple[int, int], template: np.ndarray, r: int) -> tuple[float, float]:
+    """Where a neutral frame's patch (centred at ``at``, half size ``r``) is now: its shift in px (image axes),
+    by the least squared difference within IRIS_SEARCH px, refined to sub-pixel by a parabola each way."""
+    x, y = at
+    s = IRIS_SEARCH
+    scores = np.full((2 * s + 1, 2 * s + 1), np.inf)
+    for dy in range(-s, s + 1):
+        for dx in range(-s, s + 1):
+            patch = gray[y + dy - r:y + dy + r + 1, x + dx - r:x + dx + r + 1]
+            if patch.shape == template.shape:
+                scores[dy + s, dx + s] = float(np.sum((patch - template) ** 2))
+    by, bx = np.unravel_index(np.argmin(scores), scores.shape)
+    return bx - s + _vertex(scores[by, bx - 1:bx + 2]), by - s + _vertex(scores[by - 1:by + 2, bx])
 
 
 @dataclass(frozen=True)
@@ -76,9 +99,10 @@ class FaceMeter:
         self.iod = float(np.linalg.norm(lm[36:42].mean(0) - lm[42:48].mean(0)))
         gray = _gray(neutral)
         self._iris_at = [_darkest(gray, lm[36:42]), _darkest(gray, lm[42:48])]
-        r = IRIS_R
-        self._iris_tpl = [gray[y - r:y + r + 1, x - r:x + r + 1].copy() for x, y in self._iris_at]
-        self._corners = lm[RIGID].mean(0)
+        self._iris_tpl = [_patch(gray, at, IRIS_R) for at in self._iris_at]
+        self._corner_r = max(3, round(CORNER_R * self.iod))
+        self._corner_at = [(int(round(x)), int(round(y))) for x, y in lm[EYE_CORNERS]]
+        self._corner_tpl = [_patch(gray, at, self._corner_r) for at in self._corner_at]
         self.neutral = self.read(neutral)
         self.per_degree = 0.0  # pitch_y per degree of headPitch (calibrate)
 
@@ -93,22 +117,14 @@ class FaceMeter:
         """Head pitch (degrees, up +) of a reading: the engine's convention."""
         return (reading.pitch_y - self.neutral.pitch_y) / self.per_degree
 
-    def _iris(self, gray: np.ndarray, corners: np.ndarray) -> tuple[float, float]:
-        """Each iris's shift from the neutral frame's (template match, sub-pixel), less the eye corners' shift (the
-        head's own motion), averaged over both eyes, in iod."""
-        out = []
-        r, s = IRIS_R, IRIS_SEARCH
-        for (x, y), tpl in zip(self._iris_at, self._iris_tpl, strict=True):
-            scores = np.full((2 * s + 1, 2 * s + 1), np.inf)
-            for dy in range(-s, s + 1):
-                for dx in range(-s, s + 1):
-                    patch = gray[y + dy - r:y + dy + r + 1, x + dx - r:x + dx + r + 1]
-                    scores[dy + s, dx + s] = float(np.sum((patch - tpl) ** 2))
-            by, bx = np.unravel_index(np.argmin(scores), scores.shape)
-            out.append((bx - s + _vertex(scores[by, bx - 1:bx + 2]), -(by - s + _vertex(scores[by - 1:by + 2, bx]))))
-        head = corners - self._corners
-        x, y = np.mean(out, axis=0) - (head[0], -head[1])
-        return float(x / self.iod), float(y / self.iod)
+    def _iris(self, gray: np.ndarray) -> tuple[float, float]:
+        """Each iris's shift from the neutral frame's, less the eye corners' shift (the head's own motion), averaged
+        over both eyes, in iod (x right +, y up +)."""
+        irises = [_shift(gray, at, tpl, IRIS_R) for at, tpl in zip(self._iris_at, self._iris_tpl, strict=True)]
+        corners = [_shift(gray, at, tpl, self._corner_r)
+                   for at, tpl in zip(self._corner_at, self._corner_tpl, strict=True)]
+        dx, dy = np.mean(irises, axis=0) - np.mean(corners, axis=0)
+        return float(dx / self.iod), float(-dy / self.iod)
 
     def read(self, img: np.ndarray) -> Reading:
         lm = self.points(img)
@@ -118,6 +134,5 @@ class FaceMeter:
         gap = float(np.mean([lm[67, 1] - lm[61, 1], lm[66, 1] - lm[62, 1], lm[65, 1] - lm[63, 1]])) / u
         opening = float(np.mean([lm[41, 1] - lm[37, 1], lm[40, 1] - lm[38, 1], lm[47, 1] - lm[43, 1],
                                  lm[46, 1] - lm[44, 1]])) / u
-        corners = lm[RIGID].mean(0)
-        iris = self._iris(_gray(img), corners) if hasattr(self, "_iris_tpl") else (0.0, 0.0)
+        iris = self._iris(_gray(img)) if hasattr(self, "_corner_tpl") else (0.0, 0.0)
         return Reading(pitch_y, brow, gap, iris, opening)
