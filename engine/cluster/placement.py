@@ -35,10 +35,13 @@ class ReplicaInfo:
     streams: int = 0  # from its last health reply
     frames: int = 0  # frames published, from its last health reply
     stream_table: dict[str, dict[str, float]] = field(default_factory=dict)  # its health's `streams`
+    turn_table: dict[str, str] = field(default_factory=dict)  # its health's `turns`: avatar -> turn state
 
     def take_health(self, reply: dict[str, Any]) -> None:
-        """Its streams and frame count from its last health reply."""
+        """Its streams, turns and frame count from its last health reply."""
         self.stream_table = dict(reply.get("streams") or {})
+        turns = reply.get("turns")
+        self.turn_table = {str(a): str(t) for a, t in turns.items()} if isinstance(turns, dict) else {}
         self.streams = len(self.stream_table)
         self.frames = int((reply.get("frames") or {}).get("published", 0))
 

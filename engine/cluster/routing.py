@@ -5,7 +5,8 @@
 - a command naming a placed avatar goes to its replica: ``stream`` stamped with the avatar's ``epoch`` (its rate
   kept for a move), ``drop_source`` forgets it, the look commands it accepts are remembered (look.py);
 - anything else goes to any replica, round robin; ``health`` and ``list_avatars`` replies are widened to the whole
-  cluster (``health`` gains ``cluster``).
+  cluster: every replica's avatars, streams and turns (those of the other replicas as of their last health poll),
+  and ``health`` gains ``cluster``.
 
 Only what it routes by is parsed; every check of client input stays in the engine, so a malformed message gets
 exactly the engine's error reply. A reply that cannot be read changes nothing here: it is passed on as it came
@@ -148,10 +149,13 @@ class Routes:
         status = self._status()
         placed = [aid for r in status.get("replicas", []) for aid in r.get("avatars", [])]
         streams = status.get("streams", {})
+        # Every replica's avatars' turns (as of its last health poll), this replica's own as it answered now.
+        own = answer.get("turns") if isinstance(answer.get("turns"), dict) else {}
+        turns = {**status.get("turns", {}), **own}
         if cmd == "health":
             default = [answer["default_avatar"]] if answer.get("default_avatar") else []
-            answer.update(avatars=len(set(placed) | set(default)), streams=streams, cluster=status)
+            answer.update(avatars=len(set(placed) | set(default)), streams=streams, turns=turns, cluster=status)
         else:
             listed = answer.get("avatars") if isinstance(answer.get("avatars"), list) else []
-            answer.update(avatars=list(dict.fromkeys([*listed, *placed])), streams=streams)
+            answer.update(avatars=list(dict.fromkeys([*listed, *placed])), streams=streams, turns=turns)
         return p.pack(answer), None

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from concurrent.futures import FIRST_EXCEPTION, wait
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from engine.cluster import capacity
 from engine.cluster.mover import Mover
@@ -126,10 +126,15 @@ class ClusterService:
                 "target": self.target}
 
     def status(self) -> dict[str, Any]:
-        """``/status``'s ``cluster``: the command address, every replica, the control plane's health."""
+        """``/status``'s ``cluster``: the command address, every replica, the control plane's health, and every
+        stream and avatar turn as the replicas' last health replies gave them (a placed avatar's turn from its home)."""
+        replicas = self.placement.status()
+        home = {aid: str(r["id"]) for r in replicas for aid in cast(list[str], r["avatars"])}
         streams: dict[str, Any] = {}
+        turns: dict[str, str] = {}
         for info in self.placement.live():
             streams.update(info.stream_table)
+            turns.update({aid: turn for aid, turn in info.turn_table.items() if home.get(aid, info.id) == info.id})
         return {"command_addr": self.config.command_addr, "frame_addr": self.config.frame_addr,
-                "replicas": self.placement.status(), "streams": streams, "target": self.target,
+                "replicas": replicas, "streams": streams, "turns": turns, "target": self.target,
                 "control": self.health()}

@@ -79,6 +79,28 @@ def test_commands_reach_the_replica_that_holds_the_avatar(cluster: ClusterServic
         assert not (set(placed) - set(replica["avatars"])) & resident
 
 
+def test_the_clusters_avatar_list_has_every_replicas_turns(cluster: ClusterService, nine: list[str]) -> None:
+    """list_avatars and health are answered by one replica; the turns of the avatars the others hold come from
+    their last health poll (every poll_s, 0.5 s here), so the whole cluster's turns show within a few seconds."""
+    want = {aid: ("listening", "thinking")[i % 2] for i, aid in enumerate(nine)}
+    assert len({homes(cluster)[aid] for aid in nine}) == 3  # spread: no single replica knows them all
+    with client(cluster) as c:
+        try:
+            for aid, state in want.items():
+                assert c.set_turn(aid, state, transition_ms=0).turn == state
+            deadline, seen = time.monotonic() + 15.0, {}
+            while time.monotonic() < deadline:
+                seen = {aid: c.list_avatars().turns.get(aid) for aid in nine}
+                if seen == want:
+                    break
+                time.sleep(0.5)
+            assert seen == want, seen
+            assert {aid: c.health().turns.get(aid) for aid in nine} == want
+        finally:
+            for aid in nine:
+                c.set_turn(aid, "idle", transition_ms=0)
+
+
 def test_one_sub_receives_every_avatars_frames(cluster: ClusterService, nine: list[str]) -> None:
     stream_all(cluster, nine)
     with ClusterFrameSubscriber(cluster.config.command_addr) as sub:
