@@ -9,7 +9,8 @@ What it does with the frames (docs/animation.md, "Listening"):
   ``nod_delay_s`` are inside the run: stop closures and breaths are not pauses);
 - a backchannel nod lands ``nod_delay_s`` (0.45 s) into a pause that follows at least ``min_speech_s`` of talk, at
   most one per ``nod_gap_s``; it is held back until the audio (or a VAD stop) shows the pause lasted that long, or
-  the stream went quiet, so no nod lands on a talking user;
+  the stream went quiet, so no nod lands on a talking user; the longer the talk, the deeper the nod, and a long
+  run earns a double nod (not twice in a row);
 - a phrase whose pitch rises at its end (a question: its last voiced frames >= ``rise_st`` semitones above the low
   point of the 600 ms before and not below the phrase's median) raises the brows in the pause.
 
@@ -34,6 +35,8 @@ OVER_FLOOR_DB = 12.0  # ... and this far above the tracked noise floor
 FLOOR_RISE_DB_S = 1.0  # the noise floor follows a quieter room at once, a louder one at this rate
 STALE_S = 0.3  # no audio for this long after the last chunk: the stream went quiet (the client stopped sending)
 KEEP_S = 10.0  # events and pitch frames older than this are dropped
+DOUBLE_DEPTH = 0.65  # each dip of a double nod, as a share of a single nod's depth ...
+DOUBLE_BEAT = 0.55  # ... and its length, as a share of nod_s (the two together a little longer than one nod)
 
 
 @dataclass(frozen=True)
@@ -44,7 +47,9 @@ class ListenerConfig:
     nod_delay_s: float = 0.45  # how far into the pause the nod starts (people nod 300-800 ms into it)
     nod_gap_s: float = 3.0  # at most one nod per this many seconds
     nod_s: float = 0.6  # a nod's length: down and back up
-    nod_deg: float = 3.5  # its depth (head pitch, degrees down)
+    nod_deg: float = 3.5  # its depth (head pitch, degrees down) after about 1.5 s of talk ...
+    nod_talk: tuple[float, float] = (0.85, 1.2)  # ... from this share of it after a short run to this after a long one
+    double_after_s: float = 3.0  # a run at least this long earns a double nod ("mm-hm"), never twice in a row
     rise_st: float = 2.4  # a phrase-final pitch rise this large (semitones) reads as a question
     brow: float = 0.4  # browInnerUp at the raise (browOuterUp 0.8 of it)
     brow_s: tuple[float, float, float] = (0.15, 0.8, 0.35)  # rise, hold, fall
@@ -56,6 +61,8 @@ class Event:
 
     kind: str  # "nod" or "brow"
     start: float
+    depth: float = 0.0  # a nod's depth (degrees); each dip of a double nod is DOUBLE_DEPTH of it
+    beats: int = 1  # 1: one nod, 2: a double nod (two quicker dips back to back)
 
 
 @dataclass
@@ -64,6 +71,7 @@ class _Pause:
 
     at: float  # the engine time the nod would start (pause start + nod_delay_s)
     nod: bool
+    talk: float  # how long the run before it was (s)
     question: bool
     vad: bool = False  # told by a VAD stop: no audio will confirm it, its time confirms it
 
@@ -194,8 +202,11 @@ class Listener:
         rise, hold, fall = cfg.brow_s
         for e in self.events:
             u = t - e.start
-            if e.kind == "nod":
-                pitch_deg -= cfg.nod_deg * _bump(u / cfg.nod_s)
+            if e.kind == "nod" and e.beats == 2:
+                beat = DOUBLE_BEAT * cfg.nod_s
+                pitch_deg -= DOUBLE_DEPTH * e.depth * (_bump(u / beat) + _bump(u / beat - 1.0))
+            elif e.kind == "nod":
+                pitch_deg -= e.depth * _bump(u / cfg.nod_s)
             elif 0.0 < u < rise + hold + fall:
                 up = _smoothstep(u / rise) if u < rise else 1.0 - _smoothstep((u - rise - hold) / fall)
                 brow = max(brow, cfg.brow * up)
@@ -241,7 +252,7 @@ class Listener:
         cfg = self.config
         talk = at - self._run_start
         nod = talk >= cfg.min_speech_s and at + cfg.nod_delay_s - self._last_nod >= cfg.nod_gap_s
-        self._pause = _Pause(at + cfg.nod_delay_s, nod, question and talk >= 0.5, vad)
+        self._pause = _Pause(at + cfg.nod_delay_s, nod, talk, question and talk >= 0.5, vad)
 
     def _decide(self, start: float) -> None:
         """The pause is real: place its nod and raise (at ``start``), and end the run."""
@@ -252,9 +263,19 @@ class Listener:
         if pause.question:
             self.events.append(Event("brow", start - 0.2))
         if pause.nod:
-            self.events.append(Event("nod", start))
+            self.events.append(self._nod(start, pause.talk))
             self._last_nod = start
         self.events = [e for e in self.events if e.start > start - KEEP_S]
+
+    def _nod(self, start: float, talk: float) -> Event:
+        """The nod a run of ``talk`` seconds earns: deeper after more talk, a double nod after a long run unless the
+        last nod was one (a listener's nods vary; the same dip every time reads as a machine)."""
+        cfg = self.config
+        low, high = cfg.nod_talk
+        depth = cfg.nod_deg * min(high, max(low, 0.8 + 0.13 * talk))
+        last = next((e for e in reversed(self.events) if e.kind == "nod"), None)
+        double = talk >= cfg.double_after_s and (last is None or last.beats == 1)
+        return Event("nod", start, depth, 2 if double else 1)
 
     def _commit_stale(self, t: float) -> None:
         """The stream went quiet (or a VAD said stop) and the nod's time came: place it."""

@@ -113,6 +113,39 @@ def test_nod_shape_is_small_smooth_and_downwards() -> None:
     assert pitch[0] == 0.0 and pitch[-1] == 0.0
 
 
+def head_track(listener: Listener, start: float, seconds: float = 1.2) -> np.ndarray:
+    """headPitch at 25 fps from ``start`` for ``seconds``."""
+    return np.array([listener.offsets(float(t))["headPitch"] for t in np.arange(start, start + seconds, 0.04)])
+
+
+def dips(track: np.ndarray) -> int:
+    """How many separate dips below a third of the track's deepest point it has."""
+    below = track < track.min() / 3
+    return int(np.sum(below[1:] & ~below[:-1]) + below[0])
+
+
+def test_nods_vary_with_how_long_the_user_talked() -> None:
+    """A listener's nods are not one stamped dip: a short remark gets a lighter nod, a long run a deeper one, and a
+    long run a double nod ("mm-hm"), two quicker dips, but never two doubles in a row."""
+    listener = Listener()
+    x = np.concatenate([voice(1.1), quiet(2.0), voice(2.5, seed=2), quiet(1.2), voice(3.5, seed=3), quiet(1.2),
+                        voice(3.5, seed=4), quiet(1.2), voice(3.5, seed=5), quiet(1.2)])
+    n, events, tracks = int(0.1 * RATE), [], []
+    for i in range(0, len(x), n):  # fed in real time; each nod is read while the listener still keeps it
+        listener.hear(x[i:i + n], RATE, (i + len(x[i:i + n])) / RATE)
+        for e in listener.events:
+            if e.kind == "nod" and e not in events:
+                events.append(e)
+                tracks.append(head_track(listener, e.start - 0.04))
+    assert len(events) == 5, events
+    depths = [-float(track.min()) for track in tracks]
+    assert depths[0] < 0.95 * CFG.nod_deg < 1.05 * CFG.nod_deg < depths[1], depths  # short remark, longer run
+    assert [dips(track) for track in tracks] == [1, 1, 2, 1, 2]  # long runs: double, single, double
+    for track in tracks:  # each eases in and out, down only, and is done within 1.2 s
+        assert track.max() <= 0.0 and track[0] == 0.0 and track[-1] == 0.0
+        assert np.abs(np.diff(track)).max() < 0.5 * CFG.nod_deg
+
+
 def test_vad_events_place_nods_and_a_resumed_talk_cancels_one() -> None:
     listener = Listener()
     listener.vad(True, 10.0)
