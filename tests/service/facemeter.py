@@ -27,7 +27,7 @@ RIGID = [27, 28, 29, 30, 36, 39, 42, 45]
 BROWS = list(range(17, 27))
 EYE_CORNERS = [36, 39, 42, 45]
 IRIS_R = 7  # px: the iris template's half size (the default portrait's iris is ~12 px across)
-IRIS_SEARCH = 5  # px searched each way
+SEARCH = 5  # px a patch (iris, eye corner) is searched each way
 CORNER_R = 0.07  # iod: an eye corner's template's half size
 
 
@@ -60,9 +60,9 @@ def _patch(gray: np.ndarray, at: tuple[int, int], r: int) -> np.ndarray:
 
 def _shift(gray: np.ndarray, at: tuple[int, int], template: np.ndarray, r: int) -> tuple[float, float]:
     """Where a neutral frame's patch (centred at ``at``, half size ``r``) is now: its shift in px (image axes),
-    by the least squared difference within IRIS_SEARCH px, refined to sub-pixel by a parabola each way."""
+    by the least squared difference within SEARCH px, refined to sub-pixel by a parabola each way."""
     x, y = at
-    s = IRIS_SEARCH
+    s = SEARCH
     scores = np.full((2 * s + 1, 2 * s + 1), np.inf)
     for dy in range(-s, s + 1):
         for dx in range(-s, s + 1):

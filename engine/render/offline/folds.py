@@ -4,9 +4,9 @@ Why drawn: a warp moves the photo's pixels but adds no shading, and several expr
 creases as by what moves. A smile lifts the cheek into a bulge whose edge is the nasolabial fold, from the nostril
 wing past the mouth corner (AU6 + AU12): without it a smile on smooth skin read as teeth in a stretched mouth.
 Raised brows (AU1, AU2) fold the forehead into horizontal lines, over the middle for the inner brows, across for
-the outer ones. Each crease is a shadow multiplied
-into the frame (the photo's skin, light and grain stay): a soft line, a wider shade on one side, a little light on
-the other (the bulge), easing in and out along its length. The curves follow the moved landmarks.
+the outer ones. Each crease is a shadow multiplied into the frame (the photo's skin, light and grain stay): a soft
+line, a wider shade on one side, a little light on the other (the bulge), easing in and out along its length. The
+curves follow the landmarks as the frame's field moves them.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ SAMPLES = 12
 
 @dataclass(frozen=True)
 class Crease:
-    """How one kind of fold is shaded at depth 1 (shares of the light taken; ``light`` given)."""
+    """How one kind of fold is shaded at depth 1: shares of the skin's light taken (``light``: given back)."""
 
     dark: float  # the crease line
     shade: float  # the shade on its shaded side
@@ -76,9 +76,8 @@ def draw_crease(out: np.ndarray, curve: np.ndarray, iod: float, depth: float, cr
     along = (nearest[..., 0] + np.take_along_axis(t, nearest, -1)[..., 0]) / (len(curve) - 1)
     fade_in, fade_out = crease.fade
     strength = np.clip(along / fade_in, 0.0, 1.0) * np.clip((1.0 - along) / fade_out, 0.0, 1.0)
-    side = np.take_along_axis(off_x, nearest, -1)[..., 0] * shaded[0] + np.take_along_axis(off_y, nearest, -1)[
-        ..., 0] * shaded[1]
-    signed = np.where(side > 0.0, dist, -dist)  # positive on the shaded side
+    away_x, away_y = (np.take_along_axis(o, nearest, -1)[..., 0] for o in (off_x, off_y))  # from the line
+    signed = np.where(away_x * shaded[0] + away_y * shaded[1] > 0.0, dist, -dist)  # positive on the shaded side
     line = np.exp(-0.5 * (dist / width) ** 2)
     on_shaded = 1.0 / (1.0 + np.exp(-signed / width))  # eases across the line
     broad = np.exp(-0.5 * (signed / (crease.spread * width)) ** 2)

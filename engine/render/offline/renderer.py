@@ -2,8 +2,8 @@
 
 Per frame: the fields are summed with the control weights (sided controls as their two halves), inverted with
 one fixed-point step, upsampled and applied with a single ``cv2.remap`` over the face's box; the eyelids move in
-that same map (per eye, so a wink works); then a smile's nasolabial folds, the eyeballs (gaze, the white a raised
-lid uncovers) and the mouth interior are drawn.
+that same map (per eye, so a wink works); then the skin's folds (a smile's, the raised brows' on the forehead),
+the eyeballs (gaze, the white a raised lid uncovers) and the mouth interior are drawn.
 """
 
 from __future__ import annotations
