@@ -9,6 +9,7 @@
 import * as zmq from "zeromq";
 
 import { EngineClient } from "./client.js";
+import { curveKeysFromEnv, curveSocketOptions, type CurveClientKeys } from "./curve.js";
 import { LivePortraitError } from "./errors.js";
 import { FRAME_TOPIC_PREFIX, FrameReader } from "./frames.js";
 
@@ -39,6 +40,11 @@ export interface ClusterSubscribeOptions {
   /** The frame address when the command address is a single engine. */
   fallbackAddress?: string;
   highWaterMark?: number;
+  /**
+   * CURVE keys for a cluster with CURVE on, used by both the frame socket and the replica-list reads; absent: from
+   * the LP_CURVE_* variables (curve.ts), as the Python `ClusterFrameSubscriber` takes them; null: off.
+   */
+  curve?: CurveClientKeys | null;
 }
 
 export class ClusterFrameSubscription extends FrameReader {
@@ -51,11 +57,13 @@ export class ClusterFrameSubscription extends FrameReader {
 
   /** Use `ClusterFrameSubscription.open`, which reads the replica list once before returning. */
   constructor(commandAddress: string, options: ClusterSubscribeOptions = {}) {
-    super(new zmq.Subscriber({ linger: 0, receiveHighWaterMark: options.highWaterMark ?? 16 }));
+    const curve = options.curve === undefined ? curveKeysFromEnv() : options.curve ?? undefined;
+    super(new zmq.Subscriber({ linger: 0, receiveHighWaterMark: options.highWaterMark ?? 16,
+      ...curveSocketOptions(curve) }));
     this.commandAddress = commandAddress;
     this.fallback = options.fallbackAddress;
     this.socket.subscribe(FRAME_TOPIC_PREFIX + (options.avatar ?? ""));
-    this.health = new EngineClient({ commandAddress, timeoutMs: 2000, retries: 0, poolSize: 1 });
+    this.health = new EngineClient({ commandAddress, timeoutMs: 2000, retries: 0, poolSize: 1, curve: curve ?? null });
   }
 
   static async open(commandAddress: string, options: ClusterSubscribeOptions = {}): Promise<ClusterFrameSubscription> {

@@ -10,6 +10,7 @@ import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 
 import {
+  ClusterFrameSubscription,
   ConfigError,
   curveClientKeys,
   curveKeysFromEnv,
@@ -99,6 +100,36 @@ describe("an engine with CURVE on", () => {
         await client.stopStream(avatar);
       }
     } finally {
+      client.close();
+    }
+  });
+
+  test("a cluster subscription takes the keys from the environment too: its replica list and its frames", async () => {
+    const vars = fileEnv();
+    Object.assign(process.env, vars);
+    let sub: ClusterFrameSubscription;
+    let client: EngineClient;
+    try { // a single engine: health has no `cluster`, so the subscription uses its fallback frame address
+      sub = await ClusterFrameSubscription.open(services.commandAddress, { fallbackAddress: services.frameAddress,
+        refreshMs: 200 });
+      client = new EngineClient({ commandAddress: services.commandAddress, timeoutMs: 20_000, retries: 0 });
+    } finally {
+      for (const name of Object.keys(vars)) delete process.env[name];
+    }
+    try {
+      assert.deepEqual([...sub.addresses], [services.frameAddress]);
+      await new Promise((ok) => setTimeout(ok, 300));
+      const { avatar } = await client.stream("default", 20);
+      try {
+        const timeout = new Promise<never>((_, fail) => setTimeout(() => fail(new Error("no frame in 20 s")), 20_000));
+        const first = await Promise.race([sub.next(), timeout]);
+        assert.equal(first.done, false);
+        assert.equal(first.value?.avatar, avatar);
+      } finally {
+        await client.stopStream(avatar);
+      }
+    } finally {
+      sub.close();
       client.close();
     }
   });
