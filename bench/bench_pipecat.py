@@ -120,7 +120,7 @@ def bench_browser(engine: EngineProcess, fps: float, folder: Path, service_lag: 
                   bot_args: tuple[str, ...] = ()) -> None:
     from playwright.sync_api import sync_playwright
 
-    from tests.pipecat.test_bot_browser import ANSWER, SECOND, USER_1, analyse
+    from tests.pipecat.test_bot_browser import ANSWER, RECORDER, SECOND, SIZE, USER_1, analyse
     from tests.preview.conftest import CHROMIUM, CHROMIUM_ARGS
 
     default = engine.request({"v": 1, "cmd": "list_avatars"})["default"]
@@ -148,13 +148,13 @@ def bench_browser(engine: EngineProcess, fps: float, folder: Path, service_lag: 
             chromium = p.chromium.launch(executable_path=CHROMIUM, args=args)
             page = chromium.new_page()
             page.goto(f"http://127.0.0.1:{port}/")
-            page.add_script_tag(path=str(ROOT / "tests" / "pipecat" / "bot_page.js"))
+            page.add_script_tag(path=str(RECORDER))
             page.click("#connect")
             page.wait_for_function("window.pc && pc.connectionState === 'connected' && video.videoWidth > 0",
                                    timeout=30_000)
-            page.evaluate("recStart()")
+            page.evaluate(f"avRecord({SIZE}, true)")
             time.sleep(16)
-            rec = page.evaluate("recStop()")
+            rec = page.evaluate("avStop()")
             chromium.close()
     finally:
         proc.terminate()

@@ -2,7 +2,8 @@
 of one avatar this machine serves at 25 fps, and the bridge's RSS over 100 connects and disconnects.
 
 Starts a real engine (offline renderer unless LP_MODELS_DIR is set) and bridge on loopback and headless Chromium
-(/usr/bin/chromium via Playwright, the players written by hand in tests/preview/whep_page.js).
+(/usr/bin/chromium via Playwright, the players written by hand in tests/preview/whep_page.js, recording with
+tests/av_recorder.js).
   codecs:  aiortc's own VP8 and H.264 encoders on the engine's 512 x 512 portrait, ms per frame and the rate they make
   sync:    vowel bursts at known engine times (tests/preview/whep_sync.py): per burst the A/V offset (mouth shown vs
            voice delivered for playout, minus the same at the engine; > 0: voice ahead) and glass-to-glass (engine

@@ -23,7 +23,8 @@ from tests.service.conftest import ROOT, EngineProcess, free_port
 from tests.speech.conftest import espeak
 
 pytestmark = pytest.mark.timeout(240)
-SIZE = 96  # bot_page.js REC_SIZE
+SIZE = 96  # the recorded frames' side (px)
+RECORDER = ROOT / "tests" / "av_recorder.js"  # what the page shows, plays and hears, on one clock
 ANSWER = ("Well, let me tell you a long story about my morning walk by the river, where I saw ducks and geese and "
           "a man who was painting the bridge in bright colours.")
 ANSWER_S = 9.0  # espeak-ng says ANSWER in about this long (150 words a minute)
@@ -99,9 +100,9 @@ def analyse(rec: dict) -> Received:
     mask = spread >= np.quantile(spread, 0.99)
     rest = np.median(px[:25], axis=0)  # before anyone speaks
     mouth = np.abs(px[:, mask] - rest[mask]).mean(axis=1)
-    audio = np.array(rec["audio"]) if rec["audio"] else np.zeros((0, 2))
+    audio = np.array(rec["audio"]) if rec["audio"] else np.zeros((0, 3))  # [time, RTP timestamp, level]
     mic = np.array(rec["mic"])
-    return Received(t, mouth, audio[:, 0], audio[:, 1], mic[:, 0], mic[:, 1])
+    return Received(t, mouth, audio[:, 0], audio[:, 2], mic[:, 0], mic[:, 1])
 
 
 def segments(t: np.ndarray, x: np.ndarray, threshold: float, min_gap_ms: float) -> list[tuple[float, float]]:
@@ -140,13 +141,13 @@ def test_the_bot_hears_answers_and_is_interrupted(bot: str, mic_wav: Path) -> No
     with launched(args) as chromium:
         page = chromium.new_page()
         page.goto(bot + "/")
-        page.add_script_tag(path=str(Path(__file__).with_name("bot_page.js")))
+        page.add_script_tag(path=str(RECORDER))
         page.click("#connect")
         page.wait_for_function("window.pc && pc.connectionState === 'connected' && video.videoWidth > 0",
                                timeout=30_000)
-        page.evaluate("recStart()")
+        page.evaluate(f"avRecord({SIZE}, true)")
         time.sleep(17)
-        rec = page.evaluate("recStop()")
+        rec = page.evaluate("avStop()")
     rx = analyse(rec)
     said = segments(rx.mic_t, rx.mic, 0.02, 600)
     fps = (len(rx.frames_t) - 1) / ((rx.frames_t[-1] - rx.frames_t[0]) / 1000)

@@ -25,7 +25,8 @@ from tests.service.conftest import BridgeProcess, EngineProcess
 
 pytestmark = pytest.mark.timeout(180)
 
-PLAYER = (Path(__file__).parent / "whep_page.js").read_text()
+# the hand-written player and the recorder it shares with the bot's page (tests/av_recorder.js)
+PLAYER = "\n".join((Path(__file__).parent / name).read_text() for name in ("whep_page.js", "../av_recorder.js"))
 WEBRTC_ARGS = [*CHROMIUM_ARGS, "--autoplay-policy=no-user-gesture-required", "--allow-loopback-in-peer-connection",
                "--disable-features=WebRtcHideLocalIpsWithMdns"]
 SENTENCE = "Hello, my mom bought a puppy. Please be happy."

@@ -69,50 +69,13 @@ window.whepCycle = async (path = "/whep") => {
   return state;
 };
 
-// What the viewer sees and hears, on one clock (performance.now, ms): each displayed frame, grey, 128 x 128 (the
-// analysis finds the mouth: the only part that moves with idle life off), at requestVideoFrameCallback's expected display time;
-// and each audio packet's level at the time it was delivered to the track for playout (getSynchronizationSources:
-// its timestamp, RTP timestamp and audioLevel; polled every 4 ms, one row per packet).
-const SYNC_SIZE = 128;
-// True once the browser's own A/V estimate (inbound-rtp estimatedPlayoutTimestamp, audio minus video, from the
-// sender reports) has stayed within tolMs for the last n samples: its sync has converged.
+// The browser's own A/V estimate (inbound-rtp estimatedPlayoutTimestamp, audio minus video, from the sender
+// reports): True once it has stayed within tolMs for the last n samples (its sync has converged); the series itself.
 window.avSettled = (tolMs = 25, n = 10) => {
   const last = window.samples.slice(-n);
   return last.length === n && last.every((s) => s.audioPlayout && s.videoPlayout &&
                                                 Math.abs(s.audioPlayout - s.videoPlayout) < tolMs);
 };
 
-window.syncStart = async () => {
-  const rec = {audio: [], video: [], stop: false, seen: new Set()};
-  const receiver = window.pc.getReceivers().find((r) => r.track.kind === "audio");
-  rec.poll = setInterval(() => {
-    for (const s of receiver.getSynchronizationSources()) {
-      if (rec.seen.has(s.rtpTimestamp)) continue;
-      rec.seen.add(s.rtpTimestamp);
-      rec.audio.push([s.timestamp - performance.timeOrigin, s.rtpTimestamp, s.audioLevel || 0]);
-    }
-  }, 4);
-  const canvas = document.createElement("canvas"); canvas.width = canvas.height = SYNC_SIZE;
-  const g = canvas.getContext("2d", {willReadFrequently: true});
-  const onFrame = (now, meta) => {
-    if (rec.stop) return;
-    g.drawImage(window.video, 0, 0, SYNC_SIZE, SYNC_SIZE);
-    const px = g.getImageData(0, 0, SYNC_SIZE, SYNC_SIZE).data;
-    let gray = "";
-    for (let i = 0; i < px.length; i += 4) {
-      gray += String.fromCharCode(Math.round(0.299 * px[i] + 0.587 * px[i + 1] + 0.114 * px[i + 2]));
-    }
-    rec.video.push([meta.expectedDisplayTime, btoa(gray)]);
-    window.video.requestVideoFrameCallback(onFrame);
-  };
-  window.video.requestVideoFrameCallback(onFrame);
-  window.rec = rec;
-};
-
-window.syncStop = () => {
-  const rec = window.rec;
-  rec.stop = true; clearInterval(rec.poll);
-  const estimate = window.samples.filter((x) => x.audioPlayout && x.videoPlayout)
-    .map((x) => [x.t, x.audioPlayout - x.videoPlayout]);
-  return {video: rec.video, audio: rec.audio, estimate};
-};
+window.avEstimate = () => window.samples.filter((x) => x.audioPlayout && x.videoPlayout)
+  .map((x) => [x.t, x.audioPlayout - x.videoPlayout]);

@@ -2,14 +2,14 @@
 bench/bench_webrtc.py share this).
 
 The avatar speaks a train of vowel bursts with sharp onsets at known engine times (idle life off, neutral face: the
-mouth is all that moves). At the sender the engine's own frames (a SUB on the PUB socket) give, per burst, the engine
-time at which the picture is half-way to its open mouth; the audio's onset is known from the samples sent. In the
-page (whep_page.js) the same measure is taken on every displayed frame (requestVideoFrameCallback's expected display
-time); the voice's onset is where the level of its 20 ms packets (the RTP audio-level aiortc writes) rises, at the
-time each packet was delivered to the track for playout (getSynchronizationSources); the sender's onset is taken on
-the same 20 ms blocks (the bridge says where its audio blocks start), so where an onset falls inside a packet
-cancels. Both ends are the media pipelines' outputs (the compositor, the audio renderer), before any device. Per
-burst:
+mouth is all that moves). At the sender the engine's own frames (a SUB on the PUB socket) give, per burst, the
+engine time at which the picture is half-way to its open mouth; the audio's onset is known from the samples sent. In
+the page (whep_page.js, recording with tests/av_recorder.js) the same measure is taken on every displayed frame
+(requestVideoFrameCallback's expected display time); the voice's onset is where the level of its 20 ms packets (the
+RTP audio-level aiortc writes) rises, at the time each packet was delivered to the track for playout
+(getSynchronizationSources); the sender's onset is taken on the same 20 ms blocks (the bridge says where its audio
+blocks start), so where an onset falls inside a packet cancels. Both ends are the media pipelines' outputs (the
+compositor, the audio renderer), before any device. Per burst:
 
     offset = (mouth shown - voice heard) at the viewer - (mouth drawn - voice starts) at the engine
 
@@ -99,7 +99,7 @@ def crossing(times: np.ndarray, values: np.ndarray, lo: float, hi: float, level:
     return float(t[i - 1] + f * (t[i] - t[i - 1]))
 
 
-SIZE = 128  # the page's grey frames (whep_page.js SYNC_SIZE)
+SIZE = 128  # the page's grey frames (tests/av_recorder.js; at 128 px the analysis finds the mouth, all that moves)
 
 
 def grey(jpeg: bytes) -> np.ndarray:
@@ -199,7 +199,7 @@ def measure(tab, request: Callable[[dict], dict], frame_addr: str, avatar: str, 
     time.sleep(0.5)  # the face settles before the references are taken
     wav, onsets = burst_train(count)
     frames = EngineFrames(frame_addr, avatar)
-    tab.evaluate("syncStart()")
+    tab.evaluate(f"avRecord({SIZE})")
     assert audio_origin is not None
     origin_a = audio_origin()
     try:
@@ -210,7 +210,7 @@ def measure(tab, request: Callable[[dict], dict], frame_addr: str, avatar: str, 
         start = now + LEAD_S
         request({"v": 1, "cmd": "speak", "avatar": avatar, "audio": wav, "start": start})
         time.sleep(LEAD_S + count * (BURST_S + GAP_S) + 1.0)
-        page = tab.evaluate("syncStop()")
+        page = {**tab.evaluate("avStop()"), "estimate": tab.evaluate("avEstimate()")}
         origin = tab.evaluate("performance.timeOrigin")
     finally:
         frames.close()
