@@ -49,6 +49,11 @@ def _ours(scores: np.ndarray) -> dict[str, float]:
     return dict(zip(CLASSES, mine.tolist(), strict=True))
 
 
+def mean_probabilities(each: list[dict[str, float]]) -> dict[str, float]:
+    """Several readings of P over our names (boxes, networks) -> their mean."""
+    return {name: float(np.mean([p[name] for p in each])) for name in each[0]}
+
+
 def _grey(face: np.ndarray, size: int) -> np.ndarray:
     grey = cv2.cvtColor(face, cv2.COLOR_RGB2GRAY)
     small = cv2.resize(grey, (size, size), interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0
@@ -160,8 +165,7 @@ class BothJudge:
         self.about = "the mean of " + " and ".join(judge.about for judge in self.judges)
 
     def probabilities(self, face: np.ndarray) -> dict[str, float]:
-        each = [judge.probabilities(face) for judge in self.judges]
-        return {name: float(np.mean([p[name] for p in each])) for name in each[0]}
+        return mean_probabilities([judge.probabilities(face) for judge in self.judges])
 
 
 JUDGES = {judge.name: judge for judge in (Fer2013Judge, MiniXceptionJudge, BothJudge)}

@@ -39,7 +39,7 @@ for _path in (ROOT, ROOT / "bench"):
     if str(_path) not in sys.path:
         sys.path.insert(0, str(_path))
 
-from _judges import JUDGES, Judge  # noqa: E402
+from _judges import JUDGES, Judge, mean_probabilities  # noqa: E402
 
 from engine.animation.presets import preset_state  # noqa: E402
 from engine.face.intake import decode_image  # noqa: E402
@@ -62,8 +62,7 @@ def face_boxes(landmarks: np.ndarray, margins: tuple[tuple[float, float], ...]) 
 
 def reading(judge: Judge, image: np.ndarray, boxes: list[tuple[int, int, int, int]]) -> dict[str, float]:
     """The judge's P over our four names, averaged over the boxes."""
-    each = [judge.probabilities(image[y0:y1, x0:x1]) for x0, y0, x1, y1 in boxes]
-    return {name: float(np.mean([p[name] for p in each])) for name in each[0]}
+    return mean_probabilities([judge.probabilities(image[y0:y1, x0:x1]) for x0, y0, x1, y1 in boxes])
 
 
 SHIFTS = ((1, 0), (-1, 0), (0, 1), (0, -1))  # px: how far a box is moved to ask how steady the judge is

@@ -15,14 +15,11 @@ import uvicorn
 from starlette.applications import Starlette
 
 from bridge.app import create_app
-from bridge.config import load_settings
+from bridge.config import EXIT_GRACE_S, EXIT_HUNG, load_settings
 from bridge.features import FEATURES
 from bridge.http import JSONErrorH11Protocol
 from engine.errors import ConfigError
 from engine.security import client_keys
-
-EXIT_GRACE_S = 5.0  # past the graceful wait for requests: the closing of the features and the engine link
-EXIT_HUNG = 70  # the exit status of a shutdown that hung (EX_SOFTWARE)
 
 
 class ExitDeadline:

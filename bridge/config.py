@@ -18,6 +18,8 @@ if TYPE_CHECKING:
     from bridge.feature import Feature
 
 PROG = "liveportrait-bridge"
+EXIT_GRACE_S = 5.0  # past the graceful wait for requests: the closing of the features and the engine link
+EXIT_HUNG = 70  # the exit status of a shutdown that hung (EX_SOFTWARE)
 DESCRIPTION = "HTTP bridge to the LivePortrait engine (port 8081)"
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
@@ -46,7 +48,8 @@ BRIDGE_OPTIONS: tuple[Option, ...] = (
            "longest time to receive a request body (408 after it)"),
     Option("shutdown_timeout_s", "--shutdown-timeout-s", "LP_SHUTDOWN_TIMEOUT_S", float, 2.0,
            "on SIGTERM, requests waiting on the engine are answered 503 at once; others (uploads) may run this "
-           "long; 5 s more for the rest, then the bridge exits anyway (status 70, what hung on stderr)"),
+           f"long; {EXIT_GRACE_S:g} s more for the rest, then the bridge exits anyway (status {EXIT_HUNG}, what hung "
+           "on stderr)"),
     Option("concurrency", "--concurrency", "LP_BRIDGE_CONCURRENCY", int, 4, "engine requests in flight at once"),
     Option("queue", "--queue", "LP_BRIDGE_QUEUE", int, 32,
            "requests waiting for an engine slot; beyond it: 503 with Retry-After"),
