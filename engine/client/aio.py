@@ -24,7 +24,7 @@ from engine.client.messages import (
     decode_reply,
     parse_reply,
 )
-from engine.client.sockets import connect_socket
+from engine.client.sockets import connect_socket, poll_reply_async
 from engine.client.subscribers import AsyncFrameSubscriber
 from engine.client.sync import DEFAULT_TIMEOUT_MS
 from engine.security import CurveClientKeys
@@ -97,7 +97,7 @@ class AsyncEngineClient:
                 if sock is None:
                     sock = self._connect()
                 await sock.send(payload)
-                if await sock.poll(timeout, zmq.POLLIN):
+                if await poll_reply_async(sock, timeout):
                     return decode_reply(await sock.recv())
                 self._discard(sock)  # Lazy Pirate: a REQ socket that missed its reply is unusable
                 sock = None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import time
 from typing import Any
 
 import zmq
@@ -17,6 +19,29 @@ def connect_socket(ctx: zmq.Context, kind: int, addr: str, curve: CurveClientKey
         curve.apply(sock)
     sock.connect(addr)
     return sock
+
+
+def poll_reply(sock: Any, timeout_ms: int) -> bool:
+    """Wait for a reply for the whole timeout: ``zmq.poll`` may return up to a millisecond early (the kernel's
+    timer rounds), and a timeout that gives up early makes a retry count a caller cannot rely on."""
+    deadline = time.monotonic() + timeout_ms / 1000
+    while True:
+        left_ms = math.ceil((deadline - time.monotonic()) * 1000)
+        if sock.poll(max(0, left_ms), zmq.POLLIN):
+            return True
+        if left_ms <= 0:
+            return False
+
+
+async def poll_reply_async(sock: Any, timeout_ms: int) -> bool:
+    """``poll_reply`` for an asyncio socket."""
+    deadline = time.monotonic() + timeout_ms / 1000
+    while True:
+        left_ms = math.ceil((deadline - time.monotonic()) * 1000)
+        if await sock.poll(max(0, left_ms), zmq.POLLIN):
+            return True
+        if left_ms <= 0:
+            return False
 
 
 def frame_subscriber_socket(ctx: zmq.Context, addr: str | None, avatar: str | None, curve: CurveClientKeys | None,

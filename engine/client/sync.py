@@ -23,7 +23,7 @@ from engine.client.messages import (
     decode_reply,
     parse_reply,
 )
-from engine.client.sockets import connect_socket
+from engine.client.sockets import connect_socket, poll_reply
 from engine.client.subscribers import FrameSubscriber
 from engine.security import CurveClientKeys
 
@@ -63,7 +63,7 @@ class EngineClient:
                     self._sock = connect_socket(self._ctx, zmq.REQ, self.addr, self.curve)
                 try:
                     self._sock.send(payload)
-                    if self._sock.poll(timeout, zmq.POLLIN):
+                    if poll_reply(self._sock, timeout):
                         return decode_reply(self._sock.recv())
                 except BaseException as exc:  # interrupted (a signal, Ctrl-C) mid-request: its state is unknown
                     self._drop()
