@@ -94,6 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     lifts: dict[tuple[str, float], list[float]] = {}
     wrong: dict[tuple[str, float], list[str]] = {}
     shaken: list[tuple[float, bool]] = []
+    overturned: list[str] = []
     for path in paths:
         face = pipeline.crop(decode_image(path.read_bytes()))
         source = renderer.prepare(face)
@@ -104,6 +105,7 @@ def main(argv: list[str] | None = None) -> int:
                 image = renderer.render(source, preset_state(expression, intensity))
                 p = reading(judge, image, boxes)
                 shaken.append(steadiness(judge, image, boxes, expression, p))
+                overturned.extend([f"{path.stem} {expression} {intensity:g}"] if shaken[-1][1] else [])
                 key = (expression, intensity)
                 lifts.setdefault(key, []).append(p[expression] - base[expression])
                 top = max(p, key=p.get)
@@ -117,7 +119,8 @@ def main(argv: list[str] | None = None) -> int:
               + (f"  ({', '.join(misses)})" if misses else ""))
     moved = np.array([m for m, _ in shaken])
     print(f"  the boxes moved 1 px: P(expression) moves by median {np.median(moved):.3f}, max {moved.max():.3f}; "
-          f"the top class changes on {sum(t for _, t in shaken)} of {len(shaken)} renders")
+          f"the top class changes on {len(overturned)} of {len(shaken)} renders"
+          + (f" ({', '.join(overturned)})" if overturned else ""))
     return 0
 
 

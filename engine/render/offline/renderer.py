@@ -65,6 +65,7 @@ from engine.render.offline.tuning import (
     PRESS_SEAL,
     PRESS_SHUT,
     STEP,
+    TEETH_LIGHT,
     UPPER_UNSEAL,
 )
 
@@ -193,12 +194,18 @@ def _mouth_colours(crop: np.ndarray, lm: np.ndarray) -> tuple[np.ndarray, np.nda
     lip_rgb = crop[lips.astype(bool)].astype(np.float32)
     lip_mean = lip_rgb.mean(0) if len(lip_rgb) else np.array([150.0, 80.0, 80.0], np.float32)
     skin = crop[int(lm[29, 1]) - 3:int(lm[29, 1]) + 3, int(lm[29, 0]) - 3:int(lm[29, 0]) + 3]
-    brightness = float(skin.reshape(-1, 3).mean()) / 255.0 if skin.size else 0.7
+    skin_rgb = skin.reshape(-1, 3).mean(0) if skin.size else np.full(3, 180.0)
     mouth = (0.34 * lip_mean * np.array([1.0, 0.62, 0.62]) + 5.0).astype(np.float32)
     tongue = np.clip(0.8 * lip_mean * np.array([1.0, 0.72, 0.74]) + 18.0, 0, 255).astype(np.float32)
-    teeth = (np.array([236.0, 228.0, 214.0]) * (0.55 + 0.4 * min(1.0, brightness))).astype(np.float32)
+    enamel = np.array([236.0, 228.0, 214.0])
+    teeth = np.clip(enamel * TEETH_LIGHT * _luma(skin_rgb) / _luma(enamel), 0, 250).astype(np.float32)
     gap = _photo_gap(crop, lm, lip_mean)
     return mouth, (gap.teeth_color if gap.teeth_color is not None else teeth), tongue, gap
+
+
+def _luma(rgb: np.ndarray) -> float:
+    """BT.601 luma of one RGB colour."""
+    return float(rgb @ np.array([0.299, 0.587, 0.114]))
 
 
 def _photo_gap(crop: np.ndarray, lm: np.ndarray, lip_mean: np.ndarray) -> _PhotoGap:

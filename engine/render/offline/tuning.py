@@ -73,9 +73,11 @@ THROAT_DARK = 0.55  # how much darker the back of a wide opening is in its middl
 INTERIOR_EDGE = 0.006  # softness of the interior's edge
 TEETH_HEIGHT = 0.085  # the most upper teeth shown (iod: about 5 mm, as an open vowel shows them)
 TEETH_SHARE = 0.32  # of the opening's height
-TEETH_SMILE = 0.4  # more of it in a full smile (the upper lip drawn off the teeth)
+TEETH_SMILE = 0.6  # more of it in a full smile (the upper lip drawn off the teeth)
 TEETH_SMILE_HEIGHT = 0.05  # and taller (iod): a broad smile shows most of the upper incisors' crowns
 TEETH_MIN_PX = 2.0  # no teeth in an opening smaller than this (px), full teeth 4 px later
+TEETH_LIGHT = 1.2  # drawn teeth's luminance over the skin's at the nose bridge, before TEETH_MIX: the row's lit
+# middle ends about as bright as the skin (0.98-1.05x); darker teeth read as a grey band (a grimace)
 TEETH_MIX = 0.85  # teeth colour vs the interior's (below 1: teeth in the shade of the mouth, never flat white)
 INCISAL_ARC = 0.35  # the teeth's edge rises this share of their height from the middle to the corners (smile line)
 TOOTH_GAPS = ((0.0, 0.2), (0.135, 0.16), (0.245, 0.12), (0.36, 0.08))  # (iod from the middle, darkening) where two
