@@ -24,6 +24,10 @@ from engine.render.offline.tuning import (
     INTERIOR_EDGE,
     LOWER_TEETH,
     LOWER_TEETH_FROM,
+    LOWER_TEETH_SHADE,
+    LOWER_TEETH_SPAN,
+    LOWER_TEETH_WARM,
+    LOWER_TOOTH_GAPS,
     TEETH_HEIGHT,
     TEETH_MIN_PX,
     TEETH_MIX,
@@ -128,7 +132,7 @@ def _cavity(out: np.ndarray, top: np.ndarray, bottom: np.ndarray, iod: float, mo
     # Lower teeth once the jaw has dropped: a lower, shadowed band above the lower lip (mostly hidden by it).
     low_h = LOWER_TEETH * np.clip((opening - LOWER_TEETH_FROM * iod) / (0.1 * iod), 0.0, 1.0) * iod
     low_band = np.clip((ys - (by[None, :] - low_h[None, :])) / 2.0 + 0.5, 0.0, 1.0) * (low_h > 0.5)[None, :]
-    low_band *= middle * (1.0 - min(1.0, bite))
+    low_band *= middle ** LOWER_TEETH_SPAN * (1.0 - min(1.0, bite))
     # Teeth in the mouth's light: shaded at the gum and at the corners, lit in the middle, each incisor and canine
     # parted from the next by a faint darker line (widest at the edge, where the embrasures open).
     v = np.clip((ys - ty[None, :]) / np.maximum(edge - ty, 1.0)[None, :], 0.0, 1.0)
@@ -139,8 +143,14 @@ def _cavity(out: np.ndarray, top: np.ndarray, bottom: np.ndarray, iod: float, mo
         for sign in ((1.0,) if offset == 0.0 else (1.0, -1.0)):
             parting = np.maximum(parting, depth_ * np.exp(-((xs - cx - sign * offset * iod) / 0.7) ** 2))
     tooth_light = tooth_light * (1.0 - parting[None, :] * (0.3 + 0.7 * v))
+    low_parting = np.zeros_like(xs)
+    for offset, depth_ in LOWER_TOOTH_GAPS:
+        for sign in ((1.0,) if offset == 0.0 else (1.0, -1.0)):
+            low_parting = np.maximum(low_parting, depth_ * np.exp(-((xs - cx - sign * offset * iod) / 0.6) ** 2))
     tooth = (TEETH_MIX * teeth_color[None, None, :] + (1.0 - TEETH_MIX) * mouth_color[None, None, :])
-    colour += low_band[..., None] * (tooth * (0.62 * (0.5 + 0.5 * middle))[..., None] - colour)
+    low_tooth = (1.0 - LOWER_TEETH_WARM) * tooth + LOWER_TEETH_WARM * tongue_color[None, None, :]
+    low_light = LOWER_TEETH_SHADE * (0.5 + 0.5 * middle) * (1.0 - low_parting[None, :])
+    colour += low_band[..., None] * (low_tooth * low_light[..., None] - colour)
     colour += band[..., None] * (tooth * tooth_light[..., None] - colour)
     patch = out[y0:y1, x0:x1].astype(np.float32)
     patch += alpha[..., None] * (colour - patch)

@@ -84,5 +84,11 @@ TOOTH_GAPS = ((0.0, 0.2), (0.135, 0.16), (0.245, 0.12), (0.36, 0.08))  # (iod fr
 # teeth meet: the central incisors' line, then the laterals' and the canines' (about 8.5, 6.5, 7.5 mm wide)
 LOWER_TEETH = 0.04  # the most lower teeth shown (iod), once the jaw has dropped ...
 LOWER_TEETH_FROM = 0.12  # ... past this opening (iod); fully 0.1 iod later
+LOWER_TEETH_SPAN = 3.0  # the lower row fades towards the corners sooner than the upper (a narrower arch: the
+# incisors show, a grey crescent along the whole lip read as a mouth guard)
+LOWER_TEETH_SHADE = 0.5  # the lower row's light in the middle (in the upper lip's and the jaw's shadow) ...
+LOWER_TEETH_WARM = 0.5  # ... its colour half the tongue's (the warm shade inside the mouth, not a cool grey)
+LOWER_TOOTH_GAPS = ((0.0, 0.3), (0.085, 0.3), (0.175, 0.25))  # (iod from the middle, darkening): where the lower
+# incisors meet each other and the canines (about 5.5 and 6 mm wide)
 TONGUE_LIFT = 0.45  # how much of the tongue's (shaded) colour the floor of a wide opening shows
 TONGUE_OUT = 0.16  # how far below the lower lip's inner edge the tongue's tip reaches at tongueOut 1 (iod)

@@ -1,0 +1,61 @@
+"""The drawn mouth interior (engine.render.offline.mouth) in proportion to its opening: a dark cavity, the upper
+teeth lit, the lower incisors in the jaw's warm shade.
+
+Drawn into a flat canvas between two known seams, with a real portrait's colours, so every pixel's part is known
+(a re-detected lip contour would jitter by more than the lower teeth are tall).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from engine.render.offline.mouth import draw_interior
+from engine.render.offline.tuning import CROP, LOWER_TEETH
+
+IOD = 100.0
+CX, CY = 256.0, 300.0
+HALF_WIDTH = 0.45 * IOD
+UPPER, LOWER = 0.12 * IOD, 0.26 * IOD  # the seams' distance from the rest line in the middle: a 0.38 iod jaw drop
+
+
+def luma(rgb: np.ndarray) -> np.ndarray:
+    return rgb.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
+
+
+@pytest.fixture(scope="module")
+def opened(prepared) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """An open jaw drawn on grey skin: the frame, the upper seam's and the lower seam's y at each column."""
+    _, source = prepared("s42.jpg")
+    u = np.linspace(-1.0, 1.0, 9)
+    top = np.stack([CX + HALF_WIDTH * u, CY - UPPER * (1.0 - u * u)], 1)
+    bottom = np.stack([CX + HALF_WIDTH * u, CY + LOWER * (1.0 - u * u)], 1)
+    out = np.full((CROP, CROP, 3), 170, np.uint8)
+    draw_interior(out, top, bottom, IOD, source.mouth_color, source.teeth_color, upper_teeth=1.0,
+                  tongue_color=source.tongue_color)
+    xs = np.arange(CROP, dtype=np.float32)
+    v = np.clip((xs - CX) / HALF_WIDTH, -1.0, 1.0)
+    return out, CY - UPPER * (1.0 - v * v), CY + LOWER * (1.0 - v * v)
+
+
+def rows_between(img: np.ndarray, x: int, y0: float, y1: float) -> np.ndarray:
+    return img[int(np.ceil(y0)):int(np.floor(y1)) + 1, x]
+
+
+def test_the_cavity_is_dark_and_the_upper_teeth_are_lit(opened) -> None:
+    out, ty, by = opened
+    x = int(CX)
+    cavity = luma(rows_between(out, x, ty[x] + 0.45 * (by[x] - ty[x]), ty[x] + 0.55 * (by[x] - ty[x]))).mean()
+    upper = luma(rows_between(out, x + 3, ty[x] + 2, ty[x] + 5)).mean()  # beside the incisors' parting line
+    assert cavity < 60 and upper > 2.5 * cavity, (cavity, upper)
+
+
+def test_the_lower_incisors_show_above_the_lower_lip_in_the_jaws_warm_shade(opened) -> None:
+    out, ty, by = opened
+    x = int(CX) + 4  # beside the central incisors' parting line
+    cavity = luma(rows_between(out, x, ty[x] + 0.45 * (by[x] - ty[x]), ty[x] + 0.55 * (by[x] - ty[x]))).mean()
+    low = rows_between(out, x, by[x] - LOWER_TEETH * IOD + 1, by[x] - 1).astype(np.float32)
+    assert luma(low).mean() > cavity + 25, (luma(low).mean(), cavity)
+    assert luma(low).mean() < 0.8 * luma(rows_between(out, x, ty[x] + 2, ty[x] + 5)).mean()  # shaded
+    red, blue = low[:, 0].mean(), low[:, 2].mean()
+    assert blue < 0.8 * red, (red, blue)  # warm, not a cool grey against the red cavity
