@@ -138,15 +138,9 @@ def _cavity(out: np.ndarray, top: np.ndarray, bottom: np.ndarray, iod: float, mo
     v = np.clip((ys - ty[None, :]) / np.maximum(edge - ty, 1.0)[None, :], 0.0, 1.0)
     tooth_light = (0.74 + 0.26 * middle) * (1.0 - 0.15 * v * v)
     cx = float(xs[mid])
-    parting = np.zeros_like(xs)
-    for offset, depth_ in TOOTH_GAPS:
-        for sign in ((1.0,) if offset == 0.0 else (1.0, -1.0)):
-            parting = np.maximum(parting, depth_ * np.exp(-((xs - cx - sign * offset * iod) / 0.7) ** 2))
+    parting = _partings(xs, cx, iod, TOOTH_GAPS, 0.7)
     tooth_light = tooth_light * (1.0 - parting[None, :] * (0.3 + 0.7 * v))
-    low_parting = np.zeros_like(xs)
-    for offset, depth_ in LOWER_TOOTH_GAPS:
-        for sign in ((1.0,) if offset == 0.0 else (1.0, -1.0)):
-            low_parting = np.maximum(low_parting, depth_ * np.exp(-((xs - cx - sign * offset * iod) / 0.6) ** 2))
+    low_parting = _partings(xs, cx, iod, LOWER_TOOTH_GAPS, 0.6)
     tooth = (TEETH_MIX * teeth_color[None, None, :] + (1.0 - TEETH_MIX) * mouth_color[None, None, :])
     low_tooth = (1.0 - LOWER_TEETH_WARM) * tooth + LOWER_TEETH_WARM * tongue_color[None, None, :]
     low_light = LOWER_TEETH_SHADE * (0.5 + 0.5 * middle) * (1.0 - low_parting[None, :])
@@ -155,6 +149,17 @@ def _cavity(out: np.ndarray, top: np.ndarray, bottom: np.ndarray, iod: float, mo
     patch = out[y0:y1, x0:x1].astype(np.float32)
     patch += alpha[..., None] * (colour - patch)
     out[y0:y1, x0:x1] = np.clip(patch + 0.5, 0, 255).astype(np.uint8)
+
+
+def _partings(xs: np.ndarray, cx: float, iod: float, gaps: tuple[tuple[float, float], ...],
+              width: float) -> np.ndarray:
+    """How much darker each column is where two teeth meet: ``gaps`` are (iod from the middle ``cx``, darkening),
+    mirrored to both sides, each a Gaussian line ``width`` px wide."""
+    out = np.zeros_like(xs)
+    for offset, depth in gaps:
+        for sign in ((1.0,) if offset == 0.0 else (1.0, -1.0)):
+            out = np.maximum(out, depth * np.exp(-((xs - cx - sign * offset * iod) / width) ** 2))
+    return out
 
 
 def draw_lip_line(out: np.ndarray, seam: np.ndarray, colour: np.ndarray, amount: float) -> None:
