@@ -1,5 +1,5 @@
 """The drawn mouth interior (engine.render.offline.mouth) in proportion to its opening: a dark cavity, the upper
-teeth lit, the lower incisors in the jaw's warm shade.
+teeth lit, the lower incisors in the jaw's warm shade; as soft as the photo it is drawn into.
 
 Drawn into a flat canvas between two known seams, with a real portrait's colours, so every pixel's part is known
 (a re-detected lip contour would jitter by more than the lower teeth are tall).
@@ -7,11 +7,12 @@ Drawn into a flat canvas between two known seams, with a real portrait's colours
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 
-from engine.render.offline.mouth import draw_interior
-from engine.render.offline.tuning import CROP, LOWER_TEETH
+from engine.render.offline.mouth import draw_interior, photo_blur
+from engine.render.offline.tuning import CROP, LOWER_TEETH, SHARP_PHOTO_BLUR
 
 IOD = 100.0
 CX, CY = 256.0, 300.0
@@ -23,16 +24,20 @@ def luma(rgb: np.ndarray) -> np.ndarray:
     return rgb.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
 
 
-@pytest.fixture(scope="module")
-def opened(prepared) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """An open jaw drawn on grey skin: the frame, the upper seam's and the lower seam's y at each column."""
-    _, source = prepared("s42.jpg")
+def draw_open_jaw(source, blur: float = 0.0) -> np.ndarray:
     u = np.linspace(-1.0, 1.0, 9)
     top = np.stack([CX + HALF_WIDTH * u, CY - UPPER * (1.0 - u * u)], 1)
     bottom = np.stack([CX + HALF_WIDTH * u, CY + LOWER * (1.0 - u * u)], 1)
     out = np.full((CROP, CROP, 3), 170, np.uint8)
     draw_interior(out, top, bottom, IOD, source.mouth_color, source.teeth_color, upper_teeth=1.0,
-                  tongue_color=source.tongue_color)
+                  tongue_color=source.tongue_color, blur=blur)
+    return out
+
+
+@pytest.fixture(scope="module")
+def opened(prepared) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """An open jaw drawn on grey skin: the frame, the upper seam's and the lower seam's y at each column."""
+    out = draw_open_jaw(prepared("s42.jpg")[1])
     xs = np.arange(CROP, dtype=np.float32)
     v = np.clip((xs - CX) / HALF_WIDTH, -1.0, 1.0)
     return out, CY - UPPER * (1.0 - v * v), CY + LOWER * (1.0 - v * v)
@@ -59,3 +64,27 @@ def test_the_lower_incisors_show_above_the_lower_lip_in_the_jaws_warm_shade(open
     assert luma(low).mean() < 0.8 * luma(rows_between(out, x, ty[x] + 2, ty[x] + 5)).mean()  # shaded
     red, blue = low[:, 0].mean(), low[:, 2].mean()
     assert blue < 0.8 * red, (red, blue)  # warm, not a cool grey against the red cavity
+
+
+def test_the_photos_softness_is_read_from_its_strongest_edges(prepared) -> None:
+    crisp, sharp, soft = (photo_blur(*face_of(prepared, n)) for n in ("s7.jpg", "s42.jpg", "s11.jpg"))
+    assert crisp < sharp <= SHARP_PHOTO_BLUR + 0.1 < SHARP_PHOTO_BLUR + 0.4 < soft, (crisp, sharp, soft)
+    crop, landmarks = face_of(prepared, "s42.jpg")
+    blurred = photo_blur(cv2.GaussianBlur(crop, (0, 0), 2.0), landmarks)
+    assert blurred == pytest.approx(np.hypot(sharp, 2.0), abs=0.35), (sharp, blurred)  # sigmas add in quadrature
+
+
+def face_of(prepared, name: str) -> tuple[np.ndarray, np.ndarray]:
+    face, _ = prepared(name)
+    return face.crop, face.crop_landmarks
+
+
+def test_a_soft_photo_gets_a_soft_mouth(prepared) -> None:
+    source = prepared("s42.jpg")[1]
+    crisp, soft = draw_open_jaw(source), draw_open_jaw(source, blur=2.5)
+    assert np.array_equal(crisp, draw_open_jaw(source, blur=SHARP_PHOTO_BLUR))  # a sharp photo's is as drawn
+    column = slice(int(CY - 0.2 * IOD), int(CY + 0.3 * IOD)), int(CX) + 3
+    steepest = [np.abs(np.diff(luma(img[column]))).max() for img in (crisp, soft)]
+    assert steepest[1] < 0.6 * steepest[0], steepest  # the teeth's edge on the cavity is softer
+    region = (slice(int(CY - 0.2 * IOD), int(CY + 0.3 * IOD)), slice(int(CX - 0.5 * IOD), int(CX + 0.5 * IOD)))
+    assert luma(soft[region]).mean() == pytest.approx(luma(crisp[region]).mean(), rel=0.03)  # no light lost

@@ -28,6 +28,9 @@ from engine.render.offline.tuning import (
     LOWER_TEETH_SPAN,
     LOWER_TEETH_WARM,
     LOWER_TOOTH_GAPS,
+    MIN_EXTRA_BLUR,
+    PHOTO_BLUR_MAX,
+    SHARP_PHOTO_BLUR,
     TEETH_HEIGHT,
     TEETH_MIN_PX,
     TEETH_MIX,
@@ -60,7 +63,7 @@ def smooth_curve(points: np.ndarray) -> np.ndarray:
 
 def draw_interior(out: np.ndarray, top: np.ndarray, bottom: np.ndarray, iod: float, mouth_color: np.ndarray,
                   teeth_color: np.ndarray, upper_teeth: float, bite: float = 0.0, tongue_out: float = 0.0,
-                  tongue_color: np.ndarray | None = None, smile: float = 0.0) -> None:
+                  tongue_color: np.ndarray | None = None, smile: float = 0.0, blur: float = 0.0) -> None:
     """Fill the gap between the moved upper (``top``) and lower (``bottom``) seams of ``out`` in place.
 
     ``bite`` (mouthRollLower, 0..1): the lower lip is tucked under the upper teeth, so the teeth fill the narrow gap
@@ -68,17 +71,55 @@ def draw_interior(out: np.ndarray, top: np.ndarray, bottom: np.ndarray, iod: flo
     ``smile`` (0..1): a smile bares the upper teeth (the upper lip drawn up and back off them), so they fill more of
     its opening. ``upper_teeth`` (0..1): how much of the drawn upper teeth to show; 0 where the photo's own upper
     teeth already show above the new opening (they move with the upper lip, a drawn row under them would double
-    them)."""
+    them). ``blur`` (px): the photo's own softness (``photo_blur``), which the drawing takes on."""
     tongue = tongue_color if tongue_color is not None else mouth_color * 2.0
     gap = bottom[:, 1] - top[:, 1]
+    extra = math.sqrt(max(0.0, blur * blur - SHARP_PHOTO_BLUR * SHARP_PHOTO_BLUR))
     if float(gap.max()) >= 0.75:
-        _cavity(out, top, bottom, iod, mouth_color, teeth_color, upper_teeth, bite, tongue, smile)
+        _cavity(out, top, bottom, iod, mouth_color, teeth_color, upper_teeth, bite, tongue, smile, extra)
     if tongue_out > 0.0:
-        draw_tongue(out, top, bottom, iod, tongue, tongue_out)
+        draw_tongue(out, top, bottom, iod, tongue, tongue_out, extra)
+
+
+def photo_blur(crop: np.ndarray, landmarks: np.ndarray) -> float:
+    """How soft the photo is, as the sigma (px) of a Gaussian blur of step edges: its strongest edges (eyes, brows,
+    nostrils, lips) keep sigma / sqrt(sigma^2 + 1) of their gradient under a further blur of 1 px. Drawn teeth as
+    crisp as a sharp photo's look pasted onto a soft one. A sharp photo reads SHARP_PHOTO_BLUR (its features are
+    not step edges)."""
+    x0, y0 = np.floor(landmarks[17:68].min(0)).astype(int).clip(0, CROP - 2)
+    x1, y1 = np.ceil(landmarks[17:68].max(0)).astype(int).clip(x0 + 2, CROP)
+    grey = cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY).astype(np.float32)
+
+    def gradient(img: np.ndarray) -> np.ndarray:
+        region = img[y0:y1, x0:x1]
+        return np.hypot(cv2.Sobel(region, cv2.CV_32F, 1, 0), cv2.Sobel(region, cv2.CV_32F, 0, 1))
+
+    sharp = gradient(grey)
+    strong = sharp >= np.quantile(sharp, 0.98)
+    if float(sharp[strong].mean()) < 1.0:
+        return 0.0  # a flat region: nothing to match
+    kept = float(gradient(cv2.GaussianBlur(grey, (0, 0), 1.0))[strong].mean() / sharp[strong].mean())
+    kept = min(kept, 0.97)
+    return float(min(kept / math.sqrt(1.0 - kept * kept), PHOTO_BLUR_MAX))
+
+
+def _composite(out: np.ndarray, box: tuple[int, int, int, int], colour: np.ndarray, alpha: np.ndarray,
+               extra_blur: float) -> None:
+    """Lay ``colour`` (h, w, 3) over ``out[box]`` by ``alpha`` (h, w), both softened first by ``extra_blur`` px
+    (premultiplied, so the soft edge takes no colour from outside the shape)."""
+    x0, y0, x1, y1 = box
+    if extra_blur >= MIN_EXTRA_BLUR:
+        colour = cv2.GaussianBlur(colour * alpha[..., None], (0, 0), extra_blur)
+        alpha = cv2.GaussianBlur(alpha, (0, 0), extra_blur)
+        colour = colour / np.maximum(alpha, 1e-4)[..., None]
+    patch = out[y0:y1, x0:x1].astype(np.float32)
+    patch += alpha[..., None] * (colour - patch)
+    out[y0:y1, x0:x1] = np.clip(patch + 0.5, 0, 255).astype(np.uint8)
 
 
 def _cavity(out: np.ndarray, top: np.ndarray, bottom: np.ndarray, iod: float, mouth_color: np.ndarray,
-            teeth_color: np.ndarray, upper_teeth: float, bite: float, tongue_color: np.ndarray, smile: float) -> None:
+            teeth_color: np.ndarray, upper_teeth: float, bite: float, tongue_color: np.ndarray, smile: float,
+            extra_blur: float) -> None:
     """The opening itself: the dark cavity, upper and lower teeth, the tongue lying low in a wide opening."""
     # The corners are where the lips meet: both curves end there, so the opening is a lens, never a box.
     top, bottom = top[np.argsort(top[:, 0])].copy(), bottom[np.argsort(bottom[:, 0])].copy()
@@ -87,10 +128,11 @@ def _cavity(out: np.ndarray, top: np.ndarray, bottom: np.ndarray, iod: float, mo
     top_c, bot_c = smooth_curve(top), smooth_curve(bottom)
     bot_c[:, 1] = np.maximum(bot_c[:, 1], np.interp(bot_c[:, 0], top_c[:, 0], top_c[:, 1]))
     poly = np.vstack([top_c, bot_c[::-1]])
-    x0 = int(max(0, math.floor(poly[:, 0].min()) - 4))
-    y0 = int(max(0, math.floor(poly[:, 1].min()) - 4))
-    x1 = int(min(CROP, math.ceil(poly[:, 0].max()) + 5))
-    y1 = int(min(CROP, math.ceil(poly[:, 1].max()) + 5))
+    pad = 4 + math.ceil(3.0 * extra_blur)
+    x0 = int(max(0, math.floor(poly[:, 0].min()) - pad))
+    y0 = int(max(0, math.floor(poly[:, 1].min()) - pad))
+    x1 = int(min(CROP, math.ceil(poly[:, 0].max()) + pad + 1))
+    y1 = int(min(CROP, math.ceil(poly[:, 1].max()) + pad + 1))
     if x1 <= x0 or y1 <= y0:
         return
     h, w = y1 - y0, x1 - x0
@@ -146,9 +188,7 @@ def _cavity(out: np.ndarray, top: np.ndarray, bottom: np.ndarray, iod: float, mo
     low_light = LOWER_TEETH_SHADE * (0.5 + 0.5 * middle) * (1.0 - low_parting[None, :])
     colour += low_band[..., None] * (low_tooth * low_light[..., None] - colour)
     colour += band[..., None] * (tooth * tooth_light[..., None] - colour)
-    patch = out[y0:y1, x0:x1].astype(np.float32)
-    patch += alpha[..., None] * (colour - patch)
-    out[y0:y1, x0:x1] = np.clip(patch + 0.5, 0, 255).astype(np.uint8)
+    _composite(out, (x0, y0, x1, y1), colour, alpha, extra_blur)
 
 
 def _partings(xs: np.ndarray, cx: float, iod: float, gaps: tuple[tuple[float, float], ...],
@@ -186,7 +226,7 @@ def draw_lip_line(out: np.ndarray, seam: np.ndarray, colour: np.ndarray, amount:
 
 
 def draw_tongue(out: np.ndarray, top: np.ndarray, bottom: np.ndarray, iod: float, colour: np.ndarray,
-                amount: float) -> None:
+                amount: float, extra_blur: float = 0.0) -> None:
     """The tongue out (ARKit tongueOut): a rounded tip from inside the mouth over the lower lip, lit at the tip,
     shaded where it leaves the mouth, with its middle groove."""
     seam = (top + bottom) / 2
@@ -197,8 +237,9 @@ def draw_tongue(out: np.ndarray, top: np.ndarray, bottom: np.ndarray, iod: float
     half = 0.32 * (right - left) * (0.7 + 0.3 * min(1.0, amount))
     if y_tip - y_in < 1.0 or half < 1.0:
         return
-    x0, x1 = int(max(0, math.floor(cx - half - 3))), int(min(CROP, math.ceil(cx + half + 3)))
-    y0, y1 = int(max(0, math.floor(y_in - 2))), int(min(CROP, math.ceil(y_tip + 3)))
+    pad = math.ceil(3.0 * extra_blur)
+    x0, x1 = int(max(0, math.floor(cx - half - 3 - pad))), int(min(CROP, math.ceil(cx + half + 3 + pad)))
+    y0, y1 = int(max(0, math.floor(y_in - 2))), int(min(CROP, math.ceil(y_tip + 3 + pad)))
     if x1 <= x0 or y1 <= y0:
         return
     xs = (np.arange(x0, x1, dtype=np.float32) - cx) / half
@@ -211,6 +252,5 @@ def draw_tongue(out: np.ndarray, top: np.ndarray, bottom: np.ndarray, iod: float
     alpha *= min(1.0, 2.0 * amount)
     light = (0.6 + 0.4 * smoothstep(along * 1.5)) * (1.0 - 0.25 * np.exp(-(xs[None, :] / 0.12) ** 2))
     light *= 1.0 - 0.25 * np.abs(xs)[None, :] ** 2
-    patch = out[y0:y1, x0:x1].astype(np.float32)
-    patch += alpha[..., None] * (colour[None, None, :] * light[..., None] - patch)
-    out[y0:y1, x0:x1] = np.clip(patch + 0.5, 0, 255).astype(np.uint8)
+    _composite(out, (x0, y0, x1, y1), colour[None, None, :] * light[..., None], alpha.astype(np.float32),
+               extra_blur)

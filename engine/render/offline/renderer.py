@@ -36,7 +36,7 @@ from engine.render.offline.fields import (
     spread_many,
 )
 from engine.render.offline.folds import ANCHORS, CHEEK_SHARE, OUTER_SHARE, FoldDepths, draw_folds
-from engine.render.offline.mouth import draw_interior, draw_lip_line
+from engine.render.offline.mouth import draw_interior, draw_lip_line, photo_blur
 from engine.render.offline.moves import (
     BLINK,
     BROW_A,
@@ -101,6 +101,7 @@ class OfflineSource(SourceState):
     photo_smile: float = 0.0  # the photo's own smile, as a mouthSmile weight (0: its corners are not raised)
     photo_teeth: float = 0.0  # height of the upper teeth the photo's own opening shows, px (0: none): they move
     # with the upper lip, so a new opening under them draws no upper teeth of its own (until the lips shut over them)
+    photo_blur: float = 0.0  # the photo's softness (px, Gaussian sigma): the drawn mouth takes it on
 
 
 Box = tuple[int, int, int, int]  # x0, y0, x1, y1, even crop px
@@ -315,7 +316,7 @@ class OfflineRenderer:
             eyes=with_eyeballs(face.crop, _pair_eyes(eye_geometry(face.crop, lm, iod, EYE_A, BROW_A),
                                                      eye_geometry(face.crop, lm, iod, EYE_B, BROW_B))),
             mouth_color=mouth_color, teeth_color=teeth_color, tongue_color=tongue_color,
-            photo_teeth=gap.teeth_height, photo_smile=_photo_smile(lm, iod),
+            photo_teeth=gap.teeth_height, photo_smile=_photo_smile(lm, iod), photo_blur=photo_blur(face.crop, lm),
         )
 
     def _control_fields(self, lm: np.ndarray, iod: float, points: np.ndarray, box: Box, low_box: Box) -> _Fields:
@@ -437,5 +438,5 @@ class OfflineRenderer:
         draw_interior(out, seam_top, seam_bot, source.iod, source.mouth_color, source.teeth_color,
                       photo_shut if source.photo_teeth > 0.0 else 1.0,
                       float(weights[FIELDS.index("mouthRollLower")]), values["tongueOut"], source.tongue_color,
-                      max(side_values(values, "mouthSmile")))
+                      max(side_values(values, "mouthSmile")), source.photo_blur)
         return out

@@ -71,6 +71,11 @@ CORNER_REACH = 0.2  # how far inside the corners that softness reaches
 INTERIOR_DARK = 0.5  # the darkest interior (corners, under the upper lip) as a share of the mouth colour
 THROAT_DARK = 0.55  # how much darker the back of a wide opening is in its middle (the throat shows)
 INTERIOR_EDGE = 0.006  # softness of the interior's edge
+SHARP_PHOTO_BLUR = 1.2  # what mouth.photo_blur reads on a sharp photo (s42, s12, s6: 1.07-1.22 px): the features'
+# own softness; the drawn interior is blurred by the softness a photo has beyond it (s11, s5: 1.4 px) ...
+PHOTO_BLUR_MAX = 4.0  # ... read up to this
+MIN_EXTRA_BLUR = 0.6  # px: a softer blur is not drawn (no one sees half a pixel at the frame's size; s1 and the
+# astronaut, 0.5 and 0.53, stay as drawn)
 TEETH_HEIGHT = 0.085  # the most upper teeth shown (iod: about 5 mm, as an open vowel shows them)
 TEETH_SHARE = 0.32  # of the opening's height
 TEETH_SMILE = 0.6  # more of it in a full smile (the upper lip drawn off the teeth)
