@@ -11,6 +11,7 @@ import cv2
 import numpy as np
 import pytest
 
+from engine.render.offline import OfflineSource
 from engine.render.offline.mouth import draw_interior, photo_blur
 from engine.render.offline.tuning import CROP, LOWER_TEETH, SHARP_PHOTO_BLUR
 
@@ -24,7 +25,8 @@ def luma(rgb: np.ndarray) -> np.ndarray:
     return rgb.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
 
 
-def draw_open_jaw(source, blur: float = 0.0) -> np.ndarray:
+def draw_open_jaw(source: OfflineSource, blur: float = 0.0) -> np.ndarray:
+    """A 0.38 iod jaw drop between two parabolic seams, drawn with ``source``'s colours on grey skin."""
     u = np.linspace(-1.0, 1.0, 9)
     top = np.stack([CX + HALF_WIDTH * u, CY - UPPER * (1.0 - u * u)], 1)
     bottom = np.stack([CX + HALF_WIDTH * u, CY + LOWER * (1.0 - u * u)], 1)
@@ -66,17 +68,17 @@ def test_the_lower_incisors_show_above_the_lower_lip_in_the_jaws_warm_shade(open
     assert blue < 0.8 * red, (red, blue)  # warm, not a cool grey against the red cavity
 
 
+def face_of(prepared, name: str) -> tuple[np.ndarray, np.ndarray]:
+    face, _ = prepared(name)
+    return face.crop, face.crop_landmarks
+
+
 def test_the_photos_softness_is_read_from_its_strongest_edges(prepared) -> None:
     crisp, sharp, soft = (photo_blur(*face_of(prepared, n)) for n in ("s7.jpg", "s42.jpg", "s11.jpg"))
     assert crisp < sharp <= SHARP_PHOTO_BLUR + 0.1 < SHARP_PHOTO_BLUR + 0.4 < soft, (crisp, sharp, soft)
     crop, landmarks = face_of(prepared, "s42.jpg")
     blurred = photo_blur(cv2.GaussianBlur(crop, (0, 0), 2.0), landmarks)
     assert blurred == pytest.approx(np.hypot(sharp, 2.0), abs=0.35), (sharp, blurred)  # sigmas add in quadrature
-
-
-def face_of(prepared, name: str) -> tuple[np.ndarray, np.ndarray]:
-    face, _ = prepared(name)
-    return face.crop, face.crop_landmarks
 
 
 def test_a_soft_photo_gets_a_soft_mouth(prepared) -> None:
