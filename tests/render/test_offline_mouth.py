@@ -79,6 +79,11 @@ def test_the_photos_softness_is_read_from_its_strongest_edges(prepared) -> None:
     crop, landmarks = face_of(prepared, "s42.jpg")
     blurred = photo_blur(cv2.GaussianBlur(crop, (0, 0), 2.0), landmarks)
     assert blurred == pytest.approx(np.hypot(sharp, 2.0), abs=0.35), (sharp, blurred)  # sigmas add in quadrature
+    step = np.zeros((CROP, CROP, 3), np.uint8)  # one edge in a flat fill, as a drawing has
+    step[:, CROP // 2:] = 255
+    assert photo_blur(step, landmarks) < 1.0
+    assert photo_blur(cv2.GaussianBlur(step, (0, 0), 2.0), landmarks) == pytest.approx(2.0, abs=0.5)
+    assert photo_blur(np.full((CROP, CROP, 3), 128, np.uint8), landmarks) == 0.0  # nothing to read
 
 
 def test_a_soft_photo_gets_a_soft_mouth(prepared) -> None:

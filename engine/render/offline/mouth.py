@@ -86,8 +86,9 @@ def photo_blur(crop: np.ndarray, landmarks: np.ndarray) -> float:
     nostrils, lips) keep sigma / sqrt(sigma^2 + 1) of their gradient under a further blur of 1 px. Drawn teeth as
     crisp as a sharp photo's look pasted onto a soft one. A sharp photo reads SHARP_PHOTO_BLUR (its features are
     not step edges)."""
-    x0, y0 = np.floor(landmarks[17:68].min(0)).astype(int).clip(0, CROP - 2)
-    x1, y1 = np.ceil(landmarks[17:68].max(0)).astype(int).clip(x0 + 2, CROP)
+    x0, y0 = (int(v) for v in np.floor(landmarks[17:68].min(0)).clip(0, CROP - 2))
+    x1, y1 = (int(v) for v in np.ceil(landmarks[17:68].max(0)).clip(0, CROP))
+    x1, y1 = max(x1, x0 + 2), max(y1, y0 + 2)
     grey = cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY).astype(np.float32)
 
     def gradient(img: np.ndarray) -> np.ndarray:
@@ -95,7 +96,8 @@ def photo_blur(crop: np.ndarray, landmarks: np.ndarray) -> float:
         return np.hypot(cv2.Sobel(region, cv2.CV_32F, 1, 0), cv2.Sobel(region, cv2.CV_32F, 0, 1))
 
     sharp = gradient(grey)
-    strong = sharp >= np.quantile(sharp, 0.98)
+    # The crests: the top 2% (a face has many edges), but never the flanks of a few edges in flat fills.
+    strong = sharp >= max(float(np.quantile(sharp, 0.98)), 0.5 * float(np.quantile(sharp, 0.999)))
     if float(sharp[strong].mean()) < 1.0:
         return 0.0  # a flat region: nothing to match
     kept = float(gradient(cv2.GaussianBlur(grey, (0, 0), 1.0))[strong].mean() / sharp[strong].mean())
