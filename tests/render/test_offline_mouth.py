@@ -25,14 +25,14 @@ def luma(rgb: np.ndarray) -> np.ndarray:
     return rgb.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
 
 
-def draw_open_jaw(source: OfflineSource, blur: float = 0.0) -> np.ndarray:
+def draw_open_jaw(source: OfflineSource, blur: float = 0.0, rounding: float = 0.0) -> np.ndarray:
     """A 0.38 iod jaw drop between two parabolic seams, drawn with ``source``'s colours on grey skin."""
     u = np.linspace(-1.0, 1.0, 9)
     top = np.stack([CX + HALF_WIDTH * u, CY - UPPER * (1.0 - u * u)], 1)
     bottom = np.stack([CX + HALF_WIDTH * u, CY + LOWER * (1.0 - u * u)], 1)
     out = np.full((CROP, CROP, 3), 170, np.uint8)
     draw_interior(out, top, bottom, IOD, source.mouth_color, source.teeth_color, upper_teeth=1.0,
-                  tongue_color=source.tongue_color, blur=blur)
+                  tongue_color=source.tongue_color, blur=blur, rounding=rounding)
     return out
 
 
@@ -66,6 +66,16 @@ def test_the_lower_incisors_show_above_the_lower_lip_in_the_jaws_warm_shade(open
     assert luma(low).mean() < 0.8 * luma(rows_between(out, x, ty[x] + 2, ty[x] + 5)).mean()  # shaded
     red, blue = low[:, 0].mean(), low[:, 2].mean()
     assert blue < 0.8 * red, (red, blue)  # warm, not a cool grey against the red cavity
+
+
+def test_rounded_lips_cover_the_upper_teeth(prepared) -> None:
+    """An "o" (mouthFunnel, mouthPucker) pushes the upper lip forward and down over the teeth: less of them shows
+    than in an opening as tall with relaxed lips (a small round mouth otherwise showed two big incisors)."""
+    source = prepared("s42.jpg")[1]
+    x = int(CX) + 3
+    column = slice(int(CY - UPPER) - 1, int(CY + LOWER)), x
+    lit = [int((luma(draw_open_jaw(source, rounding=r)[column]) > 120).sum()) for r in (0.0, 0.5, 1.0)]
+    assert lit[0] >= 5 and lit[1] < lit[0] and lit[2] <= 0.6 * lit[0], lit
 
 
 def face_of(prepared, name: str) -> tuple[np.ndarray, np.ndarray]:

@@ -30,6 +30,7 @@ from engine.render.offline.tuning import (
     LOWER_TOOTH_GAPS,
     MIN_EXTRA_BLUR,
     PHOTO_BLUR_MAX,
+    ROUND_COVERS_TEETH,
     SHARP_PHOTO_BLUR,
     TEETH_HEIGHT,
     TEETH_MIN_PX,
@@ -63,7 +64,8 @@ def smooth_curve(points: np.ndarray) -> np.ndarray:
 
 def draw_interior(out: np.ndarray, top: np.ndarray, bottom: np.ndarray, iod: float, mouth_color: np.ndarray,
                   teeth_color: np.ndarray, upper_teeth: float, bite: float = 0.0, tongue_out: float = 0.0,
-                  tongue_color: np.ndarray | None = None, smile: float = 0.0, blur: float = 0.0) -> None:
+                  tongue_color: np.ndarray | None = None, smile: float = 0.0, blur: float = 0.0,
+                  rounding: float = 0.0) -> None:
     """Fill the gap between the moved upper (``top``) and lower (``bottom``) seams of ``out`` in place.
 
     ``bite`` (mouthRollLower, 0..1): the lower lip is tucked under the upper teeth, so the teeth fill the narrow gap
@@ -71,12 +73,13 @@ def draw_interior(out: np.ndarray, top: np.ndarray, bottom: np.ndarray, iod: flo
     ``smile`` (0..1): a smile bares the upper teeth (the upper lip drawn up and back off them), so they fill more of
     its opening. ``upper_teeth`` (0..1): how much of the drawn upper teeth to show; 0 where the photo's own upper
     teeth already show above the new opening (they move with the upper lip, a drawn row under them would double
-    them). ``blur`` (px): the photo's own softness (``photo_blur``), which the drawing takes on."""
+    them). ``blur`` (px): the photo's own softness (``photo_blur``), which the drawing takes on. ``rounding`` (0..1,
+    mouthFunnel or mouthPucker): rounded lips push forward and down over the upper teeth, so less of them shows."""
     tongue = tongue_color if tongue_color is not None else mouth_color * 2.0
     gap = bottom[:, 1] - top[:, 1]
     extra = math.sqrt(max(0.0, blur * blur - SHARP_PHOTO_BLUR * SHARP_PHOTO_BLUR))
     if float(gap.max()) >= 0.75:
-        _cavity(out, top, bottom, iod, mouth_color, teeth_color, upper_teeth, bite, tongue, smile, extra)
+        _cavity(out, top, bottom, iod, mouth_color, teeth_color, upper_teeth, bite, tongue, smile, extra, rounding)
     if tongue_out > 0.0:
         draw_tongue(out, top, bottom, iod, tongue, tongue_out, extra)
 
@@ -121,7 +124,7 @@ def _composite(out: np.ndarray, box: tuple[int, int, int, int], colour: np.ndarr
 
 def _cavity(out: np.ndarray, top: np.ndarray, bottom: np.ndarray, iod: float, mouth_color: np.ndarray,
             teeth_color: np.ndarray, upper_teeth: float, bite: float, tongue_color: np.ndarray, smile: float,
-            extra_blur: float) -> None:
+            extra_blur: float, rounding: float) -> None:
     """The opening itself: the dark cavity, upper and lower teeth, the tongue lying low in a wide opening."""
     # The corners are where the lips meet: both curves end there, so the opening is a lens, never a box.
     top, bottom = top[np.argsort(top[:, 0])].copy(), bottom[np.argsort(bottom[:, 0])].copy()
@@ -163,6 +166,7 @@ def _cavity(out: np.ndarray, top: np.ndarray, bottom: np.ndarray, iod: float, mo
     colour += floor[..., None] * (tongue_color[None, None, :] * 0.55 - colour)
     cap = (TEETH_HEIGHT + TEETH_SMILE_HEIGHT * smile) * iod
     top_h = np.minimum((TEETH_SHARE + TEETH_SMILE * smile) * opening, cap)
+    top_h = top_h * (1.0 - ROUND_COVERS_TEETH * min(1.0, max(0.0, rounding)))
     top_h = top_h + min(1.0, bite) * (opening + 1.0 - top_h)  # resting on the tucked lower lip
     show = np.clip((opening - TEETH_MIN_PX) / 4.0, 0.0, 1.0)
     # The incisal edge is a smooth arc, highest at the sides (the smile line), not the upper lip's bow moved down;

@@ -438,5 +438,6 @@ class OfflineRenderer:
         draw_interior(out, seam_top, seam_bot, source.iod, source.mouth_color, source.teeth_color,
                       photo_shut if source.photo_teeth > 0.0 else 1.0,
                       float(weights[FIELDS.index("mouthRollLower")]), values["tongueOut"], source.tongue_color,
-                      max(side_values(values, "mouthSmile")), source.photo_blur)
+                      max(side_values(values, "mouthSmile")), source.photo_blur,
+                      max(values["mouthFunnel"], values["mouthPucker"]))
         return out

@@ -80,6 +80,7 @@ TEETH_HEIGHT = 0.085  # the most upper teeth shown (iod: about 5 mm, as an open 
 TEETH_SHARE = 0.32  # of the opening's height
 TEETH_SMILE = 0.6  # more of it in a full smile (the upper lip drawn off the teeth)
 TEETH_SMILE_HEIGHT = 0.05  # and taller (iod): a broad smile shows most of the upper incisors' crowns
+ROUND_COVERS_TEETH = 0.5  # rounded lips (funnel, pucker at 1) cover this share of the teeth an opening shows
 TEETH_MIN_PX = 2.0  # no teeth in an opening smaller than this (px), full teeth 4 px later
 TEETH_LIGHT = 1.2  # drawn teeth's luminance over the skin's at the nose bridge, before TEETH_MIX: the row's lit
 # middle ends about as bright as the skin (0.98-1.05x); darker teeth read as a grey band (a grimace)
