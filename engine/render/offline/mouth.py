@@ -78,6 +78,7 @@ def draw_interior(out: np.ndarray, top: np.ndarray, bottom: np.ndarray, iod: flo
     tongue = tongue_color if tongue_color is not None else mouth_color * 2.0
     gap = bottom[:, 1] - top[:, 1]
     extra = math.sqrt(max(0.0, blur * blur - SHARP_PHOTO_BLUR * SHARP_PHOTO_BLUR))
+    extra = extra if extra >= MIN_EXTRA_BLUR else 0.0  # too little to see: drawn as it is, in the usual box
     if float(gap.max()) >= 0.75:
         _cavity(out, top, bottom, iod, mouth_color, teeth_color, upper_teeth, bite, tongue, smile, extra, rounding)
     if tongue_out > 0.0:
@@ -113,7 +114,7 @@ def _composite(out: np.ndarray, box: tuple[int, int, int, int], colour: np.ndarr
     """Lay ``colour`` (h, w, 3) over ``out[box]`` by ``alpha`` (h, w), both softened first by ``extra_blur`` px
     (premultiplied, so the soft edge takes no colour from outside the shape)."""
     x0, y0, x1, y1 = box
-    if extra_blur >= MIN_EXTRA_BLUR:
+    if extra_blur > 0.0:
         colour = cv2.GaussianBlur(colour * alpha[..., None], (0, 0), extra_blur)
         alpha = cv2.GaussianBlur(alpha, (0, 0), extra_blur)
         colour = colour / np.maximum(alpha, 1e-4)[..., None]
